@@ -1,0 +1,83 @@
+"""Assembly of the chat command core: the one function the application bootstrap calls.
+
+``build_dispatcher`` wires the registry, access control, confirmations, audit log and processed
+updates around a :class:`~core.views.TradingService`; ``build_console`` adds the console chat when
+the settings and the terminal allow it. Platform adapters (Telegram, Discord, Slack) take the same
+dispatcher.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import stat
+import sys
+from collections.abc import Callable
+from typing import TextIO
+
+from bot.audit import AuditLog
+from bot.commands import build_registry
+from bot.confirmations import ConfirmationStore
+from bot.console import ConsoleChat, open_stdin_reader
+from bot.context import Clock, SystemClock
+from bot.dispatcher import Dispatcher
+from bot.identity import AccessControl
+from bot.registry import Registry
+from bot.updates import ProcessedUpdates
+from core.events import Event
+from core.settings_models import ChatSettings
+from core.views import TradingService
+from persistence.db import Database
+
+
+def build_dispatcher(
+    db: Database,
+    services: TradingService,
+    settings: ChatSettings,
+    *,
+    clock: Clock | None = None,
+    registry: Registry | None = None,
+    redact: Callable[[str], str] | None = None,
+    instance_id: str = "",
+) -> Dispatcher:
+    clock = clock or SystemClock()
+    return Dispatcher(
+        registry or build_registry(),
+        services,
+        AccessControl(db, settings, clock),
+        ConfirmationStore(db, clock),
+        AuditLog(db, clock, redact),
+        settings,
+        clock,
+        updates=ProcessedUpdates(db, clock, instance_id),
+    )
+
+
+def stdin_is_readable(stream: TextIO | None = None) -> bool:
+    """True for a terminal, a pipe or a regular file on stdin; False when stdin is closed or /dev/null."""
+    stream = stream if stream is not None else sys.stdin
+    try:
+        fd = stream.fileno()
+        mode = os.fstat(fd).st_mode
+    except (AttributeError, OSError, ValueError):
+        return False
+    if stream.isatty():
+        return True
+    return stat.S_ISFIFO(mode) or stat.S_ISREG(mode) or stat.S_ISSOCK(mode)
+
+
+def build_console(
+    dispatcher: Dispatcher,
+    settings: ChatSettings,
+    *,
+    events: asyncio.Queue[Event] | None = None,
+    on_eof: Callable[[], None] | None = None,
+) -> ConsoleChat | None:
+    """The console chat on this process's stdin/stdout, or None when ``chat.console`` and the terminal say no.
+
+    ``on_eof`` lets ``tradectl run --exit-after-input`` stop the service once piped input ends.
+    """
+    if settings.console == "off" or (settings.console == "auto" and not stdin_is_readable()):
+        return None
+    return ConsoleChat(dispatcher, reader_factory=open_stdin_reader, out=sys.stdout, events=events, on_eof=on_eof,
+                       prompt=sys.stdin.isatty())

@@ -1,0 +1,56 @@
+"""Charts and the schedule: /chart, /schedule, /report."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from bot import format as fmt
+from bot.context import CommandContext
+from bot.errors import CommandError
+from bot.identity import Role
+from bot.registry import arg, command
+from bot.reply import Block, Image, Reply, Table, Text
+from core.views import ReportService
+
+
+def _reports(ctx: CommandContext) -> ReportService:
+    services = ctx.services
+    if not hasattr(services, "chart"):
+        raise CommandError("Charts and schedules are not available here.")
+    return services  # type: ignore[return-value]
+
+
+@dataclass(frozen=True)
+class ChartArgs:
+    days: int = arg(30, help="how many days back (1-3650)", min=1, max=3650)
+
+
+@command("chart", args=ChartArgs, help="Equity curve as an image", usage="/chart 7 draws the last week.")
+async def chart(ctx: CommandContext, args: ChartArgs) -> Reply:
+    png = await _reports(ctx).chart(args.days)
+    return Reply((Image(png, f"Equity, last {args.days} day(s)"),))
+
+
+@command("schedule", help="Scheduled jobs with their next run, and the latest runs")
+async def schedule(ctx: CommandContext, args: None) -> Reply:
+    jobs, runs = await _reports(ctx).schedule()
+    if not jobs and not runs:
+        return Reply((Text("No scheduled jobs (schedule.enabled is off)."),))
+    blocks: list[Block] = [Table("Scheduled jobs", ("job", "schedule", "next run"),
+                                 tuple((j.name, j.schedule, fmt.when(j.next_run) if j.next_run else "-") for j in jobs))]
+    if runs:
+        blocks.append(Table("Latest runs", ("job", "for", "status"),
+                            tuple((r.name, fmt.when(r.scheduled_for), r.status) for r in runs)))
+    return Reply(tuple(blocks))
+
+
+@dataclass(frozen=True)
+class ReportArgs:
+    job: str = arg(help="the job to run now, e.g. daily_report (see /schedule)")
+
+
+@command("report", role=Role.ADMIN, args=ReportArgs, help="Run a scheduled job now (e.g. a PnL report)",
+         usage="/report daily_report sends the daily report now; /schedule lists the jobs.")
+async def report(ctx: CommandContext, args: ReportArgs) -> Reply:
+    outcome = await _reports(ctx).run_job(args.job)
+    return Reply((Text(f"{args.job}: {outcome}", "success" if outcome == "finished" else "warning"),))

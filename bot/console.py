@@ -1,0 +1,270 @@
+"""The console chat: the terminal as one more chat platform, for the operator at the machine.
+
+Lines come from stdin — a terminal or a pipe, so ``printf '/status\\n' | tradectl run`` is
+scriptable — and go through the same dispatcher as Telegram, as the actor ``console:local`` (an
+admin) in the chat ``console:local``. Replies are rendered as plain text with aligned tables;
+buttons are numbered, so a confirmation is answered with ``1`` / ``2`` or with the offered
+``yes <nonce>`` — both resolve to the same server-side nonce. Engine events received on a queue
+are printed one line each with a timestamp.
+
+Rendering is the pure function :func:`render_console`, tested on its own.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import re
+import stat
+import sys
+from collections.abc import Awaitable, Callable
+from datetime import UTC
+from typing import BinaryIO, Protocol, TextIO
+
+from bot.confirmations import cancel_payload, confirm_payload, parse_payload
+from bot.context import Clock, SystemClock
+from bot.dispatcher import Dispatcher
+from bot.identity import CONSOLE_ACTOR, CONSOLE_CHAT
+from bot.reply import Buttons, Image, KeyValues, Reply, Table, Text
+from core.events import Event
+from core.lifecycle import Supervisor, TaskFailed
+
+log = logging.getLogger("tradectl.bot.console")
+_NUMERIC = re.compile(r"^[+-]?[0-9][0-9,]*(\.[0-9]+)?%?( [A-Z]{2,6})?$")
+_ANSWER = re.compile(r"^(yes|y|no|n)\s+(\S+)$", re.IGNORECASE)
+_PREFIX = {"error": "error: ", "warning": "warning: ", "success": "ok: ", "plain": ""}
+
+
+# --- rendering -----------------------------------------------------------------------------------
+
+
+def _cell(text: str) -> str:
+    return " ".join(text.split()) if ("\n" in text or "\t" in text) else text
+
+
+def _table(block: Table) -> list[str]:
+    rows = [tuple(_cell(c) for c in row) for row in block.rows]
+    widths = [len(h) for h in block.headers]
+    for row in rows:
+        widths = [max(w, len(c)) for w, c in zip(widths, row, strict=True)]
+    numeric = [bool(rows) and all(_NUMERIC.match(r[i]) or r[i] == "-" for r in rows) for i in range(len(widths))]
+
+    def line(cells: tuple[str, ...]) -> str:
+        parts = [c.rjust(w) if num else c.ljust(w) for c, w, num in zip(cells, widths, numeric, strict=True)]
+        return "  ".join(parts).rstrip()
+
+    out = [block.title] if block.title else []
+    out.append(line(block.headers))
+    out.append("  ".join("-" * w for w in widths))
+    out.extend(line(r) for r in rows)
+    if not rows:
+        out.append("(none)")
+    return out
+
+
+def render_console(reply: Reply) -> str:
+    """A reply as plain terminal text. Buttons are numbered in order; confirmations also show ``yes <nonce>``."""
+    sections: list[str] = []
+    for block in reply.blocks:
+        if isinstance(block, Text):
+            sections.append(_PREFIX[block.style] + block.text)
+        elif isinstance(block, KeyValues):
+            width = max((len(k) for k, _ in block.items), default=0)
+            lines = [block.title] if block.title else []
+            lines += [f"  {k.ljust(width)}  {_cell(v)}" for k, v in block.items]
+            sections.append("\n".join(lines))
+        elif isinstance(block, Table):
+            sections.append("\n".join(_table(block)))
+        elif isinstance(block, Image):
+            sections.append(f"[image: {block.caption or 'chart'}, {len(block.png)} bytes]")
+        elif isinstance(block, Buttons):
+            sections.append("  ".join(f"[{i}] {b.label}" for i, b in enumerate(block.choices, 1)))
+            hints = []
+            for b in block.choices:
+                parsed = parse_payload(b.payload)
+                if parsed is not None:
+                    hints.append(f"{'yes' if parsed[0] == 'confirm' else 'no'} {parsed[1]}")
+            if hints:
+                sections.append("(type the number, or: " + " / ".join(hints) + ")")
+    return "\n".join(sections)
+
+
+def render_event(event: Event) -> str:
+    ts = event.ts.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%SZ")
+    return f"{ts} [{event.severity}] {event.summary()}"
+
+
+# --- input ---------------------------------------------------------------------------------------
+
+
+class LineReader(Protocol):
+    async def readline(self) -> bytes: ...
+
+
+class _PipeReader:
+    """stdin (terminal or pipe) through the event loop; restores blocking mode on close so the shell
+    is not left with a non-blocking terminal."""
+
+    def __init__(self, reader: asyncio.StreamReader, transport: asyncio.BaseTransport, fd: int) -> None:
+        self._reader, self._transport, self._fd = reader, transport, fd
+
+    async def readline(self) -> bytes:
+        return await self._reader.readline()
+
+    def close(self) -> None:
+        self._transport.close()
+        try:
+            os.set_blocking(self._fd, True)
+        except OSError:
+            pass
+
+
+class FileReader:
+    """A regular file on stdin (``tradectl run < commands.txt``): the event loop cannot watch files,
+    and reading one never blocks for long."""
+
+    def __init__(self, stream: TextIO | BinaryIO) -> None:
+        self._stream: BinaryIO = getattr(stream, "buffer", stream)  # type: ignore[assignment]
+
+    async def readline(self) -> bytes:
+        return self._stream.readline(65536)
+
+    def close(self) -> None:
+        pass
+
+
+async def open_stdin_reader() -> LineReader:
+    fd = sys.stdin.fileno()
+    if stat.S_ISREG(os.fstat(fd).st_mode):
+        return FileReader(sys.stdin)
+    return await open_fd_reader(fd)
+
+
+async def open_fd_reader(fd: int) -> LineReader:
+    """A line reader on a terminal, pipe or socket file descriptor, driven by the event loop."""
+    loop = asyncio.get_running_loop()
+    reader = asyncio.StreamReader(limit=65536)
+    pipe = os.fdopen(os.dup(fd), "rb", buffering=0)
+    transport, _ = await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), pipe)
+    return _PipeReader(reader, transport, fd)
+
+
+# --- the component -------------------------------------------------------------------------------
+
+
+class ConsoleChat:
+    """Reads commands from ``reader`` (or one made by ``reader_factory`` at start) and writes replies to ``out``."""
+
+    name = "console"
+
+    def __init__(
+        self,
+        dispatcher: Dispatcher,
+        *,
+        reader: LineReader | None = None,
+        reader_factory: Callable[[], Awaitable[LineReader]] | None = None,
+        out: TextIO,
+        events: asyncio.Queue[Event] | None = None,
+        on_eof: Callable[[], None] | None = None,
+        on_failure: Callable[[TaskFailed], None] | None = None,
+        prompt: bool = False,
+        clock: Clock | None = None,
+    ) -> None:
+        if reader is None and reader_factory is None:
+            raise ValueError("ConsoleChat needs a reader or a reader_factory")
+        self.dispatcher = dispatcher
+        self._reader = reader
+        self._reader_factory = reader_factory
+        self._out = out
+        self._events = events
+        self._on_eof = on_eof
+        self._prompt = prompt
+        self._clock = clock or SystemClock()
+        self._supervisor = Supervisor("console", on_failure)
+        self._choices: tuple[str, ...] = ()
+        self._running = False
+        self.eof = asyncio.Event()
+
+    async def start(self) -> None:
+        if self._running:
+            return
+        if self._reader is None and self._reader_factory is not None:
+            self._reader = await self._reader_factory()
+        self._running = True
+        self._supervisor.spawn("console:input", self._input_loop())
+        if self._events is not None:
+            self._supervisor.spawn("console:events", self._event_loop())
+
+    async def stop(self) -> None:
+        if not self._running:
+            return
+        self._running = False
+        await self._supervisor.stop()
+        close = getattr(self._reader, "close", None)
+        if close is not None:
+            close()
+
+    def _write(self, text: str) -> None:
+        self._out.write(text if text.endswith("\n") else text + "\n")
+        self._out.flush()
+
+    async def _input_loop(self) -> None:
+        assert self._reader is not None
+        if self._prompt:
+            self._write("console chat ready: type /help (commands work with or without the leading /)")
+        while True:
+            try:
+                raw = await self._reader.readline()
+            except ValueError:  # a line over the reader's limit: skip it, keep reading
+                self._write("error: line too long")
+                continue
+            if not raw:
+                log.info("console input ended")
+                self.eof.set()
+                if self._on_eof is not None:
+                    self._on_eof()
+                return
+            line = raw.decode("utf-8", errors="replace").strip()
+            if line:
+                await self.handle_line(line)
+
+    async def handle_line(self, line: str) -> str | None:
+        """Dispatch one console line and print the reply; returns the rendered text (None if silent)."""
+        if line.isdigit() and self._choices and not 1 <= int(line) <= len(self._choices):
+            self._write(f"error: choose a number from 1 to {len(self._choices)}")
+            return None
+        payload = self._answer_payload(line)
+        try:
+            if payload is not None:
+                reply = await self.dispatcher.handle_callback(CONSOLE_ACTOR, CONSOLE_CHAT, payload)
+                self._choices = ()
+            else:
+                text = line if line.startswith("/") else "/" + line
+                reply = await self.dispatcher.handle_text(CONSOLE_ACTOR, CONSOLE_CHAT, text, self._clock.now())
+        except Exception:  # noqa: BLE001 - the console must keep reading; the log has the detail
+            log.exception("console command failed")
+            self._write("error: something went wrong (see the log)")
+            return None
+        if reply is None:
+            return None
+        if reply.buttons:
+            self._choices = tuple(b.payload for b in reply.buttons)
+        rendered = render_console(reply)
+        self._write(rendered)
+        return rendered
+
+    def _answer_payload(self, line: str) -> str | None:
+        if line.isdigit() and self._choices:
+            return self._choices[int(line) - 1]
+        m = _ANSWER.match(line)
+        if m:
+            nonce = m.group(2)
+            return confirm_payload(nonce) if m.group(1).lower().startswith("y") else cancel_payload(nonce)
+        return None
+
+    async def _event_loop(self) -> None:
+        assert self._events is not None
+        while True:
+            event = await self._events.get()
+            self._write(render_event(event))

@@ -1,0 +1,151 @@
+"""Alerts to Discord channels through the REST API (``POST /channels/{id}/messages``), as the bot.
+
+Discord's limits are dynamic and per route, so they are read from the answers rather than hard-coded:
+``X-RateLimit-Remaining`` / ``X-RateLimit-Reset-After`` per bucket make the sender wait *before* a
+request that would be refused, and a 429 (its JSON ``retry_after``, ``global`` flag or the
+``Retry-After`` header) is handed back to the outbox dispatcher as a :class:`DeliveryError` with
+``retry_after``, so nothing is dropped and the row is retried in order. Avoiding 429s matters beyond
+speed: 10,000 refused requests in 10 minutes get the bot's IP banned.
+
+A destination whose target is a URL is a Discord incoming webhook instead (no bot needed).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from typing import Any
+
+import httpx
+from pydantic import SecretStr
+
+from bot.notify.senders import AlertMessage, DeliveryError, WebhookSender, plain_text
+from core.settings_models import DiscordSettings, NotifySettings
+
+log = logging.getLogger("tradectl.discord.alerts")
+DEFAULT_API = "https://discord.com/api/v10"
+SUPPRESS_NOTIFICATIONS = 4096
+_PERMANENT = {400, 401, 403, 404, 405, 413}
+MAX_PREEMPTIVE_WAIT_S = 30.0
+
+
+class DiscordSender:
+    """The alert :class:`~bot.notify.senders.Sender` for Discord. Targets are channel ids (or webhook URLs)."""
+
+    platform = "discord"
+    max_chars = 2000
+
+    def __init__(self, token: SecretStr | str | None, *, api_base: str = DEFAULT_API,
+                 client: httpx.AsyncClient | None = None, timeout: float = 10.0,
+                 webhook: WebhookSender | None = None) -> None:
+        self._token = token.get_secret_value() if isinstance(token, SecretStr) else token
+        self._api = api_base.rstrip("/")
+        self._client = client or httpx.AsyncClient(timeout=timeout)
+        self._webhook = webhook or WebhookSender("discord", self._client)
+        self._bucket_of: dict[str, str] = {}  # route -> Discord's bucket hash
+        self._resets: dict[str, tuple[int, float]] = {}  # bucket or route -> (remaining, reset at monotonic)
+        self._global_until = 0.0
+        self.requests = 0
+        self.rate_limited = 0
+
+    async def send(self, target: str, message: AlertMessage) -> None:
+        if target.startswith(("https://", "http://")):
+            await self._webhook.send(target, message)
+            return
+        if not self._token:
+            raise DeliveryError("discord.token is not set: cannot post to a channel id", permanent=True)
+        if not target.isdigit():
+            raise DeliveryError(f"discord target {target!r} is neither a channel id nor a webhook URL", permanent=True)
+        route = f"/channels/{target}/messages"
+        await self._wait_for(route)
+        body: dict[str, Any] = {"content": plain_text(message), "allowed_mentions": {"parse": []}}
+        if message.silent:
+            body["flags"] = SUPPRESS_NOTIFICATIONS
+        headers = {"Authorization": f"Bot {self._token}", "User-Agent": "DiscordBot (tradectl, 0.1)"}
+        try:
+            self.requests += 1
+            if message.image:
+                body["attachments"] = [{"id": 0, "filename": "chart.png"}]
+                resp = await self._client.post(self._api + route, headers=headers,
+                                               data={"payload_json": json.dumps(body)},
+                                               files={"files[0]": ("chart.png", message.image, "image/png")})
+            else:
+                resp = await self._client.post(self._api + route, headers=headers, json=body)
+        except httpx.HTTPError as exc:
+            raise DeliveryError(f"discord unreachable: {type(exc).__name__}") from exc
+        self._learn(route, resp)
+        if resp.status_code == 429:
+            self.rate_limited += 1
+            raise DeliveryError("discord rate limited", retry_after=self._retry_after(resp))
+        if resp.status_code >= 500:
+            raise DeliveryError(f"discord answered {resp.status_code}")
+        if resp.status_code in _PERMANENT:
+            raise DeliveryError(f"discord refused the message ({resp.status_code}: {_reason(resp)})", permanent=True)
+        if resp.status_code >= 400:
+            raise DeliveryError(f"discord answered {resp.status_code}")
+
+    async def _wait_for(self, route: str) -> None:
+        """Sleep until the route's bucket has room; a long wait goes back to the dispatcher instead."""
+        now = time.monotonic()
+        key = self._bucket_of.get(route, route)
+        remaining, reset_at = self._resets.get(key, (1, 0.0))
+        wait = max(self._global_until - now, reset_at - now if remaining <= 0 else 0.0)
+        if wait <= 0:
+            return
+        if wait > MAX_PREEMPTIVE_WAIT_S:
+            raise DeliveryError("discord bucket exhausted", retry_after=wait)
+        await asyncio.sleep(wait)
+
+    def _learn(self, route: str, resp: httpx.Response) -> None:
+        h = resp.headers
+        bucket = h.get("X-RateLimit-Bucket")
+        if bucket:
+            self._bucket_of[route] = bucket
+        key = self._bucket_of.get(route, route)
+        try:
+            remaining = int(h["X-RateLimit-Remaining"])
+            reset_after = float(h["X-RateLimit-Reset-After"])
+        except (KeyError, ValueError):
+            return
+        self._resets[key] = (remaining, time.monotonic() + reset_after)
+
+    def _retry_after(self, resp: httpx.Response) -> float:
+        retry = None
+        is_global = resp.headers.get("X-RateLimit-Global", "").lower() == "true"
+        try:
+            doc = resp.json()
+            retry = float(doc["retry_after"])
+            is_global = is_global or bool(doc.get("global"))
+        except Exception:  # noqa: BLE001 - fall back to the header
+            pass
+        if retry is None:
+            try:
+                retry = float(resp.headers.get("Retry-After", "1"))
+            except ValueError:
+                retry = 1.0
+        retry = max(0.0, retry)
+        if is_global:
+            self._global_until = time.monotonic() + retry
+        return retry
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
+
+
+def _reason(resp: httpx.Response) -> str:
+    try:
+        return str(resp.json().get("message", ""))[:200]
+    except Exception:  # noqa: BLE001
+        return resp.text[:200]
+
+
+def alert_sender(settings: DiscordSettings, notify: NotifySettings) -> DiscordSender | None:
+    """The sender for the outbox when Discord alerts can be delivered: a bot token (channel ids), or
+    destinations that are all webhook URLs. None leaves Discord destinations waiting, with a warning."""
+    token = settings.token.get_secret_value() if settings.token else ""
+    targets = [d.target for d in notify.destinations if d.platform == "discord"]
+    if not token and not (targets and all(t.startswith(("https://", "http://")) for t in targets)):
+        return None
+    return DiscordSender(token or None, api_base=settings.api_base, timeout=settings.request_timeout_s)

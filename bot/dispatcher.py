@@ -1,0 +1,344 @@
+"""The dispatcher: every adapter's two entry points, and the one authorization middleware.
+
+``handle_text`` takes a message, ``handle_callback`` a button press; both return a
+:class:`~bot.reply.Reply` to render, or None to stay silent. Between input and command function
+sit, in order, for every command alike:
+
+    well-formed ids -> [duplicate update] -> allowlist (chat and user) -> rate limit -> known command
+    -> role -> arguments -> argument limits (trader pairs) -> stale message -> confirmation -> run
+
+The rate limit comes right after the allowlist so that floods of unknown or malformed commands
+count too. Each attempt is audited before its reply is returned, whatever the decision. Commands
+never check permissions themselves.
+
+Anything with a side effect (a state-changing command, a new confirmation, a button press) first
+records its platform update id in its own transaction, so a redelivered update never acts twice.
+Everything else (reads, refusals) records the update id in the same transaction as its audit row,
+after running, and stays silent if it turns out to be a redelivery: one round trip fewer on the hot
+path, and repeating a read is harmless.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import re
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from bot.audit import AuditLog, Decision, new_ref_id
+from bot.confirmations import ConfirmationStore, cancel_payload, confirm_payload, parse_payload
+from bot.context import Clock, CommandContext, SystemClock
+from bot.errors import CommandError, UsageError
+from bot.identity import CONSOLE, AccessControl, Actor, ChatRef, Role
+from bot.presses import PressHandling
+from bot.ratelimit import RateLimiter
+from bot.registry import NAME_RE, CommandSpec, Registry, needs_confirmation
+from bot.reply import Button, Buttons, Reply, Text
+from bot.updates import ProcessedUpdates, UpdateRef
+from core.logs import bind
+from core.settings_models import ChatSettings
+from core.views import ServiceUnavailable, TradingService
+
+log = logging.getLogger("tradectl.bot.dispatcher")
+_ID_RE = re.compile(r"^[A-Za-z0-9_.:@+-]{1,64}$")
+_PLATFORM_RE = re.compile(r"^[a-z]{1,16}$")
+
+
+def split_command(text: str) -> tuple[str, list[str]] | None:
+    """``"/Close@mybot btc/usd"`` -> ``("close", ["btc/usd"])``; None when the text is not a command."""
+    if not isinstance(text, str):
+        return None
+    stripped = text.strip()
+    if not stripped.startswith("/"):
+        return None
+    parts = stripped[1:].split()
+    if not parts:
+        return "", []
+    return parts[0].split("@", 1)[0].lower()[:64], parts[1:]
+
+
+def well_formed(actor: Actor, chat: ChatRef) -> bool:
+    """Platform ids are short printable tokens; anything else cannot be on an allowlist."""
+    return all(isinstance(v, str) and _ID_RE.match(v) for v in (actor.user_id, chat.chat_id)) and all(
+        isinstance(v, str) and _PLATFORM_RE.match(v) for v in (actor.platform, chat.platform))
+
+
+@dataclass(frozen=True, slots=True)
+class Attempt:
+    """One input on its way through the middleware. ``update`` is set until the update id is recorded."""
+
+    actor: Actor
+    chat: ChatRef
+    command: str
+    args: str
+    ref: str
+    update: UpdateRef | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class _Stop:
+    """The middleware decided; ``reply`` (possibly None: silence) is the answer."""
+
+    reply: Reply | None
+
+
+class Dispatcher(PressHandling):
+    """The command core behind every chat adapter.
+
+    Built once by the application (see :func:`bot.app.build_dispatcher`) and shared by all adapters;
+    it holds no per-platform state. ``clock`` is wall time (confirmation expiry, stale messages, rate
+    limits), never the market clock of a replay.
+    """
+
+    def __init__(
+        self,
+        registry: Registry,
+        services: TradingService,
+        access: AccessControl,
+        confirmations: ConfirmationStore,
+        audit: AuditLog,
+        settings: ChatSettings,
+        clock: Clock | None = None,
+        *,
+        updates: ProcessedUpdates,
+        limiter: RateLimiter | None = None,
+    ) -> None:
+        self.registry = registry
+        self.services = services
+        self.access = access
+        self.confirmations = confirmations
+        self.audit = audit
+        self.settings = settings
+        self.clock = clock or SystemClock()
+        self.updates = updates
+        self.limiter = limiter or RateLimiter(settings.rate_limit_per_minute, self.clock)
+
+    # -- entry points ----------------------------------------------------------------------
+
+    async def handle_text(self, actor: Actor, chat: ChatRef, text: str, sent_at: datetime | None = None,
+                          update_id: str | None = None, *, epoch: int | None = None) -> Reply | None:
+        """A message from ``actor`` in ``chat``. ``sent_at`` is the platform's timestamp (for the stale
+        check), ``update_id`` the platform's delivery id (for de-duplication), ``epoch`` the leader term."""
+        parsed = split_command(text)
+        if parsed is None:
+            return None  # chatter, not a command: none of our business, not an attempt
+        name, tokens = parsed
+        update = UpdateRef(actor.platform, update_id, epoch) if update_id is not None else None
+        attempt = Attempt(actor, chat, name, " ".join(tokens), new_ref_id(), update)
+        with bind(platform=actor.platform, user=actor.user_id, chat=chat.chat_id, command=name, ref=attempt.ref):
+            try:
+                return await self._text(attempt, tokens, sent_at)
+            except Exception:  # noqa: BLE001 - e.g. the database is down: a reference, never a traceback
+                return await self._crashed(attempt)
+
+    async def handle_callback(self, actor: Actor, chat: ChatRef, payload: str, update_id: str | None = None,
+                              *, epoch: int | None = None) -> Reply | None:
+        """A button press carrying ``payload`` (as sent in a :class:`~bot.reply.Button`), or a typed answer."""
+        shown = payload[:11] + "..." if isinstance(payload, str) else "?"  # never the whole nonce
+        update = UpdateRef(actor.platform, update_id, epoch) if update_id is not None else None
+        attempt = Attempt(actor, chat, "(button)", shown, new_ref_id(), update)
+        with bind(platform=actor.platform, user=actor.user_id, chat=chat.chat_id, ref=attempt.ref):
+            try:
+                return await self._callback(attempt, payload)
+            except Exception:  # noqa: BLE001
+                return await self._crashed(attempt)
+
+    async def _text(self, attempt: Attempt, tokens: list[str], sent_at: datetime | None) -> Reply | None:
+        name = attempt.command
+        spec = self.registry.get(name) if NAME_RE.match(name) else None
+        effects = spec is not None and (spec.mutates or spec.destructive or needs_confirmation(spec, self.settings))
+        gate = await self._gate(attempt, effects)
+        if not isinstance(gate, tuple):
+            return gate.reply
+        attempt, role = gate
+        if spec is None:
+            return await self._unknown(attempt, role)
+        return await self._command(spec, attempt, role, tokens, sent_at)
+
+    async def _callback(self, attempt: Attempt, payload: str) -> Reply | None:
+        gate = await self._gate(attempt, effects=True)
+        if not isinstance(gate, tuple):
+            return gate.reply
+        attempt, role = gate
+        parsed = parse_payload(payload)
+        if parsed is None:
+            return await self._refuse(attempt, "invalid", "malformed button payload",
+                                      Reply.error("This button is not valid."))
+        action, nonce = parsed
+        pending = await self.confirmations.get(nonce)
+        if pending is None:
+            return await self._refuse(attempt, "invalid", "unknown confirmation nonce",
+                                      Reply.error("This confirmation is not valid."))
+        attempt = dataclasses.replace(attempt, command=pending.command, args=" ".join(pending.tokens),
+                                      ref=pending.ref_id)
+        with bind(command=pending.command, ref=pending.ref_id):
+            return await self._press(attempt, role, action, pending)
+
+    async def _gate(self, attempt: Attempt, effects: bool) -> "tuple[Attempt, Role] | _Stop":
+        """The checks every input passes first: well-formed, not seen before, allowlisted, not flooding.
+
+        With ``effects`` the update id is recorded now and the role read fresh from the database."""
+        actor = attempt.actor
+        if not well_formed(actor, attempt.chat):
+            return _Stop(await self._unauthorized(attempt))  # no stable id we could ever have allowlisted
+        if effects and attempt.update is not None:
+            fresh = await self.updates.first_time(attempt.update)
+            attempt = dataclasses.replace(attempt, update=None)
+            if not fresh:
+                await self._audit(attempt, "duplicate", "update already processed")
+                return _Stop(None)
+        role = await self.access.authorize(actor, attempt.chat, fresh=effects)
+        if role is Role.NONE:
+            return _Stop(await self._unauthorized(attempt))
+        if not self.limiter.allow(actor.key):
+            return _Stop(await self._rate_limited(attempt))
+        return attempt, role
+
+    # -- text commands ---------------------------------------------------------------------
+
+    async def _command(self, spec: CommandSpec, attempt: Attempt, role: Role, tokens: list[str],
+                       sent_at: datetime | None) -> Reply | None:
+        attempt = dataclasses.replace(attempt, command=spec.name)
+        if role < spec.role:
+            return await self._refuse(attempt, "denied", f"needs {spec.role.label}, has {role.label}",
+                                      Reply.error(f"/{spec.name} needs the {spec.role.label} role; "
+                                                  f"you are {role.label}."))
+        try:
+            args = spec.parse(tokens)
+        except UsageError as exc:
+            return await self._refuse(attempt, "invalid", exc.message,
+                                      Reply((Text(exc.message, "error"), Text(spec.usage_text()))))
+        refusal = self._limit_refusal(spec, args, attempt.actor, role)
+        if refusal:
+            return await self._refuse(attempt, "denied", refusal, Reply.error(refusal))
+        needs_confirm = needs_confirmation(spec, self.settings)
+        if (spec.destructive or needs_confirm) and self._is_stale(sent_at):
+            return await self._refuse(
+                attempt, "stale", f"sent {sent_at.isoformat() if sent_at else '?'}",
+                Reply.error(f"Refused: this /{spec.name} was sent more than {self.settings.stale_command_s} s ago "
+                            "(a delayed or replayed message). Send it again if you still mean it."))
+        if needs_confirm:
+            return await self._ask_confirmation(spec, attempt, tuple(tokens))
+        return await self._run(spec, attempt, role, args, "allowed")
+
+    def _two_person(self, spec: CommandSpec, actor: Actor) -> bool:
+        # The console is the operator at the machine; there is no second person to ask there.
+        return spec.name in self.settings.two_person_commands and actor.platform != CONSOLE
+
+    def _limit_refusal(self, spec: CommandSpec, args: object, actor: Actor, role: Role) -> str | None:
+        allowed = self.access.pair_limit(actor, role)
+        if allowed is None:
+            return None
+        for pair in spec.pairs_in(args):
+            if pair not in allowed:
+                return f"You may use /{spec.name} only for {', '.join(allowed) or 'no pairs'}."
+        return None
+
+    def _is_stale(self, sent_at: datetime | None) -> bool:
+        if sent_at is None:
+            return False
+        if sent_at.tzinfo is None:
+            sent_at = sent_at.replace(tzinfo=UTC)
+        return (self.clock.now() - sent_at).total_seconds() > self.settings.stale_command_s
+
+    async def _ask_confirmation(self, spec: CommandSpec, attempt: Attempt, tokens: tuple[str, ...]) -> Reply | None:
+        two = self._two_person(spec, attempt.actor)
+        ttl = self.settings.confirm_ttl_s
+        pending = await self.confirmations.create(attempt.actor, attempt.chat, spec.name, tokens, ref_id=attempt.ref,
+                                                  ttl_s=ttl, approvals_needed=2 if two else 1)
+        who = "A second admin must press Confirm (self-approval is refused)" if two else "Press Confirm"
+        call = " ".join([f"/{spec.name}", *tokens])
+        return await self._refuse(attempt, "allowed", f"awaiting {'second-admin ' if two else ''}confirmation", Reply((
+            Text(f"Confirm {call}: {spec.help}\n{who} within {ttl} s.", "warning"),
+            Buttons((Button("Confirm", confirm_payload(pending.nonce), "danger"),
+                     Button("Cancel", cancel_payload(pending.nonce), "secondary"))),
+        )))
+
+    # -- running a command -----------------------------------------------------------------
+
+    async def _run(self, spec: CommandSpec, attempt: Attempt, role: Role, args: object, decision: Decision,
+                   approved_by: str = "", confirmer: Actor | None = None) -> Reply | None:
+        ctx = CommandContext(actor=attempt.actor, chat=attempt.chat, role=role, ref_id=attempt.ref,
+                             services=self.services, access=self.access, audit=self.audit, registry=self.registry,
+                             settings=self.settings, clock=self.clock, approved_by=approved_by)
+        note = f"requested by {attempt.actor.key}, approved by {approved_by}; " if approved_by else ""
+        by = confirmer or attempt.actor
+        # State-changing commands leave a row before they run, so a crash mid-way still leaves a trace.
+        row_id = None
+        if spec.mutates:
+            row_id = await self.audit.write(self._row(attempt, decision, note + "started", by))
+        try:
+            reply = await spec.handler(ctx, args)
+            final, result = decision, note + reply.summary()
+        except CommandError as exc:
+            reply, final, result = Reply.error(exc.message), "failed", note + exc.message
+        except ServiceUnavailable as exc:  # a standby, or leadership changing hands: say so plainly
+            reply, final, result = Reply.error(str(exc)), "failed", note + str(exc)
+        except Exception as exc:  # noqa: BLE001 - the chat gets a reference, the log the traceback
+            log.exception("/%s failed (reference %s)", spec.name, attempt.ref)
+            reply = Reply.error(f"Something went wrong, reference {attempt.ref}.")
+            final, result = "failed", f"{note}internal error {type(exc).__name__}"
+        log.info("/%s -> %s", spec.name, final)
+        if row_id is not None:
+            await self.audit.finish(row_id, final, result)
+            return reply
+        return await self._refuse(attempt, final, result, reply, actor=by)
+
+    # -- refusals and the audit trail ------------------------------------------------------
+
+    async def _crashed(self, attempt: Attempt) -> Reply | None:
+        log.exception("dispatch failed (reference %s)", attempt.ref)
+        return await self._refuse(attempt, "failed", "internal error in dispatch",
+                                  Reply.error(f"Something went wrong, reference {attempt.ref}."))
+
+    async def _unauthorized(self, attempt: Attempt) -> Reply | None:
+        log.warning("unauthorized attempt")
+        warn = self.limiter.should_warn("unauth:" + attempt.actor.key)
+        silent = self.settings.unauthorized_reply == "silent" or not warn
+        return await self._refuse(attempt, "denied", "not allowlisted (user or chat)",
+                                  None if silent else Reply.error("Not authorized."))
+
+    async def _rate_limited(self, attempt: Attempt) -> Reply | None:
+        reply = None
+        if self.limiter.should_warn(attempt.actor.key):
+            reply = Reply.error(f"Too many commands: at most {self.settings.rate_limit_per_minute} per minute. "
+                                "Try again shortly.")
+        return await self._refuse(attempt, "rate_limited", f"over {self.settings.rate_limit_per_minute}/min", reply)
+
+    async def _unknown(self, attempt: Attempt, role: Role) -> Reply | None:
+        near = self.registry.nearest(attempt.command, role) if attempt.command else None
+        hint = f" Did you mean /{near}?" if near else ""
+        what = f"Unknown command /{attempt.command}." if NAME_RE.match(attempt.command) else "Unknown command."
+        return await self._refuse(attempt, "unknown", "unknown command",
+                                  Reply.error(f"{what}{hint} Send /help for the list."))
+
+    async def _refuse(self, attempt: Attempt, decision: Decision, result: str, reply: Reply | None,
+                      actor: Actor | None = None) -> Reply | None:
+        """Audit the outcome, then hand back ``reply`` — or None if the update turns out to be a redelivery."""
+        return reply if await self._audit(attempt, decision, result, actor) else None
+
+    def _row(self, attempt: Attempt, decision: Decision, result: str, actor: Actor | None = None) -> dict[str, Any]:
+        who = actor or attempt.actor
+        return self.audit.entry(platform=who.platform, user_id=who.user_id, chat_id=attempt.chat.chat_id,
+                                command=attempt.command, args=attempt.args, decision=decision, result=result,
+                                ref_id=attempt.ref)
+
+    async def _audit(self, attempt: Attempt, decision: Decision, result: str, actor: Actor | None = None) -> bool:
+        """Write the audit row; if the update id is still unrecorded, record it in the same transaction.
+        False when the update had been processed before (the row then says ``duplicate``)."""
+        row = self._row(attempt, decision, result, actor)
+        if attempt.update is None:
+            await self.audit.write(row)
+            return True
+        try:
+            async with self.audit.db.engine.begin() as conn:
+                fresh = await self.updates.mark(conn, attempt.update)
+                if not fresh:
+                    self.audit.set_outcome(row, "duplicate", f"update already processed; would be {decision}")
+                await self.audit.add(conn, row)
+            return fresh
+        except Exception:  # noqa: BLE001 - an audit failure must not hide the outcome; the log keeps it
+            log.exception("audit write failed: %s /%s -> %s", attempt.ref, attempt.command, decision)
+            return True

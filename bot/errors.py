@@ -1,0 +1,20 @@
+"""The command layer's error hierarchy.
+
+Only a :class:`CommandError`'s message reaches the chat. Anything else raised inside a command is
+an internal failure: the chat gets "something went wrong, reference <id>" and the log gets the
+traceback (redacted by the logging setup).
+"""
+
+from __future__ import annotations
+
+
+class CommandError(Exception):
+    """A refusal or failure whose message is safe and useful to show in chat."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class UsageError(CommandError):
+    """The arguments do not fit the command; the reply adds the command's usage text."""

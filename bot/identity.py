@@ -1,0 +1,248 @@
+"""Who is asking, from where, and what they may do.
+
+An actor is a stable platform user id on a platform, a chat is a stable chat id on the same
+platform; display names are carried for messages only and never decide anything. Roles come from
+two places: the settings (bootstrap roles per platform, which chat cannot change) and grants that
+admins make from chat (``role_grants`` table). The effective role is the higher of the two.
+
+Deny by default: a group chat or channel must be listed in ``chat.allowed_chats``; a private chat
+needs only a user with a role. The console (``console:local``) is the operator at the terminal and
+is always an admin.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from dataclasses import dataclass
+from datetime import datetime
+from enum import IntEnum
+from typing import Literal
+
+from sqlmodel import col, delete, select
+
+from bot.context import Clock
+from bot.errors import CommandError
+from core.settings_models import CHAT_PLATFORMS, ChatSettings
+from persistence.db import Database
+from persistence.models import RoleGrantRow
+from persistence.upsert import upsert
+
+ChatKind = Literal["private", "group", "channel"]
+CONSOLE = "console"
+# Stable ids per platform: Telegram user ids are integers, Discord ids are snowflakes, Slack user ids
+# look like U024BE7LH. A display name or a handle never matches.
+_USER_ID_RE = {
+    "telegram": re.compile(r"^[0-9]{1,20}$"),
+    "discord": re.compile(r"^[0-9]{5,25}$"),
+    "slack": re.compile(r"^[UW][A-Z0-9]{2,30}$"),
+}
+
+
+_EXAMPLE_ID = {"telegram": "123456789", "discord": "80351110224678912", "slack": "U024BE7LH"}
+
+
+class Role(IntEnum):
+    NONE = 0
+    VIEWER = 1
+    TRADER = 2
+    ADMIN = 3
+
+    @property
+    def label(self) -> str:
+        return self.name.lower()
+
+    @classmethod
+    def parse(cls, text: str) -> "Role":
+        """``viewer`` / ``trader`` / ``admin`` (any case); ``none`` is not grantable and not parsed."""
+        try:
+            role = cls[text.strip().upper()]
+        except KeyError:
+            raise ValueError(f"unknown role {text!r}: use viewer, trader or admin") from None
+        if role is cls.NONE:
+            raise ValueError("role must be viewer, trader or admin")
+        return role
+
+
+@dataclass(frozen=True, slots=True)
+class Actor:
+    platform: str
+    user_id: str
+    display: str = ""
+
+    @property
+    def key(self) -> str:
+        """``telegram:123456``: what intents carry as ``requested_by`` and settings use as user key."""
+        return f"{self.platform}:{self.user_id}"
+
+    def same_user(self, other: "Actor") -> bool:
+        return self.platform == other.platform and self.user_id == other.user_id
+
+
+@dataclass(frozen=True, slots=True)
+class ChatRef:
+    platform: str
+    chat_id: str
+    kind: ChatKind = "private"
+
+
+CONSOLE_ACTOR = Actor(CONSOLE, "local", "operator")
+CONSOLE_CHAT = ChatRef(CONSOLE, "local", "private")
+
+
+@dataclass(frozen=True, slots=True)
+class RoleEntry:
+    platform: str
+    user_id: str
+    role: Role
+    source: str  # "settings", "granted" or "settings+granted"
+    granted_by: str = ""
+    granted_at: datetime | None = None
+
+
+def parse_user_ref(text: str, default_platform: str) -> tuple[str, str]:
+    """``123456`` (same platform as the caller), ``discord:123`` or a mention (``<@123>``, ``@U123``).
+
+    Returns ``(platform, user_id)``; raises ValueError with a message fit for chat.
+    """
+    raw = text.strip()
+    platform = default_platform
+    if ":" in raw and not raw.startswith("<"):
+        platform, raw = raw.split(":", 1)
+        platform = platform.lower()
+    if raw.startswith("<@") and raw.endswith(">"):
+        raw = raw[2:-1].lstrip("!").split("|", 1)[0]
+    raw = raw.lstrip("@")
+    if platform not in CHAT_PLATFORMS:
+        raise ValueError(f"name the platform of the user, e.g. telegram:{raw or '123456'}")
+    if not _USER_ID_RE[platform].match(raw):
+        raise ValueError(f"a {platform} user is named by their stable platform id, such as "
+                         f"{_EXAMPLE_ID[platform]} (not a display name or handle)")
+    return platform, raw
+
+
+class AccessControl:
+    """Combines bootstrap roles and allowed chats from the settings with grants in the database."""
+
+    def __init__(self, db: Database, settings: ChatSettings, clock: Clock, *, grant_cache_s: float = 5.0) -> None:
+        self.db = db
+        self.settings = settings
+        self.clock = clock
+        self.grant_cache_s = grant_cache_s
+        self._grants: dict[tuple[str, str], Role] | None = None
+        self._grants_at = 0.0
+        self._boot: dict[tuple[str, str], Role] = {}
+        for role, table in ((Role.VIEWER, settings.viewers), (Role.TRADER, settings.traders), (Role.ADMIN, settings.admins)):
+            for platform, ids in table.items():
+                for user_id in ids:
+                    key = (platform, user_id)
+                    self._boot[key] = max(role, self._boot.get(key, Role.NONE))
+
+    def bootstrap_role(self, platform: str, user_id: str) -> Role:
+        if platform == CONSOLE:
+            return Role.ADMIN if user_id == CONSOLE_ACTOR.user_id else Role.NONE
+        return self._boot.get((platform, user_id), Role.NONE)
+
+    async def granted_role(self, platform: str, user_id: str) -> Role:
+        async with self.db.session() as s:
+            row = await s.get(RoleGrantRow, (platform, user_id))
+        if row is None:
+            return Role.NONE
+        try:
+            return Role.parse(row.role)
+        except ValueError:
+            return Role.NONE  # a hand-edited row with a bad role grants nothing
+
+    async def _cached_grants(self) -> dict[tuple[str, str], Role]:
+        if self._grants is None or time.monotonic() - self._grants_at > self.grant_cache_s:
+            async with self.db.session() as s:
+                rows = (await s.exec(select(RoleGrantRow.platform, RoleGrantRow.user_id, RoleGrantRow.role))).all()
+            grants = {}
+            for platform, user_id, role in rows:
+                try:
+                    grants[(platform, user_id)] = Role.parse(role)
+                except ValueError:
+                    continue
+            self._grants, self._grants_at = grants, time.monotonic()
+        return self._grants
+
+    async def role_of(self, actor: Actor, *, fresh: bool = True) -> Role:
+        """The effective role. ``fresh=False`` may use grants up to ``grant_cache_s`` old: the dispatcher
+        allows that for commands without side effects only, so a revocation made on another replica
+        stops state changes at once and reads within seconds."""
+        boot = self.bootstrap_role(actor.platform, actor.user_id)
+        if actor.platform == CONSOLE or boot is Role.ADMIN:
+            return boot  # nothing a grant could add
+        if fresh:
+            granted = await self.granted_role(actor.platform, actor.user_id)
+        else:
+            granted = (await self._cached_grants()).get((actor.platform, actor.user_id), Role.NONE)
+        return max(boot, granted)
+
+    def chat_allowed(self, chat: ChatRef) -> bool:
+        if chat.platform == CONSOLE:
+            return chat.chat_id == CONSOLE_CHAT.chat_id
+        if chat.kind == "private":
+            return True
+        return chat.chat_id in self.settings.allowed_chats.get(chat.platform, ())
+
+    async def authorize(self, actor: Actor, chat: ChatRef, *, fresh: bool = True) -> Role:
+        """The actor's role in this chat; ``Role.NONE`` means nothing may be executed."""
+        if actor.platform != chat.platform or not self.chat_allowed(chat):
+            return Role.NONE
+        return await self.role_of(actor, fresh=fresh)
+
+    def pair_limit(self, actor: Actor, role: Role) -> tuple[str, ...] | None:
+        """Pairs a trader may act on, or None when unrestricted (admins, or no limit configured)."""
+        if role >= Role.ADMIN:
+            return None
+        return self.settings.trader_pairs.get(actor.key)
+
+    async def grant(self, platform: str, user_id: str, role: Role, by: Actor) -> str:
+        if platform == CONSOLE:
+            raise CommandError("the console operator is always an admin; grant roles to platform users")
+        boot = self.bootstrap_role(platform, user_id)
+        values = {"platform": platform, "user_id": user_id, "role": role.label, "granted_by": by.key,
+                  "granted_at": self.clock.now()}
+        async with self.db.session() as s:
+            await s.exec(upsert(self.db.dialect, RoleGrantRow, values, ("platform", "user_id")))  # type: ignore[call-overload]
+        self._grants = None
+        note = ""
+        if boot > role:
+            note = f" (the settings make them {boot.label}, which still applies)"
+        return f"{platform}:{user_id} is now {role.label}{note}"
+
+    async def revoke(self, platform: str, user_id: str, by: Actor) -> str:
+        boot = self.bootstrap_role(platform, user_id)
+        async with self.db.session() as s:
+            result = await s.exec(delete(RoleGrantRow).where(  # type: ignore[call-overload]
+                col(RoleGrantRow.platform) == platform, col(RoleGrantRow.user_id) == user_id))
+            removed = result.rowcount > 0
+        self._grants = None
+        who = f"{platform}:{user_id}"
+        if boot is not Role.NONE:
+            why = (f"{who} is {boot.label} by the settings, which chat cannot revoke: "
+                   "change chat.admins/traders/viewers in the configuration")
+            if removed:
+                return f"removed the granted role; {why}"
+            raise CommandError(why)
+        if not removed:
+            raise CommandError(f"{who} has no granted role")
+        return f"{who} no longer has a role"
+
+    async def entries(self) -> list[RoleEntry]:
+        """Every user with a role, from the settings and from grants, sorted by platform and id."""
+        async with self.db.session() as s:
+            rows = (await s.exec(select(RoleGrantRow))).all()
+        out: dict[tuple[str, str], RoleEntry] = {
+            key: RoleEntry(key[0], key[1], role, "settings") for key, role in self._boot.items()}
+        for row in rows:
+            try:
+                granted = Role.parse(row.role)
+            except ValueError:
+                continue
+            key = (row.platform, row.user_id)
+            boot = self._boot.get(key, Role.NONE)
+            source = "settings+granted" if boot is not Role.NONE else "granted"
+            out[key] = RoleEntry(row.platform, row.user_id, max(boot, granted), source, row.granted_by, row.granted_at)
+        return [out[k] for k in sorted(out)]

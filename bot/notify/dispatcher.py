@@ -1,0 +1,234 @@
+"""The outbox dispatcher: delivers waiting alerts per destination, in order, within rate limits.
+
+- One task per destination. A destination is served by one dispatcher at a time across all
+  replicas: the task holds a lease named ``outbox:<destination>`` (the same lease mechanism as the
+  leader election), and re-checks it before each send. Any number of replicas may run dispatchers.
+- Rows are sent oldest first. When more than ``digest_after`` wait, they go out as digests of
+  ``digest_lines`` alerts, so a burst of 1,000 events becomes ~25 readable messages, not an hour of
+  queue. Nothing is dropped: a digest marks exactly the rows it contains.
+- A failure keeps the rows pending and backs off exponentially (or for the platform's
+  ``retry_after``). After ``failing_warn_after`` consecutive failures the other destinations get a
+  warning once per outage.
+- Delivery is at-least-once: a crash between the platform accepting a message and the row being
+  marked delivered can repeat that one message after a restart.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import logging
+import time
+from collections.abc import Mapping
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import update
+from sqlmodel import col, select
+
+from bot.notify.ratelimit import TokenBucket
+from bot.notify.senders import AlertMessage, DeliveryError, Sender
+from core.events import DestinationFailing
+from core.leader import Lease
+from core.outbox import OutboxWriter
+from core.settings_models import Destination, NotifySettings
+from persistence.db import Database
+from persistence.models import OutboxRow
+
+log = logging.getLogger("tradectl.notify")
+
+
+class OutboxDispatcher:
+    name = "outbox-dispatcher"
+
+    def __init__(
+        self,
+        db: Database,
+        settings: NotifySettings,
+        senders: Mapping[str, Sender],
+        *,
+        instance_id: str,
+        targets: Mapping[str, str] | None = None,
+        poll_s: float = 0.5,
+        lease_ttl_s: float = 15.0,
+        base_backoff_s: float = 1.0,
+    ) -> None:
+        self.db = db
+        self.settings = settings
+        self.senders = senders
+        self.instance_id = instance_id
+        self.targets = dict(targets or {})
+        self.poll_s = poll_s
+        self.lease_ttl_s = lease_ttl_s
+        self.base_backoff_s = base_backoff_s
+        self._tasks: list[asyncio.Task[None]] = []
+        self._wake = asyncio.Event()
+        self._held: dict[str, tuple[Lease, int]] = {}
+        self.sent_messages = 0
+        self.delivered_rows = 0
+
+    def destinations(self) -> list[Destination]:
+        return [d for d in self.settings.destinations if d.platform in self.senders]
+
+    async def start(self) -> None:
+        if self._tasks:
+            return
+        for dest in self.destinations():
+            self._tasks.append(asyncio.create_task(self._serve(dest), name=f"outbox:{dest.name}"))
+        for dest in self.settings.destinations:
+            if dest.platform != "console" and dest.platform not in self.senders:
+                log.warning("alert destination %s: %s is not configured; its alerts wait in the outbox",
+                            dest.name, dest.platform)
+
+    def poke(self) -> None:
+        self._wake.set()
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks = []
+        # hand the destinations back so another replica (or our own restart) resumes at once
+        for lease, epoch in list(self._held.values()):
+            try:
+                await lease.release(self.instance_id, epoch)
+            except Exception:  # noqa: BLE001 - the lease then simply expires
+                log.warning("could not release %s", lease.name, exc_info=True)
+        self._held.clear()
+
+    async def _serve(self, dest: Destination) -> None:
+        lease = Lease(self.db, f"outbox:{dest.name}")
+        bucket = TokenBucket(self.settings.per_destination_rate, 3)
+        sender = self.senders[dest.platform]
+        target = self.targets.get(dest.name, dest.target)
+        failures = 0
+        warned = False
+        epoch: int | None = None
+        renewed = 0.0
+        while True:
+            try:
+                if epoch is None or time.monotonic() - renewed > self.lease_ttl_s / 3:
+                    epoch = await lease.acquire(self.instance_id, self.lease_ttl_s)
+                    renewed = time.monotonic()
+                    if epoch is None:
+                        self._held.pop(dest.name, None)
+                    else:
+                        self._held[dest.name] = (lease, epoch)
+                if epoch is None:
+                    await asyncio.sleep(self.poll_s)
+                    continue
+                rows = await self._due(dest.name)
+                if not rows:
+                    await self._idle()
+                    continue
+                wait = bucket.wait_time()
+                if wait > 0:
+                    await asyncio.sleep(wait)
+                    continue
+                batch, message = self._compose(rows, sender.max_chars)
+                if not await lease.holds(self.instance_id, epoch):
+                    epoch = None
+                    continue
+                bucket.take()
+                try:
+                    await sender.send(target, message)
+                except DeliveryError as exc:
+                    failures += 1
+                    if exc.retry_after is not None:
+                        bucket.block_for(exc.retry_after)
+                        delay = exc.retry_after
+                    else:
+                        delay = min(self.settings.max_backoff_s, self.base_backoff_s * 2 ** min(failures - 1, 16))
+                    await self._failed(batch, str(exc), delay, permanent=exc.permanent)
+                    log.warning("alert delivery to %s failed (%d): %s; retry in %.1fs", dest.name, failures, exc, delay)
+                    if failures >= self.settings.failing_warn_after and not warned:
+                        warned = True
+                        await self._warn_others(dest.name, failures, str(exc))
+                    continue
+                await self._delivered(batch)
+                failures = 0
+                warned = False
+                self.sent_messages += 1
+                self.delivered_rows += len(batch)
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # noqa: BLE001 - the database may be briefly away; keep serving
+                log.warning("dispatcher for %s hit an error", dest.name, exc_info=True)
+                await asyncio.sleep(self.poll_s)
+
+    async def _idle(self) -> None:
+        try:
+            await asyncio.wait_for(self._wake.wait(), self.poll_s)
+        except TimeoutError:
+            pass
+        self._wake.clear()
+
+    async def _due(self, destination: str) -> list[OutboxRow]:
+        now = datetime.now(UTC)
+        limit = max(self.settings.digest_lines, self.settings.digest_after + 1)
+        async with self.db.session() as s:
+            stmt = (select(OutboxRow).where(OutboxRow.destination == destination, OutboxRow.status == "pending")
+                    .order_by(col(OutboxRow.id)).limit(limit))
+            rows = list((await s.exec(stmt)).all())
+        # strict order: if the oldest row is backing off, nothing behind it overtakes it
+        if rows and rows[0].next_attempt_at > now:
+            return []
+        return rows
+
+    def _compose(self, rows: list[OutboxRow], max_chars: int) -> tuple[list[OutboxRow], AlertMessage]:
+        if len(rows) <= self.settings.digest_after:
+            row = rows[0]
+            payload = json.loads(row.payload)
+            text = payload["text"][: max_chars - 50]
+            image = base64.b64decode(payload["image"]) if payload.get("image") else None
+            return [row], AlertMessage(row.event_type, row.severity, (text,), row.silent, image=image)
+        batch: list[OutboxRow] = []
+        texts: list[str] = []
+        budget = max_chars - 100  # room for the digest header and bullets
+        for r in rows[: self.settings.digest_lines]:
+            payload = json.loads(r.payload)
+            if payload.get("image") and batch:
+                break  # a report with a chart goes out on its own, never flattened into a digest
+            text = payload["text"][:500]
+            if batch and budget - (len(text) + 4) < 0:
+                break
+            budget -= len(text) + 4
+            batch.append(r)
+            texts.append(text)
+        lines = tuple(texts)
+        worst = max(batch, key=lambda r: ("info", "warning", "error", "critical").index(r.severity))
+        return batch, AlertMessage("digest", worst.severity, lines, all(r.silent for r in batch), digest=True)
+
+    async def _delivered(self, batch: list[OutboxRow]) -> None:
+        now = datetime.now(UTC)
+        ids = [r.id for r in batch]
+        async with self.db.session() as s:
+            await s.exec(update(OutboxRow).where(col(OutboxRow.id).in_(ids), OutboxRow.status == "pending")  # type: ignore[call-overload]
+                         .values(status="delivered", delivered_at=now, claimed_by=self.instance_id))
+
+    async def _failed(self, batch: list[OutboxRow], error: str, delay: float, *, permanent: bool) -> None:
+        later = datetime.now(UTC) + timedelta(seconds=delay)
+        ids = [r.id for r in batch]
+        async with self.db.session() as s:
+            for row in (await s.exec(select(OutboxRow).where(col(OutboxRow.id).in_(ids)))).all():
+                row.attempts += 1
+                row.last_error = error[:500]
+                row.next_attempt_at = later
+                if permanent and row.attempts >= 10:
+                    row.status = "failed"
+                s.add(row)
+
+    async def _warn_others(self, failing: str, failures: int, error: str) -> None:
+        others = tuple(d for d in self.settings.destinations if d.name != failing)
+        writer = OutboxWriter(self.settings.model_copy(update={"destinations": others}))
+        event = DestinationFailing(destination=failing, failures=failures, error=error[:200])
+        async with self.db.session() as s:
+            writer.write(s, event)
+        self.poke()
+
+    async def pending(self, destination: str | None = None) -> int:
+        async with self.db.session() as s:
+            stmt = select(OutboxRow.id).where(OutboxRow.status == "pending")
+            if destination:
+                stmt = stmt.where(OutboxRow.destination == destination)
+            return len((await s.exec(stmt)).all())

@@ -1,0 +1,48 @@
+"""Per-actor sliding-window rate limit against floods (a stuck client, a script, a spammer).
+
+Kept in memory: a flood hits the instance that receives it, and a restart forgiving a minute of
+history is harmless. The number of tracked actors is bounded so a flood of distinct ids cannot
+grow memory without limit.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict, deque
+from datetime import datetime, timedelta
+
+from bot.context import Clock
+
+WINDOW = timedelta(minutes=1)
+
+
+class RateLimiter:
+    def __init__(self, per_minute: int, clock: Clock, max_actors: int = 10_000) -> None:
+        self.per_minute = per_minute
+        self.clock = clock
+        self._hits: OrderedDict[str, deque[datetime]] = OrderedDict()
+        self._warned: dict[str, datetime] = {}
+        self._max_actors = max_actors
+
+    def allow(self, key: str) -> bool:
+        """Count one attempt; False once the actor exceeded ``per_minute`` in the last minute."""
+        now = self.clock.now()
+        hits = self._hits.pop(key, None) or deque()
+        self._hits[key] = hits  # most recently used last
+        while hits and now - hits[0] >= WINDOW:
+            hits.popleft()
+        if len(self._hits) > self._max_actors:
+            old, _ = self._hits.popitem(last=False)
+            self._warned.pop(old, None)
+        if len(hits) >= self.per_minute:
+            return False
+        hits.append(now)
+        return True
+
+    def should_warn(self, key: str) -> bool:
+        """Tell a limited actor once per window; answering every flooded message would feed the flood."""
+        now = self.clock.now()
+        last = self._warned.get(key)
+        if last is not None and now - last < WINDOW:
+            return False
+        self._warned[key] = now
+        return True

@@ -1,0 +1,118 @@
+"""What a command returns: a :class:`Reply` made of typed blocks, never markup.
+
+Each platform adapter renders these blocks its own way (Telegram HTML and inline keyboards, Discord
+embeds and buttons, Slack Block Kit, console text); escaping, length limits and layout are the
+renderer's business. Values arrive already formatted as strings (see :mod:`bot.format`) so every
+platform shows the same numbers.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal, TypeAlias
+
+TextStyle = Literal["plain", "error", "warning", "success"]
+ButtonStyle = Literal["primary", "danger", "secondary"]
+
+# Telegram's callback_data limit; Discord (100) and Slack (2000) allow more, so this bounds all three.
+MAX_PAYLOAD_BYTES = 64
+
+
+@dataclass(frozen=True, slots=True)
+class Text:
+    text: str
+    style: TextStyle = "plain"
+
+
+@dataclass(frozen=True, slots=True)
+class KeyValues:
+    title: str
+    items: tuple[tuple[str, str], ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Table:
+    title: str
+    headers: tuple[str, ...]
+    rows: tuple[tuple[str, ...], ...]
+
+    def __post_init__(self) -> None:
+        for row in self.rows:
+            if len(row) != len(self.headers):
+                raise ValueError(f"table {self.title!r}: row has {len(row)} cells, expected {len(self.headers)}")
+
+
+@dataclass(frozen=True, slots=True)
+class Image:
+    png: bytes = field(repr=False)
+    caption: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Button:
+    """``payload`` is opaque to the adapter: it sends it back verbatim when the button is pressed."""
+
+    label: str
+    payload: str
+    style: ButtonStyle = "secondary"
+
+    def __post_init__(self) -> None:
+        if len(self.payload.encode()) > MAX_PAYLOAD_BYTES:
+            raise ValueError(f"button payload longer than {MAX_PAYLOAD_BYTES} bytes")
+
+
+@dataclass(frozen=True, slots=True)
+class Buttons:
+    choices: tuple[Button, ...]
+
+
+Block: TypeAlias = Text | KeyValues | Table | Image | Buttons
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    blocks: tuple[Block, ...]
+
+    @classmethod
+    def text(cls, text: str, style: TextStyle = "plain") -> "Reply":
+        return cls((Text(text, style),))
+
+    @classmethod
+    def error(cls, text: str) -> "Reply":
+        return cls((Text(text, "error"),))
+
+    def __add__(self, other: "Reply") -> "Reply":
+        return Reply(self.blocks + other.blocks)
+
+    @property
+    def buttons(self) -> tuple[Button, ...]:
+        return tuple(b for block in self.blocks if isinstance(block, Buttons) for b in block.choices)
+
+    def summary(self, limit: int = 300) -> str:
+        """A one-line description for the audit log: the first text block, or the first title."""
+        for block in self.blocks:
+            if isinstance(block, Text):
+                return block.text.replace("\n", " ")[:limit]
+        for block in self.blocks:
+            if isinstance(block, (KeyValues, Table)):
+                return block.title[:limit]
+        return ""
+
+    def plain_text(self) -> str:
+        """Every string in the reply joined by newlines: what tests search and what a screen reader gets."""
+        parts: list[str] = []
+        for block in self.blocks:
+            if isinstance(block, Text):
+                parts.append(block.text)
+            elif isinstance(block, KeyValues):
+                parts.append(block.title)
+                parts.extend(f"{k}: {v}" for k, v in block.items)
+            elif isinstance(block, Table):
+                parts.append(block.title)
+                parts.append(" | ".join(block.headers))
+                parts.extend(" | ".join(row) for row in block.rows)
+            elif isinstance(block, Image):
+                parts.append(block.caption)
+            elif isinstance(block, Buttons):
+                parts.extend(b.label for b in block.choices)
+        return "\n".join(p for p in parts if p)

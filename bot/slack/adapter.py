@@ -1,0 +1,205 @@
+"""The Slack adapter: one slash command (``/tradectl status``) and Block Kit buttons, via slack-bolt.
+
+Socket Mode (the default) keeps an outgoing WebSocket, so no public endpoint is needed; HTTP mode
+serves ``slack.http_path`` and bolt verifies each request's signature (HMAC-SHA256 with the signing
+secret, timestamps older than five minutes refused) before any listener runs.
+
+Every replica runs this: with several Socket Mode connections Slack delivers each event to one of
+them, and everything the command core keeps (confirmations, processed updates, audit) is in the
+database, so it does not matter which replica answers.
+
+Slack wants an acknowledgement within 3 seconds: each listener acks first and then dispatches; the
+answer goes to the command's ``response_url``, which works in any channel and in direct messages
+without inviting the bot. Allowlists here are only what the dispatcher cannot know: which Slack
+workspaces are served. Channels (``chat.allowed_chats.slack``) and users (roles) are checked by the
+dispatcher as on every platform.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from aiohttp import web
+from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
+from slack_bolt.adapter.socket_mode.aiohttp import AsyncSocketModeHandler
+from slack_bolt.app.async_app import AsyncApp
+from slack_bolt.request.async_request import AsyncBoltRequest
+from slack_sdk.errors import SlackClientError
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bot.dispatcher import Dispatcher
+from bot.identity import Actor, ChatRef
+from bot.reply import Reply
+from bot.slack.render import ACTION_RE, is_refusal, render_slack
+from bot.slack.sender import web_client
+from core.lifecycle import Supervisor, TaskFailed
+from core.settings_models import SlackSettings
+
+log = logging.getLogger("tradectl.slack")
+Respond = Callable[..., Awaitable[Any]]
+
+
+def _secret(value: Any) -> str:
+    return value.get_secret_value() if value is not None else ""
+
+
+class SlackAdapter:
+    """A component (``start``/``stop``, safe to call twice). ``port`` is the bound port in HTTP mode."""
+
+    name = "slack"
+
+    def __init__(self, dispatcher: Dispatcher, settings: SlackSettings, *, client: AsyncWebClient | None = None,
+                 on_failure: Callable[[TaskFailed], None] | None = None) -> None:
+        needed = {"slack.bot_token": settings.bot_token}
+        if settings.mode == "socket":
+            needed["slack.app_token"] = settings.app_token
+        else:
+            needed["slack.signing_secret"] = settings.signing_secret
+        missing = [name for name, value in needed.items() if not _secret(value)]
+        if missing:
+            raise ValueError(f"slack.enabled in {settings.mode} mode needs {' and '.join(missing)}")
+        self.dispatcher = dispatcher
+        self.settings = settings
+        self.client = client or web_client(settings)
+        http = settings.mode == "http"
+        self.app = AsyncApp(client=self.client, signing_secret=_secret(settings.signing_secret) if http else None,
+                            request_verification_enabled=http, logger=logging.getLogger("tradectl.slack.bolt"),
+                            process_before_response=False)
+        self.app.command(settings.command)(self._on_command)
+        self.app.action(ACTION_RE)(self._on_press)
+        self.port: int | None = None
+        self._supervisor = Supervisor("slack", on_failure)
+        self._socket: AsyncSocketModeHandler | None = None
+        self._runner: web.AppRunner | None = None
+        self._inflight: set[asyncio.Task[Any]] = set()
+        self._running = False
+
+    # -- lifecycle ---------------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        if self._running:
+            return
+        self._running = True
+        if self.settings.mode == "socket":
+            self._socket = AsyncSocketModeHandler(self.app, _secret(self.settings.app_token), web_client=self.client)
+            # connect() retries until Slack answers: in a task, so an outage never blocks start-up.
+            self._supervisor.spawn("slack:socket", self._socket.connect_async())
+            return
+        web_app = web.Application(client_max_size=1 << 20)
+        web_app.router.add_post(self.settings.http_path, self._http)
+        self._runner = web.AppRunner(web_app, access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, self.settings.http_host, self.settings.http_port)
+        await site.start()
+        self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        log.info("slack http endpoint on %s:%s%s", self.settings.http_host, self.port, self.settings.http_path)
+
+    async def stop(self, drain_s: float = 5.0) -> None:
+        """Stop taking events, then give answers already being worked on ``drain_s`` to finish."""
+        if not self._running:
+            return
+        self._running = False
+        await self._supervisor.stop()
+        if self._socket is not None:
+            await self._socket.close_async()
+            self._socket = None
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+        if self._inflight:
+            done, pending = await asyncio.wait(set(self._inflight), timeout=drain_s)
+            for task in pending:
+                task.cancel()
+
+    async def _http(self, request: web.Request) -> web.Response:
+        bolt_request = await to_bolt_request(request)
+        return await to_aiohttp_response(await self.app.async_dispatch(bolt_request))
+
+    # -- listeners ---------------------------------------------------------------------------------
+
+    def _place(self, team: str, channel: str) -> ChatRef | str:
+        if team not in self.settings.workspaces:
+            return "This Slack workspace is not allowed to use this bot."
+        # D... is a direct message; a channel, private channel or group DM needs chat.allowed_chats.slack.
+        return ChatRef("slack", channel, "private" if channel.startswith("D") else "group")
+
+    def _track(self) -> None:
+        task = asyncio.current_task()
+        if task is not None:
+            self._inflight.add(task)
+            task.add_done_callback(self._inflight.discard)
+
+    async def _on_command(self, ack: Callable[..., Awaitable[None]], body: dict[str, Any], respond: Respond,
+                          request: AsyncBoltRequest) -> None:
+        await ack()
+        self._track()
+        place = self._place(str(body.get("team_id", "")), str(body.get("channel_id", "")))
+        if isinstance(place, str):
+            await self._refuse(respond, place, body.get("user_id"), body.get("team_id"))
+            return
+        text = str(body.get("text") or "").strip().lstrip("/") or "help"
+        actor = Actor("slack", str(body.get("user_id", "")))
+        reply = await self.dispatcher.handle_text(actor, place, "/" + text, _sent_at(request),
+                                                  _update_id(body, "trigger_id"))
+        await self._answer(respond, place, reply, replace=False)
+
+    async def _on_press(self, ack: Callable[..., Awaitable[None]], body: dict[str, Any], action: dict[str, Any],
+                        respond: Respond) -> None:
+        await ack()
+        self._track()
+        team = str((body.get("team") or {}).get("id", "")) or str((body.get("user") or {}).get("team_id", ""))
+        channel = (str((body.get("channel") or {}).get("id", ""))
+                   or str((body.get("container") or {}).get("channel_id", "")))
+        user = str((body.get("user") or {}).get("id", ""))
+        place = self._place(team, channel)
+        if isinstance(place, str):
+            await self._refuse(respond, place, user, team)
+            return
+        reply = await self.dispatcher.handle_callback(Actor("slack", user), place, str(action.get("value", "")),
+                                                      _update_id(body, "trigger_id"))
+        if reply is None:
+            return
+        # A refusal goes to the presser alone and leaves the buttons for the requester; anything else
+        # replaces the message, so used buttons disappear.
+        await self._answer(respond, place, reply, replace=not is_refusal(reply), ephemeral=is_refusal(reply))
+
+    async def _refuse(self, respond: Respond, why: str, user: Any, team: Any) -> None:
+        log.warning("slack request refused: %s (user %s, workspace %s)", why, user, team)
+        await self._respond(respond, text=why, response_type="ephemeral", replace_original=False)
+
+    async def _answer(self, respond: Respond, place: ChatRef, reply: Reply | None, *, replace: bool,
+                      ephemeral: bool = False) -> None:
+        if reply is None:
+            return
+        message = render_slack(reply)
+        await self._respond(respond, text=message.text, blocks=list(message.blocks),
+                            response_type="ephemeral" if ephemeral else "in_channel", replace_original=replace)
+        for filename, png, title in message.files:
+            try:
+                await self.client.files_upload_v2(channel=place.chat_id, file=png, filename=filename, title=title)
+            except SlackClientError as exc:
+                log.warning("could not upload %s to slack: %s", filename, exc)
+
+    async def _respond(self, respond: Respond, **kwargs: Any) -> None:
+        try:
+            await respond(**kwargs)
+        except Exception as exc:  # noqa: BLE001 - the command already ran; only the answer is lost (logged)
+            log.warning("could not answer on slack: %s", exc)
+
+
+def _update_id(body: dict[str, Any], key: str) -> str | None:
+    value = body.get(key)
+    return str(value) if value else None
+
+
+def _sent_at(request: AsyncBoltRequest) -> datetime | None:
+    """The request's signed timestamp in HTTP mode (for the stale-command check); Socket Mode has none."""
+    values = request.headers.get("x-slack-request-timestamp") or []
+    try:
+        return datetime.fromtimestamp(int(values[0]), UTC) if values else None
+    except (ValueError, OverflowError):
+        return None

@@ -1,0 +1,210 @@
+"""Outgoing messages: in order per chat, within Telegram's limits, and never dropped on a 429.
+
+Telegram tolerates about one message per second per chat (with short bursts), about 30 per second
+in total and 20 per minute per group. The application's ``AIORateLimiter`` covers the overall and
+per-group limits; it has no limit for private chats, so each chat also gets a token bucket here.
+Each chat with something to send has one worker task, so a chat's messages keep their order and
+a slow chat never holds up the others; the update loop only queues and never waits for a send.
+
+A 429 (``RetryAfter``) blocks that chat for the time Telegram names and the *same* message is sent
+again — as often as it takes. Network errors are retried a few times with backoff (a reply may then
+arrive twice, never not at all); a message Telegram refuses outright (bad request, bot blocked) is
+logged and skipped, after one plain-text attempt if only its HTML was the problem.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import html
+import logging
+import re
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup, LinkPreviewOptions, ReplyParameters
+from telegram.constants import ParseMode
+from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, TelegramError
+
+from bot.notify.ratelimit import TokenBucket
+from bot.telegram.render import Keyboard, OutMessage, PhotoMessage, TextMessage, units
+from core.lifecycle import Supervisor
+
+log = logging.getLogger("tradectl.bot.telegram")
+_NO_PREVIEW = LinkPreviewOptions(is_disabled=True)
+MAX_NETWORK_RETRIES = 5
+
+
+@dataclass(frozen=True, slots=True)
+class Post:
+    """Send one rendered message, as a reply to ``reply_to`` when set (commands in groups)."""
+
+    message: OutMessage
+    reply_to: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CloseKeyboard:
+    """Take the buttons off a confirmation that was answered, noting the outcome under its text."""
+
+    message_id: int
+    original_html: str | None
+    note_html: str
+
+
+Outgoing = Post | CloseKeyboard
+
+
+def retry_seconds(exc: RetryAfter) -> float:
+    """``retry_after`` in seconds (read without PTB's int/timedelta deprecation warning)."""
+    value = getattr(exc, "_retry_after", None)
+    if value is not None and hasattr(value, "total_seconds"):
+        return float(value.total_seconds())
+    return float(exc.retry_after)  # type: ignore[arg-type]
+
+
+def keyboard_markup(keyboard: Keyboard) -> InlineKeyboardMarkup | None:
+    if not keyboard:
+        return None
+    return InlineKeyboardMarkup([[InlineKeyboardButton(b.label, callback_data=b.payload) for b in row]
+                                 for row in keyboard])
+
+
+_TAG = re.compile(r"<[^>]+>")
+
+
+def _plain(message: OutMessage) -> OutMessage:
+    """The same message without HTML markup (tags dropped, entities decoded)."""
+
+    def strip(text: str) -> str:
+        return html.unescape(_TAG.sub("", text))
+
+    if isinstance(message, TextMessage):
+        return TextMessage(strip(message.html), message.keyboard)
+    return PhotoMessage(message.png, strip(message.caption_html), message.keyboard)
+
+
+class ChatSender:
+    """Delivers :class:`Outgoing` items per chat. ``submit`` never blocks; ``close`` drains."""
+
+    def __init__(self, bot: Bot, *, rate_per_s: float, burst: int,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.bot = bot
+        self.rate_per_s, self.burst = rate_per_s, burst
+        self._clock = clock
+        self._queues: dict[int, deque[Outgoing]] = {}
+        self._buckets: dict[int, TokenBucket] = {}
+        self._supervisor = Supervisor("telegram:send")
+        self._closed = False
+        self.sent = 0
+        self.rate_limited = 0  # 429 answers, each followed by a retry of the same message
+        self.skipped = 0  # refused by Telegram for good (bad request, bot blocked)
+
+    def submit(self, chat_id: int, item: Outgoing) -> None:
+        if self._closed:
+            log.warning("telegram: not sending to chat %s after stop", chat_id)
+            return
+        queue = self._queues.get(chat_id)
+        if queue is None:
+            queue = self._queues[chat_id] = deque()
+            self._supervisor.spawn(f"telegram:chat:{chat_id}", self._serve(chat_id, queue))
+        queue.append(item)
+
+    def pending(self) -> int:
+        return sum(len(q) for q in self._queues.values())
+
+    async def close(self, timeout: float) -> None:
+        """Stop taking messages; give those queued ``timeout`` seconds, then cancel the rest."""
+        self._closed = True
+        end = time.monotonic() + timeout
+        while self._queues and time.monotonic() < end:
+            await asyncio.sleep(0.02)
+        left = self.pending()
+        if left:
+            log.error("telegram: %d message(s) not sent within %.1fs of stopping", left, timeout)
+        await self._supervisor.stop(timeout=1.0)
+        self._queues.clear()
+
+    def _bucket(self, chat_id: int) -> TokenBucket:
+        bucket = self._buckets.get(chat_id)
+        if bucket is None:
+            if len(self._buckets) > 1000:  # forget idle chats; their buckets are full again anyway
+                for key in [k for k, b in self._buckets.items() if k not in self._queues and b.wait_time() == 0]:
+                    del self._buckets[key]
+            bucket = self._buckets[chat_id] = TokenBucket(self.rate_per_s, self.burst, self._clock)
+        return bucket
+
+    async def _serve(self, chat_id: int, queue: deque[Outgoing]) -> None:
+        try:
+            while queue:
+                await self._deliver(chat_id, queue[0])
+                queue.popleft()
+        finally:
+            if self._queues.get(chat_id) is queue:
+                del self._queues[chat_id]
+
+    async def _deliver(self, chat_id: int, item: Outgoing) -> None:
+        bucket = self._bucket(chat_id)
+        failures = 0
+        plain_tried = False
+        while True:
+            wait = bucket.wait_time()
+            if wait > 0:
+                await asyncio.sleep(wait)
+                continue
+            bucket.take()
+            try:
+                await self._call(chat_id, item)
+                self.sent += 1
+                return
+            except RetryAfter as exc:
+                seconds = retry_seconds(exc)
+                self.rate_limited += 1
+                bucket.block_for(seconds)
+                log.info("telegram: chat %s rate limited, sending the same message again in %.1fs", chat_id, seconds)
+            except BadRequest as exc:
+                if isinstance(item, CloseKeyboard):
+                    return  # already closed, or too old to edit: nothing more to do
+                if "parse entities" in str(exc).lower() and not plain_tried:
+                    log.warning("telegram: HTML refused (%s); sending as plain text", exc)
+                    item, plain_tried = Post(_plain(item.message), item.reply_to), True
+                    continue
+                self.skipped += 1
+                log.error("telegram: chat %s refused a message: %s", chat_id, exc)
+                return
+            except Forbidden as exc:
+                self.skipped += 1
+                log.warning("telegram: cannot write to chat %s: %s", chat_id, exc)
+                return
+            except (NetworkError, TelegramError) as exc:
+                failures += 1
+                if failures > MAX_NETWORK_RETRIES:
+                    self.skipped += 1
+                    log.error("telegram: giving up on a message to chat %s after %d errors: %s",
+                              chat_id, failures, exc)
+                    return
+                delay = min(30.0, 0.5 * 2 ** (failures - 1))
+                log.warning("telegram: sending to chat %s failed (%s); retry in %.1fs", chat_id, exc, delay)
+                await asyncio.sleep(delay)
+
+    async def _call(self, chat_id: int, item: Outgoing) -> None:
+        if isinstance(item, CloseKeyboard):
+            text = (item.original_html or "") + item.note_html
+            if item.original_html is not None and units(text) <= 4096:
+                await self.bot.edit_message_text(text, chat_id=chat_id, message_id=item.message_id,
+                                                 parse_mode=ParseMode.HTML, reply_markup=None,
+                                                 link_preview_options=_NO_PREVIEW)
+            else:
+                await self.bot.edit_message_reply_markup(chat_id=chat_id, message_id=item.message_id,
+                                                         reply_markup=None)
+            return
+        message = item.message
+        reply = ReplyParameters(item.reply_to, allow_sending_without_reply=True) if item.reply_to else None
+        markup = keyboard_markup(message.keyboard)
+        if isinstance(message, TextMessage):
+            await self.bot.send_message(chat_id, message.html, parse_mode=ParseMode.HTML, reply_markup=markup,
+                                        reply_parameters=reply, link_preview_options=_NO_PREVIEW)
+        else:
+            await self.bot.send_photo(chat_id, message.png, caption=message.caption_html or None,
+                                      parse_mode=ParseMode.HTML, reply_markup=markup, reply_parameters=reply)

@@ -1,0 +1,52 @@
+"""Telegram updates as dispatcher calls: who, where, what — and nothing about what it means.
+
+``Actor("telegram", <user id>, <name>)`` and ``ChatRef("telegram", <chat id>, kind)`` carry stable
+numeric ids; names are for display only. A command addressed to another bot (``/status@OtherBot``
+in a group) is not ours and is ignored; ``/status@OurBot`` is passed on as ``/status``.
+"""
+
+from __future__ import annotations
+
+from telegram import Chat, User
+
+from bot.identity import Actor, ChatKind, ChatRef
+from bot.reply import Reply, Text
+
+_KINDS: dict[str, ChatKind] = {Chat.PRIVATE: "private", Chat.GROUP: "group", Chat.SUPERGROUP: "group",
+                               Chat.CHANNEL: "channel"}
+
+
+def actor_of(user: User) -> Actor:
+    return Actor("telegram", str(user.id), user.full_name or user.username or "")
+
+
+def chat_of(chat: Chat) -> ChatRef:
+    # An unknown chat type is treated as a group: it then needs to be on the allowlist.
+    return ChatRef("telegram", str(chat.id), _KINDS.get(chat.type, "group"))
+
+
+def private_chat(user: User) -> ChatRef:
+    """Where a press on a message we cannot see (inline mode) is answered: the user's own chat."""
+    return ChatRef("telegram", str(user.id), "private")
+
+
+def addressed_text(text: str, username: str | None) -> str | None:
+    """The command text with our ``@username`` removed; None when it names another bot."""
+    stripped = text.lstrip()
+    if not stripped.startswith("/"):
+        return text
+    head, sep, rest = stripped.partition(" ")
+    if "@" not in head:
+        return text
+    name, _, target = head.partition("@")
+    if username is None or target.lower() != username.lower():
+        return None
+    return name + sep + rest
+
+
+def refused(reply: Reply) -> bool:
+    """True when the reply reports an error or refusal (its first text block is an error)."""
+    for block in reply.blocks:
+        if isinstance(block, Text):
+            return block.style == "error"
+    return False

@@ -1,0 +1,172 @@
+"""Candles for a backtest: loaded, cut to a date range, screened like the engine screens them.
+
+:class:`Bars` carries one pair's candles twice: as float arrays (what strategies and the fast loop
+read) and, when they came from a file, as the exact :class:`~exchanges.base.Candle` values the
+engine is fed. Synthetic series (benchmarks) may skip the ``Candle`` objects; exact prices are then
+recovered from the floats with ``Decimal(repr(x))``, which is exact for any price written with at
+most 15 significant digits.
+
+Screening: the engine's market data refuses misaligned candles and moves larger than
+``trading.outlier_max_move`` (see :mod:`core.market_data`). :func:`screen` applies the same rules
+up front so both modes see the same candles and bar numbers; what it drops is reported. The outlier
+check runs on floats here and on Decimals in the engine: they could only disagree for a move of
+exactly the limit, to the last digit.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+
+import numpy as np
+
+from exchanges.base import Candle
+from exchanges.replay import CandleSeries, load_bundled, load_csv
+from strategies.base import Candles
+
+
+@dataclass(frozen=True, slots=True)
+class Bars:
+    """One pair's candles, oldest first; ``candles`` is ``None`` for array-only (synthetic) data."""
+
+    arrays: Candles
+    candles: tuple[Candle, ...] | None = None
+    dropped: Counter[str] = field(default_factory=Counter)
+    source: str = ""
+
+    @property
+    def pair(self) -> str:
+        return self.arrays.pair
+
+    @property
+    def timeframe_s(self) -> int:
+        return self.arrays.timeframe_s
+
+    def __len__(self) -> int:
+        return len(self.arrays)
+
+    def time(self, i: int) -> datetime:
+        """Open time of bar ``i``."""
+        return datetime.fromtimestamp(int(self.arrays.ts[i]), UTC)
+
+    def price(self, i: int, field_name: str) -> Decimal:
+        """The exact price ``open``/``high``/``low``/``close`` of bar ``i``."""
+        if self.candles is not None:
+            return getattr(self.candles[i], field_name)  # type: ignore[no-any-return]
+        return Decimal(repr(float(getattr(self.arrays, field_name)[i])))
+
+    def volume(self, i: int) -> Decimal:
+        if self.candles is not None:
+            return self.candles[i].volume
+        return Decimal(repr(float(self.arrays.volume[i])))
+
+    def candle_objects(self) -> tuple[Candle, ...]:
+        """The candles as the engine's feed hands them out (built from the arrays if need be)."""
+        if self.candles is not None:
+            return self.candles
+        a, tf = self.arrays, self.timeframe_s
+        return tuple(Candle(pair=a.pair, timeframe_s=tf, ts=self.time(i), open=self.price(i, "open"),
+                            high=self.price(i, "high"), low=self.price(i, "low"), close=self.price(i, "close"),
+                            volume=self.volume(i)) for i in range(len(a)))
+
+
+def to_arrays(pair: str, timeframe_s: int, candles: Sequence[Candle]) -> Candles:
+    n = len(candles)
+    ts = np.fromiter((int(c.ts.timestamp()) for c in candles), dtype=np.int64, count=n)
+    cols = {name: np.fromiter((float(getattr(c, name)) for c in candles), dtype=np.float64, count=n)
+            for name in ("open", "high", "low", "close", "volume")}
+    return Candles(pair=pair, timeframe_s=timeframe_s, ts=ts, **cols)
+
+
+def _take(a: Candles, keep: np.ndarray) -> Candles:
+    return Candles(pair=a.pair, timeframe_s=a.timeframe_s, ts=a.ts[keep], open=a.open[keep], high=a.high[keep],
+                   low=a.low[keep], close=a.close[keep], volume=a.volume[keep])
+
+
+def accepted_mask(a: Candles, outlier_max_move: float | None) -> tuple[np.ndarray, Counter[str]]:
+    """Which bars the engine's market data would accept, and why the others would be refused."""
+    dropped: Counter[str] = Counter()
+    keep = a.ts % a.timeframe_s == 0
+    if not keep.all():
+        dropped["misaligned timestamp"] = int((~keep).sum())
+    if outlier_max_move is not None and len(a) > 1:
+        moves = np.abs(a.close[1:] / a.close[:-1] - 1.0)
+        if keep.all() and not (moves > outlier_max_move).any():
+            return keep, dropped
+        last: float | None = None  # the slow path: "previous close" is the last *accepted* close
+        for i in range(len(a)):
+            if not keep[i]:
+                continue
+            c = float(a.close[i])
+            if last is not None and abs(c / last - 1.0) > outlier_max_move:
+                keep[i] = False
+                dropped["outlier move"] += 1
+                continue
+            last = c
+    return keep, dropped
+
+
+def screen(bars: Bars, outlier_max_move: float | None) -> Bars:
+    """Drop the candles the engine would refuse, counting them by reason."""
+    keep, dropped = accepted_mask(bars.arrays, outlier_max_move)
+    if keep.all():
+        return bars
+    idx = np.flatnonzero(keep)
+    candles = tuple(bars.candles[i] for i in idx) if bars.candles is not None else None
+    return Bars(arrays=_take(bars.arrays, keep), candles=candles, dropped=bars.dropped + dropped, source=bars.source)
+
+
+def from_series(series: CandleSeries, start: datetime | None = None, end: datetime | None = None) -> Bars:
+    """Bars for ``[start, end)`` (open times) of a loaded series."""
+    candles = tuple(c for c in series.candles if (start is None or c.ts >= start) and (end is None or c.ts < end))
+    return Bars(arrays=to_arrays(series.pair, series.timeframe_s, candles), candles=candles,
+                source=series.report.source)
+
+
+def load_bars(pair: str, timeframe_s: int, *, csv: Path | None = None, start: datetime | None = None,
+              end: datetime | None = None) -> Bars:
+    """Candles from ``csv``, else the bundled hourly BTC/USD file; ``ValueError`` when they do not fit."""
+    series = load_csv(csv, pair, timeframe_s=timeframe_s) if csv else load_bundled(pair)
+    if series.timeframe_s != timeframe_s:
+        raise ValueError(f"the candles are {series.timeframe_s}s apart but the timeframe asked for is {timeframe_s}s")
+    bars = from_series(series, start, end)
+    if len(bars) < 2:
+        raise ValueError(f"fewer than two candles between {start or 'the start'} and {end or 'the end'} in {series.report.source}")
+    return bars
+
+
+def synthetic(n: int, *, seed: int, pair: str = "BTC/USD", timeframe_s: int = 3600, start_price: float = 10_000.0,
+              vol: float = 0.01, start: datetime = datetime(2020, 1, 1, tzinfo=UTC)) -> Bars:
+    """A seeded random walk of log prices with cent prices and positive volume (benchmarks, tests).
+
+    The walk is taken relative to its own 2,000-candle moving average, so that a million candles
+    stay within a realistic range instead of drifting to zero or to the sky.
+    """
+    rng = np.random.default_rng(seed)
+    walk = np.cumsum(rng.normal(0.0, vol, n))
+    window = min(2000, n)
+    csum = np.r_[0.0, np.cumsum(walk)]
+    counts = np.minimum(np.arange(1, n + 1), window)
+    trend = (csum[1:] - csum[np.arange(1, n + 1) - counts]) / counts
+    close = np.round(start_price * np.exp(walk - trend), 2)
+    close = np.maximum(close, 0.01)
+    open_ = np.empty(n)
+    open_[0] = start_price
+    open_[1:] = close[:-1]
+    spread = np.abs(rng.normal(0.0, vol / 2, n)) * close
+    high = np.round(np.maximum(open_, close) + spread, 2)
+    low = np.maximum(np.round(np.minimum(open_, close) - spread, 2), 0.01)
+    volume = np.round(rng.uniform(50.0, 500.0, n), 2)
+    t0 = int(start.timestamp())
+    ts = t0 + timeframe_s * np.arange(n, dtype=np.int64)
+    arrays = Candles(pair=pair, timeframe_s=timeframe_s, ts=ts, open=open_, high=high, low=low, close=close,
+                     volume=volume)
+    return Bars(arrays=arrays, source=f"synthetic random walk, seed {seed}")
+
+
+def close_time(bars: Bars, i: int) -> datetime:
+    return bars.time(i) + timedelta(seconds=bars.timeframe_s)

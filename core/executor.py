@@ -1,0 +1,421 @@
+"""The executor: an order state machine with write-ahead client order ids.
+
+``new -> submitted -> partially_filled -> filled | cancelled | rejected | expired``.
+An order row, with its client order id and intent, is committed *before* the venue hears of it.
+Venues treat the client order id as idempotent, so after a crash between "written" and "sent"
+:meth:`Executor.recover` asks the venue about every ``new`` order and either adopts what it finds or
+sends the very same id again: never a second order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+
+from sqlmodel import col, func, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from core import accounting
+from core.events import Event, EventBus, OrderCancelled, OrderFilled, OrderPlaced, OrderRejected, PositionClosed, PositionOpened
+from exchanges.base import Exchange, Order, OrderRequest, OrderStatus, OrderType, Side
+from exchanges.clock import Clock
+from exchanges.errors import ExchangeError, InvalidOrder, OrderNotFound, RateLimited, TemporaryError
+from persistence.db import Database
+from persistence.models import FillRow, OrderRow, PositionRow, RuntimeValue
+
+log = logging.getLogger("tradectl.executor")
+FILL_CURSOR_KEY = "fills_cursor"
+OPEN_STATES = ("new", "submitted", "partially_filled")
+
+
+@dataclass(frozen=True, slots=True)
+class OrderSpec:
+    pair: str
+    side: Side
+    qty: Decimal
+    purpose: str  # entry | exit | stop | take_profit | trailing | close | kill
+    position_id: int | None
+    reason: str = ""
+    requested_by: str = "engine"
+    order_type: OrderType = OrderType.MARKET
+    limit_price: Decimal | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class _Outcome:
+    kind: str  # placed | rejected | failed | final | gone
+    attempts: int
+    order: Order | None = None
+    error: ExchangeError | None = None
+
+
+_VOIDING = ("cancelled", "rejected", "expired")
+
+
+def _copy(src: OrderRow, dst: OrderRow) -> None:
+    if src is not dst:
+        for name in OrderRow.model_fields:
+            setattr(dst, name, getattr(src, name))
+
+
+def new_client_order_id() -> str:
+    """18 characters: fits Kraken's free-text ``cl_ord_id`` and every other venue we know."""
+    return "tc" + secrets.token_hex(8)
+
+
+class Executor:
+    def __init__(
+        self,
+        db: Database,
+        exchange: Exchange,
+        events: EventBus,
+        clock: Clock,
+        *,
+        max_attempts: int = 5,
+        backoff_s: float = 0.2,
+        on_exchange_error: Callable[[ExchangeError], None] | None = None,
+    ) -> None:
+        self.db = db
+        self.venue = exchange
+        self.events = events
+        self.clock = clock
+        self.max_attempts = max_attempts
+        self.backoff_s = backoff_s
+        self._on_error = on_exchange_error or (lambda e: None)
+        self._fill_lock = asyncio.Lock()
+        self._inflight: set[str] = set()
+        self._cursor: str | None = None
+        self._cursor_loaded = False
+        self.version = 0  # bumped whenever orders or positions may have changed (for caches)
+        self.on_position_closed: Callable[[PositionRow], None] = lambda p: None
+
+    # -- placing -------------------------------------------------------------------------
+
+    async def prepare(self, specs: Sequence[OrderSpec]) -> list[OrderRow]:
+        """Write the orders (status ``new``) in one transaction; nothing is sent yet."""
+        now = self.clock.now()
+        rows = [
+            OrderRow(client_order_id=new_client_order_id(), venue=self.venue.name, pair=s.pair, side=s.side.value,
+                     order_type=s.order_type.value, qty=s.qty, limit_price=s.limit_price, status="new",
+                     purpose=s.purpose, position_id=s.position_id, reason=s.reason[:500],
+                     requested_by=s.requested_by[:200], created_at=now, updated_at=now)
+            for s in specs
+        ]
+        async with self.db.session() as s:
+            for row in rows:
+                s.add(row)
+            await s.flush()
+        return rows
+
+    async def place(self, spec: OrderSpec) -> OrderRow:
+        (row,) = await self.prepare([spec])
+        return await self.send(row)
+
+    async def send(self, row: OrderRow) -> OrderRow:
+        """Send a prepared order, retrying temporary failures with the same client order id."""
+        await self.send_many([row])
+        return row
+
+    async def send_many(self, rows: Sequence[OrderRow]) -> None:
+        """Send prepared orders concurrently (one round trip of latency, not one per order) and
+        record every outcome in a single transaction."""
+        rows = [r for r in rows if r.client_order_id not in self._inflight]
+        if not rows:
+            return
+        self._inflight.update(r.client_order_id for r in rows)
+        try:
+            outcomes = await asyncio.gather(*(self._place_with_retry(r) for r in rows))
+            await self._record_sends(list(zip(rows, outcomes, strict=True)))
+        finally:
+            self._inflight.difference_update(r.client_order_id for r in rows)
+
+    async def _place_with_retry(self, row: OrderRow) -> _Outcome:
+        req = OrderRequest(client_order_id=row.client_order_id, pair=row.pair, side=Side(row.side),
+                           type=OrderType(row.order_type), qty=row.qty, limit_price=row.limit_price)
+        delay = self.backoff_s
+        last: ExchangeError | None = None
+        for attempt in range(1, self.max_attempts + 1):
+            try:
+                return _Outcome("placed", attempt, order=await self.venue.place_order(req))
+            except InvalidOrder as exc:
+                return _Outcome("rejected", attempt, error=exc)
+            except TemporaryError as exc:
+                self._on_error(exc)
+                last = exc
+                log.warning("place %s attempt %d failed: %s", row.client_order_id, attempt, exc)
+                await asyncio.sleep(exc.retry_after if isinstance(exc, RateLimited) and exc.retry_after else delay)
+                delay = min(delay * 2, 5.0)
+            except ExchangeError as exc:
+                self._on_error(exc)
+                log.error("place %s failed: %s", row.client_order_id, exc)
+                return _Outcome("failed", attempt, error=exc)
+        log.error("order %s still unsent after %d attempts; it will be retried", row.client_order_id, self.max_attempts)
+        return _Outcome("failed", self.max_attempts, error=last)
+
+    async def _record_sends(self, results: list[tuple[OrderRow, _Outcome]]) -> None:
+        self.version += 1
+        now = self.clock.now()
+        async with self.db.session() as s:
+            ids = [row.id for row, _ in results]
+            (await s.exec(select(OrderRow).where(col(OrderRow.id).in_(ids)))).all()  # one query into the identity map
+            for row, out in results:
+                fresh = await s.get(OrderRow, row.id)
+                assert fresh is not None
+                fresh.attempts = out.attempts
+                fresh.updated_at = now
+                if out.kind == "placed" and out.order is not None:
+                    self._apply_venue_view(fresh, out.order, now)
+                    if fresh.status in _VOIDING:
+                        await self._void_in(s, fresh)
+                    self.events.stage(s, OrderPlaced(pair=row.pair, side=row.side, qty=row.qty,
+                                                     client_order_id=row.client_order_id, purpose=row.purpose))
+                elif out.kind == "rejected":
+                    fresh.status = "rejected"
+                    fresh.last_error = str(out.error)[:500]
+                    await self._void_in(s, fresh)
+                    self.events.stage(s, OrderRejected(pair=row.pair, side=row.side, qty=row.qty, reason=str(out.error)))
+                else:
+                    fresh.last_error = str(out.error)[:500]
+                s.add(fresh)
+                _copy(fresh, row)
+
+    def _apply_venue_view(self, row: OrderRow, order: Order, now: datetime) -> None:
+        row.venue_order_id = order.venue_order_id
+        if row.status == "new":
+            row.status = "submitted"
+            row.submitted_at = now
+        if order.status in (OrderStatus.CANCELLED, OrderStatus.REJECTED, OrderStatus.EXPIRED):
+            row.status = order.status.value
+            row.last_error = order.reject_reason[:500]
+
+    async def _adopt(self, row: OrderRow, order: Order) -> None:
+        self.version += 1
+        now = self.clock.now()
+        async with self.db.session() as s:
+            fresh = await s.get(OrderRow, row.id)
+            assert fresh is not None
+            self._apply_venue_view(fresh, order, now)
+            fresh.updated_at = now
+            if fresh.status in _VOIDING:
+                await self._void_in(s, fresh)
+            s.add(fresh)
+            _copy(fresh, row)
+
+    async def _set(self, row: OrderRow, **fields: object) -> None:
+        self.version += 1
+        async with self.db.session() as s:
+            fresh = await s.get(OrderRow, row.id)
+            assert fresh is not None
+            for k, v in fields.items():
+                setattr(fresh, k, v)
+            fresh.updated_at = self.clock.now()
+            if fresh.status in _VOIDING:
+                await self._void_in(s, fresh)
+            s.add(fresh)
+            _copy(fresh, row)
+
+    async def abandon(self, row: OrderRow, reason: str) -> None:
+        """Give up on an order that was written but never sent (it becomes ``cancelled``)."""
+        await self._set(row, status="cancelled", last_error=reason[:500])
+
+    async def _void_if_unfilled(self, row: OrderRow) -> None:
+        async with self.db.session() as s:
+            await self._void_in(s, row)
+
+    async def _void_in(self, s: AsyncSession, row: OrderRow) -> None:
+        """An entry that ended without any fill leaves no position behind."""
+        if row.position_id is None or row.purpose != "entry":
+            return
+        pos = await s.get(PositionRow, row.position_id)
+        if pos is not None and pos.status == "pending":
+            pos.status = "void"
+            s.add(pos)
+
+    # -- cancelling ----------------------------------------------------------------------
+
+    async def cancel(self, row: OrderRow) -> bool:
+        """Cancel until the venue confirms (or says the order is already final). True when final."""
+        return (await self.cancel_many([row]))[0]
+
+    async def cancel_many(self, rows: Sequence[OrderRow]) -> list[bool]:
+        """Cancel concurrently; record every confirmed outcome in one transaction."""
+        outcomes = await asyncio.gather(*(self._cancel_with_retry(r) for r in rows))
+        self.version += 1
+        now = self.clock.now()
+        async with self.db.session() as s:
+            (await s.exec(select(OrderRow).where(col(OrderRow.id).in_([r.id for r in rows])))).all()
+            for row, out in zip(rows, outcomes, strict=True):
+                if out.kind == "failed":
+                    continue
+                fresh = await s.get(OrderRow, row.id)
+                assert fresh is not None
+                if out.kind == "gone":
+                    fresh.status, fresh.last_error = "cancelled", "not found at venue"
+                elif out.order is not None and out.order.status != OrderStatus.FILLED:
+                    fresh.status = out.order.status.value
+                    self.events.stage(s, OrderCancelled(pair=row.pair, client_order_id=row.client_order_id))
+                fresh.updated_at = now
+                if fresh.status in _VOIDING:
+                    await self._void_in(s, fresh)
+                s.add(fresh)
+                _copy(fresh, row)
+        return [out.kind != "failed" for out in outcomes]
+
+    async def _cancel_with_retry(self, row: OrderRow) -> _Outcome:
+        delay = self.backoff_s
+        for attempt in range(1, self.max_attempts + 1):
+            try:
+                order = await self.venue.cancel_order(row.pair, row.client_order_id)
+            except OrderNotFound:
+                try:
+                    order = await self._lookup(row)
+                except ExchangeError as exc:
+                    self._on_error(exc)
+                    await asyncio.sleep(delay)
+                    continue
+                if order is None:
+                    return _Outcome("gone", attempt)
+            except TemporaryError as exc:
+                self._on_error(exc)
+                await asyncio.sleep(exc.retry_after if isinstance(exc, RateLimited) and exc.retry_after else delay)
+                delay = min(delay * 2, 2.0)
+                continue
+            except ExchangeError as exc:
+                self._on_error(exc)
+                log.error("cancel %s failed: %s", row.client_order_id, exc)
+                return _Outcome("failed", attempt, error=exc)
+            if order.status.is_final:
+                return _Outcome("final", attempt, order=order)
+            await asyncio.sleep(delay)  # the venue has not confirmed yet: ask again
+        return _Outcome("failed", self.max_attempts)
+
+    async def _lookup(self, row: OrderRow) -> Order | None:
+        try:
+            return await self.venue.fetch_order(row.pair, row.client_order_id)
+        except OrderNotFound:
+            return None
+
+    # -- fills ---------------------------------------------------------------------------
+
+    async def poll_fills(self) -> list[Event]:
+        """Pull new fills from the venue and apply them; returns the events published."""
+        async with self._fill_lock:
+            if not self._cursor_loaded:  # only this executor (the leader's) writes it afterwards
+                async with self.db.read() as s:
+                    cur = await s.get(RuntimeValue, FILL_CURSOR_KEY)
+                self._cursor, self._cursor_loaded = (cur.value if cur else None), True
+            cursor = self._cursor
+            page = await self.venue.fills_since(cursor)
+            if not page.fills and page.cursor == cursor:
+                return []
+            staged: list[Event] = []
+            closed: list[PositionRow] = []
+            async with self.db.session() as s:
+                # bulk-load what the page touches: one query each, not one per fill
+                coids = {f.client_order_id for f in page.fills}
+                fids = [f.fill_id for f in page.fills]
+                orders = {o.client_order_id: o for o in (await s.exec(
+                    select(OrderRow).where(col(OrderRow.client_order_id).in_(coids)))).all()} if coids else {}
+                known = set((await s.exec(select(FillRow.fill_id).where(
+                    FillRow.venue == self.venue.name, col(FillRow.fill_id).in_(fids)))).all()) if fids else set()
+                pos_ids = {o.position_id for o in orders.values() if o.position_id is not None}
+                if pos_ids:
+                    (await s.exec(select(PositionRow).where(col(PositionRow.id).in_(pos_ids)))).all()  # into the identity map
+                for fill in page.fills:
+                    order = orders.get(fill.client_order_id)
+                    if order is None:
+                        log.warning("fill %s for unknown order %s", fill.fill_id, fill.client_order_id)
+                        continue
+                    effect = await accounting.apply_fill(s, self.venue.name, fill, order, known)
+                    if effect is None:
+                        continue
+                    if order.filled_qty >= order.qty:
+                        order.status = "filled"
+                    elif order.status in ("new", "submitted"):
+                        order.status = "partially_filled"
+                    s.add(order)
+                    staged.append(OrderFilled(pair=fill.pair, side=fill.side.value, qty=fill.qty, price=fill.price,
+                                                 fee=fill.fee, fee_currency=fill.fee_currency,
+                                                 partial=order.status != "filled", client_order_id=order.client_order_id))
+                    pos = effect.position
+                    if effect.opened:
+                        staged.append(PositionOpened(pair=pos.pair, qty=pos.qty, price=fill.price,
+                                                         fee=effect.fee_quote, stop=pos.stop_price, reason=pos.reason))
+                    if effect.closed:
+                        closed.append(pos)
+                        staged.append(PositionClosed(pair=pos.pair, qty=pos.exit_qty,
+                                                        entry_price=accounting.entry_price(pos),
+                                                        exit_price=accounting.exit_price(pos) or fill.price,
+                                                        fees=pos.entry_fees + pos.exit_fees,
+                                                        pnl=pos.realized_pnl.quantize(accounting.Q),
+                                                        pnl_pct=accounting.pnl_pct(pos), reason=pos.exit_reason))
+                if page.cursor is not None:
+                    row = await s.get(RuntimeValue, FILL_CURSOR_KEY) or RuntimeValue(key=FILL_CURSOR_KEY, value="")
+                    row.value = page.cursor
+                    row.updated_at = self.clock.now()
+                    s.add(row)
+                for ev in staged:
+                    self.events.stage(s, ev)
+            self._cursor = page.cursor
+            self.version += 1
+            for pos in closed:
+                self.on_position_closed(pos)
+            return staged
+
+    # -- recovery ------------------------------------------------------------------------
+
+    async def count_open_orders(self) -> int:
+        async with self.db.read() as s:
+            return int((await s.exec(select(func.count()).select_from(OrderRow).where(  # type: ignore[call-overload]
+                col(OrderRow.status).in_(OPEN_STATES)))).one())
+
+    async def open_orders(self) -> list[OrderRow]:
+        async with self.db.read() as s:
+            stmt = select(OrderRow).where(col(OrderRow.status).in_(OPEN_STATES)).order_by(col(OrderRow.id))
+            return list((await s.exec(stmt)).all())
+
+    async def resend_unsent(self, entry_max_age_s: float = 60.0) -> list[str]:
+        """Retry orders still ``new`` (their sends gave up). An entry that could not be sent within
+        ``entry_max_age_s`` is dropped instead: entering minutes late at another price is not what
+        the strategy asked for. Exits and kill orders are always retried."""
+        notes: list[str] = []
+        now = self.clock.now()
+        for row in await self.open_orders():
+            if row.status != "new" or row.client_order_id in self._inflight:
+                continue
+            if row.purpose == "entry" and (now - row.created_at).total_seconds() > entry_max_age_s:
+                found = await self._lookup(row)
+                if found is not None:
+                    await self._adopt(row, found)
+                    continue
+                await self.abandon(row, "entry could not be sent in time")
+                notes.append(f"{row.client_order_id}: entry dropped, not sent within {entry_max_age_s:.0f}s")
+                continue
+            await self.send(row)
+            notes.append(f"{row.client_order_id}: re-sent with the same id")
+        return notes
+
+    async def recover(self) -> list[str]:
+        """Resolve every non-final order after a restart. Returns what was done, one line each."""
+        notes: list[str] = []
+        for row in await self.open_orders():
+            try:
+                found = await self._lookup(row)
+            except ExchangeError as exc:
+                notes.append(f"{row.client_order_id}: venue lookup failed ({exc}); will retry")
+                continue
+            if found is not None:
+                await self._adopt(row, found)
+                notes.append(f"{row.client_order_id}: found at venue ({found.status.value})")
+            elif row.status == "new":
+                await self.send(row)
+                notes.append(f"{row.client_order_id}: never reached the venue; sent now with the same id")
+            else:
+                await self._set(row, status="expired", last_error="unknown to the venue after restart")
+                notes.append(f"{row.client_order_id}: unknown to the venue; marked expired")
+        return notes

@@ -1,0 +1,129 @@
+"""The kill switch: the most reliable path in the system.
+
+1. Flip the in-memory state to ``killed`` before the first ``await`` (no entry can start after this
+   line), then persist it, retrying until the database accepts it.
+2. Cancel every open order and flatten every open position *concurrently* (one round trip of
+   latency, not one per order); flattening orders are written in a single transaction first.
+3. Repeat rounds until the venue confirms: no open orders, no open positions; a flatten refused
+   because funds were still locked by an order being cancelled is simply retried next round.
+4. Emit one :class:`~core.events.Killed` event listing exactly what was done (or what is left).
+
+The engine stays killed across restarts until an admin re-arms it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import TYPE_CHECKING
+
+from sqlmodel import col, select
+
+from core import accounting
+from core.events import Killed, StateChanged
+from core.executor import OrderSpec
+from core.intents import IntentResult
+from core.state import KILLED, TradingState
+from exchanges.base import Side
+from persistence.models import OrderRow, PositionRow
+
+if TYPE_CHECKING:
+    from core.engine import Engine
+
+log = logging.getLogger("tradectl.kill")
+
+
+class KillSwitch:
+    def __init__(self, engine: "Engine", *, timeout_s: float = 60.0, round_pause_s: float = 0.25) -> None:
+        self.e = engine
+        self.timeout_s = timeout_s
+        self.round_pause_s = round_pause_s
+        self._lock = asyncio.Lock()
+
+    async def kill(self, by: str, reason: str) -> IntentResult:
+        e = self.e
+        previous = e.state.state
+        now = datetime.now(UTC)  # wall-clock time: this is an operator's action, even during a replay
+        e.state = TradingState(KILLED, reason, by, now)
+        changed = StateChanged(state=KILLED, previous=previous, by=by, reason=reason)
+        for attempt in range(50):
+            try:
+                e.state = await e.state_store.save(KILLED, reason, by, now, stage=lambda s: e.events.stage(s, changed))
+                break
+            except Exception:  # noqa: BLE001 - persisting "killed" must not give up quickly
+                log.exception("could not persist killed state (attempt %d)", attempt + 1)
+                await asyncio.sleep(0.1)
+        async with self._lock:
+            report, complete = await self._flatten_everything(by)
+        killed = Killed(by=by, report=tuple(report), complete=complete)
+        try:
+            await e.events.record(e.db, killed)
+        except Exception:  # noqa: BLE001 - the report must still reach the console and the caller
+            log.exception("could not store the kill report alert")
+            e.events.publish(killed)
+        head = "killed: all orders cancelled and positions flattened" if complete else \
+            "killed, but NOT everything is flat yet: see the report; retrying continues with /kill"
+        return IntentResult(complete, head, tuple(report))
+
+    async def _flatten_everything(self, by: str) -> tuple[list[str], bool]:
+        e = self.e
+        report: list[str] = []
+        cancelled: set[str] = set()
+        reported: set[int] = set()
+        deadline = time.monotonic() + self.timeout_s
+        while True:
+            orders = [o for o in await e.executor.open_orders() if o.purpose != "kill"]
+            async with e.db.read() as s:
+                positions = await accounting.open_positions(s)
+                kill_orders = list((await s.exec(select(OrderRow).where(
+                    OrderRow.purpose == "kill", col(OrderRow.status).in_(("new", "submitted", "partially_filled"))))).all())
+            busy = {o.position_id for o in kill_orders if o.status != "new"}
+            unsent = [o for o in kill_orders if o.status == "new"]
+            to_close = [p for p in positions if p.id not in busy and p.id not in {o.position_id for o in unsent}]
+            if not orders and not positions:
+                return (report or ["nothing was open: no orders to cancel, no positions to close"]), True
+            results = await asyncio.gather(e.executor.cancel_many(orders), self._close(to_close, unsent, by),
+                                           return_exceptions=True)
+            cancel_results = results[0] if isinstance(results[0], list) else []
+            for r in results:
+                if isinstance(r, BaseException):
+                    log.error("kill round step failed: %r", r)
+            for o, ok in zip(orders, cancel_results, strict=False):
+                if ok is True and o.client_order_id not in cancelled:
+                    cancelled.add(o.client_order_id)
+                    report.append(f"cancelled {o.side} {o.qty} {o.pair} ({o.purpose}, {o.client_order_id})")
+            try:
+                await e.executor.poll_fills()
+            except Exception:  # noqa: BLE001
+                log.exception("kill: polling fills failed")
+            async with e.db.read() as s:
+                for p in positions:
+                    fresh = await s.get(PositionRow, p.id)
+                    if fresh is not None and fresh.status == "closed" and fresh.id not in reported:
+                        reported.add(fresh.id)  # type: ignore[arg-type]
+                        report.append(f"closed {fresh.exit_qty} {fresh.pair} @ {accounting.exit_price(fresh)}, "
+                                      f"PnL {fresh.realized_pnl.quantize(Decimal('0.01'))}")
+            if time.monotonic() > deadline:
+                async with e.db.read() as s:
+                    left = await accounting.open_positions(s)
+                left_orders = [o for o in await e.executor.open_orders() if o.purpose != "kill"]
+                for p in left:
+                    report.append(f"STILL OPEN: {p.qty} {p.pair}")
+                for o in left_orders:
+                    report.append(f"STILL OPEN ORDER: {o.client_order_id} {o.pair}")
+                return report, not left and not left_orders
+            await asyncio.sleep(self.round_pause_s if (orders or positions) else 0)
+
+    async def _close(self, positions: list[PositionRow], unsent: list[OrderRow], by: str) -> None:
+        e = self.e
+        specs = []
+        for p in positions:
+            qty = e.markets[p.pair].round_qty(p.qty) if p.pair in e.markets else p.qty
+            if qty > 0:
+                specs.append(OrderSpec(pair=p.pair, side=Side.SELL, qty=qty, purpose="kill", position_id=p.id,
+                                       reason="kill switch", requested_by=by))
+        rows = await e.executor.prepare(specs) if specs else []
+        await e.executor.send_many([*rows, *unsent])

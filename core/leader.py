@@ -1,0 +1,202 @@
+"""One active leader per deployment group, by a lease row on the database clock.
+
+Acquire and renew are one conditional upsert: it succeeds only if the lease has expired or is
+already ours, and it bumps ``epoch`` on every takeover (a fencing token that side effects carry).
+Time is always the database's ``now()``, never the host clock. A leader that has not renewed
+successfully for ``step_down_s`` (shorter than the TTL) stops its leader work *before* the lease can
+expire; a graceful stop releases the lease so a standby takes over in about a second.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import text
+
+from core.events import EventBus, LeadershipChanged
+from persistence.db import Database
+
+log = logging.getLogger("tradectl.leader")
+
+_SQLITE_NOW = "(strftime('%Y-%m-%d %H:%M:%f', 'now') || '000+00:00')"
+
+
+def _sqlite_later(seconds: float) -> str:
+    return f"(strftime('%Y-%m-%d %H:%M:%f', 'now', '+{seconds:.3f} seconds') || '000+00:00')"
+
+
+@dataclass(frozen=True, slots=True)
+class LeaseState:
+    holder: str
+    epoch: int
+    expires_at: datetime | None
+
+
+class Lease:
+    """The lease table operations (usable on their own, e.g. by tests and tools)."""
+
+    def __init__(self, db: Database, name: str) -> None:
+        self.db = db
+        self.name = name
+
+    def _now(self) -> str:
+        return _SQLITE_NOW if self.db.is_sqlite else "now()"
+
+    def _later(self, ttl: float) -> str:
+        return _sqlite_later(ttl) if self.db.is_sqlite else f"(now() + make_interval(secs => {ttl:.3f}))"
+
+    async def acquire(self, holder: str, ttl_s: float) -> int | None:
+        """Acquire or renew; returns our epoch, or None if someone else holds a live lease."""
+        now, later = self._now(), self._later(ttl_s)
+        same = f"(leases.holder = excluded.holder AND leases.expires_at > {now})"
+        sql = text(
+            f"INSERT INTO leases (name, holder, epoch, expires_at, acquired_at) "
+            f"VALUES (:name, :holder, 1, {later}, {now}) "
+            f"ON CONFLICT (name) DO UPDATE SET "
+            f"epoch = CASE WHEN {same} THEN leases.epoch ELSE leases.epoch + 1 END, "
+            f"acquired_at = CASE WHEN {same} THEN leases.acquired_at ELSE excluded.acquired_at END, "
+            f"holder = excluded.holder, expires_at = excluded.expires_at "
+            f"WHERE leases.holder = excluded.holder OR leases.expires_at <= {now} "
+            f"RETURNING epoch"
+        )
+        async with self.db.engine.begin() as conn:
+            row = (await conn.execute(sql, {"name": self.name, "holder": holder})).first()
+        return int(row[0]) if row else None
+
+    async def release(self, holder: str, epoch: int) -> bool:
+        sql = text(f"UPDATE leases SET expires_at = {self._now()} WHERE name = :name AND holder = :holder AND epoch = :epoch")
+        async with self.db.engine.begin() as conn:
+            res = await conn.execute(sql, {"name": self.name, "holder": holder, "epoch": epoch})
+        return bool(res.rowcount)
+
+    async def holds(self, holder: str, epoch: int) -> bool:
+        """True if ``holder`` still holds the lease at ``epoch`` (the fencing check)."""
+        sql = text(f"SELECT 1 FROM leases WHERE name = :name AND holder = :holder AND epoch = :epoch "
+                   f"AND expires_at > {self._now()}")
+        async with self.db.engine.connect() as conn:
+            return (await conn.execute(sql, {"name": self.name, "holder": holder, "epoch": epoch})).first() is not None
+
+    async def current(self) -> LeaseState | None:
+        sql = text(f"SELECT holder, epoch, expires_at, (expires_at > {self._now()}) AS live FROM leases WHERE name = :name")
+        async with self.db.engine.connect() as conn:
+            row = (await conn.execute(sql, {"name": self.name})).first()
+        if row is None or not row[3]:
+            return None
+        return LeaseState(row[0], int(row[1]), None)
+
+
+LeaderCallback = Callable[[int], Awaitable[None]]
+
+
+class LeaderElector:
+    """Runs leader work only while holding the lease. A component: ``start()``/``stop()``."""
+
+    name = "leader"
+
+    def __init__(
+        self,
+        db: Database,
+        *,
+        group: str,
+        instance_id: str,
+        ttl_s: float = 15.0,
+        renew_s: float = 5.0,
+        step_down_s: float = 10.0,
+        follower_poll_s: float = 1.0,
+        on_elected: LeaderCallback,
+        on_lost: Callable[[], Awaitable[None]],
+        events: EventBus | None = None,
+    ) -> None:
+        if not step_down_s < ttl_s:
+            raise ValueError("leader step_down_s must be shorter than ttl_s")
+        self.lease = Lease(db, f"leader:{group}")
+        self.instance_id = instance_id
+        self.ttl_s, self.renew_s, self.step_down_s, self.follower_poll_s = ttl_s, renew_s, step_down_s, follower_poll_s
+        self._on_elected, self._on_lost = on_elected, on_lost
+        self._events = events
+        self.epoch: int | None = None
+        self._last_ok = 0.0
+        self._task: asyncio.Task[None] | None = None
+        self._wake = asyncio.Event()
+        self.transitions = 0
+
+    @property
+    def is_leader(self) -> bool:
+        return self.epoch is not None
+
+    def leader_label(self) -> str | None:
+        return f"{self.instance_id} (epoch {self.epoch})" if self.epoch is not None else None
+
+    async def start(self) -> None:
+        if self._task is None:
+            await self._tick()
+            self._task = asyncio.create_task(self._loop(), name="leader:lease")
+
+    def recheck(self) -> None:
+        """Ask for an immediate lease check (e.g. after Telegram answered 409 Conflict)."""
+        self._wake.set()
+
+    async def _loop(self) -> None:
+        while True:
+            interval = self.renew_s if self.is_leader else self.follower_poll_s
+            try:
+                await asyncio.wait_for(self._wake.wait(), interval)
+            except TimeoutError:
+                pass
+            self._wake.clear()
+            await self._tick()
+
+    async def _tick(self) -> None:
+        try:
+            epoch = await self.lease.acquire(self.instance_id, self.ttl_s)
+        except Exception as exc:  # noqa: BLE001 - a failed renewal is handled by the deadline below
+            log.warning("lease renewal failed: %s", exc)
+            if self.is_leader and time.monotonic() - self._last_ok > self.step_down_s:
+                await self._step_down("no successful renewal within the step-down deadline")
+            return
+        if epoch is None:
+            if self.is_leader:
+                await self._step_down("lease held by another instance")
+            return
+        self._last_ok = time.monotonic()
+        if self.epoch != epoch:
+            if self.is_leader:
+                await self._step_down("lease epoch changed")
+            self.epoch = epoch
+            self.transitions += 1
+            log.info("became leader (epoch %d)", epoch)
+            if self._events:
+                await self._events.announce(self.lease.db, LeadershipChanged(instance_id=self.instance_id, leader=True, epoch=epoch))
+            try:
+                await self._on_elected(epoch)
+            except Exception:  # noqa: BLE001 - could not start leader work: give the lease back
+                log.exception("leader work failed to start; releasing the lease")
+                await self._step_down("leader work failed to start")
+                raise
+
+    async def _step_down(self, reason: str) -> None:
+        epoch, self.epoch = self.epoch, None
+        log.warning("stepping down as leader: %s", reason)
+        try:
+            await self._on_lost()
+        finally:
+            if self._events and epoch is not None:
+                await self._events.announce(self.lease.db, LeadershipChanged(instance_id=self.instance_id, leader=False, epoch=epoch))
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+            self._task = None
+        if self.epoch is not None:
+            epoch = self.epoch
+            await self._step_down("shutting down")
+            try:
+                await self.lease.release(self.instance_id, epoch)
+            except Exception:  # noqa: BLE001
+                log.warning("could not release the lease; it expires in %.0fs", self.ttl_s, exc_info=True)

@@ -1,0 +1,108 @@
+"""Explicit lifecycles: components with start/stop, and a supervisor that owns every task.
+
+A component's ``start()`` returns once it is running; ``stop()`` is safe to call twice and after a
+failed start. The :class:`Supervisor` names every background task, logs its failure, and reports
+it so the service can stop instead of limping on with a dead task.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any, Protocol
+
+log = logging.getLogger("tradectl.lifecycle")
+
+
+class Component(Protocol):
+    name: str
+
+    async def start(self) -> None: ...
+    async def stop(self) -> None: ...
+
+
+class TaskFailed(Exception):
+    def __init__(self, name: str, exc: BaseException) -> None:
+        super().__init__(f"task {name!r} failed: {exc!r}")
+        self.task_name = name
+        self.original = exc
+
+
+class Supervisor:
+    """Owns named tasks. A task that raises is logged and reported through ``on_failure``."""
+
+    def __init__(self, name: str, on_failure: Callable[[TaskFailed], None] | None = None) -> None:
+        self.name = name
+        self._tasks: dict[str, asyncio.Task[Any]] = {}
+        self._on_failure = on_failure
+        self.failures: list[TaskFailed] = []
+
+    def spawn(self, name: str, coro: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
+        if name in self._tasks and not self._tasks[name].done():
+            coro.close()
+            raise RuntimeError(f"task {name!r} already running")
+        task = asyncio.create_task(coro, name=name)
+        self._tasks[name] = task
+        task.add_done_callback(self._done)
+        return task
+
+    def _done(self, task: asyncio.Task[Any]) -> None:
+        if self._tasks.get(task.get_name()) is task:
+            del self._tasks[task.get_name()]
+        if task.cancelled():
+            return
+        exc = task.exception()
+        if exc is None:
+            return
+        failure = TaskFailed(task.get_name(), exc)
+        self.failures.append(failure)
+        log.error("task %s failed", task.get_name(), exc_info=exc)
+        if self._on_failure is not None:
+            self._on_failure(failure)
+
+    def running(self) -> list[str]:
+        return sorted(self._tasks)
+
+    async def cancel(self, name: str) -> None:
+        task = self._tasks.get(name)
+        if task is not None:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+
+    async def stop(self, timeout: float = 5.0) -> None:
+        tasks = list(self._tasks.values())
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            done, pending = await asyncio.wait(tasks, timeout=timeout)
+            for task in pending:
+                log.warning("task %s did not stop within %.1fs", task.get_name(), timeout)
+        self._tasks.clear()
+
+
+async def stop_all(components: list[Component], timeout: float) -> None:
+    """Stop components in reverse order, each within ``timeout``; errors are logged, not raised."""
+    for comp in reversed(components):
+        try:
+            await asyncio.wait_for(comp.stop(), timeout)
+            log.info("stopped %s", comp.name)
+        except TimeoutError:
+            log.error("component %s did not stop within %.1fs", comp.name, timeout)
+        except Exception:  # noqa: BLE001 - keep stopping the rest
+            log.exception("component %s failed to stop", comp.name)
+
+
+class CallbackComponent:
+    """A component made of two coroutines (handy for wiring small pieces)."""
+
+    def __init__(self, name: str, start: Callable[[], Awaitable[None]], stop: Callable[[], Awaitable[None]]) -> None:
+        self.name = name
+        self._start = start
+        self._stop = stop
+
+    async def start(self) -> None:
+        await self._start()
+
+    async def stop(self) -> None:
+        await self._stop()

@@ -1,0 +1,156 @@
+"""The read side of :class:`~core.views.TradingService`: views built from the database and the
+engine's in-memory market data. Nothing here changes state."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from decimal import Decimal
+from typing import TYPE_CHECKING
+
+from sqlmodel import col, func, select
+
+from core import accounting
+from core.views import BalanceView, HealthView, PairPerformance, PeriodPnl, PnlSummary, PositionView, StatusView, TradeView
+from core.executor import OPEN_STATES
+from persistence.models import OrderRow, PositionRow
+
+if TYPE_CHECKING:
+    from core.engine import Engine
+
+ZERO = Decimal(0)
+CENTS = Decimal("0.01")
+
+
+class Queries:
+    def __init__(self, engine: "Engine") -> None:
+        self.e = engine
+
+    async def positions(self) -> list[PositionView]:
+        async with self.e.db.read() as s:
+            rows = await accounting.open_positions(s)
+        return self._views(rows)
+
+    def _views(self, rows: list[PositionRow]) -> list[PositionView]:
+        views = []
+        for p in rows:
+            entry = accounting.entry_price(p)
+            mark = self.e.md.price(p.pair)
+            cost = p.entry_cost + p.entry_fees
+            basis = cost / p.entry_qty if p.entry_qty else ZERO
+            upnl = (p.qty * (mark - basis)).quantize(accounting.Q) if mark is not None else ZERO
+            pct = (upnl / (p.qty * basis) * 100).quantize(CENTS) if p.qty and basis else ZERO
+            views.append(PositionView(pair=p.pair, qty=p.qty, entry_price=entry, mark_price=mark, unrealized_pnl=upnl,
+                                      unrealized_pct=pct, stop=p.stop_price, take_profit=p.take_profit,
+                                      opened_at=p.opened_at, strategy=p.strategy))
+        return views
+
+    async def balances(self) -> list[BalanceView]:
+        out = []
+        for cur, bal in sorted((await self.e.venue.balances()).items()):
+            value = None
+            if cur == self.e.trading.quote:
+                value = bal.total
+            else:
+                pair = f"{cur}/{self.e.trading.quote}"
+                price = self.e.md.price(pair)
+                value = (bal.total * price).quantize(CENTS) if price is not None else None
+            out.append(BalanceView(cur, bal.total, bal.available, value))
+        return out
+
+    async def status(self) -> StatusView:
+        e = self.e
+        balances = await e.venue.balances()
+        equity = await e.equity(balances)
+        cash = balances[e.trading.quote].total if e.trading.quote in balances else ZERO
+        now = e.clock.now()
+        async with e.db.read() as s:  # one transaction: /status is the command people send most
+            positions = tuple(self._views(await accounting.open_positions(s)))
+            closed_today = await accounting.closed_positions(s, accounting.period_start(now, "day", e.tz))
+            open_orders = int((await s.exec(select(func.count()).select_from(OrderRow).where(  # type: ignore[call-overload]
+                col(OrderRow.status).in_(OPEN_STATES)))).one())
+        realized_today = sum((p.realized_pnl for p in closed_today), ZERO)
+        unrealized = sum((p.unrealized_pnl for p in positions), ZERO)
+        return StatusView(state=e.state.state, state_reason=e.state.reason, state_changed_by=e.state.changed_by,
+                          state_changed_at=e.state.changed_at, mode=e.mode, venue=e.venue.name, quote=e.trading.quote,
+                          equity=equity.quantize(CENTS), cash=cash.quantize(CENTS), positions=positions,
+                          today_pnl=(realized_today + unrealized).quantize(CENTS),
+                          data_age_s={p: e.md.age_s(p, now) for p in e.pairs}, leader=e.leader(),
+                          instance_id=e.instance_id, uptime_s=e.uptime_s(), open_orders=open_orders)
+
+    async def pnl(self, period: str, positions: tuple[PositionView, ...] | None = None) -> PnlSummary:
+        e = self.e
+        now = e.clock.now()
+        start = None
+        if period == "today":
+            start = accounting.period_start(now, "day", e.tz)
+        elif period == "week":
+            start = accounting.period_start(now, "week", e.tz)
+        elif period == "month":
+            start = accounting.period_start(now, "month", e.tz)
+        elif period != "all":
+            raise ValueError(f"unknown period {period!r}")
+        async with e.db.read() as s:
+            closed = await accounting.closed_positions(s, start)
+            points = await accounting.equity_points(s, start)
+        st = accounting.trade_stats(closed)
+        unrealized = sum((p.unrealized_pnl for p in (positions if positions is not None else await self.positions())), ZERO)
+        dd = accounting.max_drawdown(points)
+        ranked = sorted(st.by_pair.items(), key=lambda kv: kv[1][1])
+        return PnlSummary(period=period, start=start, realized=st.realized.quantize(CENTS),
+                          unrealized=unrealized.quantize(CENTS), fees=st.fees.quantize(CENTS), trades=st.trades,
+                          wins=st.wins, losses=st.losses, win_rate=st.win_rate, profit_factor=st.profit_factor,
+                          expectancy=st.expectancy.quantize(CENTS) if st.expectancy is not None else None,
+                          max_drawdown=dd.amount.quantize(CENTS), max_drawdown_pct=dd.pct,
+                          drawdown_start=dd.start, drawdown_end=dd.end,
+                          best_pair=ranked[-1][0] if ranked else None, worst_pair=ranked[0][0] if ranked else None)
+
+    async def periods(self, unit: str, count: int) -> list[PeriodPnl]:
+        e = self.e
+        now = e.clock.now()
+        first = accounting.period_start(now, unit, e.tz, back=count - 1)
+        async with e.db.read() as s:
+            closed = await accounting.closed_positions(s, first)
+        out = []
+        for i in range(count - 1, -1, -1):
+            start = accounting.period_start(now, unit, e.tz, back=i)
+            end = accounting.period_start(now, unit, e.tz, back=i - 1) if i > 0 else now + timedelta(seconds=1)
+            inside = [p for p in closed if p.closed_at is not None and start <= p.closed_at < end]
+            out.append(PeriodPnl(start=start.astimezone(accounting.ZoneInfo(e.tz)).date(),
+                                 realized=sum((p.realized_pnl for p in inside), ZERO).quantize(CENTS),
+                                 trades=len(inside),
+                                 fees=sum((p.entry_fees + p.exit_fees for p in inside), ZERO).quantize(CENTS)))
+        return out
+
+    async def trades(self, count: int) -> list[TradeView]:
+        async with self.e.db.read() as s:
+            stmt = select(PositionRow).where(col(PositionRow.status).in_(("open", "closed")))
+            rows = (await s.exec(stmt.order_by(col(PositionRow.id).desc()).limit(count))).all()
+        return [TradeView(pair=p.pair, qty=p.entry_qty, entry_price=accounting.entry_price(p),
+                          exit_price=accounting.exit_price(p), pnl=p.realized_pnl.quantize(CENTS),
+                          pnl_pct=accounting.pnl_pct(p), fees=(p.entry_fees + p.exit_fees).quantize(CENTS),
+                          opened_at=p.opened_at, closed_at=p.closed_at, exit_reason=p.exit_reason) for p in rows]
+
+    async def performance(self) -> list[PairPerformance]:
+        async with self.e.db.read() as s:
+            st = accounting.trade_stats(await accounting.closed_positions(s))
+        out = [PairPerformance(pair, t, pnl.quantize(CENTS), (Decimal(w) / t).quantize(Decimal("0.0001")) if t else None)
+               for pair, (t, pnl, w) in st.by_pair.items()]
+        return sorted(out, key=lambda x: x.pnl, reverse=True)
+
+    async def health(self) -> HealthView:
+        e = self.e
+        comps = {"engine": "running" if e._running else "stopped", "state": e.state.state}
+        now = e.clock.now()
+        for p in e.pairs:
+            age = e.md.age_s(p, now)
+            comps[f"data:{p}"] = "no data yet" if age is None else f"{age:.0f}s old"
+        counters = dict(e.counters)
+        counters.update({f"rejected:{k}": v for k, v in e.md.rejected.items()})
+        rss = None
+        try:
+            import psutil
+
+            rss = psutil.Process().memory_info().rss / 1e6
+        except Exception:  # noqa: BLE001
+            pass
+        return HealthView(ok=e._running and e.failed is None, components=comps, counters=counters, rss_mb=rss)

@@ -1,0 +1,102 @@
+"""The TradingService the chat layer sees, whichever instance is the leader.
+
+Only the leader runs the engine. On a standby (or while leadership changes hands) queries and
+intents get a clear refusal naming the leader instead of an error, so a Slack command delivered to
+a standby replica says where trading happens.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from core.engine import Engine
+from core.intents import Intent, IntentResult
+from core.views import (ServiceUnavailable, BalanceView, HealthView, JobRunSummary, JobView, PairPerformance, PeriodPnl, PnlSummary, PositionView, StatusView,
+                        TradeView)
+
+
+class LeaderBoundService:
+    scheduler: object = None  # the LeaderScheduler, for /schedule and /report
+    db: object = None  # for charts
+    timezone: str = "UTC"
+    quote: str = "USD"
+
+    def __init__(self, pairs: tuple[str, ...], engine: Callable[[], Engine | None], leader: Callable[[], str | None]) -> None:
+        self._pairs = pairs
+        self._engine = engine
+        self._leader = leader
+
+    @property
+    def pairs(self) -> tuple[str, ...]:
+        return self._pairs
+
+    def _get(self) -> Engine:
+        engine = self._engine()
+        if engine is None:
+            raise ServiceUnavailable("this instance is a standby and does not trade right now; "
+                                     "the leader answers trading commands (try again in a few seconds "
+                                     "if leadership is changing)")
+        return engine
+
+    async def submit(self, intent: Intent) -> IntentResult:
+        try:
+            return await self._get().submit(intent)
+        except ServiceUnavailable as exc:
+            return IntentResult(False, str(exc))
+
+    async def status(self) -> StatusView:
+        return await self._get().status()
+
+    async def positions(self) -> list[PositionView]:
+        return await self._get().positions()
+
+    async def balances(self) -> list[BalanceView]:
+        return await self._get().balances()
+
+    async def pnl(self, period: str) -> PnlSummary:  # type: ignore[override]
+        return await self._get().pnl(period)
+
+    async def periods(self, unit: str, count: int) -> list[PeriodPnl]:  # type: ignore[override]
+        return await self._get().periods(unit, count)
+
+    async def trades(self, count: int) -> list[TradeView]:
+        return await self._get().trades(count)
+
+    async def performance(self) -> list[PairPerformance]:
+        return await self._get().performance()
+
+    # -- reports (ReportService) -----------------------------------------------------------
+
+    async def chart(self, days: int) -> bytes:
+        from datetime import UTC, datetime
+
+        from core.reports import equity_chart_png
+
+        if self.db is None:
+            raise ServiceUnavailable("charts are not available on this instance")
+        engine = self._engine()
+        now = engine.clock.now() if engine is not None else datetime.now(UTC)
+        return await equity_chart_png(self.db, days=days, now=now, tz=self.timezone, quote=self.quote)
+
+    async def schedule(self) -> tuple[list[JobView], list[JobRunSummary]]:
+        if self.scheduler is None:
+            return [], []
+        jobs = [JobView(j.name, j.schedule, j.next_run) for j in self.scheduler.jobs_overview()]  # type: ignore[attr-defined]
+        runs = [JobRunSummary(r.name, r.scheduled_for, r.status) for r in await self.scheduler.recent_runs(10)]  # type: ignore[attr-defined]
+        return jobs, runs
+
+    async def run_job(self, name: str) -> str:
+        if self.scheduler is None:
+            raise ServiceUnavailable("no scheduler on this instance")
+        if self._engine() is None:
+            raise ServiceUnavailable("only the leader runs scheduled jobs; this instance is a standby")
+        try:
+            return str(await self.scheduler.run_now(name))  # type: ignore[attr-defined]
+        except KeyError as exc:
+            raise ServiceUnavailable(str(exc.args[0])) from None
+
+    async def health(self) -> HealthView:
+        engine = self._engine()
+        if engine is None:
+            return HealthView(ok=True, components={"role": "standby", "leader": self._leader() or "none"})
+        return await engine.health()

@@ -1,0 +1,104 @@
+"""Persistence of the paper venue in the ``paper_balances``, ``paper_orders`` and ``paper_fills`` tables.
+
+Every change the venue makes (an order placed, filled or cancelled, balances moved) is written in
+one transaction, so a new :class:`~exchanges.paper.PaperExchange` on the same database continues
+with the same balances, open orders and fills. Rows are keyed by venue name, so several paper
+venues can share a database -- except that ``paper_orders.client_order_id`` is unique across all
+of them, as client order ids are meant to be.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from decimal import Decimal
+
+from sqlmodel import col, select
+
+from exchanges.base import Fill, OrderStatus, OrderType, Side
+from exchanges.paper.model import ZERO, BalanceState, PaperOrder
+from persistence.db import Database
+from persistence.models import PaperBalanceRow, PaperFillRow, PaperOrderRow
+from persistence.upsert import insert_ignore, upsert
+
+OPEN_STATUSES = (OrderStatus.SUBMITTED.value, OrderStatus.PARTIALLY_FILLED.value)
+
+
+class PaperStore:
+    def __init__(self, db: Database, venue: str) -> None:
+        self.db = db
+        self.venue = venue
+
+    async def load(self, seed: Mapping[str, Decimal]) -> tuple[dict[str, BalanceState], list[PaperOrder]]:
+        """Balances (seeded from ``seed`` when this venue has none yet) and the open orders."""
+        async with self.db.session() as s:
+            rows = (await s.exec(select(PaperBalanceRow).where(PaperBalanceRow.venue == self.venue))).all()
+            if not rows and seed:
+                for currency, amount in seed.items():
+                    values = {"venue": self.venue, "currency": currency, "total": Decimal(amount), "locked": ZERO}
+                    await s.exec(insert_ignore(self.db.dialect, PaperBalanceRow.__table__, values,  # type: ignore[call-overload]
+                                               ("venue", "currency")))
+                rows = (await s.exec(select(PaperBalanceRow).where(PaperBalanceRow.venue == self.venue))).all()
+            balances = {r.currency: BalanceState(r.total, r.locked) for r in rows}
+            stmt = (select(PaperOrderRow)
+                    .where(PaperOrderRow.venue == self.venue, col(PaperOrderRow.status).in_(OPEN_STATUSES)))
+            orders = [_from_row(r) for r in (await s.exec(stmt)).all()]
+        orders.sort(key=lambda o: (o.created_at, o.venue_order_id))
+        return balances, orders
+
+    async def order_ids(self) -> set[str]:
+        """Every client order id this venue has stored (so a new id needs no lookup)."""
+        async with self.db.read() as s:
+            rows = (await s.exec(select(PaperOrderRow.client_order_id).where(PaperOrderRow.venue == self.venue))).all()
+        return set(rows)
+
+    async def get_order(self, client_order_id: str) -> PaperOrder | None:
+        async with self.db.read() as s:
+            row = await s.get(PaperOrderRow, client_order_id)
+        return _from_row(row) if row is not None and row.venue == self.venue else None
+
+    async def save(self, orders: Iterable[PaperOrder], fills: Iterable[Fill],
+                   balances: Mapping[str, BalanceState]) -> None:
+        """Write changed orders, new fills and changed balances in one transaction."""
+        dialect = self.db.dialect
+        async with self.db.session() as s:
+            for order in orders:
+                await s.exec(upsert(dialect, PaperOrderRow.__table__, _to_values(order, self.venue),  # type: ignore[call-overload]
+                                    ("client_order_id",)))
+            for fill in fills:
+                s.add(PaperFillRow(venue=self.venue, fill_id=fill.fill_id, client_order_id=fill.client_order_id,
+                                   venue_order_id=fill.venue_order_id, pair=fill.pair, side=fill.side.value,
+                                   qty=fill.qty, price=fill.price, fee=fill.fee, fee_currency=fill.fee_currency,
+                                   liquidity=fill.liquidity, ts=fill.ts))
+            for currency, bal in balances.items():
+                values = {"venue": self.venue, "currency": currency, "total": bal.total, "locked": bal.locked}
+                await s.exec(upsert(dialect, PaperBalanceRow.__table__, values, ("venue", "currency")))  # type: ignore[call-overload]
+
+    async def fills_after(self, seq: int, limit: int) -> list[tuple[int, Fill]]:
+        async with self.db.read() as s:
+            stmt = (select(PaperFillRow)
+                    .where(PaperFillRow.venue == self.venue, col(PaperFillRow.seq) > seq)
+                    .order_by(col(PaperFillRow.seq)).limit(limit))
+            rows = (await s.exec(stmt)).all()
+        return [(r.seq or 0, Fill(fill_id=r.fill_id, client_order_id=r.client_order_id,
+                                  venue_order_id=r.venue_order_id, pair=r.pair, side=Side(r.side), qty=r.qty,
+                                  price=r.price, fee=r.fee, fee_currency=r.fee_currency, ts=r.ts,
+                                  liquidity=r.liquidity)) for r in rows]
+
+
+def _to_values(order: PaperOrder, venue: str) -> dict[str, object]:
+    return {
+        "client_order_id": order.client_order_id, "venue": venue, "venue_order_id": order.venue_order_id,
+        "pair": order.pair, "side": order.side.value, "order_type": order.type.value, "qty": order.qty,
+        "limit_price": order.ref_price, "filled_qty": order.filled_qty, "filled_cost": order.filled_cost,
+        "fee": order.fee, "fee_currency": order.fee_currency, "status": order.status.value,
+        "reject_reason": order.reject_reason[:200], "created_at": order.created_at, "updated_at": order.updated_at,
+    }
+
+
+def _from_row(row: PaperOrderRow) -> PaperOrder:
+    return PaperOrder(client_order_id=row.client_order_id, venue_order_id=row.venue_order_id, pair=row.pair,
+                      side=Side(row.side), type=OrderType(row.order_type), qty=row.qty,
+                      ref_price=row.limit_price if row.limit_price is not None else ZERO,
+                      status=OrderStatus(row.status), created_at=row.created_at, updated_at=row.updated_at,
+                      fee_currency=row.fee_currency, filled_qty=row.filled_qty, filled_cost=row.filled_cost,
+                      fee=row.fee, reject_reason=row.reject_reason)

@@ -1,0 +1,146 @@
+"""The database handle: one async engine, sessions, the database clock.
+
+PostgreSQL goes through asyncpg, the embedded default through aiosqlite. On SQLite every
+transaction starts with ``BEGIN IMMEDIATE`` so that concurrent writers (several processes on one
+file) serialise instead of failing half-way, and WAL mode lets readers continue meanwhile.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import event, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+_SCHEMA_RE = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+
+
+class DatabaseError(Exception):
+    """The database is unreachable or misconfigured; the message says what to do."""
+
+
+def normalize_url(url: str) -> str:
+    """Accept the URLs people write and pick the async driver for them."""
+    if url.startswith("postgres://"):
+        url = "postgresql://" + url[len("postgres://"):]
+    parsed = make_url(url)
+    backend = parsed.get_backend_name()
+    if backend == "postgresql":
+        return parsed.set(drivername="postgresql+asyncpg").render_as_string(hide_password=False)
+    if backend == "sqlite":
+        return parsed.set(drivername="sqlite+aiosqlite").render_as_string(hide_password=False)
+    raise DatabaseError(f"unsupported database URL scheme {parsed.drivername!r}: use postgresql:// or sqlite://")
+
+
+def redacted_url(url: str) -> str:
+    return make_url(url).render_as_string(hide_password=True)
+
+
+class Database:
+    """Owns the engine. ``start()``/``stop()`` are safe to call twice."""
+
+    def __init__(self, url: str, *, schema: str | None = None, echo: bool = False) -> None:
+        self.url = normalize_url(url)
+        if schema is not None and not _SCHEMA_RE.match(schema):
+            raise DatabaseError(f"invalid schema name {schema!r}")
+        self.schema = schema
+        self._echo = echo
+        self._engine: AsyncEngine | None = None
+
+    @property
+    def dialect(self) -> str:
+        return make_url(self.url).get_backend_name()
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.dialect == "sqlite"
+
+    @property
+    def engine(self) -> AsyncEngine:
+        if self._engine is None:
+            raise RuntimeError("database not started")
+        return self._engine
+
+    async def start(self) -> None:
+        if self._engine is not None:
+            return
+        kwargs: dict[str, Any] = {"echo": self._echo}
+        if self.is_sqlite:
+            path = make_url(self.url).database
+            if path and path != ":memory:":
+                Path(path).parent.mkdir(parents=True, exist_ok=True)
+            kwargs["connect_args"] = {"timeout": 30}
+        else:
+            settings = {"timezone": "UTC", "application_name": "tradectl"}
+            if self.schema:
+                settings["search_path"] = self.schema
+            kwargs["connect_args"] = {"server_settings": settings, "timeout": 10}
+            kwargs["pool_pre_ping"] = True
+            kwargs["pool_size"] = 5
+            kwargs["max_overflow"] = 10
+        engine = create_async_engine(self.url, **kwargs)
+        if self.is_sqlite:
+            _configure_sqlite(engine)
+        self._engine = engine
+
+    async def stop(self) -> None:
+        if self._engine is not None:
+            engine, self._engine = self._engine, None
+            await engine.dispose()
+
+    async def ping(self) -> None:
+        try:
+            async with self.engine.connect() as conn:
+                await conn.execute(text("SELECT 1"))
+        except Exception as exc:  # noqa: BLE001 - translated for the operator
+            raise DatabaseError(f"cannot reach the database at {redacted_url(self.url)}: {exc}") from exc
+
+    @asynccontextmanager
+    async def session(self) -> AsyncIterator[AsyncSession]:
+        """A session in one transaction: committed on success, rolled back on error."""
+        async with AsyncSession(self.engine, expire_on_commit=False) as session:
+            async with session.begin():
+                yield session
+
+    @asynccontextmanager
+    async def read(self) -> AsyncIterator[AsyncSession]:
+        """A read-only session. On SQLite it begins a deferred transaction, so readers never queue
+        behind writers for the write lock (WAL lets them read a consistent snapshot meanwhile)."""
+        engine = self.engine.execution_options(tradectl_read=True) if self.is_sqlite else self.engine
+        async with AsyncSession(engine, expire_on_commit=False) as session:
+            async with session.begin():
+                yield session
+
+    async def now(self) -> datetime:
+        """The database clock (leases use it, never the host clock)."""
+        async with self.engine.connect() as conn:
+            if self.is_sqlite:
+                raw = (await conn.execute(text("SELECT strftime('%Y-%m-%d %H:%M:%f', 'now')"))).scalar_one()
+                return datetime.fromisoformat(raw).replace(tzinfo=UTC)
+            value = (await conn.execute(text("SELECT now()"))).scalar_one()
+            return value.astimezone(UTC)
+
+
+def _configure_sqlite(engine: AsyncEngine) -> None:
+    sync_engine = engine.sync_engine
+
+    @event.listens_for(sync_engine, "connect")
+    def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+        # Let SQLAlchemy, not the sqlite3 module, decide when transactions begin.
+        dbapi_conn.isolation_level = None
+        cur = dbapi_conn.cursor()
+        cur.execute("PRAGMA journal_mode=WAL")
+        cur.execute("PRAGMA busy_timeout=30000")
+        cur.execute("PRAGMA synchronous=NORMAL")
+        cur.close()
+
+    @event.listens_for(sync_engine, "begin")
+    def _on_begin(conn: Any) -> None:
+        conn.exec_driver_sql("BEGIN" if conn.get_execution_options().get("tradectl_read") else "BEGIN IMMEDIATE")

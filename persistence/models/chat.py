@@ -1,0 +1,62 @@
+"""Chat tables: role grants, pending confirmations, audit log, processed platform updates."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlmodel import Field, SQLModel
+
+from persistence.models._common import ts
+
+
+class RoleGrantRow(SQLModel, table=True):
+    __tablename__ = "role_grants"
+    platform: str = Field(primary_key=True, max_length=16)
+    user_id: str = Field(primary_key=True, max_length=64)
+    role: str = Field(max_length=16)
+    granted_by: str = Field(default="", max_length=200)
+    granted_at: datetime = ts()
+
+
+class ConfirmationRow(SQLModel, table=True):
+    """A pending confirmation: single use, bound to user, chat, command and arguments."""
+
+    __tablename__ = "confirmations"
+    nonce: str = Field(primary_key=True, max_length=64)
+    platform: str = Field(max_length=16)
+    user_id: str = Field(max_length=64)
+    chat_id: str = Field(max_length=64)
+    command: str = Field(max_length=32)
+    args: str = Field(default="", max_length=2000)
+    ref_id: str = Field(default="", max_length=32)
+    approvals_needed: int = 1
+    approved_by: str = Field(default="", max_length=500)
+    created_at: datetime = ts()
+    expires_at: datetime = ts(index=True)
+    used_at: datetime | None = ts(nullable=True, default_now=False)
+    outcome: str = Field(default="", max_length=16)
+
+
+class AuditRow(SQLModel, table=True):
+    __tablename__ = "audit_log"
+    id: int | None = Field(default=None, primary_key=True)
+    ts: datetime = ts(index=True)
+    ref_id: str = Field(max_length=32, index=True)
+    platform: str = Field(max_length=16)
+    user_id: str = Field(max_length=64)
+    chat_id: str = Field(max_length=64)
+    command: str = Field(max_length=64)
+    args: str = Field(default="", max_length=2000)
+    decision: str = Field(max_length=16)
+    result: str = Field(default="", max_length=2000)
+
+
+class ProcessedUpdateRow(SQLModel, table=True):
+    """Platform updates already executed: at-least-once delivery, exactly-once effect."""
+
+    __tablename__ = "processed_updates"
+    platform: str = Field(primary_key=True, max_length=16)
+    update_id: str = Field(primary_key=True, max_length=64)
+    epoch: int = 0
+    instance_id: str = Field(default="", max_length=200)
+    processed_at: datetime = ts(index=True)

@@ -1,0 +1,131 @@
+"""Alerts through the Discord REST API: outages, restarts, rate limits and bursts lose nothing."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from decimal import Decimal
+
+import httpx
+import pytest
+
+from bot.discord import DiscordSender
+from bot.notify import AlertMessage, DeliveryError, OutboxDispatcher
+from core.events import EventBus, PositionClosed
+from core.outbox import OutboxWriter
+from core.settings_models import Destination, NotifySettings
+from persistence.db import Database
+from tests.bot.discord.conftest import eventually
+from tests.fakes.discord import FakeDiscord
+
+OPS = "381870553235193857"
+
+
+def closed(n: int) -> PositionClosed:
+    return PositionClosed(pair="BTC/USD", qty=Decimal(1), entry_price=Decimal(100), exit_price=Decimal(101),
+                          fees=Decimal("0.5"), pnl=Decimal(n), pnl_pct=Decimal(1), reason=f"#{n}")
+
+
+def settings(**kw: object) -> NotifySettings:
+    ops = Destination(name="ops", platform="discord", target=OPS)
+    return NotifySettings(destinations=(ops,), **kw)  # type: ignore[arg-type]
+
+
+def numbers(fake: FakeDiscord, channel: str = OPS) -> list[int]:
+    return [int(x) for m in fake.channel_posts[channel] for x in re.findall(r"\[#(\d+)\]", m["content"])]
+
+
+def sender(fake: FakeDiscord, timeout: float = 5.0) -> DiscordSender:
+    return DiscordSender(fake.token, api_base=fake.api_base, timeout=timeout)
+
+
+def dispatcher(db: Database, s: NotifySettings, fake: FakeDiscord, name: str, **kw: object) -> OutboxDispatcher:
+    return OutboxDispatcher(db, s, {"discord": sender(fake, timeout=0.5)}, instance_id=name, poll_s=0.05,
+                            base_backoff_s=0.05, lease_ttl_s=1, **kw)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("outage", ["5xx", "timeout"])
+async def test_outage_and_restart_lose_nothing_and_keep_order(db: Database, outage: str) -> None:
+    s = settings()
+    bus = EventBus(outbox=OutboxWriter(s))
+    async with FakeDiscord(channel_limit=100) as fake:
+        fake.down, fake.hang = outage == "5xx", outage == "timeout"
+        first = dispatcher(db, s, fake, "one")
+        await first.start()
+        for n in range(3):
+            await bus.record(db, closed(n))
+        await eventually(lambda: fake.unavailable >= 3, what="retries during the outage")  # a timeout is 0.5 s
+        assert fake.channel_posts[OPS] == []
+        await first.stop()  # the service restarts during the outage
+        for n in range(3, 6):
+            await bus.record(db, closed(n))
+        fake.down = False
+        fake.release()
+        second = dispatcher(db, s, fake, "two")
+        await second.start()
+        await eventually(lambda: len(numbers(fake)) >= 6, timeout=20)
+        await asyncio.sleep(0.3)
+        await second.stop()
+        assert numbers(fake) == [0, 1, 2, 3, 4, 5]  # every alert, once, in order
+        assert await second.pending("ops") == 0
+
+
+async def test_burst_of_1000_becomes_readable_digests_without_a_429(db: Database) -> None:
+    s = settings(per_destination_rate=50.0)
+    writer = OutboxWriter(s)
+    async with db.session() as session:
+        for n in range(1000):
+            for row in writer.rows_for(closed(n)):
+                session.add(row)
+    async with FakeDiscord(channel_limit=5, channel_window_s=0.25) as fake:
+        alerts = sender(fake)
+        d = OutboxDispatcher(db, s, {"discord": alerts}, instance_id="x", poll_s=0.02)
+        await d.start()
+        await eventually(lambda: len(numbers(fake)) >= 1000, timeout=60)
+        await d.stop()
+        posts = fake.channel_posts[OPS]
+        assert numbers(fake) == list(range(1000))  # zero lost, none twice, in order
+        assert len(posts) <= 40 and all(len(p["content"]) <= 2000 for p in posts)
+        assert re.match(r"^\d+ alerts:\n• closed BTC/USD", posts[0]["content"])  # a readable digest
+        # the sender read X-RateLimit-Remaining/Reset-After and waited instead of being refused
+        assert fake.status_429 == 0 and alerts.rate_limited == 0
+        assert all(p["flags"] == 0 or p["flags"] == 4096 for p in posts)
+
+
+async def test_a_429_hands_retry_after_back_to_the_dispatcher() -> None:
+    async with FakeDiscord(channel_limit=1, channel_window_s=2.0) as fake:
+        async with httpx.AsyncClient() as other:  # someone else (another process) used the bucket up
+            await other.post(f"{fake.api_base}/channels/{OPS}/messages", json={"content": "x"},
+                             headers={"Authorization": f"Bot {fake.token}"})
+        alerts = sender(fake)
+        with pytest.raises(DeliveryError) as err:
+            await alerts.send(OPS, AlertMessage("x", "info", ("hello",), False))
+        assert err.value.retry_after is not None and 0 < err.value.retry_after <= 2.0
+        assert not err.value.permanent and fake.status_429 == 1
+        await alerts.aclose()
+
+
+async def test_message_shape_silence_mentions_and_charts() -> None:
+    async with FakeDiscord() as fake:
+        alerts = sender(fake)
+        await alerts.send(OPS, AlertMessage("order_filled", "info", ("filled @everyone",), silent=True))
+        await alerts.send(OPS, AlertMessage("report", "info", ("daily report",), False, image=b"\x89PNG-bytes"))
+        quiet, report = fake.channel_posts[OPS]
+        assert quiet["flags"] == 4096  # SUPPRESS_NOTIFICATIONS
+        assert quiet["content"] == "filled @everyone"  # shown as typed, but allowed_mentions stops the ping
+        assert report["content"] == "daily report" and report["attachments"][0]["filename"] == "chart.png"
+        await alerts.aclose()
+
+
+async def test_errors_retrying_cannot_fix_are_permanent() -> None:
+    async with FakeDiscord() as fake:
+        wrong = DiscordSender("not-the-token", api_base=fake.api_base)
+        with pytest.raises(DeliveryError) as err:
+            await wrong.send(OPS, AlertMessage("x", "info", ("hello",), False))
+        assert err.value.permanent
+        no_token = DiscordSender(None, api_base=fake.api_base)
+        with pytest.raises(DeliveryError) as err:
+            await no_token.send(OPS, AlertMessage("x", "info", ("hello",), False))
+        assert err.value.permanent and "discord.token" in str(err.value)
+        for s in (wrong, no_token):
+            await s.aclose()

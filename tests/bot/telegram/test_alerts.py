@@ -1,0 +1,67 @@
+"""Alerts to Telegram through the outbox: plain text, silent when asked, 429 and refusals translated."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import pytest
+
+from bot.notify import OutboxDispatcher
+from bot.notify.senders import AlertMessage, DeliveryError
+from bot.telegram import TelegramAlertSender
+from core.events import LeadershipChanged
+from core.outbox import OutboxWriter
+from core.settings_models import Destination, NotifySettings
+from persistence.db import Database
+from tests.bot.telegram.conftest import telegram_settings
+from tests.fakes.telegram import FakeTelegram
+
+pytestmark = pytest.mark.filterwarnings("ignore::telegram.warnings.PTBDeprecationWarning")
+OPS = -100900
+
+
+@pytest.fixture
+async def sender(fake_tg: FakeTelegram) -> AsyncIterator[TelegramAlertSender]:
+    alerts = TelegramAlertSender(telegram_settings(fake_tg, enabled=False))
+    yield alerts
+    await alerts.aclose()
+
+
+async def test_an_alert_is_plain_text_and_silent_when_asked(sender: TelegramAlertSender, fake_tg: FakeTelegram) -> None:
+    await sender.send(str(OPS), AlertMessage("order_filled", "info", ("filled <0.5> BTC & more",), silent=True))
+    [sent] = fake_tg.sent_to(OPS)
+    assert sent.text == "filled <0.5> BTC & more" and sent.silent  # no markup: nothing to escape or break
+
+
+async def test_a_chart_alert_goes_as_a_photo(sender: TelegramAlertSender, fake_tg: FakeTelegram) -> None:
+    await sender.send(str(OPS), AlertMessage("daily_report", "info", ("Daily PnL +12.00",), False, image=b"PNG" * 10))
+    [photo] = fake_tg.sent_to(OPS)
+    assert photo.kind == "photo" and photo.text == "Daily PnL +12.00"
+
+
+async def test_rate_limits_and_refusals_become_delivery_errors(sender: TelegramAlertSender,
+                                                               fake_tg: FakeTelegram) -> None:
+    fake_tg.chat_rate_per_s, fake_tg.chat_burst = 0.1, 1
+    message = AlertMessage("x", "info", ("hello",), False)
+    await sender.send(str(OPS), message)
+    with pytest.raises(DeliveryError) as slow:
+        await sender.send(str(OPS), message)
+    assert slow.value.retry_after == 1.0 and not slow.value.permanent
+    fake_tg.missing_chats.add(-42)
+    with pytest.raises(DeliveryError) as gone:
+        await sender.send("-42", message)
+    assert gone.value.permanent
+
+
+async def test_leadership_changes_reach_the_chat_through_the_outbox(db: Database, sender: TelegramAlertSender,
+                                                                    fake_tg: FakeTelegram) -> None:
+    settings = NotifySettings(destinations=(Destination(name="ops", platform="telegram", target=str(OPS)),))
+    async with db.session() as s:
+        OutboxWriter(settings).write(s, LeadershipChanged(instance_id="host:1:abc", leader=True, epoch=7))
+    outbox = OutboxDispatcher(db, settings, {"telegram": sender}, instance_id="test", poll_s=0.05)
+    await outbox.start()
+    try:
+        await fake_tg.wait_for(lambda: bool(fake_tg.sent_to(OPS)), 10, "the alert")
+    finally:
+        await outbox.stop()
+    assert "host:1:abc became leader (epoch 7)" in fake_tg.sent_to(OPS)[0].text

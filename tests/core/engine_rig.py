@@ -1,0 +1,121 @@
+"""A real engine on the real paper venue and a real database, driven candle by candle.
+
+The strategy is the one thing tests choose: a function of the candle window (what a user's
+strategy module is), so a test can say "buy on this bar" or "block the scan" deterministically.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from core.config import Settings, load_settings
+from core.engine import Engine
+from core.events import Event, EventBus
+from core.executor import Executor
+from core.market_data import MarketData
+from core.risk import RiskManager
+from core.state import StateStore
+from exchanges.base import Candle
+from exchanges.clock import SimClock
+from exchanges.paper import MarketRules, PaperExchange
+from persistence.db import Database
+from strategies.base import Candles, Direction, Signal
+
+T0 = datetime(2024, 1, 1, tzinfo=UTC)
+PAIR = "BTC/USD"
+
+
+class ScriptedStrategy:
+    """Signals by bar count: ``{bar_number: "buy" | "sell"}``; optionally blocks while ``gate`` is clear."""
+
+    def __init__(self, script: dict[int, str] | None = None) -> None:
+        self.script = dict(script or {})
+        self.gate = threading.Event()
+        self.gate.set()
+        self.entered = threading.Event()
+        self.calls = 0
+
+    def __call__(self, pair: str, window: Candles, higher: Candles | None) -> Signal:
+        self.calls += 1
+        self.entered.set()
+        self.gate.wait(30)
+        what = self.script.get(len(window))
+        if what == "buy":
+            return Signal(pair, Direction.BUY, 1.0, "scripted buy", "scripted", stop=Decimal(90))
+        if what == "sell":
+            return Signal(pair, Direction.SELL, 1.0, "scripted sell", "scripted")
+        return Signal.hold(pair, "scripted")
+
+
+async def _idle_feed() -> AsyncIterator[Any]:
+    await asyncio.Event().wait()
+    yield None  # pragma: no cover
+
+
+class Rig:
+    def __init__(self, db: Database, strategy: ScriptedStrategy | None = None, *, latency_ms: int = 0,
+                 settings: Settings | None = None, clock: SimClock | None = None, pairs: tuple[str, ...] = (PAIR,)) -> None:
+        self.db = db
+        self.settings = settings or load_settings(env={}, dotenv_path=None, overrides={
+            "trading": {"pairs": list(pairs)},
+            "risk": {"max_open_positions": 60, "max_total_exposure": "1", "max_pair_exposure": "0.5",
+                     "cooldown_after_loss_s": 0, "daily_loss_limit": "0.9", "max_drawdown": "0.9"},
+        })
+        self.strategy = strategy or ScriptedStrategy()
+        self.clock = clock or SimClock(T0)
+        self.latency_ms = latency_ms
+        self.events = EventBus()
+        self.seen: list[Event] = []
+        self._q = self.events.subscribe()
+        self.bars: dict[str, int] = {}
+        self.pairs = pairs
+
+    def build(self) -> Engine:
+        s = self.settings
+        rules = MarketRules()
+        self.paper = PaperExchange(self.db, {p: rules for p in self.pairs}, starting_balances={"USD": Decimal(10000)},
+                                   slippage_bps=Decimal(0), impact_bps=Decimal(0), volume_share=Decimal(1),
+                                   latency_ms=self.latency_ms, clock=self.clock, timeframe_s=3600)
+        self.engine = Engine(db=self.db, exchange=self.paper, feed=_idle_feed(), market_data=MarketData(3600),
+                             evaluate=self.strategy, risk=RiskManager(s.risk),
+                             executor=Executor(self.db, self.paper, self.events, self.clock, backoff_s=0.01),
+                             state=StateStore(self.db, "default"), clock=self.clock, events=self.events,
+                             trading=s.trading, timezone="UTC", mode="paper",
+                             market_hooks=(self.paper.on_market_event,))
+        return self.engine
+
+    async def start(self) -> Engine:
+        engine = self.build()
+        await self.paper.start()
+        await engine.start()
+        return engine
+
+    async def stop(self) -> None:
+        await self.engine.stop()
+        await self.paper.stop()
+
+    async def candle(self, close: str, *, low: str | None = None, high: str | None = None, pair: str = PAIR,
+                     volume: str = "1000") -> None:
+        n = self.bars.get(pair, 0)
+        self.bars[pair] = n + 1
+        ts = T0 + timedelta(hours=n)
+        c = Decimal(close)
+        lo = Decimal(low) if low else c
+        hi = Decimal(high) if high else c
+        self.clock.advance_to(max(self.clock.now(), ts + timedelta(hours=1)))
+        await self.engine.on_candle(Candle(pair, 3600, ts, c, max(hi, c), min(lo, c), c, Decimal(volume)))
+
+    def drain(self) -> list[Event]:
+        while not self._q.empty():
+            self.seen.append(self._q.get_nowait())
+        return self.seen
+
+    def kinds(self) -> list[str]:
+        return [e.kind for e in self.drain()]
+
+
