@@ -63,6 +63,7 @@ class OutboxDispatcher:
         self.base_backoff_s = base_backoff_s
         self._tasks: list[asyncio.Task[None]] = []
         self._wake = asyncio.Event()
+        self._stopping = asyncio.Event()
         self._held: dict[str, tuple[Lease, int]] = {}
         self.sent_messages = 0
         self.delivered_rows = 0
@@ -73,6 +74,7 @@ class OutboxDispatcher:
     async def start(self) -> None:
         if self._tasks:
             return
+        self._stopping.clear()
         for dest in self.destinations():
             self._tasks.append(asyncio.create_task(self._serve(dest), name=f"outbox:{dest.name}"))
         for dest in self.settings.destinations:
@@ -83,10 +85,16 @@ class OutboxDispatcher:
     def poke(self) -> None:
         self._wake.set()
 
-    async def stop(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+    async def stop(self, grace_s: float = 5.0) -> None:
+        """Finish the message in flight (so it is marked delivered and never repeated), then stop;
+        a send still hanging after ``grace_s`` is cancelled and its rows stay due."""
+        self._stopping.set()
+        self._wake.set()
+        if self._tasks:
+            _, hanging = await asyncio.wait(self._tasks, timeout=grace_s)
+            for task in hanging:
+                task.cancel()
+            await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks = []
         # hand the destinations back so another replica (or our own restart) resumes at once
         for lease, epoch in list(self._held.values()):
@@ -105,7 +113,7 @@ class OutboxDispatcher:
         warned = False
         epoch: int | None = None
         renewed = 0.0
-        while True:
+        while not self._stopping.is_set():
             try:
                 if epoch is None or time.monotonic() - renewed > self.lease_ttl_s / 3:
                     epoch = await lease.acquire(self.instance_id, self.lease_ttl_s)
@@ -115,7 +123,7 @@ class OutboxDispatcher:
                     else:
                         self._held[dest.name] = (lease, epoch)
                 if epoch is None:
-                    await asyncio.sleep(self.poll_s)
+                    await self._pause(self.poll_s)
                     continue
                 rows = await self._due(dest.name)
                 if not rows:
@@ -123,7 +131,7 @@ class OutboxDispatcher:
                     continue
                 wait = bucket.wait_time()
                 if wait > 0:
-                    await asyncio.sleep(wait)
+                    await self._pause(wait)
                     continue
                 batch, message = self._compose(rows, sender.max_chars)
                 if not await lease.holds(self.instance_id, epoch):
@@ -154,7 +162,14 @@ class OutboxDispatcher:
                 raise
             except Exception:  # noqa: BLE001 - the database may be briefly away; keep serving
                 log.warning("dispatcher for %s hit an error", dest.name, exc_info=True)
-                await asyncio.sleep(self.poll_s)
+                await self._pause(self.poll_s)
+
+    async def _pause(self, seconds: float) -> None:
+        """Sleep, cut short by :meth:`stop`."""
+        try:
+            await asyncio.wait_for(self._stopping.wait(), seconds)
+        except TimeoutError:
+            pass
 
     async def _idle(self) -> None:
         try:

@@ -108,7 +108,7 @@ async def test_one_poller_fast_handovers_and_exactly_once_commands(pg_database_u
         assert traffic.answered_twice() == []
         runs = await executions(pg_database_url)
         pauses = [t for t in traffic.sent.values() if t.startswith("/pause")]
-        assert len(pauses) >= 50
+        assert len(pauses) >= 25  # ~3 state changes a second while traffic runs
         assert {t.split()[1]: 1 for t in pauses} == runs  # each ran exactly once
         assert fake.conflicts <= len(CRASH_ROUNDS), f"409s: {fake.conflicts}"
         assert len(overlapping_polls(fake)) <= len(CRASH_ROUNDS)
