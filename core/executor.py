@@ -121,18 +121,19 @@ class Executor:
         await self.send_many([row])
         return row
 
-    async def send_many(self, rows: Sequence[OrderRow]) -> None:
+    async def send_many(self, rows: Sequence[OrderRow]) -> bool:
         """Send prepared orders concurrently (one round trip of latency, not one per order) and
-        record every outcome in a single transaction."""
+        record every outcome in a single transaction. True when the venue accepted every one."""
         rows = [r for r in rows if r.client_order_id not in self._inflight]
         if not rows:
-            return
+            return True
         self._inflight.update(r.client_order_id for r in rows)
         try:
             outcomes = await asyncio.gather(*(self._place_with_retry(r) for r in rows))
             await self._record_sends(list(zip(rows, outcomes, strict=True)))
         finally:
             self._inflight.difference_update(r.client_order_id for r in rows)
+        return all(o.kind == "placed" for o in outcomes)
 
     async def _place_with_retry(self, row: OrderRow) -> _Outcome:
         req = OrderRequest(client_order_id=row.client_order_id, pair=row.pair, side=Side(row.side),
@@ -162,10 +163,9 @@ class Executor:
         now = self.clock.now()
         async with self.db.session() as s:
             ids = [row.id for row, _ in results]
-            (await s.exec(select(OrderRow).where(col(OrderRow.id).in_(ids)))).all()  # one query into the identity map
+            loaded = {o.id: o for o in (await s.exec(select(OrderRow).where(col(OrderRow.id).in_(ids)))).all()}
             for row, out in results:
-                fresh = await s.get(OrderRow, row.id)
-                assert fresh is not None
+                fresh = loaded[row.id]
                 fresh.attempts = out.attempts
                 fresh.updated_at = now
                 if out.kind == "placed" and out.order is not None:
@@ -248,12 +248,11 @@ class Executor:
         self.version += 1
         now = self.clock.now()
         async with self.db.session() as s:
-            (await s.exec(select(OrderRow).where(col(OrderRow.id).in_([r.id for r in rows])))).all()
+            loaded = {o.id: o for o in (await s.exec(select(OrderRow).where(col(OrderRow.id).in_([r.id for r in rows])))).all()}
             for row, out in zip(rows, outcomes, strict=True):
                 if out.kind == "failed":
                     continue
-                fresh = await s.get(OrderRow, row.id)
-                assert fresh is not None
+                fresh = loaded[row.id]
                 if out.kind == "gone":
                     fresh.status, fresh.last_error = "cancelled", "not found at venue"
                 elif out.order is not None and out.order.status != OrderStatus.FILLED:
@@ -324,8 +323,10 @@ class Executor:
                 known = set((await s.exec(select(FillRow.fill_id).where(
                     FillRow.venue == self.venue.name, col(FillRow.fill_id).in_(fids)))).all()) if fids else set()
                 pos_ids = {o.position_id for o in orders.values() if o.position_id is not None}
-                if pos_ids:
-                    (await s.exec(select(PositionRow).where(col(PositionRow.id).in_(pos_ids)))).all()  # into the identity map
+                # held in a local: the session's identity map keeps unmodified rows only weakly, so a
+                # discarded result would be collected and every ``get`` below would query again
+                _held = list((await s.exec(select(PositionRow).where(col(PositionRow.id).in_(pos_ids)))).all()) \
+                    if pos_ids else []
                 for fill in page.fills:
                     order = orders.get(fill.client_order_id)
                     if order is None:

@@ -6,7 +6,8 @@
    latency, not one per order); flattening orders are written in a single transaction first.
 3. Repeat rounds until the venue confirms: no open orders, no open positions; a flatten refused
    because funds were still locked by an order being cancelled is simply retried next round.
-4. Emit one :class:`~core.events.Killed` event listing exactly what was done (or what is left).
+4. Emit one :class:`~core.events.Killed` event listing exactly what was done (or what is left),
+   with how long the venue took to acknowledge every cancel and close and to confirm all is flat.
 
 The engine stays killed across restarts until an admin re-arms it.
 """
@@ -42,9 +43,13 @@ class KillSwitch:
         self.timeout_s = timeout_s
         self.round_pause_s = round_pause_s
         self._lock = asyncio.Lock()
+        self.acknowledged_s: float | None = None  # last kill: intent -> every cancel and close acknowledged
+        self.flat_s: float | None = None  # last kill: intent -> venue confirmed nothing open
 
     async def kill(self, by: str, reason: str) -> IntentResult:
         e = self.e
+        started = time.perf_counter()
+        self.acknowledged_s = self.flat_s = None
         previous = e.state.state
         now = datetime.now(UTC)  # wall-clock time: this is an operator's action, even during a replay
         e.state = TradingState(KILLED, reason, by, now)
@@ -57,7 +62,12 @@ class KillSwitch:
                 log.exception("could not persist killed state (attempt %d)", attempt + 1)
                 await asyncio.sleep(0.1)
         async with self._lock:
-            report, complete = await self._flatten_everything(by)
+            report, complete = await self._flatten_everything(by, started)
+        if complete:
+            self.flat_s = time.perf_counter() - started
+            ack = f"{self.acknowledged_s * 1000:.0f} ms" if self.acknowledged_s is not None else "-"
+            report.append(f"venue acknowledged every cancel and close after {ack}; flat confirmed after "
+                          f"{self.flat_s * 1000:.0f} ms")
         killed = Killed(by=by, report=tuple(report), complete=complete)
         try:
             await e.events.record(e.db, killed)
@@ -68,7 +78,7 @@ class KillSwitch:
             "killed, but NOT everything is flat yet: see the report; retrying continues with /kill"
         return IntentResult(complete, head, tuple(report))
 
-    async def _flatten_everything(self, by: str) -> tuple[list[str], bool]:
+    async def _flatten_everything(self, by: str, started: float) -> tuple[list[str], bool]:
         e = self.e
         report: list[str] = []
         cancelled: set[str] = set()
@@ -88,6 +98,10 @@ class KillSwitch:
             results = await asyncio.gather(e.executor.cancel_many(orders), self._close(to_close, unsent, by),
                                            return_exceptions=True)
             cancel_results = results[0] if isinstance(results[0], list) else []
+            clean = bool(orders or to_close or unsent) and (len(cancel_results) == len(orders) and all(ok is True for ok in cancel_results)
+                     and results[1] is True)
+            if clean and self.acknowledged_s is None:
+                self.acknowledged_s = time.perf_counter() - started
             for r in results:
                 if isinstance(r, BaseException):
                     log.error("kill round step failed: %r", r)
@@ -115,9 +129,10 @@ class KillSwitch:
                 for o in left_orders:
                     report.append(f"STILL OPEN ORDER: {o.client_order_id} {o.pair}")
                 return report, not left and not left_orders
-            await asyncio.sleep(self.round_pause_s if (orders or positions) else 0)
+            # a round the venue fully acknowledged is verified at once; otherwise give it a moment
+            await asyncio.sleep(0 if clean else self.round_pause_s)
 
-    async def _close(self, positions: list[PositionRow], unsent: list[OrderRow], by: str) -> None:
+    async def _close(self, positions: list[PositionRow], unsent: list[OrderRow], by: str) -> bool:
         e = self.e
         specs = []
         for p in positions:
@@ -126,4 +141,4 @@ class KillSwitch:
                 specs.append(OrderSpec(pair=p.pair, side=Side.SELL, qty=qty, purpose="kill", position_id=p.id,
                                        reason="kill switch", requested_by=by))
         rows = await e.executor.prepare(specs) if specs else []
-        await e.executor.send_many([*rows, *unsent])
+        return await e.executor.send_many([*rows, *unsent])
