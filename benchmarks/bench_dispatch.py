@@ -7,7 +7,8 @@ row) and the trading service's /status queries.
 
 The trading service comes from a factory so the same benchmark measures any implementation:
 
-    python benchmarks/bench_dispatch.py                       # DbStatusService below, on PostgreSQL
+    python benchmarks/bench_dispatch.py                       # the engine's own queries, on PostgreSQL
+    python benchmarks/bench_dispatch.py --factory bench_dispatch:DbStatusService  # uncached reads, for comparison
     python benchmarks/bench_dispatch.py --factory pkg.mod:fn  # fn(db, pairs) -> TradingService
     python benchmarks/bench_dispatch.py --db sqlite           # the embedded default, for comparison
 
@@ -59,7 +60,7 @@ class DbStatusService:
     open positions, today's realized PnL from closed positions, the latest equity snapshot and the
     trading state — one transaction. Marks are a fixed +1% (no market data in a benchmark).
 
-    Hook: pass ``--factory`` to measure the engine's own implementation instead.
+    The comparison: ``--factory bench_dispatch:DbStatusService`` (every call reads the tables).
     """
 
     def __init__(self, db: Database, pairs: tuple[str, ...]) -> None:
@@ -138,7 +139,7 @@ class CachedStatusService(DbStatusService):
         return self._cached
 
 
-async def seed(db: Database, pairs: tuple[str, ...], index_closed_at: bool = False) -> None:
+async def seed(db: Database, pairs: tuple[str, ...]) -> None:
     now = datetime.now(UTC)
     rows: list[dict[str, Any]] = []
     for i in range(CLOSED):
@@ -160,9 +161,6 @@ async def seed(db: Database, pairs: tuple[str, ...], index_closed_at: bool = Fal
             await s.exec(insert(PositionRow), params=rows[start:start + 2000])  # type: ignore[call-overload]
         for start in range(0, len(snaps), 2000):
             await s.exec(insert(EquitySnapshot), params=snaps[start:start + 2000])  # type: ignore[call-overload]
-    if index_closed_at:
-        async with db.engine.begin() as conn:
-            await conn.exec_driver_sql("CREATE INDEX ix_bench_positions_closed_at ON positions (closed_at)")
     if db.dialect == "postgresql":
         async with db.engine.begin() as conn:
             await conn.exec_driver_sql("ANALYZE positions")
@@ -171,6 +169,10 @@ async def seed(db: Database, pairs: tuple[str, ...], index_closed_at: bool = Fal
 
 def load_factory(spec: str | None) -> Callable[[Database, tuple[str, ...]], Any]:
     if not spec:
+        from benchmarks.engine_service import make
+
+        return make
+    if spec == "bench_dispatch:DbStatusService":
         return DbStatusService
     module, _, name = spec.partition(":")
     return getattr(importlib.import_module(module), name)  # type: ignore[no-any-return]
@@ -204,7 +206,7 @@ async def run(args: argparse.Namespace) -> int:
     try:
         await upgrade(db)
         pairs = tuple(f"C{i:02d}/USD" for i in range(OPEN))
-        await seed(db, pairs, args.index_closed_at)
+        await seed(db, pairs)
         service = load_factory(args.factory)(db, pairs)
         settings = ChatSettings(rate_limit_per_minute=1_000_000, allowed_chats={"telegram": ("-100",)})
         actor, chat = Actor("telegram", "424242"), ChatRef("telegram", "-100", "group")
@@ -230,8 +232,7 @@ async def run(args: argparse.Namespace) -> int:
             if label == "dispatch-to-reply":
                 results["  of which the service's status()"] = [await timed(service.status) for _ in range(args.n)]
                 results["console rendering (adapter side)"] = render
-        print(f"  (service: {type(service).__name__}; index on positions.closed_at: "
-              f"{'yes' if args.index_closed_at else 'no'})")
+        print(f"  (service: {type(service).__name__})")
         for label, values in results.items():
             print(f"  {label:<38} p50 {statistics.median(values):6.2f} ms   p90 {pct(values, 0.90):6.2f} ms   "
                   f"p99 {pct(values, 0.99):6.2f} ms   max {max(values):6.2f} ms")
@@ -253,9 +254,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--db", choices=("postgres", "sqlite"), default="postgres")
     parser.add_argument("--url", help="PostgreSQL URL (default: TRADECTL_TEST_PG_URL)")
-    parser.add_argument("--factory", help="module:callable(db, pairs) returning the TradingService to measure")
-    parser.add_argument("--index-closed-at", action="store_true",
-                        help="add an index on positions.closed_at first (not in the schema yet; shows its effect)")
+    parser.add_argument("--factory", help="module:callable(db, pairs) returning the TradingService to measure "
+                        "(default: the engine; bench_dispatch:DbStatusService reads the tables on every call)")
     parser.add_argument("-n", type=int, default=2000, help="measured runs")
     parser.add_argument("--warmup", type=int, default=200)
     sys.exit(asyncio.run(run(parser.parse_args())))

@@ -1,4 +1,4 @@
-"""The engine's own TradingService for benchmarks/bench_dispatch.py (``--factory benchmarks.engine_service:make``).
+"""The engine's own TradingService for benchmarks/bench_dispatch.py (its default factory).
 
 A real :class:`~core.engine.Engine` on the paper venue over the benchmark's database; its queries
 read the seeded positions and trades exactly as the running service would.

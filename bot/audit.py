@@ -112,7 +112,7 @@ class AuditLog:
 
     async def write(self, values: dict[str, Any]) -> int | None:
         try:
-            async with self.db.engine.begin() as conn:
+            async with self.db.begin() as conn:
                 return await self.add(conn, values)
         except Exception:  # noqa: BLE001 - see record()
             log.exception("audit write failed: %s %s:%s /%s -> %s", values["ref_id"], values["platform"],
@@ -124,7 +124,7 @@ class AuditLog:
         if row_id is None:
             return
         try:
-            async with self.db.engine.begin() as conn:
+            async with self.db.begin() as conn:
                 await conn.execute(_TABLE.update().where(_TABLE.c.id == row_id).values(
                     decision=decision, result=self._clean(result, MAX_RESULT)))
         except Exception:  # noqa: BLE001

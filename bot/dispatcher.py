@@ -333,7 +333,7 @@ class Dispatcher(PressHandling):
             await self.audit.write(row)
             return True
         try:
-            async with self.audit.db.engine.begin() as conn:
+            async with self.audit.db.begin() as conn:
                 fresh = await self.updates.mark(conn, attempt.update)
                 if not fresh:
                     self.audit.set_outcome(row, "duplicate", f"update already processed; would be {decision}")

@@ -64,7 +64,7 @@ class ProcessedUpdates:
 
     async def first_time(self, ref: UpdateRef) -> bool:
         """Record the update in its own transaction, before acting on it."""
-        async with self.db.engine.begin() as conn:
+        async with self.db.begin() as conn:
             return await self.mark(conn, ref)
 
     async def prune(self, older_than: datetime) -> int:

@@ -12,7 +12,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -96,6 +97,16 @@ class Executor:
 
     # -- placing -------------------------------------------------------------------------
 
+    @asynccontextmanager
+    async def _writing(self) -> AsyncIterator[AsyncSession]:
+        """A write transaction on orders or positions; ``version`` moves once it has committed (or
+        failed), so a cache filled from a read that overlapped it is never taken as current."""
+        try:
+            async with self.db.session() as s:
+                yield s
+        finally:
+            self.version += 1
+
     async def prepare(self, specs: Sequence[OrderSpec]) -> list[OrderRow]:
         """Write the orders (status ``new``) in one transaction; nothing is sent yet."""
         now = self.clock.now()
@@ -106,7 +117,7 @@ class Executor:
                      requested_by=s.requested_by[:200], created_at=now, updated_at=now)
             for s in specs
         ]
-        async with self.db.session() as s:
+        async with self._writing() as s:
             for row in rows:
                 s.add(row)
             await s.flush()
@@ -159,9 +170,8 @@ class Executor:
         return _Outcome("failed", self.max_attempts, error=last)
 
     async def _record_sends(self, results: list[tuple[OrderRow, _Outcome]]) -> None:
-        self.version += 1
         now = self.clock.now()
-        async with self.db.session() as s:
+        async with self._writing() as s:
             ids = [row.id for row, _ in results]
             loaded = {o.id: o for o in (await s.exec(select(OrderRow).where(col(OrderRow.id).in_(ids)))).all()}
             for row, out in results:
@@ -194,9 +204,8 @@ class Executor:
             row.last_error = order.reject_reason[:500]
 
     async def _adopt(self, row: OrderRow, order: Order) -> None:
-        self.version += 1
         now = self.clock.now()
-        async with self.db.session() as s:
+        async with self._writing() as s:
             fresh = await s.get(OrderRow, row.id)
             assert fresh is not None
             self._apply_venue_view(fresh, order, now)
@@ -207,8 +216,7 @@ class Executor:
             _copy(fresh, row)
 
     async def _set(self, row: OrderRow, **fields: object) -> None:
-        self.version += 1
-        async with self.db.session() as s:
+        async with self._writing() as s:
             fresh = await s.get(OrderRow, row.id)
             assert fresh is not None
             for k, v in fields.items():
@@ -224,7 +232,7 @@ class Executor:
         await self._set(row, status="cancelled", last_error=reason[:500])
 
     async def _void_if_unfilled(self, row: OrderRow) -> None:
-        async with self.db.session() as s:
+        async with self._writing() as s:
             await self._void_in(s, row)
 
     async def _void_in(self, s: AsyncSession, row: OrderRow) -> None:
@@ -245,9 +253,8 @@ class Executor:
     async def cancel_many(self, rows: Sequence[OrderRow]) -> list[bool]:
         """Cancel concurrently; record every confirmed outcome in one transaction."""
         outcomes = await asyncio.gather(*(self._cancel_with_retry(r) for r in rows))
-        self.version += 1
         now = self.clock.now()
-        async with self.db.session() as s:
+        async with self._writing() as s:
             loaded = {o.id: o for o in (await s.exec(select(OrderRow).where(col(OrderRow.id).in_([r.id for r in rows])))).all()}
             for row, out in zip(rows, outcomes, strict=True):
                 if out.kind == "failed":
@@ -314,7 +321,7 @@ class Executor:
                 return []
             staged: list[Event] = []
             closed: list[PositionRow] = []
-            async with self.db.session() as s:
+            async with self._writing() as s:
                 # bulk-load what the page touches: one query each, not one per fill
                 coids = {f.client_order_id for f in page.fills}
                 fids = [f.fill_id for f in page.fills]
@@ -363,7 +370,6 @@ class Executor:
                 for ev in staged:
                     self.events.stage(s, ev)
             self._cursor = page.cursor
-            self.version += 1
             for pos in closed:
                 self.on_position_closed(pos)
             return staged

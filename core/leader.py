@@ -64,13 +64,13 @@ class Lease:
             f"WHERE leases.holder = excluded.holder OR leases.expires_at <= {now} "
             f"RETURNING epoch"
         )
-        async with self.db.engine.begin() as conn:
+        async with self.db.begin() as conn:
             row = (await conn.execute(sql, {"name": self.name, "holder": holder})).first()
         return int(row[0]) if row else None
 
     async def release(self, holder: str, epoch: int) -> bool:
         sql = text(f"UPDATE leases SET expires_at = {self._now()} WHERE name = :name AND holder = :holder AND epoch = :epoch")
-        async with self.db.engine.begin() as conn:
+        async with self.db.begin() as conn:
             res = await conn.execute(sql, {"name": self.name, "holder": holder, "epoch": epoch})
         return bool(res.rowcount)
 
@@ -78,12 +78,12 @@ class Lease:
         """True if ``holder`` still holds the lease at ``epoch`` (the fencing check)."""
         sql = text(f"SELECT 1 FROM leases WHERE name = :name AND holder = :holder AND epoch = :epoch "
                    f"AND expires_at > {self._now()}")
-        async with self.db.engine.connect() as conn:
+        async with self.db.connect() as conn:
             return (await conn.execute(sql, {"name": self.name, "holder": holder, "epoch": epoch})).first() is not None
 
     async def current(self) -> LeaseState | None:
         sql = text(f"SELECT holder, epoch, expires_at, (expires_at > {self._now()}) AS live FROM leases WHERE name = :name")
-        async with self.db.engine.connect() as conn:
+        async with self.db.connect() as conn:
             row = (await conn.execute(sql, {"name": self.name})).first()
         if row is None or not row[3]:
             return None

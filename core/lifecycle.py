@@ -84,13 +84,30 @@ class Supervisor:
 async def stop_all(components: list[Component], timeout: float) -> None:
     """Stop components in reverse order, each within ``timeout``; errors are logged, not raised."""
     for comp in reversed(components):
+        stopping = asyncio.ensure_future(comp.stop())
         try:
-            await asyncio.wait_for(comp.stop(), timeout)
+            done, _ = await asyncio.wait({stopping}, timeout=timeout)
+            if not done:
+                log.error("component %s did not stop within %.1fs; where its tasks are:\n%s", comp.name, timeout,
+                          _task_stacks())
+                stopping.cancel()
+                await asyncio.wait({stopping}, timeout=timeout)
+                continue
+            stopping.result()
             log.info("stopped %s", comp.name)
-        except TimeoutError:
-            log.error("component %s did not stop within %.1fs", comp.name, timeout)
         except Exception:  # noqa: BLE001 - keep stopping the rest
             log.exception("component %s failed to stop", comp.name)
+
+
+def _task_stacks() -> str:
+    """Every pending task's name and innermost frames: what a hung stop is waiting for."""
+    lines = []
+    for task in asyncio.all_tasks():
+        frames = task.get_stack(limit=None)[-4:]
+        where = " <- ".join(f"{f.f_code.co_filename.rsplit('/', 2)[-1]}:{f.f_lineno} {f.f_code.co_name}"
+                            for f in reversed(frames))
+        lines.append(f"  {task.get_name()}: {where or '(not started)'}")
+    return "\n".join(sorted(lines))
 
 
 class CallbackComponent:

@@ -3,7 +3,8 @@ engine's in-memory market data. Nothing here changes state."""
 
 from __future__ import annotations
 
-from datetime import timedelta
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import TYPE_CHECKING
 
@@ -21,9 +22,21 @@ ZERO = Decimal(0)
 CENTS = Decimal("0.01")
 
 
+@dataclass(frozen=True, slots=True)
+class _Book:
+    """What /status reads from the database, valid while the executor's version and the day hold."""
+
+    version: int
+    day: datetime
+    positions: tuple[PositionRow, ...]
+    realized_today: Decimal
+    open_orders: int
+
+
 class Queries:
     def __init__(self, engine: "Engine") -> None:
         self.e = engine
+        self._book: _Book | None = None
 
     async def positions(self) -> list[PositionView]:
         async with self.e.db.read() as s:
@@ -63,19 +76,36 @@ class Queries:
         equity = await e.equity(balances)
         cash = balances[e.trading.quote].total if e.trading.quote in balances else ZERO
         now = e.clock.now()
-        async with e.db.read() as s:  # one transaction: /status is the command people send most
-            positions = tuple(self._views(await accounting.open_positions(s)))
-            closed_today = await accounting.closed_positions(s, accounting.period_start(now, "day", e.tz))
-            open_orders = int((await s.exec(select(func.count()).select_from(OrderRow).where(  # type: ignore[call-overload]
-                col(OrderRow.status).in_(OPEN_STATES)))).one())
-        realized_today = sum((p.realized_pnl for p in closed_today), ZERO)
+        book = await self._status_book(accounting.period_start(now, "day", e.tz))
+        positions = tuple(self._views(list(book.positions)))  # marks are always the latest
         unrealized = sum((p.unrealized_pnl for p in positions), ZERO)
+        realized_today, open_orders = book.realized_today, book.open_orders
         return StatusView(state=e.state.state, state_reason=e.state.reason, state_changed_by=e.state.changed_by,
                           state_changed_at=e.state.changed_at, mode=e.mode, venue=e.venue.name, quote=e.trading.quote,
                           equity=equity.quantize(CENTS), cash=cash.quantize(CENTS), positions=positions,
                           today_pnl=(realized_today + unrealized).quantize(CENTS),
                           data_age_s={p: e.md.age_s(p, now) for p in e.pairs}, leader=e.leader(),
                           instance_id=e.instance_id, uptime_s=e.uptime_s(), open_orders=open_orders)
+
+    async def _status_book(self, day: datetime) -> _Book:
+        """Open positions, today's realized PnL and the open-order count: read in one transaction,
+        then reused until the executor reports a change to orders or positions (its ``version``,
+        bumped on every write to them) or the day rolls over. /status is the command people send
+        most, and most of the time nothing has changed between two of them."""
+        e = self.e
+        version = e.executor.version
+        book = self._book
+        if book is not None and book.version == version and book.day == day:
+            return book
+        async with e.db.read() as s:
+            positions = tuple(await accounting.open_positions(s))
+            closed_today = await accounting.closed_positions(s, day)
+            open_orders = int((await s.exec(select(func.count()).select_from(OrderRow).where(  # type: ignore[call-overload]
+                col(OrderRow.status).in_(OPEN_STATES)))).one())
+        book = _Book(version, day, positions, sum((p.realized_pnl for p in closed_today), ZERO), open_orders)
+        if e.executor.version == version:  # not if a write landed while we read
+            self._book = book
+        return book
 
     async def pnl(self, period: str, positions: tuple[PositionView, ...] | None = None) -> PnlSummary:
         e = self.e

@@ -45,7 +45,7 @@ async def purge_old_rows(db: Database, *, now: datetime, days: int, keep_instanc
     if days < 1:
         raise ValueError("retention needs at least one day")
     cutoff = now - timedelta(days=days)
-    async with db.engine.begin() as conn:
+    async with db.begin() as conn:
         heartbeats = await conn.execute(
             delete(_HEARTBEATS).where(_HEARTBEATS.c.last_seen < cutoff, _HEARTBEATS.c.instance_id != keep_instance))
         outbox = await conn.execute(

@@ -410,7 +410,7 @@ class LeaderScheduler:
         where = (_RUNS.c.job == name, _RUNS.c.scheduled_for == slot)
         values = {"job": name, "scheduled_for": slot, "started_at": now, "status": "running",
                   "instance_id": self.instance_id, "detail": token}
-        async with self._db.engine.begin() as conn:
+        async with self._db.begin() as conn:
             res = await conn.execute(insert_ignore(self._db.dialect, _RUNS, values, ["job", "scheduled_for"]))
             if res.rowcount == 1:
                 return token
@@ -468,7 +468,7 @@ class LeaderScheduler:
     async def recent_runs(self, limit: int = 20) -> list[JobRunView]:
         """The latest recorded runs, newest first (times in the configured time zone)."""
         stmt = select(_RUNS).order_by(_RUNS.c.scheduled_for.desc()).limit(limit)
-        async with self._db.engine.connect() as conn:
+        async with self._db.connect() as conn:
             rows = (await conn.execute(stmt)).all()
         return [JobRunView(r.job, r.scheduled_for.astimezone(self.timezone), r.status, r.instance_id,
                            r.finished_at.astimezone(self.timezone) if r.finished_at else None, r.detail) for r in rows]

@@ -7,8 +7,9 @@ file) serialise instead of failing half-way, and WAL mode lets readers continue 
 
 from __future__ import annotations
 
+import asyncio
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -16,7 +17,7 @@ from typing import Any
 
 from sqlalchemy import event, text
 from sqlalchemy.engine import make_url
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 _SCHEMA_RE = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
@@ -104,19 +105,75 @@ class Database:
 
     @asynccontextmanager
     async def session(self) -> AsyncIterator[AsyncSession]:
-        """A session in one transaction: committed on success, rolled back on error."""
-        async with AsyncSession(self.engine, expire_on_commit=False) as session:
-            async with session.begin():
-                yield session
+        """A session in one transaction: committed on success, rolled back on error.
+
+        A task cancelled inside the block (a component stopping) still rolls back and returns its
+        connection before the cancellation goes on: otherwise a half-closed connection would keep
+        SQLite's write lock until garbage collection, and every other writer would wait for it.
+        """
+        async with self._transaction(self.engine) as session:
+            yield session
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncSession]:
         """A read-only session. On SQLite it begins a deferred transaction, so readers never queue
         behind writers for the write lock (WAL lets them read a consistent snapshot meanwhile)."""
         engine = self.engine.execution_options(tradectl_read=True) if self.is_sqlite else self.engine
-        async with AsyncSession(engine, expire_on_commit=False) as session:
-            async with session.begin():
-                yield session
+        async with self._transaction(engine) as session:
+            yield session
+
+    @asynccontextmanager
+    async def begin(self) -> AsyncIterator[AsyncConnection]:
+        """A Core connection in one write transaction, with the cancellation safety of :meth:`session`."""
+        async with self._core(self.engine) as conn:
+            yield conn
+
+    @asynccontextmanager
+    async def connect(self) -> AsyncIterator[AsyncConnection]:
+        """A Core connection for reads (a deferred transaction on SQLite, like :meth:`read`)."""
+        engine = self.engine.execution_options(tradectl_read=True) if self.is_sqlite else self.engine
+        async with self._core(engine) as conn:
+            yield conn
+
+    @staticmethod
+    @asynccontextmanager
+    async def _core(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
+        conn = engine.connect()
+        await conn.start()
+        try:
+            trans = conn.begin()
+            await trans.start()
+            yield conn
+        except BaseException:
+            await _to_the_end(conn.rollback())
+            raise
+        else:
+            try:
+                await _to_the_end(conn.commit())
+            except BaseException:
+                await _to_the_end(conn.rollback())
+                raise
+        finally:
+            await _to_the_end(conn.close())
+
+    @staticmethod
+    @asynccontextmanager
+    async def _transaction(engine: AsyncEngine) -> AsyncIterator[AsyncSession]:
+        session = AsyncSession(engine, expire_on_commit=False)
+        try:
+            await session.begin()
+            yield session
+        except BaseException:
+            await _to_the_end(session.rollback())
+            raise
+        else:
+            try:
+                await _to_the_end(session.commit())
+            except BaseException:
+                await _to_the_end(session.rollback())
+                raise
+        finally:
+            await _to_the_end(session.close())
 
     async def now(self) -> datetime:
         """The database clock (leases use it, never the host clock)."""
@@ -126,6 +183,23 @@ class Database:
                 return datetime.fromisoformat(raw).replace(tzinfo=UTC)
             value = (await conn.execute(text("SELECT now()"))).scalar_one()
             return value.astimezone(UTC)
+
+
+async def _to_the_end(step: Awaitable[None]) -> None:
+    """Await ``step`` to completion even if the caller is cancelled meanwhile; the cancellation is
+    re-raised afterwards. For the few steps that must not be cut short: commit, rollback, close."""
+    task = asyncio.ensure_future(step)
+    cancelled = False
+    while not task.done():
+        try:
+            await asyncio.shield(task)
+        except asyncio.CancelledError:
+            if task.done() and task.cancelled():
+                raise
+            cancelled = True
+    task.result()
+    if cancelled:
+        raise asyncio.CancelledError
 
 
 def _configure_sqlite(engine: AsyncEngine) -> None:

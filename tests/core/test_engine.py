@@ -10,7 +10,7 @@ from sqlmodel import select
 
 from core.executor import Executor, OrderSpec
 from core.intents import ClosePosition, Kill, PauseEntries, Rearm, Resume
-from exchanges.base import Side
+from exchanges.base import OrderType, Side
 from persistence.db import Database
 from persistence.models import OrderRow, PaperOrderRow, PositionRow
 from tests.core.engine_rig import PAIR, Rig, ScriptedStrategy
@@ -194,3 +194,38 @@ async def test_bad_candles_are_counted_not_fatal(db: Database) -> None:
     assert health.counters["candle_rejected:duplicate candle"] == 1
     assert health.counters["candle_rejected:non-positive price"] == 1
     await rig.stop()
+
+
+async def test_status_follows_every_order_and_position_change_at_once(db: Database) -> None:
+    """/status reuses its database reads while nothing changes; each change must show immediately."""
+    rig = Rig(db, ScriptedStrategy({2: "buy", 5: "sell"}))
+    await rig.start()
+    try:
+        await rig.candle("100")
+        first = await rig.engine.status()
+        assert first.positions == () and first.open_orders == 0
+        again = await rig.engine.status()
+        assert (again.positions, again.open_orders, again.today_pnl) == (first.positions, first.open_orders, first.today_pnl)
+
+        await rig.candle("100")  # the scripted buy fills at once
+        st = await rig.engine.status()
+        assert [p.pair for p in st.positions] == [PAIR] and st.open_orders == 0
+
+        resting = await rig.engine.executor.place(OrderSpec(pair=PAIR, side=Side.BUY, qty=Decimal("0.1"),
+                                                            purpose="entry", position_id=None,
+                                                            order_type=OrderType.LIMIT, limit_price=Decimal(50)))
+        assert (await rig.engine.status()).open_orders == 1
+        await rig.engine.executor.cancel_many([resting])
+        assert (await rig.engine.status()).open_orders == 0
+
+        await rig.candle("104")
+        moved = await rig.engine.status()
+        assert moved.positions[0].mark_price == Decimal(104)  # marks are live even when the rows are reused
+        await rig.candle("104")
+        await rig.candle("110")  # the scripted sell closes the position
+        closed = await rig.engine.status()
+        (pos,) = await positions(db)
+        assert pos.status == "closed" and closed.positions == ()
+        assert closed.today_pnl == pos.realized_pnl.quantize(Decimal("0.01"))
+    finally:
+        await rig.stop()
