@@ -20,6 +20,7 @@ import logging
 import time
 from collections import Counter, deque
 from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from decimal import Decimal
 
@@ -123,6 +124,8 @@ class Engine:
         await self.reconcile()
         await self._restore_equity_marks()
         self._running = True
+        self._quiet = asyncio.Event()
+        self._quiet.set()
         self._tasks = [asyncio.create_task(self._feed_loop(), name="engine:feed"),
                        asyncio.create_task(self._protection_loop(), name="engine:protection")]
         for task in self._tasks:
@@ -142,37 +145,66 @@ class Engine:
     on_failure: Callable[[BaseException], None] | None = None
     strategy_set: object = None
 
-    async def stop(self) -> None:
+    async def stop(self, grace_s: float = 5.0) -> None:
+        """Finish the candle or protection pass in progress, then stop the loops. They are cancelled
+        only while idle (or after ``grace_s``): cancelling one mid-transaction could leave orders
+        half-recorded and, on SQLite, the database locked."""
         if not self._running:
             return
         self._running = False
+        if self._busy:
+            try:
+                await asyncio.wait_for(self._quiet.wait(), grace_s)
+            except TimeoutError:
+                log.warning("engine work still running after %.0fs; cancelling it", grace_s)
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks = []
 
+    @asynccontextmanager
+    async def _working(self) -> AsyncIterator[None]:
+        """Marks a unit of loop work (one candle, one protection pass) that stop() lets finish."""
+        self._busy += 1
+        self._quiet.clear()
+        try:
+            yield
+        finally:
+            self._busy -= 1
+            if self._busy == 0:
+                self._quiet.set()
+
+    _busy = 0
+    _quiet: asyncio.Event
+
     # -- feed ------------------------------------------------------------------------------
 
     async def _feed_loop(self) -> None:
         async for event in self._feed:
-            try:
-                if isinstance(event, Candle):
-                    await self.on_candle(event)
-                elif isinstance(event, Ticker):
-                    self.md.add_ticker(event)
-                    for hook in self._hooks:
-                        await hook(event)
-                elif isinstance(event, FeedStatus):
-                    self._feed_down_since = None if event.connected else time.monotonic()
-            except ExchangeError as exc:
-                self._exchange_error(exc)
-            except Exception as exc:  # noqa: BLE001 - one bad event must not end the feed
-                self.counters["feed_errors"] += 1
-                log.exception("error handling %s", type(event).__name__)
-                await self.events.announce(self.db, EngineError(where="feed", message=str(exc)[:300]))
+            if not self._running:
+                return
+            async with self._working():
+                await self._feed_event(event)
         log.info("market data feed ended")
         if self._on_feed_end:
             self._on_feed_end()
+
+    async def _feed_event(self, event: object) -> None:
+        try:
+            if isinstance(event, Candle):
+                await self.on_candle(event)
+            elif isinstance(event, Ticker):
+                self.md.add_ticker(event)
+                for hook in self._hooks:
+                    await hook(event)
+            elif isinstance(event, FeedStatus):
+                self._feed_down_since = None if event.connected else time.monotonic()
+        except ExchangeError as exc:
+            self._exchange_error(exc)
+        except Exception as exc:  # noqa: BLE001 - one bad event must not end the feed
+            self.counters["feed_errors"] += 1
+            log.exception("error handling %s", type(event).__name__)
+            await self.events.announce(self.db, EngineError(where="feed", message=str(exc)[:300]))
 
     async def on_candle(self, c: Candle) -> None:
         ingest = self.md.add_candle(c)
@@ -300,21 +332,27 @@ class Engine:
         passes = 0
         while True:
             await asyncio.sleep(self.trading.protection_interval_s)
+            if not self._running:
+                return
             passes += 1
-            try:
-                if passes % 10 == 0:
-                    for note in await self.executor.resend_unsent():
-                        log.info("order retry: %s", note)
-                await self.executor.poll_fills()
-                for pair in self.pairs:
-                    await self._protect(pair)
-                await self._check_circuit_breakers()
-            except ExchangeError as exc:
-                self._exchange_error(exc)
-            except Exception as exc:  # noqa: BLE001 - the loop must survive
-                self.counters["protection_errors"] += 1
-                log.exception("protection loop error")
-                await self.events.announce(self.db, EngineError(where="protection", message=str(exc)[:300]))
+            async with self._working():
+                await self._protection_pass(passes)
+
+    async def _protection_pass(self, passes: int) -> None:
+        try:
+            if passes % 10 == 0:
+                for note in await self.executor.resend_unsent():
+                    log.info("order retry: %s", note)
+            await self.executor.poll_fills()
+            for pair in self.pairs:
+                await self._protect(pair)
+            await self._check_circuit_breakers()
+        except ExchangeError as exc:
+            self._exchange_error(exc)
+        except Exception as exc:  # noqa: BLE001 - the loop must survive
+            self.counters["protection_errors"] += 1
+            log.exception("protection loop error")
+            await self.events.announce(self.db, EngineError(where="protection", message=str(exc)[:300]))
 
     def _position_closed(self, pos: PositionRow) -> None:
         self.risk.record_exit(pos.pair, pos.realized_pnl, pos.closed_at or self.clock.now())

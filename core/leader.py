@@ -123,6 +123,7 @@ class LeaderElector:
         self._last_ok = 0.0
         self._task: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
+        self._stopping = False
         self.transitions = 0
 
     @property
@@ -142,13 +143,15 @@ class LeaderElector:
         self._wake.set()
 
     async def _loop(self) -> None:
-        while True:
+        while not self._stopping:
             interval = self.renew_s if self.is_leader else self.follower_poll_s
             try:
                 await asyncio.wait_for(self._wake.wait(), interval)
             except TimeoutError:
                 pass
             self._wake.clear()
+            if self._stopping:
+                return
             await self._tick()
 
     async def _tick(self) -> None:
@@ -188,9 +191,15 @@ class LeaderElector:
             if self._events and epoch is not None:
                 await self._events.announce(self.lease.db, LeadershipChanged(instance_id=self.instance_id, leader=False, epoch=epoch))
 
-    async def stop(self) -> None:
+    async def stop(self, grace_s: float = 5.0) -> None:
+        """Let a renewal in progress finish (cancelling it mid-transaction could leave the database
+        locked on SQLite), then step down and release the lease."""
         if self._task is not None:
-            self._task.cancel()
+            self._stopping = True
+            self._wake.set()
+            _, pending = await asyncio.wait({self._task}, timeout=grace_s)
+            for task in pending:
+                task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
             self._task = None
         if self.epoch is not None:

@@ -100,15 +100,18 @@ async def stop_all(components: list[Component], timeout: float) -> None:
 
 
 def _task_stacks() -> str:
-    """Every pending task's name and innermost frames: what a hung stop is waiting for."""
+    """Every pending task's name and the chain of awaits it is suspended in: what a hung stop waits for."""
     lines = []
     for task in asyncio.all_tasks():
-        frames = task.get_stack(limit=None)[-4:]
-        where = " <- ".join(f"{f.f_code.co_filename.rsplit('/', 2)[-1]}:{f.f_lineno} {f.f_code.co_name}"
-                            for f in reversed(frames))
-        lines.append(f"  {task.get_name()}: {where or '(not started)'}")
+        chain: list[str] = []
+        coro: Any = task.get_coro()
+        while coro is not None and len(chain) < 12:
+            frame = getattr(coro, "cr_frame", None) or getattr(coro, "gi_frame", None) or getattr(coro, "ag_frame", None)
+            if frame is not None:
+                chain.append(f"{frame.f_code.co_filename.rsplit('/', 2)[-1]}:{frame.f_lineno} {frame.f_code.co_name}")
+            coro = getattr(coro, "cr_await", None) or getattr(coro, "gi_yieldfrom", None) or getattr(coro, "ag_await", None)
+        lines.append(f"  {task.get_name()}: {' -> '.join(chain) or '(not started)'}")
     return "\n".join(sorted(lines))
-
 
 class CallbackComponent:
     """A component made of two coroutines (handy for wiring small pieces)."""

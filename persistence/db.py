@@ -177,7 +177,7 @@ class Database:
 
     async def now(self) -> datetime:
         """The database clock (leases use it, never the host clock)."""
-        async with self.engine.connect() as conn:
+        async with self.connect() as conn:
             if self.is_sqlite:
                 raw = (await conn.execute(text("SELECT strftime('%Y-%m-%d %H:%M:%f', 'now')"))).scalar_one()
                 return datetime.fromisoformat(raw).replace(tzinfo=UTC)

@@ -119,7 +119,11 @@ class PaperExchange:
         await self._ensure_loaded()
 
     async def stop(self) -> None:
+        """Stop; writes already accepted are persisted first (the flush is awaited, never cancelled)."""
         self._stopped.set()
+        flusher = self._flusher
+        if flusher is not None and not flusher.done():
+            await asyncio.wait({flusher}, timeout=10)
 
     async def _ensure_loaded(self) -> None:
         if self._loaded:
