@@ -140,40 +140,17 @@ class Database:
     async def _core(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
         conn = engine.connect()
         await conn.start()
-        try:
-            trans = conn.begin()
-            await trans.start()
+        async with _settled(conn):
+            await conn.begin().start()
             yield conn
-        except BaseException:
-            await _to_the_end(conn.rollback())
-            raise
-        else:
-            try:
-                await _to_the_end(conn.commit())
-            except BaseException:
-                await _to_the_end(conn.rollback())
-                raise
-        finally:
-            await _to_the_end(conn.close())
 
     @staticmethod
     @asynccontextmanager
     async def _transaction(engine: AsyncEngine) -> AsyncIterator[AsyncSession]:
         session = AsyncSession(engine, expire_on_commit=False)
-        try:
+        async with _settled(session):
             await session.begin()
             yield session
-        except BaseException:
-            await _to_the_end(session.rollback())
-            raise
-        else:
-            try:
-                await _to_the_end(session.commit())
-            except BaseException:
-                await _to_the_end(session.rollback())
-                raise
-        finally:
-            await _to_the_end(session.close())
 
     async def now(self) -> datetime:
         """The database clock (leases use it, never the host clock)."""
@@ -183,6 +160,24 @@ class Database:
                 return datetime.fromisoformat(raw).replace(tzinfo=UTC)
             value = (await conn.execute(text("SELECT now()"))).scalar_one()
             return value.astimezone(UTC)
+
+
+@asynccontextmanager
+async def _settled(handle: AsyncConnection | AsyncSession) -> AsyncIterator[None]:
+    """Commit on success, roll back on error, close in every case — each step to its end."""
+    try:
+        yield
+    except BaseException:
+        await _to_the_end(handle.rollback())
+        raise
+    else:
+        try:
+            await _to_the_end(handle.commit())
+        except BaseException:
+            await _to_the_end(handle.rollback())
+            raise
+    finally:
+        await _to_the_end(handle.close())
 
 
 async def _to_the_end(step: Awaitable[None]) -> None:
