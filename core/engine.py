@@ -145,10 +145,11 @@ class Engine:
     on_failure: Callable[[BaseException], None] | None = None
     strategy_set: object = None
 
-    async def stop(self, grace_s: float = 5.0) -> None:
+    async def stop(self, grace_s: float = 1.0) -> None:
         """Finish the candle or protection pass in progress, then stop the loops. They are cancelled
         only while idle (or after ``grace_s``): cancelling one mid-transaction could leave orders
-        half-recorded and, on SQLite, the database locked."""
+        half-recorded and, on SQLite, the database locked. The grace is short because a leader that
+        lost its lease stops here too: it must not keep trading into the next leader's term."""
         if not self._running:
             return
         self._running = False

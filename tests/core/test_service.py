@@ -15,6 +15,18 @@ TRADECTL = [sys.executable, "-m", "core.cli"]
 ROOT = Path(__file__).resolve().parents[2]
 
 
+def terminate(proc: subprocess.Popen[str], timeout: float = 30) -> int:
+    """SIGTERM and wait for the exit code; a process that does not stop in time is killed (never left
+    running after the test) and the timeout is raised."""
+    proc.send_signal(signal.SIGTERM)
+    try:
+        return proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+        raise
+
+
 def env_for(tmp_path: Path, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("TRADECTL_") and k != "DATABASE_URL"}
     env.update({
@@ -53,8 +65,7 @@ def test_run_trades_stops_cleanly_and_resumes(tmp_path: Path) -> None:
             wait_for(lambda: tradectl(["health"], env, tmp_path).returncode == 0, 40)
             wait_for(lambda: "closed BTC/USD" in log.read_text(), 60)
         finally:
-            proc.send_signal(signal.SIGTERM)
-            code = proc.wait(30)
+            code = terminate(proc)
     text = log.read_text()
     assert code == 0, text[-3000:]
     assert "stopped cleanly" in text
@@ -69,8 +80,7 @@ def test_run_trades_stops_cleanly_and_resumes(tmp_path: Path) -> None:
             wait_for(lambda: log.read_text().count("engine started") >= 2, 40)
             time.sleep(1.5)
         finally:
-            proc.send_signal(signal.SIGTERM)
-            assert proc.wait(30) == 0
+            assert terminate(proc) == 0
     second = log.read_text().split("engine started")[-1]
     assert "empty -> " not in second  # no re-migration, same database
     assert "2017-07-01" not in second  # the replay resumed after its last candle, not from the start

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import json
-import signal
 import subprocess
 import time
 from pathlib import Path
 
 from core.vault import RawKey, Vault
-from tests.core.test_service import TRADECTL, env_for, tradectl, wait_for
+from tests.core.test_service import TRADECTL, env_for, terminate, tradectl, wait_for
 
 
 def test_secrets_from_the_vault_never_reach_the_logs(tmp_path: Path) -> None:
@@ -27,8 +26,7 @@ def test_secrets_from_the_vault_never_reach_the_logs(tmp_path: Path) -> None:
             wait_for(lambda: tradectl(["health"], env, tmp_path).returncode == 0, 40)
             time.sleep(2)
         finally:
-            proc.send_signal(signal.SIGTERM)
-            assert proc.wait(30) == 0
+            assert terminate(proc) == 0
     check = tradectl(["config", "check"], env, tmp_path)
     text = log.read_text() + check.stdout + check.stderr
     assert "engine started" in text  # the service really ran

@@ -10,12 +10,12 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import signal
 import subprocess
 import sys
 from pathlib import Path
 
 from tests.bot.discord.conftest import ADMIN, CHANNEL, GUILD, eventually
+from tests.core.test_service import terminate
 from tests.fakes.discord import FakeDiscord
 from tests.fakes.slack import TEAM, FakeSlack
 
@@ -81,7 +81,6 @@ async def test_service_serves_discord_from_the_leader_and_slack(tmp_path: Path) 
         except AssertionError as exc:
             raise AssertionError(f"{exc}; service log:\n{log.read_text(errors='replace')[-4000:]}") from None
         finally:
-            proc.send_signal(signal.SIGTERM)
-            code = await asyncio.to_thread(proc.wait, 60)
+            code = await asyncio.to_thread(terminate, proc, 60)
         assert code == 0, log.read_text(errors="replace")[-3000:]
         await eventually(lambda: not discord.sessions and not slack.sockets, timeout=5, what="disconnected")
