@@ -13,6 +13,7 @@ import os
 import stat
 import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import TextIO
 
 from bot.audit import AuditLog
@@ -72,12 +73,14 @@ def build_console(
     *,
     events: asyncio.Queue[Event] | None = None,
     on_eof: Callable[[], None] | None = None,
+    image_dir: Path | None = None,
 ) -> ConsoleChat | None:
     """The console chat on this process's stdin/stdout, or None when ``chat.console`` and the terminal say no.
 
-    ``on_eof`` lets ``tradectl run --exit-after-input`` stop the service once piped input ends.
+    ``on_eof`` lets ``tradectl run --exit-after-input`` stop the service once piped input ends;
+    images in replies (``/chart``) are saved under ``image_dir``.
     """
     if settings.console == "off" or (settings.console == "auto" and not stdin_is_readable()):
         return None
     return ConsoleChat(dispatcher, reader_factory=open_stdin_reader, out=sys.stdout, events=events, on_eof=on_eof,
-                       prompt=sys.stdin.isatty())
+                       prompt=sys.stdin.isatty(), image_dir=image_dir)

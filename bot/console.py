@@ -20,6 +20,7 @@ import stat
 import sys
 from collections.abc import Awaitable, Callable
 from datetime import UTC
+from pathlib import Path
 from typing import BinaryIO, Protocol, TextIO
 
 from bot.confirmations import cancel_payload, confirm_payload, parse_payload
@@ -63,8 +64,12 @@ def _table(block: Table) -> list[str]:
     return out
 
 
-def render_console(reply: Reply) -> str:
-    """A reply as plain terminal text. Buttons are numbered in order; confirmations also show ``yes <nonce>``."""
+def render_console(reply: Reply, save_image: Callable[[Image], str] | None = None) -> str:
+    """A reply as plain terminal text. Buttons are numbered in order; confirmations also show ``yes <nonce>``.
+
+    A terminal cannot show an image: with ``save_image`` it is written to a file and its path shown,
+    otherwise a placeholder line says what it was.
+    """
     sections: list[str] = []
     for block in reply.blocks:
         if isinstance(block, Text):
@@ -77,7 +82,8 @@ def render_console(reply: Reply) -> str:
         elif isinstance(block, Table):
             sections.append("\n".join(_table(block)))
         elif isinstance(block, Image):
-            sections.append(f"[image: {block.caption or 'chart'}, {len(block.png)} bytes]")
+            where = f", saved to {save_image(block)}" if save_image is not None else ""
+            sections.append(f"[image: {block.caption or 'chart'}, {len(block.png)} bytes{where}]")
         elif isinstance(block, Buttons):
             sections.append("  ".join(f"[{i}] {b.label}" for i, b in enumerate(block.choices, 1)))
             hints = []
@@ -170,6 +176,7 @@ class ConsoleChat:
         on_failure: Callable[[TaskFailed], None] | None = None,
         prompt: bool = False,
         clock: Clock | None = None,
+        image_dir: Path | None = None,
     ) -> None:
         if reader is None and reader_factory is None:
             raise ValueError("ConsoleChat needs a reader or a reader_factory")
@@ -181,6 +188,7 @@ class ConsoleChat:
         self._on_eof = on_eof
         self._prompt = prompt
         self._clock = clock or SystemClock()
+        self._image_dir = image_dir
         self._supervisor = Supervisor("console", on_failure)
         self._choices: tuple[str, ...] = ()
         self._running = False
@@ -250,9 +258,23 @@ class ConsoleChat:
             return None
         if reply.buttons:
             self._choices = tuple(b.payload for b in reply.buttons)
-        rendered = render_console(reply)
+        rendered = render_console(reply, self._save_image if self._image_dir is not None else None)
         self._write(rendered)
         return rendered
+
+    def _save_image(self, image: Image) -> str:
+        """Write an image under ``image_dir`` as ``<UTC time>-<caption>.png``; returns the path."""
+        assert self._image_dir is not None
+        slug = re.sub(r"[^a-z0-9]+", "-", (image.caption or "chart").lower()).strip("-")[:40] or "chart"
+        stamp = self._clock.now().astimezone(UTC).strftime("%Y%m%dT%H%M%S%fZ")
+        try:
+            self._image_dir.mkdir(parents=True, exist_ok=True)
+            path = self._image_dir / f"{stamp}-{slug}.png"
+            path.write_bytes(image.png)
+        except OSError as exc:
+            log.warning("console: could not save the image: %s", exc)
+            return "(nowhere: the image directory is not writable)"
+        return str(path)
 
     def _answer_payload(self, line: str) -> str | None:
         if line.isdigit() and self._choices:

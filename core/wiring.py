@@ -156,7 +156,8 @@ async def build_components(
 
         components.append(SlackAdapter(dispatcher, settings.slack, on_failure=on_failure))
     console = build_console(dispatcher, settings.chat, events=console_events,
-                            on_eof=stop_event.set if exit_after_input else None)
+                            on_eof=stop_event.set if exit_after_input else None,
+                            image_dir=settings.service.data_dir / "images")
     if console is not None:
         components.append(console)
     return components

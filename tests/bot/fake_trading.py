@@ -146,6 +146,10 @@ class FakeTrading:
     async def health(self) -> HealthView:
         return HealthView(ok=True, components={"engine": "fake"}, counters={"scans": 0})
 
+    async def chart(self, days: int) -> bytes:
+        """A stand-in image: the bytes say which request made them."""
+        return b"\x89PNG\r\n\x1a\n" + f"equity {days} days".encode()
+
     def add_positions(self, *pairs: str) -> None:
         for pair in pairs:
             self.open[pair] = make_position(pair)

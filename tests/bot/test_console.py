@@ -141,3 +141,16 @@ async def test_console_keeps_going_when_the_database_fails(make_harness: MakeHar
     assert "Traceback" not in out.getvalue()
     assert fake.intents == []
     assert "state" in (await console.handle_line("/status") or "")
+
+
+async def test_console_saves_images_and_says_where(make_harness: MakeHarness, tmp_path: Path) -> None:
+    h = await make_harness()
+    out = io.StringIO()
+    console = ConsoleChat(h.dispatcher, reader=FileReader(io.BytesIO(b"")), out=out, image_dir=tmp_path / "images")
+    shown = await console.handle_line("/chart 7") or ""
+    (saved,) = (tmp_path / "images").iterdir()
+    assert saved.suffix == ".png" and saved.read_bytes().endswith(b"equity 7 days")
+    assert f"saved to {saved}]" in shown
+    # without a directory (and in the pure renderer) the image is only described
+    plain = ConsoleChat(h.dispatcher, reader=FileReader(io.BytesIO(b"")), out=io.StringIO())
+    assert "saved to" not in (await plain.handle_line("/chart 7") or "")
