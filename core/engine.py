@@ -94,6 +94,9 @@ class Engine:
         self._exiting: set[int] = set()
         self._intent_lock = asyncio.Lock()
         self._tasks: list[asyncio.Task[None]] = []
+        self._busy = 0  # loop work in progress (see _working)
+        self._quiet = asyncio.Event()  # set while _busy == 0
+        self._quiet.set()
         self._started_wall = time.monotonic()
         self._feed_down_since: float | None = None
         self._day_start: tuple[datetime, Decimal] | None = None
@@ -124,8 +127,6 @@ class Engine:
         await self.reconcile()
         await self._restore_equity_marks()
         self._running = True
-        self._quiet = asyncio.Event()
-        self._quiet.set()
         self._tasks = [asyncio.create_task(self._feed_loop(), name="engine:feed"),
                        asyncio.create_task(self._protection_loop(), name="engine:protection")]
         for task in self._tasks:
@@ -174,9 +175,6 @@ class Engine:
             self._busy -= 1
             if self._busy == 0:
                 self._quiet.set()
-
-    _busy = 0
-    _quiet: asyncio.Event
 
     # -- feed ------------------------------------------------------------------------------
 

@@ -98,8 +98,9 @@ class KillSwitch:
             results = await asyncio.gather(e.executor.cancel_many(orders), self._close(to_close, unsent, by),
                                            return_exceptions=True)
             cancel_results = results[0] if isinstance(results[0], list) else []
-            clean = bool(orders or to_close or unsent) and (len(cancel_results) == len(orders) and all(ok is True for ok in cancel_results)
-                     and results[1] is True)
+            sent_all = results[1] is True
+            cancelled_all = len(cancel_results) == len(orders) and all(ok is True for ok in cancel_results)
+            clean = bool(orders or to_close or unsent) and sent_all and cancelled_all
             if clean and self.acknowledged_s is None:
                 self.acknowledged_s = time.perf_counter() - started
             for r in results:

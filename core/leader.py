@@ -19,6 +19,7 @@ from datetime import datetime
 from sqlalchemy import text
 
 from core.events import EventBus, LeadershipChanged
+from core.lifecycle import finish
 from persistence.db import Database
 
 log = logging.getLogger("tradectl.leader")
@@ -197,10 +198,7 @@ class LeaderElector:
         if self._task is not None:
             self._stopping = True
             self._wake.set()
-            _, pending = await asyncio.wait({self._task}, timeout=grace_s)
-            for task in pending:
-                task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
+            await finish({self._task}, grace_s)
             self._task = None
         if self.epoch is not None:
             epoch = self.epoch

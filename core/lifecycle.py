@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine, Iterable
 from typing import Any, Protocol
 
 log = logging.getLogger("tradectl.lifecycle")
@@ -79,6 +79,20 @@ class Supervisor:
             for task in pending:
                 log.warning("task %s did not stop within %.1fs", task.get_name(), timeout)
         self._tasks.clear()
+
+
+async def finish(tasks: Iterable[asyncio.Task[Any]], grace_s: float) -> set[asyncio.Task[Any]]:
+    """Give ``tasks`` (already told to stop) ``grace_s`` to end on their own, then cancel the rest and
+    wait for them. Returns the tasks that had to be cancelled. For work that must not be cut short
+    mid-transaction unless it hangs."""
+    tasks = set(tasks)
+    if not tasks:
+        return set()
+    _, overdue = await asyncio.wait(tasks, timeout=grace_s)
+    for task in overdue:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+    return overdue
 
 
 async def stop_all(components: list[Component], timeout: float) -> None:

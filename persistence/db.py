@@ -118,8 +118,7 @@ class Database:
     async def read(self) -> AsyncIterator[AsyncSession]:
         """A read-only session. On SQLite it begins a deferred transaction, so readers never queue
         behind writers for the write lock (WAL lets them read a consistent snapshot meanwhile)."""
-        engine = self.engine.execution_options(tradectl_read=True) if self.is_sqlite else self.engine
-        async with self._transaction(engine) as session:
+        async with self._transaction(self._read_engine) as session:
             yield session
 
     @asynccontextmanager
@@ -131,9 +130,13 @@ class Database:
     @asynccontextmanager
     async def connect(self) -> AsyncIterator[AsyncConnection]:
         """A Core connection for reads (a deferred transaction on SQLite, like :meth:`read`)."""
-        engine = self.engine.execution_options(tradectl_read=True) if self.is_sqlite else self.engine
-        async with self._core(engine) as conn:
+        async with self._core(self._read_engine) as conn:
             yield conn
+
+    @property
+    def _read_engine(self) -> AsyncEngine:
+        """On SQLite, transactions begin deferred (``BEGIN``), not ``BEGIN IMMEDIATE``: reads take no write lock."""
+        return self.engine.execution_options(tradectl_read=True) if self.is_sqlite else self.engine
 
     @staticmethod
     @asynccontextmanager

@@ -30,6 +30,7 @@ from bot.notify.ratelimit import TokenBucket
 from bot.notify.senders import AlertMessage, DeliveryError, Sender
 from core.events import DestinationFailing
 from core.leader import Lease
+from core.lifecycle import finish
 from core.outbox import OutboxWriter
 from core.settings_models import Destination, NotifySettings
 from persistence.db import Database
@@ -90,11 +91,7 @@ class OutboxDispatcher:
         a send still hanging after ``grace_s`` is cancelled and its rows stay due."""
         self._stopping.set()
         self._wake.set()
-        if self._tasks:
-            _, hanging = await asyncio.wait(self._tasks, timeout=grace_s)
-            for task in hanging:
-                task.cancel()
-            await asyncio.gather(*self._tasks, return_exceptions=True)
+        await finish(self._tasks, grace_s)
         self._tasks = []
         # hand the destinations back so another replica (or our own restart) resumes at once
         for lease, epoch in list(self._held.values()):
