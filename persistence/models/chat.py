@@ -19,7 +19,12 @@ class RoleGrantRow(SQLModel, table=True):
 
 
 class ConfirmationRow(SQLModel, table=True):
-    """A pending confirmation: single use, bound to user, chat, command and arguments."""
+    """A pending confirmation: single use, bound to user, chat, command and arguments.
+
+    Closing it with outcome ``confirmed`` is the durable record of the intent; ``executed_at`` is set
+    once the command has run (whatever its result). A row confirmed but not executed is an intent a
+    crash interrupted, which the engine completes on start (:mod:`core.confirmed`).
+    """
 
     __tablename__ = "confirmations"
     nonce: str = Field(primary_key=True, max_length=64)
@@ -35,6 +40,8 @@ class ConfirmationRow(SQLModel, table=True):
     expires_at: datetime = ts(index=True)
     used_at: datetime | None = ts(nullable=True, default_now=False)
     outcome: str = Field(default="", max_length=16)
+    executed_at: datetime | None = ts(nullable=True, default_now=False)
+    result: str = Field(default="", max_length=200)
 
 
 class AuditRow(SQLModel, table=True):
