@@ -15,8 +15,8 @@ from decimal import Decimal
 from core.intents import ClosePosition, CloseAll, Intent, IntentResult, Kill, PauseEntries, Rearm, Resume
 from core.state import KILLED, PAUSED, RUNNING, StateStore
 from core.views import (
-    BalanceView, HealthView, PairPerformance, PeriodPnl, Period, PeriodUnit, PnlSummary, PositionView, StatusView,
-    TradeView,
+    BalanceView, HealthView, JobRunSummary, JobView, PairPerformance, PeriodPnl, Period, PeriodUnit, PnlSummary, PositionView, StatusView,
+    ServiceUnavailable, TradeView,
 )
 
 T0 = datetime(2024, 1, 1, 12, 0, tzinfo=UTC)
@@ -149,6 +149,13 @@ class FakeTrading:
     async def chart(self, days: int) -> bytes:
         """A stand-in image: the bytes say which request made them."""
         return b"\x89PNG\r\n\x1a\n" + f"equity {days} days".encode()
+
+    async def schedule(self) -> tuple[list[JobView], list[JobRunSummary]]:
+        """No scheduler here: the fake has no jobs and no runs (as with ``schedule.enabled`` off)."""
+        return [], []
+
+    async def run_job(self, name: str) -> str:
+        raise ServiceUnavailable(f"no scheduled job named {name!r} (the fake has no scheduler)")
 
     def add_positions(self, *pairs: str) -> None:
         for pair in pairs:
