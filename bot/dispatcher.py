@@ -32,8 +32,9 @@ from bot.confirmations import ConfirmationStore, cancel_payload, confirm_payload
 from bot.context import Clock, CommandContext, SystemClock
 from bot.errors import CommandError, UsageError
 from bot.identity import CONSOLE, AccessControl, Actor, ChatRef, Role
+from bot.inbound import clean_text
 from bot.presses import PressHandling
-from bot.ratelimit import RateLimiter
+from bot.ratelimit import RateLimiter, in_kill_lane
 from bot.registry import NAME_RE, CommandSpec, Registry, needs_confirmation
 from bot.reply import Button, Buttons, Reply, Text
 from bot.updates import ProcessedUpdates, UpdateRef
@@ -116,6 +117,26 @@ class Dispatcher(PressHandling):
         self.limiter = limiter or RateLimiter(settings.rate_limit_per_minute, self.clock)
 
     # -- entry points ----------------------------------------------------------------------
+
+    def urgent(self, actor: Actor, chat: ChatRef, text: str | None = None, payload: str | None = None) -> bool:
+        """Whether this input belongs in the kill lane, decided in memory (no database, no await).
+
+        True for ``/kill``, ``/closeall`` and ``/pause`` from an actor whose role allows them, and for any
+        confirmation button (``cf:``/``cx:``) from an allowlisted actor. Adapters call it to let these
+        jump their per-chat queues; it decides nothing else (the input still passes every check). Roles
+        come from the settings and the grants as last read, so a grant not read yet counts as none."""
+        if not well_formed(actor, chat):
+            return False
+        role = self.access.cached_role(actor, chat)
+        if role is Role.NONE:
+            return False
+        if payload is not None:
+            return parse_payload(clean_text(payload)) is not None
+        parsed = split_command(clean_text(text)) if text is not None else None
+        if parsed is None:
+            return False
+        spec = self.registry.get(parsed[0]) if NAME_RE.match(parsed[0]) else None
+        return spec is not None and in_kill_lane(spec.name, role >= spec.role)
 
     async def handle_text(self, actor: Actor, chat: ChatRef, text: str, sent_at: datetime | None = None,
                           update_id: str | None = None, *, epoch: int | None = None) -> Reply | None:

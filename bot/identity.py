@@ -12,6 +12,7 @@ is always an admin.
 
 from __future__ import annotations
 
+import asyncio
 import re
 import time
 from dataclasses import dataclass
@@ -131,6 +132,7 @@ class AccessControl:
         self.grant_cache_s = grant_cache_s
         self._grants: dict[tuple[str, str], Role] | None = None
         self._grants_at = 0.0
+        self._grants_lock = asyncio.Lock()  # one reload at a time, however many messages wait for it
         self._boot: dict[tuple[str, str], Role] = {}
         for role, table in ((Role.VIEWER, settings.viewers), (Role.TRADER, settings.traders), (Role.ADMIN, settings.admins)):
             for platform, ids in table.items():
@@ -153,18 +155,28 @@ class AccessControl:
         except ValueError:
             return Role.NONE  # a hand-edited row with a bad role grants nothing
 
+    def _grants_stale(self) -> bool:
+        return self._grants is None or time.monotonic() - self._grants_at > self.grant_cache_s
+
     async def _cached_grants(self) -> dict[tuple[str, str], Role]:
-        if self._grants is None or time.monotonic() - self._grants_at > self.grant_cache_s:
-            async with self.db.session() as s:
-                rows = (await s.exec(select(RoleGrantRow.platform, RoleGrantRow.user_id, RoleGrantRow.role))).all()
-            grants = {}
-            for platform, user_id, role in rows:
-                try:
-                    grants[(platform, user_id)] = Role.parse(role)
-                except ValueError:
-                    continue
-            self._grants, self._grants_at = grants, time.monotonic()
-        return self._grants
+        if not self._grants_stale():
+            assert self._grants is not None
+            return self._grants
+        async with self._grants_lock:
+            if self._grants_stale():
+                await self._load_grants()
+        return self._grants or {}
+
+    async def _load_grants(self) -> None:
+        async with self.db.session() as s:
+            rows = (await s.exec(select(RoleGrantRow.platform, RoleGrantRow.user_id, RoleGrantRow.role))).all()
+        grants = {}
+        for platform, user_id, role in rows:
+            try:
+                grants[(platform, user_id)] = Role.parse(role)
+            except ValueError:
+                continue
+        self._grants, self._grants_at = grants, time.monotonic()
 
     async def role_of(self, actor: Actor, *, fresh: bool = True) -> Role:
         """The effective role. ``fresh=False`` may use grants up to ``grant_cache_s`` old: the dispatcher
@@ -185,6 +197,17 @@ class AccessControl:
         if chat.kind == "private":
             return True
         return chat.chat_id in self.settings.allowed_chats.get(chat.platform, ())
+
+    def cached_role(self, actor: Actor, chat: ChatRef) -> Role:
+        """The role from memory alone: the settings, and grants as last read from the database (possibly
+        a few seconds old, or not read yet: then only the settings count). Never touches the database,
+        so it may classify traffic before any other work; it never grants anything by itself."""
+        if actor.platform != chat.platform or not self.chat_allowed(chat):
+            return Role.NONE
+        boot = self.bootstrap_role(actor.platform, actor.user_id)
+        if actor.platform == CONSOLE or boot is Role.ADMIN:
+            return boot
+        return max(boot, (self._grants or {}).get((actor.platform, actor.user_id), Role.NONE))
 
     async def authorize(self, actor: Actor, chat: ChatRef, *, fresh: bool = True) -> Role:
         """The actor's role in this chat; ``Role.NONE`` means nothing may be executed."""

@@ -13,6 +13,15 @@ from datetime import datetime, timedelta
 from bot.context import Clock
 
 WINDOW = timedelta(minutes=1)
+# The kill lane: the commands that stop trading. Their own budget per actor, far above any human's
+# pace, so that no amount of other traffic (29 /status in a minute) can refuse a /kill or its Confirm.
+KILL_LANE = frozenset({"kill", "closeall", "pause"})
+KILL_LANE_PER_MINUTE = 120
+
+
+def in_kill_lane(command: str, permitted: bool) -> bool:
+    """A kill-lane command that the actor's role allows (an admin's /kill, a trader's /pause)."""
+    return permitted and command in KILL_LANE
 
 
 class RateLimiter:
