@@ -13,7 +13,7 @@ from zoneinfo import ZoneInfo
 import numpy as np
 from PIL import Image
 
-from core.charts import LINE, render_equity_png
+from core.charts import DPI, HEIGHT_PX, LINE, TEXT_PT, WIDTH_PX, equity_figure, render_equity_png, value_decimals
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -48,7 +48,7 @@ def hex_rgb(colour: str) -> tuple[int, int, int]:
 def test_png_decodes_and_draws_the_curve_across_the_plot(tmp_path: Path) -> None:
     png = render_equity_png(curve(), "Equity 2024-03-25 to 2024-04-03", tz=ZoneInfo("Europe/Berlin"), quote="USD")
     image = Image.open(io.BytesIO(png))
-    assert image.format == "PNG" and image.size == (880, 440)
+    assert image.format == "PNG" and image.size == (WIDTH_PX, HEIGHT_PX)
     cols = colour_columns(png, hex_rgb(LINE))
     # the line runs across most of the width (not a dot, not an empty frame)
     assert len(cols) > 0.6 * image.size[0] and max(cols) - min(cols) > 0.7 * image.size[0]
@@ -69,7 +69,7 @@ def test_no_data_and_a_single_point_give_a_clear_image() -> None:
     one = render_equity_png([(datetime(2024, 1, 1, tzinfo=UTC), Decimal("10000"))], "Equity", quote="USD")
     for png in (empty, one):
         image = Image.open(io.BytesIO(png))
-        assert image.format == "PNG" and image.size == (880, 440)
+        assert image.format == "PNG" and image.size == (WIDTH_PX, HEIGHT_PX)
         assert not colour_columns(png, hex_rgb(LINE))  # no curve pretending to be data
     assert empty != one
 
@@ -79,3 +79,39 @@ def test_importing_the_reporting_modules_does_not_load_matplotlib() -> None:
             "print(any(m == 'matplotlib' or m.startswith('matplotlib.') for m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_the_chart_is_laid_out_for_a_phone_bubble() -> None:
+    """390 CSS px wide at 2x density, not landscape, and no text under 14 CSS px (28 image px)."""
+    assert (WIDTH_PX, HEIGHT_PX) == (780, 880)
+    fig = equity_figure(curve(), "Equity, last 10 days", tz=ZoneInfo("Europe/Berlin"), quote="USD")
+    fig.canvas.draw()
+    sizes = [t.get_fontsize() for t in fig.findobj(lambda o: hasattr(o, "get_fontsize") and o.get_text())]
+    assert sizes and min(sizes) * DPI / 72 / 2 >= 14
+    assert TEXT_PT * DPI / 72 >= 28
+    ax = fig.axes[0]
+    # few enough ticks to be read at arm's length, and each label shorter than a quarter of the width
+    assert len([t for t in ax.get_xticklabels() if t.get_text()]) <= 5
+    assert len([t for t in ax.get_yticklabels() if t.get_text()]) <= 7
+
+
+def test_axis_labels_differ_for_a_small_priced_quote() -> None:
+    """An account of 0.0123 BTC moving in the fifth decimal: every y tick label is a different number
+    (they all read "0" before), and the headline shows the change in BTC, not 0.00."""
+    start = datetime(2024, 1, 1, tzinfo=UTC)
+    points = [(start + timedelta(hours=i), Decimal("0.0123") + Decimal(i) * Decimal("0.000002")) for i in range(60)]
+    fig = equity_figure(points, "Equity", quote="BTC")
+    fig.canvas.draw()
+    ax = fig.axes[0]
+    labels = [t.get_text() for t in ax.get_yticklabels() if t.get_text()]
+    assert len(labels) >= 3 and len(set(labels)) == len(labels), labels
+    head = ax.get_title(loc="left")
+    assert "0.01242" in head and "BTC" in head and "+0.00012" in head, head
+
+
+def test_value_decimals_follow_the_spread() -> None:
+    assert value_decimals(10_000, 10_500) == 2
+    assert value_decimals(0.0123, 0.0124) == 5
+    assert value_decimals(0.00001, 0.00002) == 6
+    assert value_decimals(0.0000001, 0.0000002) == 8
+    assert value_decimals(1000, 1000) == 2
