@@ -214,17 +214,16 @@ def db_upgrade(
     settings = _settings(config)
     _quiet_logging(settings)
     from persistence.db import Database, redacted_url
-    from persistence.migrate import current_revision, upgrade
+    from persistence.migrate import current_revision, one_line, upgrade
 
     async def _up() -> int:
         db = Database(settings.database.url)
         try:
             await db.start()
-            before = await current_revision(db)
-            await upgrade(db, revision)
+            before = await upgrade(db, revision)  # serialised with concurrent upgrades (persistence/migrate.py)
             after = await current_revision(db)
-        except Exception as exc:  # noqa: BLE001
-            typer.echo(f"upgrade failed on {redacted_url(db.url)}: {exc}", err=True)
+        except Exception as exc:  # noqa: BLE001 - one line for the operator, no traceback
+            typer.echo(f"upgrade failed on {redacted_url(db.url)}: {one_line(exc)}", err=True)
             return EXIT_FAIL
         finally:
             await db.stop()

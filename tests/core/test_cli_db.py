@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
+from sqlalchemy import text
 from typer.testing import CliRunner
 
 from core.cli import app
 from core.heartbeat import Heartbeat, check_health
 from persistence.db import Database
-from persistence.migrate import head_revision
+from persistence.migrate import current_revision, head_revision
 
 runner = CliRunner()
 
@@ -67,3 +71,51 @@ def test_health_with_unreachable_database_is_unhealthy(tmp_path: Path, monkeypat
     res = runner.invoke(app, ["health"], env={"DATABASE_URL": "postgresql://nobody@127.0.0.1:1/none"})
     assert res.exit_code == 1
     assert "unhealthy" in res.output
+
+
+def _tradectl(*args: str, env: dict[str, str], cwd: Path) -> subprocess.Popen[str]:
+    """The real command in its own process, as a container's entrypoint runs it."""
+    code = "import sys; from core.cli import main; sys.argv[0] = 'tradectl'; main()"
+    return subprocess.Popen([sys.executable, "-c", code, *args], env={**os.environ, **env}, cwd=cwd,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+@pytest.mark.parametrize("attempt", range(3))
+def test_two_upgrades_at_once_on_an_empty_database_both_succeed(fresh_url: str, tmp_path: Path, attempt: int) -> None:
+    """What two replicas do at their first start: both exit 0 and the schema is at head."""
+    env = {"DATABASE_URL": fresh_url, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
+    procs = [_tradectl("db", "upgrade", env=env, cwd=tmp_path) for _ in range(2)]
+    results = [p.communicate(timeout=120) for p in procs]
+    for proc, (out, err) in zip(procs, results):
+        assert proc.returncode == 0, f"{out}\n{err}"
+    assert sorted(out.split(": ", 1)[1].strip() for out, _ in results) == sorted(
+        [f"empty -> {head_revision()}", f"{head_revision()} -> {head_revision()}"])
+
+    async def revision() -> str | None:
+        db = Database(fresh_url)
+        await db.start()
+        try:
+            return await current_revision(db)
+        finally:
+            await db.stop()
+
+    assert asyncio.run(revision()) == head_revision()
+
+
+def test_a_failed_upgrade_says_why_in_one_line(fresh_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+
+    async def squat() -> None:  # a table of the same name left by something else
+        db = Database(fresh_url)
+        await db.start()
+        async with db.begin() as conn:
+            await conn.execute(text("CREATE TABLE leases (x INTEGER)"))
+        await db.stop()
+
+    asyncio.run(squat())
+    res = runner.invoke(app, ["db", "upgrade"], env={"DATABASE_URL": fresh_url})
+    assert res.exit_code == 1
+    lines = res.output.strip().splitlines()
+    assert len(lines) == 1, res.output
+    assert lines[0].startswith("upgrade failed on ") and "leases" in lines[0] and "already exists" in lines[0]
+    assert "Traceback" not in res.output and "[SQL" not in res.output and "sqlalche.me" not in res.output
