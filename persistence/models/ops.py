@@ -1,4 +1,4 @@
-"""Operational tables: leases, heartbeats, scheduled job runs, the notification outbox."""
+"""Operational tables: leases, heartbeats, scheduled job runs, the notification outbox, API nonces."""
 
 from __future__ import annotations
 
@@ -67,3 +67,18 @@ class OutboxRow(SQLModel, table=True):
     claimed_until: datetime | None = ts(nullable=True, default_now=False)
     delivered_at: datetime | None = ts(nullable=True, default_now=False)
     last_error: str = Field(default="", max_length=500)
+
+
+class ApiNonceRow(SQLModel, table=True):
+    """The highest nonce reserved for one venue API key, shared by every process using the key.
+
+    Kraken refuses a nonce not larger than the last one it saw for a key, so a restarted process
+    (or a replica whose clock is behind) must continue above what any process reserved before.
+    ``key_hash`` is a SHA-256 of the venue and the key: the key itself is never stored.
+    """
+
+    __tablename__ = "api_nonces"
+    key_hash: str = Field(primary_key=True, max_length=64)
+    venue: str = Field(max_length=32)
+    high_water: int = Field(default=0, sa_type=BigInteger)
+    updated_at: datetime = ts()
