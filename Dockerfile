@@ -19,6 +19,6 @@ VOLUME ["/app/data"]
 
 HEALTHCHECK --interval=15s --timeout=10s --start-period=30s --retries=3 CMD ["tradectl", "health"]
 
-# Apply migrations, then run. Replicas racing on `db upgrade` are safe: Alembic runs in a transaction
-# and a second upgrade finds the schema already at head.
+# Apply migrations, then run. Replicas racing on `db upgrade` are safe: upgrades serialise on a
+# PostgreSQL advisory lock held by the migration transaction, and the second finds the schema at head.
 CMD ["sh", "-c", "tradectl db upgrade && exec tradectl run"]
