@@ -7,12 +7,16 @@ import json
 import os
 import logging
 import sys
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from core.config import ConfigError, Settings, load_settings
+
+if TYPE_CHECKING:
+    from core.secrets import Redactor
 
 app = typer.Typer(
     name="tradectl",
@@ -50,12 +54,24 @@ ConfigOpt = Annotated[
 EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
 
 
-def _settings(config: Path | None) -> Settings:
+def _config_error(exc: Exception) -> typer.Exit:
+    typer.echo(f"configuration error: {exc}", err=True)
+    return typer.Exit(EXIT_USAGE)
+
+
+def _settings(config: Path | None, commands: Mapping[str, str] | None = None) -> Settings:
     try:
-        return load_settings(config)
+        return load_settings(config, commands=commands)
     except ConfigError as exc:
-        typer.echo(f"configuration error: {exc}", err=True)
-        raise typer.Exit(EXIT_USAGE) from None
+        raise _config_error(exc) from None
+
+
+def _command_names() -> dict[str, str]:
+    """Every chat command name and alias -> the command's name, from the registry the service uses
+    (settings that name commands are checked against it)."""
+    from bot.commands import build_registry
+
+    return {name: spec.name for spec in build_registry() for name in (spec.name, *spec.aliases)}
 
 
 def _check_strategies(settings: Settings) -> None:
@@ -88,30 +104,13 @@ def run(
     # the service only ever passes numpy arrays, so keep them out of this process.
     for optional in ("pandas", "polars"):
         sys.modules.setdefault(optional, None)  # type: ignore[arg-type]
-    settings = _settings(config)
-    _check_strategies(settings)
-    from core.app import run_service
-    from core.secrets import MissingSecrets, Redactor, SecretSourceError, SecretSources, secret_paths, settings_overrides
-    from core.vault import VaultError
+    from core.secrets import Redactor
 
     redactor = Redactor()
-    try:
-        sources = SecretSources.from_env(os.environ, vault_path=settings.vault.path,
-                                         secrets_dir=settings.vault.secrets_dir, redactor=redactor)
-        values = sources.resolve_all(secret_paths(Settings))
-        settings = load_settings(config, overrides=settings_overrides(values))
-        if settings.trading.mode == "live":
-            venue = settings.trading.venue
-            sources.require([f"{venue}.api_key", f"{venue}.api_secret"])
-    except MissingSecrets as exc:
-        typer.echo(f"configuration error: {exc}", err=True)
-        raise typer.Exit(EXIT_USAGE) from None
-    except (SecretSourceError, VaultError) as exc:
-        typer.echo(f"secrets: {exc}", err=True)
-        raise typer.Exit(EXIT_FAIL) from None
-    except ConfigError as exc:
-        typer.echo(f"configuration error: {exc}", err=True)
-        raise typer.Exit(EXIT_USAGE) from None
+    settings = _resolved_settings(config, redactor, commands=_command_names(), live_secrets=True)
+    _check_strategies(settings)
+    from core.app import run_service
+
     code = asyncio.run(run_service(settings, exit_after_input=exit_after_input, redactor=redactor))
     raise typer.Exit(code)
 
@@ -171,38 +170,54 @@ def check(
 
 
 def _secret_origins(settings: Settings) -> dict[str, str]:
-    from core.secrets import Redactor, SecretSources, secret_paths
+    """Where each secret comes from, never its value: ``SecretStr`` settings by their secret source,
+    and settings whose URL holds a secret (database password, webhook URL) by where they were set."""
+    from core.config import setting_origin
+    from core.secrets import Redactor, secret_paths
+    from core.startup_checks import SecretsUnusable, open_secret_sources
+    from core.url_secrets import find_url_secrets
 
+    out: dict[str, str] = {}
     try:
-        sources = SecretSources.from_env(os.environ, vault_path=settings.vault.path,
-                                         secrets_dir=settings.vault.secrets_dir, redactor=Redactor())
-    except Exception as exc:  # noqa: BLE001 - already reported by _resolved_settings if it mattered
-        return {"error": type(exc).__name__}
-    out = {}
-    for name in secret_paths(Settings):
-        found = sources.locate(name)
-        out[name] = found.origin or "not set"
+        sources = open_secret_sources(settings, os.environ, Redactor())
+    except (ConfigError, SecretsUnusable) as exc:  # already reported by _resolved_settings if it mattered
+        out["error"] = type(exc).__name__
+    else:
+        for name in secret_paths(Settings):
+            out[name] = sources.locate(name).origin or "not set"
+    for secret in find_url_secrets(settings):
+        out[secret.name] = setting_origin(settings, secret.path)
     return out
 
 
-def _resolved_settings(config: Path | None, redactor: object = None) -> Settings:
-    """Settings with secrets from files and the vault merged in (environment wins, see docs/security.md)."""
-    settings = _settings(config)
-    from core.secrets import Redactor, SecretSourceError, SecretSources, secret_paths, settings_overrides
-    from core.vault import VaultError
+def _resolved_settings(config: Path | None, redactor: Redactor | None = None, *,
+                       commands: Mapping[str, str] | None = None, live_secrets: bool = False) -> Settings:
+    """Settings with secrets from files and the vault merged in (environment wins, see docs/security.md),
+    then every start-up check (core/startup_checks.py): all before anything is opened.
 
+    Configuration errors exit 2 with one line naming the key; a damaged vault exits 1.
+    """
+    settings = _settings(config, commands)
+    from core.secrets import Redactor, secret_paths, settings_overrides
+    from core.startup_checks import SecretsUnusable, open_secret_sources, resolve_secrets, startup_problems
+
+    redactor = redactor if redactor is not None else Redactor()
     try:
-        sources = SecretSources.from_env(os.environ, vault_path=settings.vault.path,
-                                         secrets_dir=settings.vault.secrets_dir,
-                                         redactor=redactor if redactor is not None else Redactor())  # type: ignore[arg-type]
-        values = sources.resolve_all(secret_paths(Settings))
-        return load_settings(config, overrides=settings_overrides(values))
-    except (SecretSourceError, VaultError) as exc:
+        sources = open_secret_sources(settings, os.environ, redactor)
+        required: list[str] = []
+        if live_secrets and settings.trading.mode == "live":
+            required = [f"{settings.trading.venue}.api_key", f"{settings.trading.venue}.api_secret"]
+        values = resolve_secrets(sources, secret_paths(Settings), required=required)
+        settings = load_settings(config, overrides=settings_overrides(values), commands=commands)
+    except SecretsUnusable as exc:
         typer.echo(f"secrets: {exc}", err=True)
         raise typer.Exit(EXIT_FAIL) from None
     except ConfigError as exc:
-        typer.echo(f"configuration error: {exc}", err=True)
-        raise typer.Exit(EXIT_USAGE) from None
+        raise _config_error(exc) from None
+    problems = startup_problems(settings)
+    if problems:
+        raise _config_error(ConfigError("; ".join(problems)))
+    return settings
 
 
 @db_app.command("upgrade")
@@ -264,10 +279,14 @@ def config_check(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of TOML-like lines.")] = False,
 ) -> None:
     """Validate the configuration and print the effective settings, secrets redacted, and where
-    each secret comes from (environment, file, vault) without its value."""
-    settings = _resolved_settings(config)
+    each secret comes from (environment, file, vault) without its value.
+
+    Runs the checks `tradectl run` runs before it opens anything: exit 2 names the key."""
+    from core.config import redacted_dump
+
+    settings = _resolved_settings(config, commands=_command_names())
     _check_strategies(settings)
-    data = settings.model_dump(mode="json")
+    data = redacted_dump(settings)
     data["secrets"] = _secret_origins(settings)
     if as_json:
         typer.echo(json.dumps(data, indent=2))

@@ -6,7 +6,10 @@ if present), a ``.env`` file, the process environment. Variables use the ``TRADE
 conventional alias of ``TRADECTL_DATABASE__URL``.
 
 Every model forbids unknown keys, and unknown ``TRADECTL_`` variables are reported by name: an
-override that silently does nothing is a bug we refuse to have. Secrets are ``SecretStr``.
+override that silently does nothing is a bug we refuse to have. Secrets are ``SecretStr``; secrets
+inside URLs (a database password, a webhook URL) are found by :mod:`core.url_secrets`. Settings that
+name something (a command, a pair, a user or chat id) must name something that exists
+(:mod:`core.config_checks`).
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, SecretStr, ValidationError, model_validator
+from pydantic import BaseModel, PrivateAttr, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from core.settings_models import (
@@ -72,6 +75,9 @@ class Settings(BaseSettings):
     telegram: TelegramSettings = TelegramSettings()
     discord: DiscordSettings = DiscordSettings()
     slack: SlackSettings = SlackSettings()
+
+    # where each key came from (file, variable), for messages that name it; filled by load_settings
+    _origins: dict[tuple[str, ...], str] = PrivateAttr(default_factory=dict)
 
     @classmethod
     def settings_customise_sources(
@@ -140,7 +146,8 @@ def read_dotenv(path: Path) -> dict[str, str]:
 
 # Environment variables that belong to other parts of the program and are not settings.
 _NOT_SETTINGS = frozenset({"TRADECTL_VAULT_PASSPHRASE", "TRADECTL_VAULT_KEY", "TRADECTL_VAULT_NEW_PASSPHRASE",
-                           "TRADECTL_CONFIG"})
+                           "TRADECTL_VAULT_PASSPHRASE_FILE", "TRADECTL_VAULT_KEY_FILE",
+                           "TRADECTL_VAULT_NEW_PASSPHRASE_FILE", "TRADECTL_CONFIG"})
 
 
 def _decode(name: str, value: str) -> Any:
@@ -153,14 +160,23 @@ def _decode(name: str, value: str) -> Any:
     return value
 
 
+def _secret_file_variables() -> frozenset[str]:
+    """``TRADECTL_<SECRET>_FILE`` for every secret setting: resolved by core.secrets, not here. Any
+    other name ending in ``_FILE`` is a setting like the rest (``TRADECTL_LOGGING__FILE``)."""
+    from core.secrets import FILE_SUFFIX, env_var_name, secret_paths
+
+    return frozenset(env_var_name(name) + FILE_SUFFIX for name in secret_paths(Settings))
+
+
 def _env_layer(env: Mapping[str, str], origin: dict[tuple[str, ...], str]) -> dict[str, Any]:
     layer: dict[str, Any] = {}
+    secret_files = _secret_file_variables()
     for name, value in env.items():
         if name == "DATABASE_URL":
             path = ["database", "url"]
         elif name.upper().startswith(ENV_PREFIX) and name.upper() not in _NOT_SETTINGS:
-            if name.upper().endswith("_FILE"):
-                continue  # *_FILE secrets are resolved by core.secrets, not here
+            if name.upper() in secret_files:
+                continue
             path = [p.lower() for p in name[len(ENV_PREFIX):].split("__")]
             if not all(path):
                 raise ConfigError(f"environment variable {name}: empty path segment")
@@ -184,8 +200,13 @@ def load_settings(
     env: Mapping[str, str] | None = None,
     dotenv_path: Path | None = Path(".env"),
     overrides: Mapping[str, Any] | None = None,
+    commands: Mapping[str, str] | None = None,
 ) -> Settings:
-    """Build the effective settings or raise :class:`ConfigError` naming the offending key."""
+    """Build the effective settings or raise :class:`ConfigError` naming the offending key.
+
+    ``commands`` (every command name and alias -> the command's name, from the registry) checks the
+    settings that name commands; aliases come back as the command's name.
+    """
     env = dict(os.environ if env is None else env)
     origin: dict[tuple[str, ...], str] = {}
     data: dict[str, Any] = {}
@@ -220,9 +241,36 @@ def load_settings(
         data = _merge(data, overrides)
 
     try:
-        return Settings(**data)
+        settings = Settings(**data)
     except ValidationError as exc:
         raise ConfigError(_explain(exc, origin)) from None
+    settings._origins = origin
+
+    from core.config_checks import canonical_commands, command_problems, reference_problems
+
+    problems = reference_problems(settings)
+    if commands is not None:
+        problems += command_problems(settings, commands)
+    if problems:
+        raise ConfigError("; ".join(_with_origin(p.message, _origin_of(origin, p.path)) for p in problems))
+    return canonical_commands(settings, commands) if commands is not None else settings
+
+
+def _origin_of(origin: Mapping[tuple[str, ...], str], path: tuple[str, ...]) -> str | None:
+    """Where ``path`` or the nearest enclosing key came from (a list of tables has one origin)."""
+    for i in range(len(path), 0, -1):
+        if path[:i] in origin:
+            return origin[path[:i]]
+    return None
+
+
+def _with_origin(message: str, where: str | None) -> str:
+    return f"{message} (from {where})" if where else message
+
+
+def setting_origin(settings: Settings, path: tuple[str, ...]) -> str:
+    """Where a setting came from: ``environment variable X``, ``<file> key a.b``, or ``default``."""
+    return _origin_of(settings._origins, path) or "default"
 
 
 def _explain(exc: ValidationError, origin: Mapping[tuple[str, ...], str]) -> str:
@@ -230,28 +278,28 @@ def _explain(exc: ValidationError, origin: Mapping[tuple[str, ...], str]) -> str
     for err in exc.errors():
         loc = tuple(str(p) for p in err["loc"])
         key = ".".join(loc) or "(settings)"
-        where = origin.get(loc)
-        if where is None:
-            for i in range(len(loc), 0, -1):
-                if loc[:i] in origin:
-                    where = origin[loc[:i]]
-                    break
         if err["type"] == "extra_forbidden":
             msg = f"unknown setting {key!r}"
         else:
             msg = f"{key}: {err['msg']}"
-        lines.append(f"{msg} (from {where})" if where else msg)
+        lines.append(_with_origin(msg, _origin_of(origin, loc)))
     return "; ".join(lines)
 
 
 def redacted_dump(settings: Settings) -> dict[str, Any]:
-    """The effective settings as plain data, every secret shown as ``**********`` (or empty)."""
-    return settings.model_dump(mode="json")
+    """The effective settings as plain data: every ``SecretStr`` shown as ``**********`` (or empty),
+    every secret inside a URL as ``***`` (:func:`core.url_secrets.redact_url`)."""
+    from core.url_secrets import find_url_secrets, redact_dump
 
+    data: dict[str, Any] = redact_dump(settings.model_dump(mode="json"), find_url_secrets(settings))
+    return data
 
 
 def collect_settings_secrets(model: BaseModel) -> list[str]:
-    """Every secret value in the settings, for the log redaction."""
+    """Every secret value in the settings, for the log redaction: ``SecretStr`` values and the
+    secret parts of URLs (database password, webhook URLs, credentials in a query)."""
+    from core.url_secrets import find_url_secrets
+
     found: list[str] = []
 
     def walk(value: object) -> None:
@@ -269,4 +317,6 @@ def collect_settings_secrets(model: BaseModel) -> list[str]:
                 walk(item)
 
     walk(model)
+    for secret in find_url_secrets(model):
+        found.extend(secret.parts)
     return found

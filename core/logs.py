@@ -3,6 +3,12 @@
 Context (platform, user, command, reference id, ...) is bound with :func:`bind` for the duration
 of a ``with`` block and travels with asyncio tasks through a ``ContextVar``. Secret redaction is a
 filter installed on every handler by :func:`setup_logging`, so no caller has to remember it.
+
+Log lines carry text chat users typed (a ``/pause`` reason, an unknown command). A text line is
+read on a terminal (``journalctl -f``, ``tail -f``), where an escape sequence in that text would
+act: retitle the window, clear the screen, write the clipboard (OSC 52). So the text formatter
+writes every control character except newline and tab as a visible escape (``\\x1b``), after
+redaction; JSON lines are safe as they are (``json.dumps`` escapes them).
 """
 
 from __future__ import annotations
@@ -11,6 +17,7 @@ import contextlib
 import json
 import logging
 import logging.handlers
+import re
 import sys
 from collections.abc import Iterator, Sequence
 from contextvars import ContextVar
@@ -41,6 +48,21 @@ class _ContextFilter(logging.Filter):
         return True
 
 
+# C0 controls but tab and newline, DEL, C1 controls, the bidirectional overrides and isolates (they
+# reorder what a reader sees), and lone surrogates (not text; writing them would fail).
+_UNSAFE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069\ud800-\udfff]")
+
+
+def _escape(match: re.Match[str]) -> str:
+    code = ord(match.group())
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+
+
+def escape_controls(text: str) -> str:
+    """``text`` with terminal control characters (all but newline and tab) written as ``\\x..``."""
+    return _UNSAFE.sub(_escape, text)
+
+
 class TextFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         ts = datetime.fromtimestamp(record.created, UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
@@ -67,16 +89,21 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(doc, default=str)
 
 
-class _RedactAfterFormat(logging.Formatter):
-    """Wraps a formatter and redacts the final text, tracebacks included."""
+class _Finish(logging.Formatter):
+    """Wraps a formatter: redacts the final text, tracebacks included, then escapes control characters
+    (redaction first, so a secret is matched as it was registered)."""
 
-    def __init__(self, inner: logging.Formatter, redact: Any) -> None:
+    def __init__(self, inner: logging.Formatter, redact: Any, escape: bool) -> None:
         super().__init__()
         self._inner = inner
         self._redact = redact
+        self._escape = escape
 
     def format(self, record: logging.LogRecord) -> str:
-        return str(self._redact(self._inner.format(record)))
+        text = self._inner.format(record)
+        if self._redact is not None:
+            text = str(self._redact(text))
+        return escape_controls(text) if self._escape else text
 
 
 def setup_logging(
@@ -94,9 +121,8 @@ def setup_logging(
     stream = stream or sys.stderr
     if fmt == "auto":
         fmt = "text" if getattr(stream, "isatty", lambda: False)() else "json"
-    formatter: logging.Formatter = JsonFormatter() if fmt == "json" else TextFormatter()
-    if redact is not None:
-        formatter = _RedactAfterFormat(formatter, redact)
+    inner: logging.Formatter = JsonFormatter() if fmt == "json" else TextFormatter()
+    formatter: logging.Formatter = _Finish(inner, redact, escape=fmt != "json")
     handlers: list[logging.Handler] = [logging.StreamHandler(stream)]
     if file is not None:
         file.parent.mkdir(parents=True, exist_ok=True)

@@ -9,12 +9,50 @@ import re
 import zoneinfo
 from decimal import Decimal
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
 _PAIR_RE = re.compile(r"^[A-Z0-9]{2,10}/[A-Z0-9]{2,10}$")
 CHAT_PLATFORMS = ("telegram", "discord", "slack")
+
+# Stable ids per platform, as the settings name users and chats. Telegram users are positive
+# integers and chats may be negative (groups); Discord users and channels are snowflakes (64-bit
+# integers, 17-20 digits since 2015); Slack users are U... or W..., channels C..., G... (private,
+# older workspaces) or D... (direct messages). A display name, a handle or a typo never matches.
+USER_ID_FORMATS: dict[str, re.Pattern[str]] = {
+    "telegram": re.compile(r"^[1-9][0-9]{0,19}$"),
+    "discord": re.compile(r"^[1-9][0-9]{16,19}$"),
+    "slack": re.compile(r"^[UW][A-Z0-9]{2,30}$"),
+}
+CHAT_ID_FORMATS: dict[str, re.Pattern[str]] = {
+    "telegram": re.compile(r"^-?[1-9][0-9]{0,19}$"),
+    "discord": re.compile(r"^[1-9][0-9]{16,19}$"),
+    "slack": re.compile(r"^[CGD][A-Z0-9]{2,30}$"),
+}
+ID_EXAMPLES = {"telegram": "123456789", "discord": "80351110224678912", "slack": "U024BE7LH"}
+CHAT_EXAMPLES = {"telegram": "-1001234567890", "discord": "381870553235193857", "slack": "C0123ABCD"}
+COMMAND_NAME_RE = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
+
+
+def _command_names(value: tuple[str, ...]) -> tuple[str, ...]:
+    """``/KILL`` and ``kill`` name the same command: a leading slash and case are not meaningful.
+
+    The names are checked against the command registry when the service starts (and by ``tradectl
+    config check``): the registry is in ``bot/``, which the settings cannot import.
+    """
+    names: list[str] = []
+    for raw in value:
+        name = raw.strip().removeprefix("/").casefold()
+        if not COMMAND_NAME_RE.match(name):
+            raise ValueError(f"{raw!r} is not a command name (write it as in chat, e.g. 'kill')")
+        if name not in names:
+            names.append(name)
+    return tuple(names)
+
+
+# A list of chat command names. Every field of this type is checked against the registry at start-up.
+CommandNames = Annotated[tuple[str, ...], AfterValidator(_command_names)]
 TIMEFRAMES = {"1m": 60, "5m": 300, "15m": 900, "30m": 1800, "1h": 3600, "4h": 14400, "1d": 86400}
 
 
@@ -146,26 +184,52 @@ class ChatSettings(Section):
     console: Literal["auto", "on", "off"] = Field("auto", description="Console chat on the terminal: `auto` (when stdin is readable), `on`, `off`.")
     unauthorized_reply: Literal["reply", "silent"] = Field("reply", description="`reply` with a short \"not authorized\", or stay `silent`.")
     confirm_ttl_s: int = Field(60, ge=5, le=3600, description="Seconds a confirmation button stays valid.")
-    stale_command_s: int = Field(120, ge=5, description="Destructive commands sent longer ago than this are refused.")
+    stale_command_s: int = Field(120, ge=5, description="Commands listed in stale_commands sent longer ago than this are refused.")
+    stale_commands: CommandNames = Field(("pause", "resume", "rearm", "grant", "revoke", "close", "closeall", "kill", "report"), description="Commands refused when their message is older than stale_command_s (a delayed or replayed update). Each must be a command (a leading / and case are ignored).")
     rate_limit_per_minute: int = Field(30, ge=1, description="Commands one actor may send per minute.")
-    confirm_commands: tuple[str, ...] = Field((), description="Commands that ask for confirmation in addition to close, closeall and kill.")
-    two_person_commands: tuple[str, ...] = Field((), description="Commands that a second admin must confirm (self-approval refused).")
-    trader_pairs: dict[str, tuple[str, ...]] = Field(default_factory=dict, description="Per-trader pair limits for /close (user key -> pairs).")
+    confirm_commands: CommandNames = Field((), description="Commands that ask for confirmation in addition to close, closeall and kill. Each must be a command (a leading / and case are ignored); an unknown name stops start-up.")
+    two_person_commands: CommandNames = Field((), description="Commands that a second admin must confirm (self-approval refused). Each must be a command (a leading / and case are ignored); an unknown name stops start-up.")
+    trader_pairs: dict[str, tuple[str, ...]] = Field(default_factory=dict, description="Per-trader pair limits for /close: `platform:user_id` (e.g. `telegram:123456789`) -> pairs, each one of trading.pairs.")
     admins: dict[str, tuple[str, ...]] = Field(default_factory=dict, description="Bootstrap admins per platform (telegram, discord, slack -> stable user ids); they cannot be revoked from chat.")
     traders: dict[str, tuple[str, ...]] = Field(default_factory=dict, description="Bootstrap traders per platform (platform -> stable user ids).")
     viewers: dict[str, tuple[str, ...]] = Field(default_factory=dict, description="Bootstrap viewers per platform (platform -> stable user ids).")
     allowed_chats: dict[str, tuple[str, ...]] = Field(default_factory=dict, description="Group chats and channels per platform where commands are accepted (platform -> chat ids); private chats need only a role.")
 
-    @field_validator("admins", "traders", "viewers", "allowed_chats")
+    @field_validator("admins", "traders", "viewers")
     @classmethod
-    def _platform_keys(cls, value: dict[str, tuple[str, ...]]) -> dict[str, tuple[str, ...]]:
-        for platform, ids in value.items():
-            if platform not in CHAT_PLATFORMS:
-                raise ValueError(f"unknown platform {platform!r}: use one of {', '.join(CHAT_PLATFORMS)}")
-            for item in ids:
-                if not item or len(item) > 64 or item != item.strip():
-                    raise ValueError(f"{platform}: id {item!r} must be 1-64 characters without surrounding spaces")
+    def _user_ids(cls, value: dict[str, tuple[str, ...]]) -> dict[str, tuple[str, ...]]:
+        return _check_ids(value, USER_ID_FORMATS, ID_EXAMPLES, "user")
+
+    @field_validator("allowed_chats")
+    @classmethod
+    def _chat_ids(cls, value: dict[str, tuple[str, ...]]) -> dict[str, tuple[str, ...]]:
+        return _check_ids(value, CHAT_ID_FORMATS, CHAT_EXAMPLES, "chat")
+
+    @field_validator("trader_pairs")
+    @classmethod
+    def _trader_keys(cls, value: dict[str, tuple[str, ...]]) -> dict[str, tuple[str, ...]]:
+        # A key the dispatcher never looks up would leave that trader unrestricted: fail closed here.
+        for key in value:
+            platform, _, user_id = key.partition(":")
+            if platform not in CHAT_PLATFORMS or not USER_ID_FORMATS[platform].match(user_id):
+                raise ValueError(f"key {key!r} must be platform:user_id with platform one of "
+                                 f"{', '.join(CHAT_PLATFORMS)}, e.g. 'telegram:{ID_EXAMPLES['telegram']}'")
         return value
+
+
+def _check_ids(value: dict[str, tuple[str, ...]], formats: dict[str, re.Pattern[str]], examples: dict[str, str],
+               what: str) -> dict[str, tuple[str, ...]]:
+    """Deny by default only works when every listed id can match: a handle or a typo grants nothing
+    and hides the mistake, so it is refused, naming the value."""
+    for platform, ids in value.items():
+        if platform not in CHAT_PLATFORMS:
+            raise ValueError(f"unknown platform {platform!r}: use one of {', '.join(CHAT_PLATFORMS)}"
+                             + (" (the console operator is always an admin)" if platform == "console" else ""))
+        for item in ids:
+            if not formats[platform].match(item):
+                raise ValueError(f"{platform} {what} id {item!r} is not a stable {platform} {what} id, "
+                                 f"such as {examples[platform]!r}")
+    return value
 
 
 class VenueSettings(Section):
