@@ -5,6 +5,10 @@ nonce is looked up here, so a forged or replayed payload finds nothing usable. A
 the requesting user, chat, command and arguments, expires after ``chat.confirm_ttl_s`` and is
 closed by one atomic conditional UPDATE, so two simultaneous presses cannot both win — on SQLite
 and PostgreSQL alike, and across replicas sharing the database.
+
+Closing with outcome ``confirmed`` is also the durable record of the intent: the row keeps the
+command and its arguments, and ``executed_at`` stays empty until the command has run (see
+:mod:`core.confirmed`, which the engine reads on start to complete what a crash interrupted).
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Literal
 
+from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlmodel import col, delete, update
 
 from bot.context import Clock
@@ -107,15 +112,19 @@ class ConfirmationStore:
     async def close(self, nonce: str, outcome: Outcome, approved_by: str = "") -> bool:
         """Use the confirmation up. True only for the one caller that found it open (and, unless the
         outcome is ``expired``, not yet expired): the single-use guarantee lives in this statement."""
+        async with self.db.begin() as conn:
+            return await self.close_in(conn, nonce, outcome, approved_by)
+
+    async def close_in(self, conn: AsyncConnection, nonce: str, outcome: Outcome, approved_by: str = "") -> bool:
+        """:meth:`close` inside the caller's transaction (so what is written with it commits with it)."""
         now = self.clock.now()
         stmt = update(ConfirmationRow).where(col(ConfirmationRow.nonce) == nonce,
                                              col(ConfirmationRow.used_at).is_(None))
         if outcome != "expired":
             stmt = stmt.where(col(ConfirmationRow.expires_at) > now)
         stmt = stmt.values(used_at=now, outcome=outcome, approved_by=approved_by[:500])
-        async with self.db.session() as s:
-            result = await s.exec(stmt)  # type: ignore[call-overload]
-            return bool(result.rowcount == 1)
+        result = await conn.execute(stmt)
+        return bool(result.rowcount == 1)
 
     async def prune(self, older_than: datetime) -> int:
         """Delete confirmations that expired before ``older_than`` (housekeeping; they are useless)."""

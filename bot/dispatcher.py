@@ -280,16 +280,17 @@ class Dispatcher(PressHandling):
     # -- running a command -----------------------------------------------------------------
 
     async def _run(self, spec: CommandSpec, attempt: Attempt, role: Role, args: object, decision: Decision,
-                   approved_by: str = "", confirmer: Actor | None = None) -> Reply | None:
+                   approved_by: str = "", confirmer: Actor | None = None,
+                   started_row: int | None = None) -> Reply | None:
         ctx = CommandContext(actor=attempt.actor, chat=attempt.chat, role=role, ref_id=attempt.ref,
                              services=self.services, access=self.access, audit=self.audit, registry=self.registry,
                              settings=self.settings, clock=self.clock, approved_by=approved_by)
         note = f"requested by {attempt.actor.key}, approved by {approved_by}; " if approved_by else ""
         by = confirmer or attempt.actor
         # State-changing commands leave a row before they run, so a crash mid-way still leaves a trace.
-        row_id = None
-        if spec.mutates:
-            row_id = await self.audit.write(self._row(attempt, decision, note + "started", by))
+        row_id = started_row  # written already when a confirmation was closed (in the same transaction)
+        if spec.mutates and row_id is None:
+            row_id = await self.audit.write(self._started_entry(attempt, decision, approved_by, by))
         try:
             reply = await spec.handler(ctx, args)
             final, result = decision, note + reply.summary()

@@ -7,21 +7,41 @@ rules are the security core of confirmations and deserve to be read on their own
 - only the requester may cancel, and — unless the two-person rule applies — confirm;
 - under the two-person rule only a *different* admin may confirm;
 - the requester's role is checked again at the press (a revocation in between wins);
-- the single use is enforced by one conditional UPDATE (see :class:`~bot.confirmations.ConfirmationStore`).
+- the single use is enforced by one conditional UPDATE (see :class:`~bot.confirmations.ConfirmationStore`);
+- a press on an instance that cannot run the command now (a standby) is refused *without* using
+  the confirmation up, so the same button works once leadership is settled;
+- the confirmation's close and the command's "started" audit row commit together, then the command
+  runs with no other database round trip before it; once it has finished, whatever its outcome, the
+  confirmation is marked executed. A confirmed command a crash interrupted is therefore still on
+  record, unexecuted, and the engine completes it on start (:mod:`core.confirmed`).
 """
 
 from __future__ import annotations
 
 import dataclasses
-from typing import TYPE_CHECKING
+import logging
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from bot.errors import UsageError
-from bot.identity import Role
+from bot.identity import Actor, Role
 from bot.reply import Reply
+from core.confirmed import mark_executed
 
 if TYPE_CHECKING:
+    from bot.audit import Decision
     from bot.confirmations import Pending
     from bot.dispatcher import Attempt, Dispatcher
+    from bot.registry import CommandSpec
+
+log = logging.getLogger("tradectl.bot.presses")
+
+
+@runtime_checkable
+class Availability(Protocol):
+    """A trading service that can say it cannot run commands right now (a standby: see
+    :class:`core.standby.LeaderBoundService`). Services without it are always available."""
+
+    def unavailable(self) -> str | None: ...
 
 
 class PressHandling:
@@ -73,10 +93,44 @@ class PressHandling:
             await self.confirmations.close(pending.nonce, "cancelled")
             return await self._refuse(attempt, "denied", "requester no longer authorized",
                                       Reply.error("Refused: the requester is no longer allowed to do this."))
-        if not await self.confirmations.close(pending.nonce, "confirmed", approver):
-            return await self._lost_race(attempt, pending.nonce)
+        waiting = self.services.unavailable() if isinstance(self.services, Availability) else None
+        if waiting is not None:
+            return await self._refuse(attempt, "failed", f"not run, confirmation kept: {waiting}", Reply.error(
+                f"Not run: {waiting}. This confirmation is still valid until it expires: press Confirm again."))
         run_as = dataclasses.replace(attempt, actor=actor if is_requester else requester, command=spec.name)
-        return await self._run(spec, run_as, req_role, args, "confirmed", approver, confirmer=actor)
+        started = self._started_entry(run_as, "confirmed", approver, actor) if spec.mutates else None
+        try:
+            async with self.confirmations.db.begin() as conn:
+                closed = await self.confirmations.close_in(conn, pending.nonce, "confirmed", approver)
+                row_id = await self.audit.add(conn, started) if closed and started is not None else None
+        except Exception:  # noqa: BLE001 - an audit row that cannot be written must not stop the command
+            log.exception("could not write the audit row with the confirmation; closing it alone")
+            closed, row_id = await self.confirmations.close(pending.nonce, "confirmed", approver), None
+        if not closed:
+            return await self._lost_race(attempt, pending.nonce)
+        reply = await self._run(spec, run_as, req_role, args, "confirmed", approver, confirmer=actor, started_row=row_id)
+        await self._executed(spec, pending.nonce, reply)
+        return reply
+
+    def _started_entry(self: Dispatcher, attempt: Attempt, decision: Decision, approved_by: str,
+                       by: Actor) -> dict[str, Any]:
+        """The audit row a state-changing command leaves before it runs (a crash mid-way leaves it)."""
+        note = f"requested by {attempt.actor.key}, approved by {approved_by}; " if approved_by else ""
+        return self._row(attempt, decision, note + "started", by)
+
+    async def _executed(self: Dispatcher, spec: CommandSpec, nonce: str, reply: Reply | None) -> None:
+        """Record that a confirmed command has run. Not when this instance lost the leadership meanwhile:
+        the command may have been refused for that, and the next leader completes it on start (the
+        commands it completes are safe to repeat). A failed record is only logged: at worst the
+        command is completed once more on the next start."""
+        if isinstance(self.services, Availability) and self.services.unavailable() is not None:
+            log.warning("/%s: leadership changed while it ran; left for the next leader to complete", spec.name)
+            return
+        failed = reply is not None and any(getattr(b, "style", "") == "error" for b in reply.blocks)
+        try:
+            await mark_executed(self.confirmations.db, nonce, f"/{spec.name} {'failed' if failed else 'done'}")
+        except Exception:  # noqa: BLE001
+            log.exception("/%s ran but could not be marked executed", spec.name)
 
     async def _lost_race(self: Dispatcher, attempt: Attempt, nonce: str) -> Reply | None:
         """The conditional close found nothing open: someone else used it, or it just expired."""

@@ -5,6 +5,11 @@ already ours, and it bumps ``epoch`` on every takeover (a fencing token that sid
 Time is always the database's ``now()``, never the host clock. A leader that has not renewed
 successfully for ``step_down_s`` (shorter than the TTL) stops its leader work *before* the lease can
 expire; a graceful stop releases the lease so a standby takes over in about a second.
+
+A crashed leader cannot release its lease. An instance that can *prove* the holder dead (see
+:mod:`core.instance_lock`: a restarted single instance on the same host and data directory) takes
+the lease over at once instead of waiting for it to expire; without that proof it waits, because
+a holder that merely looks silent may still be trading.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Protocol
 
 from sqlalchemy import text
 
@@ -69,6 +75,18 @@ class Lease:
             row = (await conn.execute(sql, {"name": self.name, "holder": holder})).first()
         return int(row[0]) if row else None
 
+    async def take_over(self, dead: str, epoch: int, holder: str, ttl_s: float) -> int | None:
+        """Take a live lease from ``dead`` at ``epoch`` (a holder proven dead); returns our new epoch,
+        or None if the lease changed meanwhile (another instance was quicker, or it was renewed)."""
+        sql = text(
+            f"UPDATE leases SET holder = :holder, epoch = epoch + 1, expires_at = {self._later(ttl_s)}, "
+            f"acquired_at = {self._now()} WHERE name = :name AND holder = :dead AND epoch = :epoch "
+            f"RETURNING epoch"
+        )
+        async with self.db.begin() as conn:
+            row = (await conn.execute(sql, {"name": self.name, "holder": holder, "dead": dead, "epoch": epoch})).first()
+        return int(row[0]) if row else None
+
     async def release(self, holder: str, epoch: int) -> bool:
         sql = text(f"UPDATE leases SET expires_at = {self._now()} WHERE name = :name AND holder = :holder AND epoch = :epoch")
         async with self.db.begin() as conn:
@@ -94,6 +112,13 @@ class Lease:
 LeaderCallback = Callable[[int], Awaitable[None]]
 
 
+class DeathProof(Protocol):
+    """Tells whether a leaseholder is certainly dead (:class:`~core.instance_lock.InstanceLock`)."""
+
+    def proves_dead(self, holder: str) -> bool: ...
+    def sweep(self) -> int: ...
+
+
 class LeaderElector:
     """Runs leader work only while holding the lease. A component: ``start()``/``stop()``."""
 
@@ -112,6 +137,7 @@ class LeaderElector:
         on_elected: LeaderCallback,
         on_lost: Callable[[], Awaitable[None]],
         events: EventBus | None = None,
+        death_proof: DeathProof | None = None,
     ) -> None:
         if not step_down_s < ttl_s:
             raise ValueError("leader step_down_s must be shorter than ttl_s")
@@ -120,6 +146,7 @@ class LeaderElector:
         self.ttl_s, self.renew_s, self.step_down_s, self.follower_poll_s = ttl_s, renew_s, step_down_s, follower_poll_s
         self._on_elected, self._on_lost = on_elected, on_lost
         self._events = events
+        self._death_proof = death_proof
         self.epoch: int | None = None
         self._last_ok = 0.0
         self._task: asyncio.Task[None] | None = None
@@ -163,6 +190,8 @@ class LeaderElector:
             if self.is_leader and time.monotonic() - self._last_ok > self.step_down_s:
                 await self._step_down("no successful renewal within the step-down deadline")
             return
+        if epoch is None and not self.is_leader:
+            epoch = await self._take_from_the_dead()
         if epoch is None:
             if self.is_leader:
                 await self._step_down("lease held by another instance")
@@ -174,6 +203,8 @@ class LeaderElector:
             self.epoch = epoch
             self.transitions += 1
             log.info("became leader (epoch %d)", epoch)
+            if self._death_proof is not None:
+                self._death_proof.sweep()
             if self._events:
                 await self._events.announce(self.lease.db, LeadershipChanged(instance_id=self.instance_id, leader=True, epoch=epoch))
             try:
@@ -182,6 +213,22 @@ class LeaderElector:
                 log.exception("leader work failed to start; releasing the lease")
                 await self._step_down("leader work failed to start")
                 raise
+
+    async def _take_from_the_dead(self) -> int | None:
+        """The lease is held by someone else: take it at once if the holder is proven dead."""
+        if self._death_proof is None:
+            return None
+        try:
+            held = await self.lease.current()
+            if held is None or not self._death_proof.proves_dead(held.holder):
+                return None
+            epoch = await self.lease.take_over(held.holder, held.epoch, self.instance_id, self.ttl_s)
+        except Exception as exc:  # noqa: BLE001 - the next tick tries again
+            log.warning("could not take over the lease of a dead instance: %s", exc)
+            return None
+        if epoch is not None:
+            log.info("took over the lease of %s (epoch %d): that instance is no longer running", held.holder, held.epoch)
+        return epoch
 
     async def _step_down(self, reason: str) -> None:
         epoch, self.epoch = self.epoch, None

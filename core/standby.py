@@ -30,12 +30,18 @@ class LeaderBoundService:
     def pairs(self) -> tuple[str, ...]:
         return self._pairs
 
+    def unavailable(self) -> str | None:
+        """Why trading commands cannot run here now (a standby), or None. Asked before a confirmation
+        is used up, so a press that would only be refused leaves the confirmation valid."""
+        if self._engine() is not None:
+            return None
+        return ("this instance is a standby and does not trade right now; the leader answers trading "
+                "commands (try again in a few seconds if leadership is changing)")
+
     def _get(self) -> Engine:
         engine = self._engine()
         if engine is None:
-            raise ServiceUnavailable("this instance is a standby and does not trade right now; "
-                                     "the leader answers trading commands (try again in a few seconds "
-                                     "if leadership is changing)")
+            raise ServiceUnavailable(self.unavailable() or "no engine")
         return engine
 
     async def submit(self, intent: Intent) -> IntentResult:

@@ -1,6 +1,7 @@
 """Builds the service's components from the settings (called by :mod:`core.app`).
 
-Order: heartbeat -> outbox dispatcher -> leader election (whose term starts the trading core,
+Order: instance lock (the proof of this process's life a restart uses to take over at once, see
+:mod:`core.instance_lock`) -> heartbeat -> outbox dispatcher -> leader election (whose term starts the trading core,
 then Telegram polling) -> chat (console). Everything is constructed here and passed in; nothing
 reaches for globals.
 """
@@ -16,6 +17,7 @@ from typing import TYPE_CHECKING
 from core.config import Settings
 from core.events import EventBus
 from core.heartbeat import Heartbeat, new_instance_id
+from core.instance_lock import InstanceLock
 from core.leader import LeaderElector
 from core.lifecycle import Component, TaskFailed
 from core.outbox import OutboxWriter
@@ -44,6 +46,7 @@ async def build_components(
     from bot.notify import OutboxDispatcher, Sender
 
     instance_id = new_instance_id()
+    instance_lock = InstanceLock(settings.service.data_dir / "instances", instance_id)
     events = EventBus(outbox=OutboxWriter(settings.notify))
     from bot.app import stdin_is_readable
 
@@ -100,14 +103,15 @@ async def build_components(
     lead = settings.leader
     elector = LeaderElector(db, group=settings.service.group, instance_id=instance_id, events=events,
                             on_elected=elected, on_lost=lost, ttl_s=lead.ttl_s, renew_s=lead.renew_s,
-                            step_down_s=lead.step_down_s, follower_poll_s=lead.follower_poll_s)
+                            step_down_s=lead.step_down_s, follower_poll_s=lead.follower_poll_s,
+                            death_proof=instance_lock)
     heartbeat = Heartbeat(db, instance_id=instance_id, group=settings.service.group,
                           interval_s=settings.service.heartbeat_interval_s, version=version,
                           role=lambda: "leader" if elector.is_leader else "follower",
                           state=lambda: core.engine.state.state if core.engine else "standby")
     dispatcher = build_dispatcher(db, service, settings.chat, redact=redact, instance_id=instance_id)
     senders: dict[str, Sender] = {}
-    components: list[Component] = [heartbeat]
+    components: list[Component] = [instance_lock, heartbeat]
     tg = settings.telegram
     if tg.token is not None and tg.token.get_secret_value():
         from bot.telegram import TelegramAlertSender, TelegramPolling
