@@ -202,6 +202,18 @@ class LeadershipChanged(Event):
         return f"{self.instance_id} {'became leader' if self.leader else 'stepped down'} (epoch {self.epoch})"
 
 
+@dataclass(slots=True)
+class _Held:
+    """An alert that could not be stored, and how often the same alert came again meanwhile."""
+
+    event: Event
+    repeats: int = 1
+
+
+def _key(event: Event) -> str:
+    return f"{event.kind}\n{event.summary()}"
+
+
 class EventBus:
     """Fan-out to in-process subscribers, plus durable alerts through the outbox.
 
@@ -209,43 +221,134 @@ class EventBus:
     so a slow one never blocks the engine. ``stage(session, event)`` also writes the event's
     outbox rows into the caller's transaction and publishes in memory only after it commits;
     ``record(db, event)`` does the same in a transaction of its own.
+
+    ``announce(db, event)`` is for alerts about failures, which often come when the database is
+    away: if the event cannot be stored it is published in memory at once (console, log) and kept in
+    a bounded backlog, repeats of the same alert counted rather than queued. The backlog rides along
+    with the next transaction that stages an event, or :meth:`flush` writes it (the outbox dispatcher
+    calls it while polling), so the alerts about an outage reach chat once the database is back.
+    Events of a transaction that rolled back are dropped, not held: their change did not happen.
     """
 
-    def __init__(self, maxsize: int = 10_000, outbox: Any = None) -> None:
+    def __init__(self, maxsize: int = 10_000, outbox: Any = None, *, backlog_max: int = 100) -> None:
         self._subs: list[asyncio.Queue[Event]] = []
         self._maxsize = maxsize
         self.dropped = 0
         self.outbox = outbox
+        self.backlog_max = backlog_max
+        self.backlog_lost = 0  # alerts neither stored nor held (the backlog was full)
+        self._backlog: dict[str, _Held] = {}
+
+    @property
+    def backlog(self) -> int:
+        """Alerts waiting in memory for the database (distinct ones; repeats are counted, not held)."""
+        return len(self._backlog)
 
     def stage(self, session: Any, event: Event) -> None:
         if self.outbox is not None:
+            self._stage_backlog(session)
             self.outbox.write(session, event)
-        staged = session.info.setdefault("tradectl_events", [])
-        if not staged:
-            sync = session.sync_session
+        self._listen(session)
+        session.info.setdefault("tradectl_events", []).append(event)
 
-            def after_commit(_s: Any) -> None:
-                for ev in session.info.pop("tradectl_events", []):
-                    self.publish(ev)
+    def _listen(self, session: Any) -> None:
+        """Publish after the commit; drop (or, for held alerts, hold again) after a rollback. Once per session."""
+        if session.info.get("tradectl_listening"):
+            return
+        session.info["tradectl_listening"] = True
+        sync = session.sync_session
+        settled = False
 
-            def after_rollback(_s: Any) -> None:
-                session.info.pop("tradectl_events", None)
+        def after_commit(_session: Any) -> None:
+            nonlocal settled
+            if settled:
+                return
+            settled = True
+            session.info.pop("tradectl_listening", None)
+            stored = session.info.pop("tradectl_backlog", [])
+            session.info.pop("tradectl_backlog_lost", None)
+            if stored:
+                log.info("%d alert(s) held while the database was unreachable are now stored", len(stored))
+            for ev in session.info.pop("tradectl_events", []):
+                self.publish(ev)
 
-            sa_event.listen(sync, "after_commit", after_commit, once=True)
-            sa_event.listen(sync, "after_soft_rollback", after_rollback, once=True)
-        staged.append(event)
+        def after_rollback(_session: Any, previous: Any) -> None:
+            nonlocal settled
+            if settled or getattr(previous, "nested", False):
+                return  # a savepoint: the outer transaction may still commit
+            settled = True
+            session.info.pop("tradectl_listening", None)
+            session.info.pop("tradectl_events", None)
+            self._hold_again(session.info.pop("tradectl_backlog", []), session.info.pop("tradectl_backlog_lost", 0))
+
+        sa_event.listen(sync, "after_commit", after_commit)
+        sa_event.listen(sync, "after_soft_rollback", after_rollback)
+
+    def _stage_backlog(self, session: Any) -> None:
+        if not self._backlog and not self.backlog_lost:
+            return
+        held = list(self._backlog.values())
+        self._backlog.clear()
+        lost, self.backlog_lost = self.backlog_lost, 0
+        for item in held:
+            self.outbox.write(session, item.event, repeats=item.repeats)
+        if lost:
+            self.outbox.write(session, EngineError(where="alerts", message=(
+                f"{lost} more alert(s) raised while the database was unreachable were lost (backlog full)")))
+        session.info.setdefault("tradectl_backlog", []).extend(held)
+        session.info["tradectl_backlog_lost"] = session.info.get("tradectl_backlog_lost", 0) + lost
+        self._listen(session)
+
+    def _hold(self, event: Event) -> None:
+        key = _key(event)
+        if key in self._backlog:
+            self._backlog[key].repeats += 1
+        elif len(self._backlog) < self.backlog_max:
+            self._backlog[key] = _Held(event)
+        else:
+            self.backlog_lost += 1
+
+    def _hold_again(self, items: list[_Held], lost: int) -> None:
+        """Put alerts whose transaction rolled back in front of what was held meanwhile."""
+        self.backlog_lost += lost
+        if not items:
+            return
+        newer, self._backlog = self._backlog, {}
+        for item in items:
+            self._backlog[_key(item.event)] = item
+        for key, item in newer.items():
+            if key in self._backlog:
+                self._backlog[key].repeats += item.repeats
+            else:
+                self._backlog[key] = item
 
     async def record(self, db: Any, event: Event) -> None:
         async with db.session() as s:
             self.stage(s, event)
 
     async def announce(self, db: Any, event: Event) -> None:
-        """``record`` when the database is reachable; otherwise at least publish in memory."""
+        """``record`` when the database is reachable; otherwise publish in memory and hold it."""
         try:
             await self.record(db, event)
-        except Exception:  # noqa: BLE001 - an alert about a failure must not fail itself
-            log.warning("could not store alert %s; shown locally only", event.kind, exc_info=True)
+        except Exception as exc:  # noqa: BLE001 - an alert about a failure must not fail itself
+            first = not self._backlog
+            log.warning("could not store alert %s (%s: %s); shown locally, held until the database is back",
+                        event.kind, type(exc).__name__, str(exc).splitlines()[0][:200] if str(exc) else "",
+                        exc_info=first)
+            if self.outbox is not None:
+                self._hold(event)
             self.publish(event)
+
+    async def flush(self, db: Any) -> int:
+        """Store the held alerts now (in a transaction of their own); returns how many were written.
+
+        Raises what the database raises; the alerts stay held then."""
+        if not self._backlog and not self.backlog_lost:
+            return 0
+        count = len(self._backlog)
+        async with db.session() as s:
+            self._stage_backlog(s)
+        return count
 
     def subscribe(self) -> asyncio.Queue[Event]:
         q: asyncio.Queue[Event] = asyncio.Queue(self._maxsize)

@@ -32,10 +32,17 @@ class OutboxWriter:
     def level(self, destination_events: dict[str, str], kind: str) -> str:
         return destination_events.get(kind) or self.settings.events.get(kind, "on")
 
-    def rows_for(self, event: Event, now: Any = None) -> list[OutboxRow]:
+    def rows_for(self, event: Event, now: Any = None, *, repeats: int = 1) -> list[OutboxRow]:
+        """One row per destination that wants ``event``; ``repeats`` > 1 says how often the same
+        alert was raised while it could not be stored (see ``EventBus.announce``)."""
         rows = []
-        doc: dict[str, Any] = {"kind": event.kind, "severity": event.severity, "text": event.summary(),
+        text = event.summary()
+        if repeats > 1:
+            text += f" (raised {repeats} times while the database was unreachable)"
+        doc: dict[str, Any] = {"kind": event.kind, "severity": event.severity, "text": text,
                                "data": event.to_dict()}
+        if repeats > 1:
+            doc["repeats"] = repeats
         image = getattr(event, "image_png", None)
         if image:
             doc["image"] = base64.b64encode(image).decode("ascii")
@@ -54,8 +61,8 @@ class OutboxWriter:
             rows.append(row)
         return rows
 
-    def write(self, session: AsyncSession, event: Event) -> int:
-        rows = self.rows_for(event)
+    def write(self, session: AsyncSession, event: Event, *, repeats: int = 1) -> int:
+        rows = self.rows_for(event, repeats=repeats)
         for row in rows:
             session.add(row)
         return len(rows)

@@ -152,7 +152,7 @@ async def build_components(
         from bot.discord import DiscordGateway
 
         discord_gateway = DiscordGateway(dispatcher, settings.discord, on_failure=on_failure)
-    outbox = OutboxDispatcher(db, settings.notify, senders, instance_id=instance_id)
+    outbox = OutboxDispatcher(db, settings.notify, senders, instance_id=instance_id, events=events)
 
     components += [outbox, elector]
     if settings.slack.enabled:  # every replica: Slack delivers each event to one connection

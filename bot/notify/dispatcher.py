@@ -9,8 +9,14 @@
 - A failure keeps the rows pending and backs off exponentially (or for the platform's
   ``retry_after``). After ``failing_warn_after`` consecutive failures the other destinations get a
   warning once per outage.
-- Delivery is at-least-once: a crash between the platform accepting a message and the row being
-  marked delivered can repeat that one message after a restart.
+- Progress is recorded so that a database outage cannot repeat a message. Before the POST the rows
+  are claimed (``claimed_by``) in the database; once the platform accepted them, the dispatcher
+  remembers their ids and marks them delivered, retrying that mark until it sticks before it sends
+  or reads anything else. A replica that takes the destination over and finds rows claimed by
+  another instance gives that instance ``claim_grace_s`` to mark them (it may be alive and waiting
+  for the database, as this one would), then sends them.
+- So the one way a message can repeat is a crash (or a stop while the database is still away)
+  between the platform accepting it and the mark: after ``claim_grace_s`` it is sent again.
 """
 
 from __future__ import annotations
@@ -28,7 +34,7 @@ from sqlmodel import col, select
 
 from bot.notify.ratelimit import TokenBucket
 from bot.notify.senders import AlertMessage, DeliveryError, Sender
-from core.events import DestinationFailing
+from core.events import DestinationFailing, EventBus
 from core.leader import Lease
 from core.lifecycle import finish
 from core.outbox import OutboxWriter
@@ -53,6 +59,8 @@ class OutboxDispatcher:
         poll_s: float = 0.5,
         lease_ttl_s: float = 15.0,
         base_backoff_s: float = 1.0,
+        claim_grace_s: float | None = None,
+        events: EventBus | None = None,
     ) -> None:
         self.db = db
         self.settings = settings
@@ -62,6 +70,12 @@ class OutboxDispatcher:
         self.poll_s = poll_s
         self.lease_ttl_s = lease_ttl_s
         self.base_backoff_s = base_backoff_s
+        self.claim_grace_s = lease_ttl_s if claim_grace_s is None else claim_grace_s
+        self.events = events  # its held alerts (written while the database was away) are flushed here
+        self._unmarked: dict[str, list[int]] = {}  # destination -> rows the platform accepted, not yet marked
+        self._foreign: dict[int, float] = {}  # row id claimed by another instance -> when we first saw it
+        self._resent: set[int] = set()
+        self._in_flight: dict[str, list[int]] = {}  # destination -> rows being POSTed right now
         self._tasks: list[asyncio.Task[None]] = []
         self._wake = asyncio.Event()
         self._stopping = asyncio.Event()
@@ -93,6 +107,19 @@ class OutboxDispatcher:
         self._wake.set()
         await finish(self._tasks, grace_s)
         self._tasks = []
+        for name, ids in list(self._unmarked.items()):
+            try:
+                await self._delivered(ids)
+                del self._unmarked[name]
+            except Exception:  # noqa: BLE001 - the database is still away; say what may repeat
+                log.error("alerts to %s were delivered but could not be marked (database unreachable): "
+                          "outbox rows %s may be sent again after the restart", name, ids)
+        for name, ids in list(self._in_flight.items()):  # a send cut short by the stop: let the next sender go at once
+            try:
+                await self._release(ids)
+            except Exception:  # noqa: BLE001 - then the next sender waits claim_grace_s for them
+                log.warning("could not release the claim on outbox rows %s for %s", ids, name)
+        self._in_flight.clear()
         # hand the destinations back so another replica (or our own restart) resumes at once
         for lease, epoch in list(self._held.values()):
             try:
@@ -110,8 +137,16 @@ class OutboxDispatcher:
         warned = False
         epoch: int | None = None
         renewed = 0.0
+        db_errors = 0
         while not self._stopping.is_set():
             try:
+                # what the platform accepted is marked before anything else is read or sent
+                unmarked = self._unmarked.get(dest.name)
+                if unmarked:
+                    await self._delivered(unmarked)
+                    del self._unmarked[dest.name]
+                if self.events is not None and await self.events.flush(self.db):
+                    self.poke()
                 if epoch is None or time.monotonic() - renewed > self.lease_ttl_s / 3:
                     epoch = await lease.acquire(self.instance_id, self.lease_ttl_s)
                     renewed = time.monotonic()
@@ -119,12 +154,19 @@ class OutboxDispatcher:
                         self._held.pop(dest.name, None)
                     else:
                         self._held[dest.name] = (lease, epoch)
+                if db_errors:
+                    log.info("alert dispatcher for %s: database reachable again after %d failed attempts",
+                             dest.name, db_errors)
+                    db_errors = 0
                 if epoch is None:
                     await self._pause(self.poll_s)
                     continue
                 rows = await self._due(dest.name)
                 if not rows:
                     await self._idle()
+                    continue
+                if self._claimed_elsewhere(rows):
+                    await self._pause(self.poll_s)
                     continue
                 wait = bucket.wait_time()
                 if wait > 0:
@@ -134,10 +176,14 @@ class OutboxDispatcher:
                 if not await lease.holds(self.instance_id, epoch):
                     epoch = None
                     continue
+                if not await self._claim(batch):
+                    continue  # marked meanwhile (by a predecessor that came back): read again
                 bucket.take()
+                self._in_flight[dest.name] = [r.id for r in batch if r.id is not None]
                 try:
                     await sender.send(target, message)
                 except DeliveryError as exc:
+                    del self._in_flight[dest.name]
                     failures += 1
                     if exc.retry_after is not None:
                         bucket.block_for(exc.retry_after)
@@ -150,16 +196,46 @@ class OutboxDispatcher:
                         warned = True
                         await self._warn_others(dest.name, failures, str(exc))
                     continue
-                await self._delivered(batch)
+                self._unmarked[dest.name] = self._in_flight.pop(dest.name)
                 failures = 0
                 warned = False
                 self.sent_messages += 1
                 self.delivered_rows += len(batch)
+                await self._delivered(self._unmarked[dest.name])
+                del self._unmarked[dest.name]
             except asyncio.CancelledError:
                 raise
-            except Exception:  # noqa: BLE001 - the database may be briefly away; keep serving
-                log.warning("dispatcher for %s hit an error", dest.name, exc_info=True)
+            except Exception as exc:  # noqa: BLE001 - the database may be briefly away; keep serving
+                db_errors += 1
+                if db_errors == 1:
+                    log.warning("alert dispatcher for %s hit an error; retrying every %.1fs%s", dest.name, self.poll_s,
+                                " (a delivered alert waits to be marked)" if self._unmarked.get(dest.name) else "",
+                                exc_info=True)
+                else:
+                    log.debug("alert dispatcher for %s: still failing: %s", dest.name, exc)
                 await self._pause(self.poll_s)
+
+    def _claimed_elsewhere(self, rows: list[OutboxRow]) -> bool:
+        """True while a row claimed by another instance is within its grace period.
+
+        The claimant sent it (or was about to) and may be alive, waiting for the database to mark
+        it; after ``claim_grace_s`` from when we first saw the claim, it is taken to have crashed."""
+        now = time.monotonic()
+        waiting = False
+        for row in rows:
+            if row.id is None or row.claimed_by in ("", self.instance_id):
+                continue
+            first = self._foreign.setdefault(row.id, now)
+            if now - first < self.claim_grace_s:
+                waiting = True
+            elif row.id not in self._resent:
+                self._resent.add(row.id)
+                log.warning("outbox row %s was claimed by %s, which never marked it delivered; sending it "
+                            "(it may repeat once)", row.id, row.claimed_by)
+        if len(self._foreign) > 10_000:
+            self._foreign.clear()
+            self._resent.clear()
+        return waiting
 
     async def _pause(self, seconds: float) -> None:
         """Sleep, cut short by :meth:`stop`."""
@@ -211,9 +287,23 @@ class OutboxDispatcher:
         worst = max(batch, key=lambda r: ("info", "warning", "error", "critical").index(r.severity))
         return batch, AlertMessage("digest", worst.severity, lines, all(r.silent for r in batch), digest=True)
 
-    async def _delivered(self, batch: list[OutboxRow]) -> None:
-        now = datetime.now(UTC)
+    async def _claim(self, batch: list[OutboxRow]) -> bool:
+        """Record, before the POST, that this instance is sending these rows."""
+        until = datetime.now(UTC) + timedelta(seconds=self.lease_ttl_s)
         ids = [r.id for r in batch]
+        async with self.db.session() as s:
+            res = await s.exec(update(OutboxRow).where(col(OutboxRow.id).in_(ids), OutboxRow.status == "pending")  # type: ignore[call-overload]
+                               .values(claimed_by=self.instance_id, claimed_until=until))
+        return bool(res.rowcount == len(ids))
+
+    async def _release(self, ids: list[int]) -> None:
+        async with self.db.session() as s:
+            await s.exec(update(OutboxRow).where(col(OutboxRow.id).in_(ids), OutboxRow.status == "pending",  # type: ignore[call-overload]
+                                                 OutboxRow.claimed_by == self.instance_id)
+                         .values(claimed_by="", claimed_until=None))
+
+    async def _delivered(self, ids: list[int]) -> None:
+        now = datetime.now(UTC)
         async with self.db.session() as s:
             await s.exec(update(OutboxRow).where(col(OutboxRow.id).in_(ids), OutboxRow.status == "pending")  # type: ignore[call-overload]
                          .values(status="delivered", delivered_at=now, claimed_by=self.instance_id))
@@ -226,6 +316,7 @@ class OutboxDispatcher:
                 row.attempts += 1
                 row.last_error = error[:500]
                 row.next_attempt_at = later
+                row.claimed_by, row.claimed_until = "", None  # not sent: nobody needs to wait for a mark
                 if permanent and row.attempts >= 10:
                     row.status = "failed"
                 s.add(row)
