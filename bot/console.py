@@ -7,7 +7,10 @@ buttons are numbered, so a confirmation is answered with ``1`` / ``2`` or with t
 ``yes <nonce>`` — both resolve to the same server-side nonce. Engine events received on a queue
 are printed one line each with a timestamp.
 
-Rendering is the pure function :func:`render_console`, tested on its own.
+Rendering is the pure function :func:`render_console`, tested on its own. Everything printed is
+clean text (:func:`bot.neutral.clean`): a reason typed on another platform cannot carry an escape
+sequence (retitling the window, clearing the screen, writing the clipboard with OSC 52), a carriage
+return that overwrites the line, or a bidirectional override into the operator's terminal.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from bot.confirmations import cancel_payload, confirm_payload, parse_payload
 from bot.context import Clock, SystemClock
 from bot.dispatcher import Dispatcher
 from bot.identity import CONSOLE_ACTOR, CONSOLE_CHAT
+from bot.neutral import clean, clean_reply
 from bot.reply import Buttons, Image, KeyValues, Reply, Table, Text
 from core.events import Event
 from core.lifecycle import Supervisor, TaskFailed
@@ -71,7 +75,7 @@ def render_console(reply: Reply, save_image: Callable[[Image], str] | None = Non
     otherwise a placeholder line says what it was.
     """
     sections: list[str] = []
-    for block in reply.blocks:
+    for block in clean_reply(reply).blocks:
         if isinstance(block, Text):
             sections.append(_PREFIX[block.style] + block.text)
         elif isinstance(block, KeyValues):
@@ -98,7 +102,7 @@ def render_console(reply: Reply, save_image: Callable[[Image], str] | None = Non
 
 def render_event(event: Event) -> str:
     ts = event.ts.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%SZ")
-    return f"{ts} [{event.severity}] {event.summary()}"
+    return f"{ts} [{event.severity}] {clean(event.summary())}"
 
 
 # --- input ---------------------------------------------------------------------------------------
@@ -214,6 +218,7 @@ class ConsoleChat:
             close()
 
     def _write(self, text: str) -> None:
+        text = clean(text)  # every line the terminal gets, whatever produced it
         self._out.write(text if text.endswith("\n") else text + "\n")
         self._out.flush()
 

@@ -2,8 +2,10 @@
 
 Pure: :func:`render_discord` builds objects and performs no I/O, so the layout is tested on its own.
 
-- ``Text`` becomes message content (markdown and mentions escaped: nothing a command prints can
-  ping ``@everyone`` or turn into formatting);
+- ``Text`` becomes message content. Every string (content, embed titles, fields, button labels) is
+  neutral text (:mod:`bot.neutral`): markdown, masked links and mentions escaped, so nothing a
+  command prints can ping ``@everyone`` or turn into formatting or a link; and every message is sent
+  with ``allowed_mentions`` that parse nothing, so even text that slipped through could not ping;
 - ``KeyValues`` becomes an embed with inline fields, ``Table`` an embed holding an aligned code block;
 - ``Image`` becomes a PNG attachment shown in an embed;
 - ``Buttons`` become a ``discord.ui.View(timeout=None)`` of :class:`PressButton` items.
@@ -23,6 +25,7 @@ from typing import Any, Protocol
 import discord
 
 from bot.console import render_console
+from bot.neutral import clean, clean_reply, cut, discord_code, discord_markdown
 from bot.reply import Button, Buttons, Image, KeyValues, Reply, Table, Text
 
 MAX_CONTENT = 2000
@@ -60,7 +63,8 @@ class PressButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=CUSTO
 
     def __init__(self, payload: str, owner: int | None = None, *, label: str = "",
                  style: discord.ButtonStyle = discord.ButtonStyle.secondary) -> None:
-        super().__init__(discord.ui.Button(label=label[:80] or "?", style=style, custom_id=custom_id(payload, owner)))
+        super().__init__(discord.ui.Button(label=clean(label)[:80] or "?", style=style,
+                                           custom_id=custom_id(payload, owner)))
         self.payload = payload
         self.owner = owner
 
@@ -116,14 +120,23 @@ class DiscordMessage:
 
 
 def escape(text: str) -> str:
-    return discord.utils.escape_mentions(discord.utils.escape_markdown(text))
+    """Any text as Discord markdown that shows it as typed (see :func:`bot.neutral.discord_markdown`)."""
+    return discord_markdown(text)
 
 
 def _fit(text: str, limit: int, what: str = "characters") -> str:
+    """``text`` (already escaped) within ``limit``; a cut never leaves a dangling backslash."""
     if len(text) <= limit:
         return text
     note = f"\n… (cut at {limit} {what})"
-    return text[: limit - len(note)] + note
+    head = text[: limit - len(note)]
+    if (len(head) - len(head.rstrip("\\"))) % 2:
+        head = head[:-1]
+    return head + note
+
+
+def _title(text: str) -> str | None:
+    return cut(text, 256, escape) or None
 
 
 def _code_block(lines: list[str], limit: int) -> str:
@@ -131,7 +144,7 @@ def _code_block(lines: list[str], limit: int) -> str:
     body: list[str] = []
     used = 8  # the fences and newlines
     for i, line in enumerate(lines):
-        line = line.replace("```", "'''")
+        line = discord_code(line)
         more = len(lines) - i
         if used + len(line) + 1 + len(f"… {more} more rows\n") > limit:
             body.append(f"… {more} more rows")
@@ -143,17 +156,18 @@ def _code_block(lines: list[str], limit: int) -> str:
 
 def _table_embed(block: Table, budget: int) -> discord.Embed:
     text = render_console(Reply((Table("", block.headers, block.rows),)))
-    return discord.Embed(title=block.title[:256] or None, colour=_COLOUR,
+    return discord.Embed(title=_title(block.title), colour=_COLOUR,
                          description=_code_block(text.split("\n"), min(MAX_DESCRIPTION, budget)))
 
 
 def _kv_embed(block: KeyValues, budget: int) -> discord.Embed:
-    embed = discord.Embed(title=block.title[:256] or None, colour=_COLOUR)
-    fits = (len(block.items) <= MAX_FIELDS and all(len(k) <= 256 and len(v) <= 1024 for k, v in block.items)
-            and sum(len(k) + len(v) for k, v in block.items) <= budget)
+    embed = discord.Embed(title=_title(block.title), colour=_COLOUR)
+    fields = [(escape(k), escape(v)) for k, v in block.items]  # measured as sent: escaping lengthens
+    fits = (len(fields) <= MAX_FIELDS and all(len(k) <= 256 and len(v) <= 1024 for k, v in fields)
+            and sum(len(k) + len(v) for k, v in fields) <= budget)
     if fits:
-        for key, value in block.items:
-            embed.add_field(name=escape(key)[:256] or "-", value=escape(value)[:1024] or "-", inline=True)
+        for key, value in fields:
+            embed.add_field(name=key or escape("-"), value=value or escape("-"), inline=True)  # never empty
     else:
         width = max((len(k) for k, _ in block.items), default=0)
         lines = [f"{k.ljust(width)}  {' '.join(v.split())}" for k, v in block.items]
@@ -173,6 +187,7 @@ def render_discord(reply: Reply, *, owner: int | None = None) -> DiscordMessage:
     embeds: list[discord.Embed] = []
     files: list[tuple[str, bytes]] = []
     buttons: list[PressButton] = []
+    reply = clean_reply(reply)
     budget = MAX_EMBED_TOTAL
     dropped = 0
     for block in reply.blocks:
@@ -182,7 +197,7 @@ def render_discord(reply: Reply, *, owner: int | None = None) -> DiscordMessage:
             if len(embeds) >= MAX_EMBEDS or budget < 200:
                 dropped += 1
                 continue
-            room = budget - len(block.title[:256])
+            room = budget - len(_title(block.title) or "")
             embed = _kv_embed(block, room) if isinstance(block, KeyValues) else _table_embed(block, room)
             budget -= len(embed)
             embeds.append(embed)
@@ -190,7 +205,7 @@ def render_discord(reply: Reply, *, owner: int | None = None) -> DiscordMessage:
             name = f"chart-{len(files) + 1}.png"
             files.append((name, block.png))
             if len(embeds) < MAX_EMBEDS:
-                embed = discord.Embed(title=block.caption[:256] or None, colour=_COLOUR)
+                embed = discord.Embed(title=_title(block.caption), colour=_COLOUR)
                 embeds.append(embed.set_image(url=f"attachment://{name}"))
                 budget -= len(embed)
         elif isinstance(block, Buttons):

@@ -8,6 +8,10 @@ request that would be refused, and a 429 (its JSON ``retry_after``, ``global`` f
 speed: 10,000 refused requests in 10 minutes get the bot's IP banned.
 
 A destination whose target is a URL is a Discord incoming webhook instead (no bot needed).
+
+Alert text is neutral (:mod:`bot.neutral`): markdown, masked links and mentions escaped; the message
+carries ``allowed_mentions`` that parse nothing, and link previews are suppressed (a chart keeps its
+attachment).
 """
 
 from __future__ import annotations
@@ -21,12 +25,20 @@ from typing import Any
 import httpx
 from pydantic import SecretStr
 
-from bot.notify.senders import AlertMessage, DeliveryError, WebhookSender, plain_text
+from bot.neutral import discord_markdown
+from bot.notify.senders import (
+    NO_MENTIONS,
+    SUPPRESS_EMBEDS,
+    SUPPRESS_NOTIFICATIONS,
+    AlertMessage,
+    DeliveryError,
+    WebhookSender,
+    alert_text,
+)
 from core.settings_models import DiscordSettings, NotifySettings
 
 log = logging.getLogger("tradectl.discord.alerts")
 DEFAULT_API = "https://discord.com/api/v10"
-SUPPRESS_NOTIFICATIONS = 4096
 _PERMANENT = {400, 401, 403, 404, 405, 413}
 MAX_PREEMPTIVE_WAIT_S = 30.0
 
@@ -60,9 +72,11 @@ class DiscordSender:
             raise DeliveryError(f"discord target {target!r} is neither a channel id nor a webhook URL", permanent=True)
         route = f"/channels/{target}/messages"
         await self._wait_for(route)
-        body: dict[str, Any] = {"content": plain_text(message), "allowed_mentions": {"parse": []}}
-        if message.silent:
-            body["flags"] = SUPPRESS_NOTIFICATIONS
+        body: dict[str, Any] = {"content": alert_text(message, self.max_chars, discord_markdown),
+                                "allowed_mentions": NO_MENTIONS}
+        flags = (SUPPRESS_NOTIFICATIONS if message.silent else 0) | (0 if message.image else SUPPRESS_EMBEDS)
+        if flags:
+            body["flags"] = flags
         headers = {"Authorization": f"Bot {self._token}", "User-Agent": "DiscordBot (tradectl, 0.1)"}
         try:
             self.requests += 1

@@ -3,14 +3,23 @@
 Each platform adapter provides a :class:`Sender`. It raises :class:`DeliveryError` — with
 ``retry_after`` when the platform said to slow down, ``permanent`` when retrying cannot help —
 and nothing else. :class:`WebhookSender` covers Discord and Slack incoming webhooks.
+
+An alert's lines carry user text (a ``/pause`` reason becomes ``trading running -> paused by ...:
+<reason>``), so every sender builds its text with :func:`alert_text` and the escaper of its format
+(:mod:`bot.neutral`), and turns off what would make text live: Discord messages carry
+``allowed_mentions`` that parse nothing and suppress link embeds; Slack messages go without mrkdwn,
+``link_names`` or unfurling. Escaping lengthens text, so the limit is applied after it.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 import httpx
+
+from bot.neutral import ELLIPSIS, clean, cut, discord_markdown, slack_mrkdwn
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,11 +53,53 @@ class Sender(Protocol):
 _ICON = {"info": "", "warning": "⚠️ ", "error": "❗ ", "critical": "🛑 "}
 
 
-def plain_text(message: AlertMessage) -> str:
-    head = f"{_ICON.get(message.severity, '')}"
+# What Discord and Slack are told about an alert's text, besides the text being escaped.
+SUPPRESS_EMBEDS = 4  # Discord message flag: no link preview cards
+SUPPRESS_NOTIFICATIONS = 4096  # Discord message flag: a silent message
+NO_MENTIONS: dict[str, list[str]] = {"parse": []}
+SLACK_INERT: dict[str, Any] = {"mrkdwn": False, "link_names": False, "unfurl_links": False, "unfurl_media": False}
+
+
+def _join(message: AlertMessage, lines: Sequence[str]) -> str:
+    head = _ICON.get(message.severity, "")
     if message.digest:
-        return f"{head}{len(message.lines)} alerts:\n" + "\n".join(f"• {line}" for line in message.lines)
-    return head + message.text
+        return f"{head}{len(lines)} alerts:\n" + "\n".join(f"• {line}" for line in lines)
+    return head + "\n".join(lines)
+
+
+def plain_text(message: AlertMessage, escape: Callable[[str], str] = clean) -> str:
+    """The alert as one text, each line passed through ``escape`` (no length limit: see :func:`alert_text`)."""
+    return _join(message, [escape(line) for line in message.lines])
+
+
+def alert_text(message: AlertMessage, limit: int, escape: Callable[[str], str] = clean, *,
+               measure: Callable[[str], int] = len) -> str:
+    """The alert as one text of at most ``limit`` (as ``measure`` counts) after escaping.
+
+    The dispatcher sizes messages on the raw text; escaping can lengthen it (``<`` is ``&lt;`` on
+    Slack), so when the result does not fit, the longest lines are shortened evenly — each keeps its
+    start and ends with ``…`` — rather than losing a line the dispatcher will mark delivered."""
+    escaped = [escape(line) for line in message.lines]
+    text = _join(message, escaped)
+    if not text.strip():
+        return "(an alert with no text)"  # platforms refuse an empty message; this one would retry forever
+    if measure(text) <= limit:
+        return text
+    room = limit - measure(_join(message, [""] * len(escaped)))
+    lengths = [measure(line) for line in escaped]
+    lo, hi = 0, max(lengths, default=0)  # the largest per-line length that lets every line fit
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        if sum(min(n, mid) for n in lengths) <= room:
+            lo = mid
+        else:
+            hi = mid - 1
+    cap = max(lo, measure(ELLIPSIS))
+    text = _join(message, [done if n <= cap else cut(raw, cap, escape, measure=measure)
+                           for raw, done, n in zip(message.lines, escaped, lengths, strict=True)])
+    while measure(text) > limit:  # only when even a "…" per line is too much: cut the tail
+        text = text[: len(text) - max(1, measure(text) - limit) - 1] + ELLIPSIS
+    return text
 
 
 class WebhookSender:
@@ -63,10 +114,12 @@ class WebhookSender:
         self._client = client or httpx.AsyncClient(timeout=timeout)
 
     async def send(self, target: str, message: AlertMessage) -> None:
-        text = plain_text(message)
-        body: dict[str, object] = {"content": text} if self.platform == "discord" else {"text": text}
-        if self.platform == "discord" and message.silent:
-            body["flags"] = 4096  # SUPPRESS_NOTIFICATIONS
+        body: dict[str, object]
+        if self.platform == "discord":
+            body = {"content": alert_text(message, self.max_chars, discord_markdown), "allowed_mentions": NO_MENTIONS,
+                    "flags": SUPPRESS_EMBEDS | (SUPPRESS_NOTIFICATIONS if message.silent else 0)}
+        else:
+            body = {"text": alert_text(message, self.max_chars, slack_mrkdwn), **SLACK_INERT}
         try:
             resp = await self._client.post(target, json=body)
         except httpx.HTTPError as exc:

@@ -2,8 +2,10 @@
 
 Pure: :func:`render_slack` performs no I/O and is tested on its own.
 
-- ``Text`` becomes a mrkdwn section with ``&``, ``<`` and ``>`` escaped (so nothing a command prints
-  can become a mention, a channel link or ``<!channel>``);
+- ``Text`` becomes a mrkdwn section. Every string is neutral text (:mod:`bot.neutral`): ``&``,
+  ``<`` and ``>`` escaped and ``@channel``-style words broken, and every mrkdwn object is
+  ``verbatim`` (Slack does not link names or URLs in it), so nothing a command prints can become a
+  mention, a channel link, a disguised link or ``<!channel>``;
 - ``KeyValues`` becomes a section of fields, ``Table`` a section holding an aligned code block;
 - ``Image`` cannot be a block (an image block needs a public URL), so it is returned as a file to
   upload next to the message;
@@ -22,6 +24,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from bot.console import render_console
+from bot.neutral import clean_reply, slack_code, slack_mrkdwn
 from bot.reply import Button, Buttons, Image, KeyValues, Reply, Table, Text
 
 MAX_SECTION = 3000
@@ -42,8 +45,20 @@ class SlackMessage:
 
 
 def escape(text: str) -> str:
-    """Slack's three control characters; everything else is shown as typed."""
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    """Any text as Slack mrkdwn that shows it as typed (see :func:`bot.neutral.slack_mrkdwn`)."""
+    return slack_mrkdwn(text)
+
+
+def _mrkdwn(text: str) -> dict[str, Any]:
+    """A mrkdwn text object Slack takes as it is: no names, channels or URLs turned into links."""
+    return {"type": "mrkdwn", "text": text, "verbatim": True}
+
+
+def _shorten(text: str, limit: int) -> str:
+    """Escaped text cut to ``limit`` without leaving half an entity (``&am``) at the end."""
+    text = text[:limit]
+    amp = text.rfind("&", max(0, len(text) - 4))
+    return text[:amp] if amp >= 0 and ";" not in text[amp:] else text
 
 
 def _plain(text: str, limit: int = 75) -> dict[str, Any]:
@@ -52,15 +67,15 @@ def _plain(text: str, limit: int = 75) -> dict[str, Any]:
 
 def _section(text: str) -> dict[str, Any]:
     if len(text) > MAX_SECTION:
-        text = text[: MAX_SECTION - 20] + "\n… (cut)"
-    return {"type": "section", "text": {"type": "mrkdwn", "text": text or " "}}
+        text = _shorten(text, MAX_SECTION - 20) + "\n… (cut)"
+    return {"type": "section", "text": _mrkdwn(text or " ")}
 
 
 def _code_block(lines: list[str], limit: int = MAX_SECTION) -> str:
     body: list[str] = []
     used = 8
     for i, line in enumerate(lines):
-        line = escape(line.replace("```", "'''"))
+        line = slack_code(line)
         more = len(lines) - i
         if used + len(line) + 1 + len(f"… {more} more rows\n") > limit:
             body.append(f"… {more} more rows")
@@ -76,7 +91,7 @@ def _key_values(block: KeyValues) -> list[dict[str, Any]]:
         out.append(_section(f"*{escape(block.title)}*"))
     items = list(block.items)
     for start in range(0, len(items), MAX_FIELDS):
-        fields = [{"type": "mrkdwn", "text": f"*{escape(k)}*\n{escape(v) or '-'}"[:MAX_FIELD]}
+        fields = [_mrkdwn(_shorten(f"*{escape(k)}*\n{escape(v) or '-'}", MAX_FIELD))
                   for k, v in items[start:start + MAX_FIELDS]]
         out.append({"type": "section", "fields": fields})
     return out
@@ -95,12 +110,13 @@ def _button(button: Button, index: int, warning: str) -> dict[str, Any]:
         element["style"] = "primary"
     elif button.style == "danger":
         element["style"] = "danger"
-        element["confirm"] = {"title": _plain("Are you sure?", 100), "text": {"type": "mrkdwn", "text": warning[:300]},
+        element["confirm"] = {"title": _plain("Are you sure?", 100), "text": _mrkdwn(_shorten(warning, 300) or " "),
                               "confirm": _plain(button.label, 30), "deny": _plain("Back", 30), "style": "danger"}
     return element
 
 
 def render_slack(reply: Reply) -> SlackMessage:
+    reply = clean_reply(reply)
     blocks: list[dict[str, Any]] = []
     files: list[tuple[str, bytes, str]] = []
     warning = next((escape(b.text) for b in reply.blocks if isinstance(b, Text)), "This cannot be undone.")
@@ -116,7 +132,7 @@ def render_slack(reply: Reply) -> SlackMessage:
             name = f"chart-{len(files) + 1}.png"
             files.append((name, block.png, block.caption or "chart"))
             blocks.append({"type": "context", "elements": [
-                {"type": "mrkdwn", "text": f"chart attached: {escape(block.caption or name)}"}]})
+                _mrkdwn(_shorten(f"chart attached: {escape(block.caption or name)}", MAX_SECTION))]})
         elif isinstance(block, Buttons):
             elements = [_button(b, buttons + i, warning) for i, b in enumerate(block.choices[:25])]
             buttons += len(elements)
@@ -127,7 +143,7 @@ def render_slack(reply: Reply) -> SlackMessage:
         blocks = [*kept, _section(f"… {len(blocks) - len(kept) - len(actions)} more sections"), *actions]
     fallback = escape(reply.plain_text())
     if len(fallback) > MAX_FALLBACK:
-        fallback = fallback[: MAX_FALLBACK - 2] + " …"
+        fallback = _shorten(fallback, MAX_FALLBACK - 2) + " …"
     return SlackMessage(fallback or " ", tuple(blocks), tuple(files))
 
 

@@ -7,6 +7,10 @@ Slack still refuses, the alert goes back to the outbox dispatcher as a :class:`D
 revoked token, an unknown channel, the bot not invited) are marked ``permanent``.
 
 A destination whose target is a URL is a Slack incoming webhook instead (no app needed).
+
+Alert text is neutral (:mod:`bot.neutral`): ``&``, ``<`` and ``>`` escaped, ``@channel``-style words
+broken, and the message is posted without mrkdwn, ``link_names`` or unfurling, so a reason typed in
+chat shows as typed and pings, links and previews nobody.
 """
 
 from __future__ import annotations
@@ -21,8 +25,8 @@ from slack_sdk.http_retry.builtin_async_handlers import (
 )
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.notify.senders import AlertMessage, DeliveryError, WebhookSender, plain_text
-from bot.slack.render import escape
+from bot.neutral import slack_mrkdwn
+from bot.notify.senders import SLACK_INERT, AlertMessage, DeliveryError, WebhookSender, alert_text
 from core.settings_models import NotifySettings, SlackSettings
 
 log = logging.getLogger("tradectl.slack.alerts")
@@ -77,15 +81,14 @@ class SlackSender:
             return
         if self._client is None or not self._client.token:
             raise DeliveryError("slack.bot_token is not set: cannot post to a channel id", permanent=True)
-        text = escape(plain_text(message))
+        text = alert_text(message, self.max_chars, slack_mrkdwn)
         try:
             self.requests += 1
             if message.image:
                 await self._client.files_upload_v2(channel=target, file=message.image, filename="chart.png",
                                                    title="chart", initial_comment=text)
             else:
-                await self._client.chat_postMessage(channel=target, text=text, mrkdwn=True, unfurl_links=False,
-                                                    unfurl_media=False)
+                await self._client.chat_postMessage(channel=target, text=text, parse="none", **SLACK_INERT)
         except SlackApiError as exc:
             status = exc.response.status_code
             error = str(exc.response.get("error", "")) if isinstance(exc.response.data, dict) else ""

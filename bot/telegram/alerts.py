@@ -2,7 +2,9 @@
 
 Any replica may send (only polling needs the leader); the outbox dispatcher makes sure one replica
 serves a destination at a time and owns the pacing and retries. Alerts go as plain text — no parse
-mode, so nothing in an event's text can break the markup. Telegram's answers are translated into
+mode, so nothing in an event's text can break the markup — cleaned (:func:`bot.neutral.clean`), so a
+lone surrogate or a control character in a reason cannot make every send of the alert fail.
+Telegram's answers are translated into
 :class:`~bot.notify.senders.DeliveryError`: a 429 carries its ``retry_after``; a chat that does not
 exist or has blocked the bot is ``permanent``.
 """
@@ -14,7 +16,7 @@ import logging
 from telegram import LinkPreviewOptions
 from telegram.error import BadRequest, Forbidden, InvalidToken, RetryAfter, TelegramError
 
-from bot.notify.senders import AlertMessage, DeliveryError, plain_text
+from bot.notify.senders import AlertMessage, DeliveryError, alert_text
 from bot.telegram.api import build_bot
 from bot.telegram.render import MAX_CAPTION, MAX_TEXT, units
 from bot.telegram.send import retry_seconds
@@ -42,7 +44,7 @@ class TelegramAlertSender:
         self._ready = False
 
     async def send(self, target: str, message: AlertMessage) -> None:
-        text = plain_text(message)
+        text = alert_text(message, MAX_TEXT, measure=units)
         try:
             if not self._ready:
                 await self._bot.initialize()

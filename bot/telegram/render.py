@@ -6,6 +6,9 @@ line boundaries into several messages; a table cut in two stays monospace in bot
 gets its own ``<pre>``). Lengths are counted in UTF-16 code units of the HTML source, which is never
 shorter than what Telegram counts (the text after parsing), so a part is never refused for length.
 
+Every string is made neutral first (:mod:`bot.neutral`): cleaned of controls, invisible characters
+and lone surrogates, then HTML-escaped, so whatever a user typed shows as text and never as a tag.
+
 Buttons go on the message they follow (one keyboard row per :class:`~bot.reply.Buttons` block);
 their payload is sent back verbatim as ``callback_data``. Button styles have no equivalent on
 Telegram and are not shown.
@@ -13,10 +16,10 @@ Telegram and are not shown.
 
 from __future__ import annotations
 
-import html
 import re
 from dataclasses import dataclass, field, replace
 
+from bot.neutral import clean_reply, telegram_html
 from bot.reply import Button, Buttons, Image, KeyValues, Reply, Table, Text
 
 MAX_TEXT = 4096
@@ -50,7 +53,8 @@ def units(text: str) -> int:
 
 
 def escape(text: str) -> str:
-    return html.escape(text, quote=False)
+    """Any text as Telegram HTML that shows it as typed (see :func:`bot.neutral.telegram_html`)."""
+    return telegram_html(text)
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,6 +165,7 @@ def _join(lines: list[_Line]) -> str:
 
 def render_telegram(reply: Reply, *, limit: int = MAX_TEXT, caption_limit: int = MAX_CAPTION) -> list[OutMessage]:
     """The messages to send for ``reply``, in order. Empty when the reply has nothing to show."""
+    reply = clean_reply(reply)
     out: list[OutMessage] = []
     lines: list[_Line] = []
 
@@ -172,7 +177,7 @@ def render_telegram(reply: Reply, *, limit: int = MAX_TEXT, caption_limit: int =
     for block in reply.blocks:
         if isinstance(block, Buttons):
             flush()
-            row = tuple(block.choices)
+            row = tuple(b if b.label.strip() else replace(b, label="?") for b in block.choices)  # no empty label
             if not row:
                 continue
             if not out:

@@ -19,6 +19,7 @@ import asyncio
 import itertools
 import json
 import math
+import re
 import time
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -42,6 +43,17 @@ def snowflake(at: datetime | None = None) -> str:
 def _json(doc: Any, *, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
     """JSON as Discord sends it: ``Content-Type: application/json`` exactly (discord.py compares it)."""
     return web.Response(body=json.dumps(doc).encode(), status=status, headers=headers, content_type="application/json")
+
+
+def _pings(data: dict[str, Any]) -> dict[str, Any]:
+    """Who Discord would notify for a message: ``@everyone``/``@here`` and unescaped ``<@id>``/``<@&id>``
+    in the content, as far as ``allowed_mentions`` lets it (no ``allowed_mentions`` parses everything)."""
+    content = str(data.get("content") or "")
+    allowed = data.get("allowed_mentions")
+    parse = {"everyone", "users", "roles"} if allowed is None else set(allowed.get("parse") or [])
+    return {"mention_everyone": "everyone" in parse and re.search(r"@(everyone|here)", content) is not None,
+            "mentions": [user(u) for u in re.findall(r"(?<!\\)<@!?([0-9]+)>", content)] if "users" in parse else [],
+            "mention_roles": re.findall(r"(?<!\\)<@&([0-9]+)>", content) if "roles" in parse else []}
 
 
 def user(uid: str, name: str = "") -> dict[str, Any]:
@@ -97,6 +109,7 @@ class FakeDiscord:
         self.channel_limit, self.channel_window_s, self.global_per_s = channel_limit, channel_window_s, global_per_s
         self.messages: dict[str, dict[str, Any]] = {}
         self.channel_posts: dict[str, list[dict[str, Any]]] = defaultdict(list)  # REST posts by the bot
+        self.channel_bodies: dict[str, list[dict[str, Any]]] = defaultdict(list)  # those posts' JSON as received
         self.interactions: dict[str, FakeInteraction] = {}
         self.commands: dict[str, list[dict[str, Any]]] = {}  # guild id (or "global") -> definitions
         self.down = False
@@ -239,6 +252,7 @@ class FakeDiscord:
             return limited
         body, files = await self._body(request)
         msg = self._message(channel, body, files)
+        self.channel_bodies[channel].append(body)
         self.channel_posts[channel].append(msg)
         return _json(msg, headers=limited)
 
@@ -251,7 +265,7 @@ class FakeDiscord:
                "attachments": [{"id": snowflake(), "filename": name, "size": len(png), "url": f"{self.base}/a/{name}",
                                 "proxy_url": f"{self.base}/a/{name}"} for name, png in files],
                "timestamp": datetime.now(UTC).isoformat(), "edited_timestamp": None, "tts": False,
-               "mention_everyone": False, "mentions": [], "mention_roles": [], "pinned": False, "type": 0,
+               **_pings(data), "pinned": False, "type": 0,
                "flags": int(data.get("flags") or 0) | flags, "application_id": APP_ID}
         self.messages[mid] = msg
         return msg

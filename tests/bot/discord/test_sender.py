@@ -89,7 +89,7 @@ async def test_burst_of_1000_becomes_readable_digests_without_a_429(db: Database
         assert re.match(r"^\d+ alerts:\n• closed BTC/USD", posts[0]["content"])  # a readable digest
         # the sender read X-RateLimit-Remaining/Reset-After and waited instead of being refused
         assert fake.status_429 == 0 and alerts.rate_limited == 0
-        assert all(p["flags"] == 0 or p["flags"] == 4096 for p in posts)
+        assert all(p["flags"] in (4, 4 | 4096) for p in posts)  # link previews suppressed, maybe silent
 
 
 async def test_a_429_hands_retry_after_back_to_the_dispatcher() -> None:
@@ -111,8 +111,9 @@ async def test_message_shape_silence_mentions_and_charts() -> None:
         await alerts.send(OPS, AlertMessage("order_filled", "info", ("filled @everyone",), silent=True))
         await alerts.send(OPS, AlertMessage("report", "info", ("daily report",), False, image=b"\x89PNG-bytes"))
         quiet, report = fake.channel_posts[OPS]
-        assert quiet["flags"] == 4096  # SUPPRESS_NOTIFICATIONS
-        assert quiet["content"] == "filled @everyone"  # shown as typed, but allowed_mentions stops the ping
+        assert quiet["flags"] == 4096 | 4  # SUPPRESS_NOTIFICATIONS, SUPPRESS_EMBEDS
+        assert quiet["content"] == "filled @\u200beveryone"  # reads as typed; allowed_mentions stops any ping
+        assert fake.channel_bodies[OPS][0]["allowed_mentions"] == {"parse": []} and not quiet["mention_everyone"]
         assert report["content"] == "daily report" and report["attachments"][0]["filename"] == "chart.png"
         await alerts.aclose()
 

@@ -12,7 +12,8 @@ from bot.slack.render import ACTION_RE, MAX_BLOCKS, MAX_SECTION
 def test_text_is_escaped_mrkdwn() -> None:
     msg = render_slack(Reply((Text("closed <!channel> & <@U123> > 0", "error"),)))
     (section,) = msg.blocks
-    assert section["text"] == {"type": "mrkdwn", "text": ":x: closed &lt;!channel&gt; &amp; &lt;@U123&gt; &gt; 0"}
+    assert section["text"] == {"type": "mrkdwn", "text": ":x: closed &lt;!channel&gt; &amp; &lt;@U123&gt; &gt; 0",
+                               "verbatim": True}  # verbatim: Slack links no names or URLs in it
     assert "<" not in msg.text  # the notification fallback is escaped too
 
 
@@ -21,7 +22,7 @@ def test_key_values_are_fields_ten_at_a_time() -> None:
     title, first, second = render_slack(Reply((KeyValues("Health", items),))).blocks
     assert title["text"]["text"] == "*Health*"
     assert len(first["fields"]) == 10 and len(second["fields"]) == 3
-    assert first["fields"][0] == {"type": "mrkdwn", "text": "*k0*\nv0"}
+    assert first["fields"][0] == {"type": "mrkdwn", "text": "*k0*\nv0", "verbatim": True}
 
 
 def test_table_is_an_aligned_code_block_cut_with_a_count() -> None:
