@@ -101,7 +101,7 @@ class TradingCore:
         from core.live import build_live_exchange, judge
 
         s = self.settings
-        exchange = build_live_exchange(s)
+        exchange = build_live_exchange(s, db=self.db)  # Kraken nonces persist in the database
         await exchange.start()
         try:
             gate = judge(await exchange.preflight(list(s.trading.pairs)),  # type: ignore[attr-defined]

@@ -93,6 +93,15 @@ def reveal(secret: SecretStr | str) -> str:
     return secret.get_secret_value() if isinstance(secret, SecretStr) else secret
 
 
+def stripped(secret: SecretStr | str | None) -> SecretStr | str | None:
+    """A credential without surrounding whitespace (a pasted key often ends in a newline), same type."""
+    if secret is None:
+        return None
+    if isinstance(secret, SecretStr):
+        return SecretStr(secret.get_secret_value().strip())
+    return secret.strip()
+
+
 # -- parsing ---------------------------------------------------------------------------------
 
 

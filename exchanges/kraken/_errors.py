@@ -26,7 +26,14 @@ class KrakenApiError(Exception):
 
 _RATE = ("EAPI:Rate limit exceeded", "EOrder:Rate limit exceeded", "EGeneral:Too many requests",
          "EGeneral:Temporary lockout", "EAPI:Temporary lockout")
-_AUTH = ("EAPI:Invalid key", "EAPI:Invalid signature", "EAPI:Invalid nonce", "EGeneral:Permission denied",
+class InvalidNonce(AuthError):
+    """Kraken refused the nonce as not larger than the last it saw for the key (``EAPI:Invalid nonce``).
+
+    The request was refused before anything happened, so it may be signed again with a higher
+    nonce and sent once more, even an order."""
+
+
+_AUTH = ("EAPI:Invalid key", "EAPI:Invalid signature", "EGeneral:Permission denied",
          "EAPI:Bad request", "EAPI:Feature disabled")
 _TEMPORARY = ("EService:Unavailable", "EService:Busy", "EService:Timeout", "EService:Deadline elapsed",
               "EGeneral:Internal error", "EService:Internal error")
@@ -43,6 +50,8 @@ def translate(errors: Sequence[str], what: str, *, retry_after: float | None = N
     """One exception for a non-empty ``error`` list; the first recognised message decides."""
     text = f"{what}: {'; '.join(errors)}"
     for message in errors:
+        if message.startswith("EAPI:Invalid nonce"):
+            return InvalidNonce(text)
         if _starts(message, _RATE):
             return RateLimited(text, retry_after=retry_after)
         if _starts(message, _AUTH):

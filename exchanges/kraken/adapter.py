@@ -19,7 +19,7 @@ from typing import Any
 import httpx
 from pydantic import SecretStr
 
-from exchanges._http import Backoff, Clock, RetryPolicy, Sleep, SystemClock, epoch_seconds, utc_from_epoch
+from exchanges._http import Backoff, Clock, RetryPolicy, Sleep, SystemClock, epoch_seconds, stripped, utc_from_epoch
 from exchanges._stream import run_feed
 from exchanges._validate import check_order
 from exchanges.base import (
@@ -30,7 +30,7 @@ from exchanges.errors import (
     ExchangeError, InvalidOrder, MalformedResponse, OrderNotFound, RateLimited, TemporaryError,
 )
 from exchanges.kraken import parse
-from exchanges.kraken.auth import NonceSource, venue_client_id
+from exchanges.kraken.auth import Nonces, NonceSource, venue_client_id
 from exchanges.kraken.preflight import run_preflight
 from exchanges.kraken.ratelimit import TIERS, DecayCounter, Tier
 from exchanges.kraken.rest import KrakenRest
@@ -72,13 +72,13 @@ class KrakenExchange:
         ws_idle_timeout_s: float = 10.0,
         close_grace_s: float = 2.0,
         request_timeout_s: float = 10.0,
-        nonces: NonceSource | None = None,
+        nonces: Nonces | None = None,  # None: in memory only (tests, tools); the service stores them (core/live.py)
         max_clock_skew_s: float = 5.0,
         sleep: Sleep = asyncio.sleep,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         self.clock = clock or SystemClock()
-        self.rest = KrakenRest(base_url=rest_url, api_key=api_key, api_secret=api_secret,
+        self.rest = KrakenRest(base_url=rest_url, api_key=stripped(api_key), api_secret=stripped(api_secret),
                                nonces=nonces or NonceSource(),
                                counter=DecayCounter(TIERS[tier] if isinstance(tier, str) else tier, sleep=sleep),
                                retry=retry, timeout_s=request_timeout_s, sleep=sleep, transport=transport)

@@ -2,9 +2,10 @@
 
 ``API-Sign`` = base64(HMAC-SHA512(base64decode(secret), path + SHA256(nonce + urlencoded body))).
 Kraken rejects any nonce not larger than the last one it saw for the key, so nonces come from one
-:class:`NonceSource` per key: microseconds of wall time, never less than the last issued + 1, with
-an optional callback to persist the last value (a restarted process whose clock stepped backwards
-would otherwise reuse nonces).
+:class:`Nonces` per key. :class:`NonceSource` is the in-memory one: microseconds of wall time, never
+less than the last issued + 1 (enough for tests and one-off tools). The service uses
+:class:`exchanges.kraken.nonces.StoredNonces`, which continues above a high-water mark kept in the
+database, so a restart or a replica whose clock is behind never goes below what was used before.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
+from typing import Protocol
 
 from exchanges.errors import AuthError
 
@@ -35,6 +37,15 @@ def sign(secret_b64: str, path: str, nonce: int | str, body: str) -> str:
 
 def _wall_micros() -> int:
     return time.time_ns() // 1000
+
+
+class Nonces(Protocol):
+    """Where a client's nonces come from: strictly increasing for one key."""
+
+    async def issue(self) -> int: ...
+
+    async def resync(self) -> None:
+        """Kraken refused a nonce as too low: make the next one higher than anyone else's."""
 
 
 class NonceSource:
@@ -67,6 +78,12 @@ class NonceSource:
             if self._persist is not None:
                 self._persist(nonce)
             return nonce
+
+    async def issue(self) -> int:
+        return self.next()
+
+    async def resync(self) -> None:
+        """Nothing to learn in memory: the next nonce is already above every one this source issued."""
 
 
 _UUID = re.compile(r"^[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}$")

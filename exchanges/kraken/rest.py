@@ -2,7 +2,10 @@
 
 Knows HTTP and Kraken's envelope (``{"error": [...], "result": ...}``), not trading. Private
 calls are serialised under one lock from nonce to response, so nonces reach Kraken in the order
-they were issued even when callers run concurrently.
+they were issued even when callers run concurrently. A call Kraken refuses with
+``EAPI:Invalid nonce`` (another process used the key with a higher nonce) resyncs the nonce source
+and is signed and sent once more; Kraken refused it before doing anything, so this is safe even for
+an order.
 """
 
 from __future__ import annotations
@@ -29,8 +32,8 @@ from exchanges._http import (
     with_retries,
 )
 from exchanges.errors import AuthError, ExchangeError, MalformedResponse, RateLimited
-from exchanges.kraken._errors import KrakenApiError, translate
-from exchanges.kraken.auth import NonceSource, sign
+from exchanges.kraken._errors import InvalidNonce, KrakenApiError, translate
+from exchanges.kraken.auth import Nonces, sign
 from exchanges.kraken.ratelimit import DecayCounter, call_cost
 
 log = logging.getLogger(__name__)
@@ -57,7 +60,7 @@ class KrakenRest:
         base_url: str,
         api_key: SecretStr | str | None,
         api_secret: SecretStr | str | None,
-        nonces: NonceSource,
+        nonces: Nonces,
         counter: DecayCounter,
         retry: RetryPolicy,
         timeout_s: float = 10.0,
@@ -98,12 +101,10 @@ class KrakenRest:
         query = f"?{urlencode(list(params.items()))}" if params else ""
         return f"{self.base_url}{PUBLIC}{method}{query}"
 
-    def prepare_private(self, method: str, data: Mapping[str, Any] | None = None,
-                        nonce: int | None = None) -> PreparedRequest:
+    def prepare_private(self, method: str, data: Mapping[str, Any] | None, nonce: int) -> PreparedRequest:
         if not self.has_credentials:
             raise AuthError(f"Kraken {method}: no API key configured")
         assert self._key is not None and self._secret is not None
-        nonce = self.nonces.next() if nonce is None else nonce
         path = f"{PRIVATE}{method}"
         body = urlencode([("nonce", nonce), *(data or {}).items()])
         headers = {
@@ -130,13 +131,24 @@ class KrakenRest:
         """A signed call. ``retry=False`` for anything that must not happen twice (AddOrder)."""
         what = f"Kraken {method}"
 
+        async def signed() -> Any:
+            if not self.has_credentials:
+                raise AuthError(f"{what}: no API key configured")
+            request = self.prepare_private(method, data, await self.nonces.issue())
+            response = await self._send("POST", request.url, what, content=request.body, headers=request.headers)
+            return self._decode(response, what)
+
         async def once() -> Any:
             await self.counter.acquire(call_cost(method))
             async with self._private_lock:
-                request = self.prepare_private(method, data)
-                response = await self._send("POST", request.url, what, content=request.body,
-                                            headers=request.headers)
-            return self._decode(response, what)
+                try:
+                    return await signed()
+                except InvalidNonce:
+                    log.warning("%s: Kraken refused the nonce (the key was used with a higher one elsewhere); "
+                                "resyncing and sending it once more", what)
+                    await self.nonces.resync()
+                    await self.counter.acquire(call_cost(method))
+                    return await signed()
 
         return await with_retries(once, self.retry if retry else NO_RETRY, what=what, sleep=self._sleep)
 

@@ -14,7 +14,7 @@ from exchanges.errors import (
     TemporaryError,
     UnknownPair,
 )
-from exchanges.kraken._errors import translate
+from exchanges.kraken._errors import InvalidNonce, translate
 from exchanges.kraken.ratelimit import TIERS, DecayCounter, call_cost
 
 
@@ -76,7 +76,7 @@ async def test_being_told_off_saturates_the_counter() -> None:
     ("EOrder:Insufficient funds", InsufficientFunds),
     ("EAPI:Invalid key", AuthError),
     ("EAPI:Invalid signature", AuthError),
-    ("EAPI:Invalid nonce", AuthError),
+    ("EAPI:Invalid nonce", InvalidNonce),  # an AuthError the REST client resyncs and retries once
     ("EGeneral:Permission denied", AuthError),
     ("EQuery:Unknown asset pair", UnknownPair),
     ("EOrder:Unknown order", OrderNotFound),
@@ -85,6 +85,7 @@ async def test_being_told_off_saturates_the_counter() -> None:
 def test_error_strings_map_to_the_hierarchy(message: str, kind: type[Exception]) -> None:
     error = translate([message], "Kraken AddOrder", retry_after=1.5)
     assert type(error) is kind
+    assert isinstance(error, ExchangeError)
     assert message in str(error) and "Kraken AddOrder" in str(error)
     if isinstance(error, RateLimited):
         assert error.retry_after == 1.5
