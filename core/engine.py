@@ -8,6 +8,13 @@ It runs on an injected clock, market-data feed and exchange. Owned tasks (under 
   candle's range, runs the strategy scan for that pair, snapshots equity and checks the breakers.
 - ``engine:protection``: every ``trading.protection_interval_s`` (about 1 s) pulls fills and checks
   stops, take-profits and trailing stops against the freshest price, independent of the scan.
+- ``engine:recovery``: the start-up phase (:mod:`core.recovery`); the other two wait for its first
+  part, so :meth:`Engine.start` itself returns at once.
+
+A candle counts once it is fully processed: its last step stores the replay cursor. A database
+outage stops the feed on the candle in hand, which is retried until it goes through
+(:mod:`core.outage`); every step of a candle is idempotent, so a retried or re-fed candle takes
+effect once.
 
 Strategies run in a worker thread with a time budget, so a slow scan never blocks the event loop:
 commands, the protection loop and :meth:`Engine.kill` keep working while it is busy.
@@ -32,7 +39,10 @@ from core.executor import Executor, OrderSpec
 from core.intents import ClosePosition, CloseAll, Intent, IntentResult, Kill, PauseEntries, Rearm, Resume
 from core.kill import KillSwitch
 from core.market_data import MarketData
+from core.order_reasons import EXIT_PURPOSES
+from core.outage import DatabaseWatch, is_database_outage
 from core.queries import Queries
+from core.recovery import Recovery
 from core.risk import Portfolio, RiskManager, TradeStats
 from core.settings_models import TradingSettings
 from core.state import KILLED, PAUSED, RUNNING, StateStore, TradingState
@@ -41,7 +51,7 @@ from exchanges.base import Candle, Exchange, FeedStatus, Market, MarketEvent, Si
 from exchanges.clock import Clock
 from exchanges.errors import ExchangeError
 from persistence.db import Database
-from persistence.models import EquitySnapshot, PositionRow, RuntimeValue
+from persistence.models import EquitySnapshot, OrderRow, PositionRow, RuntimeValue
 from strategies.base import Candles, Direction, Signal
 
 log = logging.getLogger("tradectl.engine")
@@ -74,6 +84,8 @@ class Engine:
         instance_id: str = "",
         leader: Callable[[], str | None] = lambda: None,
         on_feed_end: Callable[[], None] | None = None,
+        recovery_wait_s: float = 60.0,
+        stale_command_s: float = 120.0,
     ) -> None:
         self.db, self.venue, self.md, self.clock, self.events = db, exchange, market_data, clock, events
         self.risk, self.executor, self.state_store = risk, executor, state
@@ -104,6 +116,9 @@ class Engine:
         self._last_equity: Decimal | None = None
         self.kill_switch = KillSwitch(self)
         self.queries = Queries(self)
+        self.watch = DatabaseWatch(self)
+        self.recovery = Recovery(self, wait_s=recovery_wait_s, stale_command_s=stale_command_s)
+        self._in_hand: tuple[str, datetime] | None = None  # the candle being processed (see on_candle)
         self.executor.on_position_closed = self._position_closed
         self._running = False
 
@@ -114,6 +129,9 @@ class Engine:
     # -- lifecycle -------------------------------------------------------------------------
 
     async def start(self, supervisor_spawn: Callable[[str, object], object] | None = None) -> None:
+        """Load the state and the markets, complete the state of an interrupted ``/kill``, and start
+        the tasks. Returns at once: recovery runs in ``engine:recovery`` (await
+        ``engine.recovery.prepared`` to know the feed is running)."""
         if self._running:
             return
         self.state = await self.state_store.load()
@@ -121,13 +139,10 @@ class Engine:
         for pair in self.pairs:
             if pair not in self.markets:
                 raise ValueError(f"pair {pair} is not traded on {self.venue.name}")
-        notes = await self.executor.recover()
-        for note in notes:
-            log.info("recovery: %s", note)
-        await self.reconcile()
-        await self._restore_equity_marks()
+        await self.recovery.begin()
         self._running = True
-        self._tasks = [asyncio.create_task(self._feed_loop(), name="engine:feed"),
+        self._tasks = [asyncio.create_task(self.recovery.run(), name="engine:recovery"),
+                       asyncio.create_task(self._feed_loop(), name="engine:feed"),
                        asyncio.create_task(self._protection_loop(), name="engine:protection")]
         for task in self._tasks:
             task.add_done_callback(self._task_done)
@@ -179,16 +194,22 @@ class Engine:
     # -- feed ------------------------------------------------------------------------------
 
     async def _feed_loop(self) -> None:
+        await self.recovery.prepared.wait()
         async for event in self._feed:
-            if not self._running:
-                return
-            async with self._working():
-                await self._feed_event(event)
+            while True:  # the same event again while the database is unreachable: none is skipped
+                if not self._running:
+                    return
+                async with self._working():
+                    handled = await self._feed_event(event)
+                if handled:
+                    break
+                await asyncio.sleep(self.watch.backoff_s())
         log.info("market data feed ended")
         if self._on_feed_end:
             self._on_feed_end()
 
-    async def _feed_event(self, event: object) -> None:
+    async def _feed_event(self, event: object) -> bool:
+        """Handle one feed event; False when it must be retried (the database is unreachable)."""
         try:
             if isinstance(event, Candle):
                 await self.on_candle(event)
@@ -196,26 +217,47 @@ class Engine:
                 self.md.add_ticker(event)
                 for hook in self._hooks:
                     await hook(event)
+                await self.recovery.on_price(event.pair)
             elif isinstance(event, FeedStatus):
                 self._feed_down_since = None if event.connected else time.monotonic()
-        except ExchangeError as exc:
-            self._exchange_error(exc)
         except Exception as exc:  # noqa: BLE001 - one bad event must not end the feed
+            if is_database_outage(exc):
+                self.watch.failed(exc, "feed")
+                return False
+            if isinstance(exc, ExchangeError):
+                self._exchange_error(exc)
+                return True
             self.counters["feed_errors"] += 1
             log.exception("error handling %s", type(event).__name__)
             await self.events.announce(self.db, EngineError(where="feed", message=str(exc)[:300]))
+            return True
+        if self.watch.down:
+            try:
+                await self.watch.recovered()
+            except Exception as exc:  # noqa: BLE001 - down again: the alert waits for the next success
+                if not is_database_outage(exc):
+                    raise
+        return True
 
     async def on_candle(self, c: Candle) -> None:
-        ingest = self.md.add_candle(c)
-        if not ingest.accepted:
-            self.counters[f"candle_rejected:{ingest.reason}"] += 1
-            return
+        """Process one closed candle. When it failed part-way (the database went away), the same
+        candle may be handed in again: it is not ingested twice, and every later step (the venue's
+        matching, fills, stops, the scan, the cursor) is idempotent."""
+        key = (c.pair, c.ts)
+        if self._in_hand != key or not self.md.is_last(c):
+            ingest = self.md.add_candle(c)
+            if not ingest.accepted:
+                self.counters[f"candle_rejected:{ingest.reason}"] += 1
+                return
+        self._in_hand = key
         for hook in self._hooks:
             await hook(c)
+        await self.recovery.on_price(c.pair)
         await self.executor.poll_fills()
         await self._protect(c.pair, low=c.low, high=c.high)
         await self._scan(c.pair)
         await self._mark_equity(c)
+        self._in_hand = None
 
     # -- strategy scan ---------------------------------------------------------------------
 
@@ -258,17 +300,13 @@ class Engine:
             self.counters["entries_rejected"] += 1
             log.debug("entry %s rejected: %s", pair, decision.reason)
             return
-        async with self.db.session() as s:
-            pos = PositionRow(pair=pair, status="pending", stop_price=decision.stop,
-                              take_profit=signal.take_profit, trailing_pct=self.risk.s.trailing_stop_pct,
-                              high_water=price, strategy=signal.strategy, reason=signal.reason[:500],
-                              opened_at=self.clock.now())
-            s.add(pos)
-            await s.flush()
-            pos_id = pos.id
-        self.executor.version += 1
-        (row,) = await self.executor.prepare([OrderSpec(pair=pair, side=Side.BUY, qty=decision.qty, purpose="entry",
-                                                        position_id=pos_id, reason=signal.reason)])
+        pos = PositionRow(pair=pair, status="pending", stop_price=decision.stop,
+                          take_profit=signal.take_profit, trailing_pct=self.risk.s.trailing_stop_pct,
+                          high_water=price, strategy=signal.strategy, reason=signal.reason[:500],
+                          opened_at=self.clock.now())
+        _, row = await self.executor.prepare_entry(pos, OrderSpec(pair=pair, side=Side.BUY, qty=decision.qty,
+                                                                  purpose="entry", position_id=None,
+                                                                  reason=signal.reason))
         if self.state.state != RUNNING:  # a kill or pause landed while we were writing
             await self.executor.abandon(row, "entries stopped before sending")
             return
@@ -278,14 +316,22 @@ class Engine:
     # -- exits and protection --------------------------------------------------------------
 
     async def exit_position(self, pos: PositionRow, *, purpose: str, reason: str, by: str) -> bool:
+        """Sell the position at market, unless trading is killed (the kill flattens with its own
+        orders) or another order is already closing it."""
         assert pos.id is not None
-        if pos.id in self._exiting or pos.qty <= 0:
+        if pos.id in self._exiting or pos.qty <= 0 or self.state.state == KILLED:
             return False
         self._exiting.add(pos.id)
         try:
             async with self.db.session() as s:
                 fresh = await s.get(PositionRow, pos.id)
                 if fresh is None or fresh.status != "open":
+                    return False
+                closing = (await s.exec(select(OrderRow.client_order_id).where(
+                    OrderRow.position_id == pos.id, col(OrderRow.status).in_(("new", "submitted", "partially_filled")),
+                    col(OrderRow.purpose).in_(EXIT_PURPOSES | {"kill"})))).first()
+                if closing is not None:
+                    self.counters["exits_already_in_progress"] += 1
                     return False
                 fresh.exit_reason = purpose
                 s.add(fresh)
@@ -328,6 +374,7 @@ class Engine:
                                      by="protection")
 
     async def _protection_loop(self) -> None:
+        await self.recovery.prepared.wait()
         passes = 0
         while True:
             await asyncio.sleep(self.trading.protection_interval_s)
@@ -338,17 +385,30 @@ class Engine:
                 await self._protection_pass(passes)
 
     async def _protection_pass(self, passes: int) -> None:
+        if self.watch.down:  # the feed retries its candle; here only look whether the database is back
+            if self._in_hand is None and await self.watch.probe():
+                try:
+                    await self.watch.recovered()
+                except Exception as exc:  # noqa: BLE001
+                    if not is_database_outage(exc):
+                        raise
+            return
         try:
             if passes % 10 == 0:
-                for note in await self.executor.resend_unsent():
+                for note in await self.executor.resend_unsent(state=self.state.state,
+                                                              priced=lambda pair: self.md.price(pair) is not None):
                     log.info("order retry: %s", note)
             await self.executor.poll_fills()
             for pair in self.pairs:
                 await self._protect(pair)
             await self._check_circuit_breakers()
-        except ExchangeError as exc:
-            self._exchange_error(exc)
         except Exception as exc:  # noqa: BLE001 - the loop must survive
+            if is_database_outage(exc):
+                self.watch.failed(exc, "protection")
+                return
+            if isinstance(exc, ExchangeError):
+                self._exchange_error(exc)
+                return
             self.counters["protection_errors"] += 1
             log.exception("protection loop error")
             await self.events.announce(self.db, EngineError(where="protection", message=str(exc)[:300]))
@@ -533,6 +593,8 @@ class Engine:
                 return IntentResult(False, f"trading is {st}, not killed; nothing to re-arm")
             await self._set_state(PAUSED, "re-armed after kill; /resume to trade", by, extra=(Rearmed(by=by),))
             return IntentResult(True, "re-armed: trading is paused; /resume starts entries")
+        if isinstance(intent, (ClosePosition, CloseAll)) and st == KILLED:
+            return IntentResult(False, "trading is killed: the kill closes every position itself (/kill again retries it)")
         if isinstance(intent, ClosePosition):
             if intent.pair not in self.pairs:
                 return IntentResult(False, f"unknown pair {intent.pair!r}; traded pairs: {', '.join(self.pairs)}")

@@ -2,9 +2,10 @@
 
 ``new -> submitted -> partially_filled -> filled | cancelled | rejected | expired``.
 An order row, with its client order id and intent, is committed *before* the venue hears of it.
-Venues treat the client order id as idempotent, so after a crash between "written" and "sent"
-:meth:`Executor.recover` asks the venue about every ``new`` order and either adopts what it finds or
-sends the very same id again: never a second order.
+Venues treat the client order id as idempotent, so after a crash between "written" and "sent" the
+engine's recovery (:mod:`core.recovery`) asks the venue about every open order and either adopts
+what it finds or sends the very same id again -- never a second order -- and only while the order's
+reason still holds (:mod:`core.order_reasons`); otherwise it is voided.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Collection, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime
@@ -23,6 +24,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from core import accounting
 from core.events import Event, EventBus, OrderCancelled, OrderFilled, OrderPlaced, OrderRejected, PositionClosed, PositionOpened
+from core.order_reasons import ENTRY_MAX_AGE_S, OrderVoided, judge_unsent
 from exchanges.base import Exchange, Order, OrderRequest, OrderStatus, OrderType, Side
 from exchanges.clock import Clock
 from exchanges.errors import ExchangeError, InvalidOrder, OrderNotFound, RateLimited, TemporaryError
@@ -122,6 +124,24 @@ class Executor:
                 s.add(row)
             await s.flush()
         return rows
+
+    async def prepare_entry(self, position: PositionRow, spec: OrderSpec) -> tuple[int, OrderRow]:
+        """Write a ``pending`` position and its entry order (status ``new``) in one transaction, so
+        a crash can never leave a position without the order it waits for."""
+        now = self.clock.now()
+        async with self._writing() as s:
+            s.add(position)
+            await s.flush()
+            assert position.id is not None
+            pos_id = position.id
+            row = OrderRow(client_order_id=new_client_order_id(), venue=self.venue.name, pair=spec.pair,
+                           side=spec.side.value, order_type=spec.order_type.value, qty=spec.qty,
+                           limit_price=spec.limit_price, status="new", purpose=spec.purpose, position_id=pos_id,
+                           reason=spec.reason[:500], requested_by=spec.requested_by[:200], created_at=now,
+                           updated_at=now)
+            s.add(row)
+            await s.flush()
+        return pos_id, row
 
     async def place(self, spec: OrderSpec) -> OrderRow:
         (row,) = await self.prepare([spec])
@@ -386,43 +406,62 @@ class Executor:
             stmt = select(OrderRow).where(col(OrderRow.status).in_(OPEN_STATES)).order_by(col(OrderRow.id))
             return list((await s.exec(stmt)).all())
 
-    async def resend_unsent(self, entry_max_age_s: float = 60.0) -> list[str]:
-        """Retry orders still ``new`` (their sends gave up). An entry that could not be sent within
-        ``entry_max_age_s`` is dropped instead: entering minutes late at another price is not what
-        the strategy asked for. Exits and kill orders are always retried."""
+    async def resend_unsent(self, *, state: str, priced: Callable[[str], bool] = lambda pair: True,
+                            entry_max_age_s: float = ENTRY_MAX_AGE_S, only: Collection[str] | None = None) -> list[str]:
+        """Send orders still ``new`` (written, never confirmed sent) whose reason still holds
+        (:mod:`core.order_reasons`); void the others, after making sure the venue never got them.
+        An order whose pair has no price yet waits (``priced``). ``only`` limits it to those client
+        order ids. Returns one line per order handled."""
         notes: list[str] = []
-        now = self.clock.now()
-        for row in await self.open_orders():
-            if row.status != "new" or row.client_order_id in self._inflight:
-                continue
-            if row.purpose == "entry" and (now - row.created_at).total_seconds() > entry_max_age_s:
-                found = await self._lookup(row)
-                if found is not None:
-                    await self._adopt(row, found)
+        rows = [r for r in await self.open_orders() if r.status == "new" and r.client_order_id not in self._inflight
+                and (only is None or r.client_order_id in only)]
+        if not rows:
+            return notes
+        async with self.db.read() as s:
+            verdicts = await judge_unsent(s, rows, state=state, now=self.clock.now(), entry_max_age_s=entry_max_age_s)
+        for row, verdict in verdicts:
+            if verdict.send:
+                if not priced(row.pair):
                     continue
-                await self.abandon(row, "entry could not be sent in time")
-                notes.append(f"{row.client_order_id}: entry dropped, not sent within {entry_max_age_s:.0f}s")
-                continue
-            await self.send(row)
-            notes.append(f"{row.client_order_id}: re-sent with the same id")
+                await self.send(row)
+                notes.append(f"{row.client_order_id} ({row.purpose} {row.pair}): "
+                             + ("sent with its original id" if row.status != "new" else "still unsent, will retry"))
+            else:
+                notes.append(await self.void(row, verdict.why))
         return notes
 
-    async def recover(self) -> list[str]:
-        """Resolve every non-final order after a restart. Returns what was done, one line each."""
-        notes: list[str] = []
-        for row in await self.open_orders():
-            try:
-                found = await self._lookup(row)
-            except ExchangeError as exc:
-                notes.append(f"{row.client_order_id}: venue lookup failed ({exc}); will retry")
-                continue
-            if found is not None:
-                await self._adopt(row, found)
-                notes.append(f"{row.client_order_id}: found at venue ({found.status.value})")
-            elif row.status == "new":
-                await self.send(row)
-                notes.append(f"{row.client_order_id}: never reached the venue; sent now with the same id")
-            else:
-                await self._set(row, status="expired", last_error="unknown to the venue after restart")
-                notes.append(f"{row.client_order_id}: unknown to the venue; marked expired")
-        return notes
+    async def void(self, row: OrderRow, why: str) -> str:
+        """Drop an order whose reason no longer holds. The venue is asked first: an order it has
+        after all is adopted, and cancelled if still open. Returns the line for the log."""
+        found = await self._lookup(row)
+        if found is not None:
+            await self._adopt(row, found)
+            if found.status.is_final:
+                return f"{row.client_order_id} ({row.purpose} {row.pair}): found at the venue ({found.status.value})"
+            done = await self.cancel(row)
+            return (f"{row.client_order_id} ({row.purpose} {row.pair}): found open at the venue and "
+                    f"{'cancelled' if done else 'NOT yet cancelled'}: {why}")
+        async with self._writing() as s:
+            fresh = await s.get(OrderRow, row.id)
+            assert fresh is not None
+            fresh.status, fresh.last_error, fresh.updated_at = "cancelled", f"voided: {why}"[:500], self.clock.now()
+            s.add(fresh)
+            await self._void_in(s, fresh)
+            if fresh.purpose != "entry" and fresh.position_id is not None:
+                pos = await s.get(PositionRow, fresh.position_id)
+                if pos is not None and pos.status == "open" and pos.exit_reason == fresh.purpose:
+                    pos.exit_reason = ""  # the exit it named never happened
+                    s.add(pos)
+            self.events.stage(s, OrderVoided(pair=row.pair, side=row.side, qty=str(row.qty), purpose=row.purpose,
+                                             client_order_id=row.client_order_id, why=why))
+            _copy(fresh, row)
+        log.warning("order %s (%s %s) voided, never sent: %s", row.client_order_id, row.purpose, row.pair, why)
+        return f"{row.client_order_id} ({row.purpose} {row.pair}): voided, never sent: {why}"
+
+    async def lookup(self, row: OrderRow) -> Order | None:
+        """The venue's view of an order, or None if it never got it."""
+        return await self._lookup(row)
+
+    async def adopt(self, row: OrderRow, order: Order) -> None:
+        """Take the venue's view of an order into our row."""
+        await self._adopt(row, order)

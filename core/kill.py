@@ -61,6 +61,12 @@ class KillSwitch:
             except Exception:  # noqa: BLE001 - persisting "killed" must not give up quickly
                 log.exception("could not persist killed state (attempt %d)", attempt + 1)
                 await asyncio.sleep(0.1)
+        return await self.finish(by, started)
+
+    async def finish(self, by: str, started: float) -> IntentResult:
+        """Steps 2-4 for a state already ``killed``: also how a restart completes a kill it interrupted."""
+        e = self.e
+        self.acknowledged_s = self.flat_s = None
         async with self._lock:
             report, complete = await self._flatten_everything(by, started)
         if complete:
@@ -91,7 +97,15 @@ class KillSwitch:
                 kill_orders = list((await s.exec(select(OrderRow).where(
                     OrderRow.purpose == "kill", col(OrderRow.status).in_(("new", "submitted", "partially_filled"))))).all())
             busy = {o.position_id for o in kill_orders if o.status != "new"}
-            unsent = [o for o in kill_orders if o.status == "new"]
+            open_ids = {p.id for p in positions}
+            for o in kill_orders:  # written by an earlier round or a run a crash ended: only for what is open
+                if o.status == "new" and (o.position_id not in open_ids or o.position_id in busy):
+                    await e.executor.void(o, f"position #{o.position_id} is no longer open" if o.position_id not in
+                                          open_ids else f"position #{o.position_id} is already being closed")
+            unsent: list[OrderRow] = []
+            for o in kill_orders:  # one unsent kill order per position
+                if o.status == "new" and all(u.position_id != o.position_id for u in unsent):
+                    unsent.append(o)
             to_close = [p for p in positions if p.id not in busy and p.id not in {o.position_id for o in unsent}]
             if not orders and not positions:
                 return (report or ["nothing was open: no orders to cancel, no positions to close"]), True

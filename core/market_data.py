@@ -175,6 +175,10 @@ class MarketData:
             del self._buckets[key]
         return emitted
 
+    def is_last(self, c: Candle) -> bool:
+        """True when ``c`` is the pair's latest stored base candle (a retried candle is not stored twice)."""
+        return self._buf(c.pair, self.base_tf).last_ts() == int(c.ts.timestamp())
+
     def add_ticker(self, t: Ticker) -> None:
         if t.last.is_finite() and t.last > 0:
             self._tickers[t.pair] = t

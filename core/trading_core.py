@@ -148,7 +148,8 @@ def build_engine(settings: Settings, db: Database, exchange: Exchange, feed: obj
     engine = Engine(db=db, exchange=exchange, feed=feed, market_data=md, evaluate=strategy_set.evaluate,  # type: ignore[arg-type]
                     risk=risk, executor=executor, state=StateStore(db, s.service.group), clock=clock, events=events,
                     trading=s.trading, timezone=s.service.timezone, mode=s.trading.mode, market_hooks=market_hooks,
-                    higher_timeframe_s=htf, instance_id=instance_id, leader=leader, on_feed_end=on_feed_end)
+                    higher_timeframe_s=htf, instance_id=instance_id, leader=leader, on_feed_end=on_feed_end,
+                    stale_command_s=s.chat.stale_command_s)
     engine.on_failure = on_failure
     engine.strategy_set = strategy_set
     return engine

@@ -164,11 +164,12 @@ class Simulation:
     def _exit(self, k: int, purpose: str) -> None:
         pos = self.pos
         assert pos is not None
+        if self.order is not None and self.order.side is Side.SELL:
+            return  # the engine places no second exit while one is closing the position
         pos.reason = purpose  # the engine stamps the latest attempt, even one the venue refuses
-        if self.order is not None:
-            if self.order.side is Side.BUY:  # the engine would sell the part bought so far, alongside
-                self._count("an exit came while the entry order was still filling")
-            return  # a second sell is refused by the venue: the first one reserved the base
+        if self.order is not None:  # the engine would sell the part bought so far, alongside
+            self._count("an exit came while the entry order was still filling")
+            return
         qty = self.m.round_qty(pos.qty)
         if qty <= 0 or not self._place(k, Side.SELL, qty, self.bars.price(k, "close")):
             return

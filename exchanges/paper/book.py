@@ -24,6 +24,8 @@ from exchanges.paper.model import (
 
 log = logging.getLogger("tradectl.paper")
 Snapshot = dict[str, tuple[Decimal, Decimal]]
+Cursor = tuple[datetime, Decimal]  # (open time of the last candle matched, its liquidity left)
+MarketState = tuple[int, Decimal | None, Decimal | None, tuple[Decimal, datetime] | None]
 
 
 class PaperBook:
@@ -39,6 +41,7 @@ class PaperBook:
         self.volume: dict[str, Decimal] = {}
         self.liquidity: dict[str, Decimal] = {}
         self.history: dict[str, deque[Candle]] = {pair: deque(maxlen=history) for pair in markets}
+        self.matched: dict[str, Cursor] = {}  # per pair, as last stored: see on_candle
 
     # -- state -------------------------------------------------------------------------------
 
@@ -156,8 +159,36 @@ class PaperBook:
         self.open.pop(order.client_order_id, None)
         self.recompute_locks()
 
+    def cursor(self, pair: str) -> Cursor | None:
+        """The pair's last candle and the liquidity it has left: stored with every change it
+        caused, so matching is idempotent per candle across restarts (see :meth:`on_candle`)."""
+        history = self.history.get(pair)
+        if not history:
+            return None
+        return history[-1].ts, self.liquidity.get(pair, ZERO)
+
+    def market_state(self, pair: str) -> MarketState:
+        return (len(self.history.get(pair, ())), self.volume.get(pair), self.liquidity.get(pair), self.marks.get(pair))
+
+    def restore_market(self, pair: str, state: MarketState) -> None:
+        """Forget a candle whose effects could not be stored, so that it is matched again."""
+        length, volume, liquidity, mark = state
+        history = self.history.get(pair)
+        while history is not None and len(history) > length:
+            history.pop()
+        for table, value in ((self.volume, volume), (self.liquidity, liquidity), (self.marks, mark)):
+            if value is None:
+                table.pop(pair, None)  # type: ignore[attr-defined]
+            else:
+                table[pair] = value  # type: ignore[index]
+
     def on_candle(self, candle: Candle) -> tuple[list[PaperOrder], list[Fill]] | None:
-        """Match the pair's resting orders against a new candle; None when the candle is not new."""
+        """Match the pair's resting orders against a new candle; None when the candle is not new.
+
+        A candle the stored cursor (:attr:`matched`) says was already matched -- the process died
+        after storing its fills but before its consumer moved on, and the candle is fed again --
+        only sets the price and the liquidity it had left: its fills are never made twice.
+        """
         pair = candle.pair
         history = self.history.get(pair)
         if history is None or (history and candle.ts <= history[-1].ts):
@@ -165,6 +196,12 @@ class PaperBook:
         history.append(candle)
         self.volume[pair] = candle.volume
         self.liquidity[pair] = candle.volume * self.volume_share
+        done = self.matched.get(pair)
+        if done is not None and candle.ts <= done[0]:
+            if candle.ts == done[0]:
+                self.liquidity[pair] = done[1]
+            self.marks[pair] = (candle.close, candle.ts + timedelta(seconds=candle.timeframe_s))
+            return [], []
         market = self.markets[pair]
         touched: list[PaperOrder] = []
         fills: list[Fill] = []

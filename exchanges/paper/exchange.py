@@ -31,6 +31,11 @@ slippage and impact model that fills use, each sized ``volume_share * volume / d
 candle; sizes are 0 when no candle volume is known. Matching uses candles only; tickers fed through
 :meth:`on_ticker` move the last price but fill nothing by themselves.
 
+Exactly once per candle: the fills a candle made and a per-pair cursor (that candle and the
+liquidity it has left) are stored in one transaction, so a candle fed again after a crash -- its
+consumer died before recording that it had processed it -- sets the price but fills nothing twice.
+A candle whose fills could not be stored is forgotten, so feeding it again matches it again.
+
 Not done: market data (last price, candle history) is not persisted, so after a restart a market
 order is refused with :class:`~exchanges.errors.TemporaryError` until the first candle arrives;
 fills are stamped with the clock's current time, not a time inside the candle; there is no
@@ -52,7 +57,7 @@ from exchanges.base import (
 )
 from exchanges.clock import Clock, SystemClock
 from exchanges.errors import ExchangeError, OrderNotFound, TemporaryError
-from exchanges.paper.book import PaperBook, Snapshot
+from exchanges.paper.book import Cursor, PaperBook, Snapshot
 from exchanges.paper.model import ZERO, FillOn, MarketRules, PaperOrder
 from exchanges.paper.store import PaperStore
 from persistence.db import Database
@@ -104,7 +109,8 @@ class PaperExchange:
         self._lock = asyncio.Lock()
         self._loaded = False
         self._stopped = asyncio.Event()
-        self._pending: list[tuple[list[PaperOrder], list[Fill], dict[str, Any], asyncio.Future[None]]] = []
+        self._pending: list[tuple[list[PaperOrder], list[Fill], dict[str, Any], dict[str, Cursor],
+                                  asyncio.Future[None]]] = []
         self._flusher: asyncio.Task[None] | None = None
         self._seen: dict[str, PaperOrder] = {}
         self._known_ids: set[str] = set()
@@ -132,6 +138,11 @@ class PaperExchange:
             if not self._loaded:
                 self._book.reset(*await self._store.load(self._seed))
                 self._known_ids = await self._store.order_ids()
+                cursors = await self._store.cursors()
+                self._book.matched = cursors
+                for pair, (ts, left) in cursors.items():  # after a failed write: back to what is stored
+                    if self._book.cursor(pair) is not None and self._book.history[pair][-1].ts == ts:
+                        self._book.liquidity[pair] = left
                 self._loaded = True
 
     # -- market data in ----------------------------------------------------------------------
@@ -157,11 +168,17 @@ class PaperExchange:
         saved: asyncio.Future[None] | None = None
         async with self._lock:
             before = self._book.snapshot()
+            market = self._book.market_state(candle.pair)
             result = self._book.on_candle(candle)
             if result is not None and result[0]:
-                saved = self._commit(result[0], result[1], before)
+                saved = self._commit(result[0], result[1], before, (candle.pair,))
         if saved is not None:
-            await saved
+            try:
+                await saved
+            except ExchangeError:
+                async with self._lock:  # not stored: the same candle, fed again, is matched again
+                    self._book.restore_market(candle.pair, market)
+                raise
 
     # -- Exchange protocol -------------------------------------------------------------------
 
@@ -193,7 +210,7 @@ class PaperExchange:
             fills = self._book.add(order, fill_now=self.fill_on is FillOn.LAST_CLOSE)
             self._seen[order.client_order_id] = order
             self._known_ids.add(order.client_order_id)
-            saved = self._commit([order], fills, before)
+            saved = self._commit([order], fills, before, (order.pair,))
         await saved
         return order.to_order()
 
@@ -301,15 +318,19 @@ class PaperExchange:
     def _in_memory(self, client_order_id: str) -> PaperOrder | None:
         return self._book.open.get(client_order_id) or self._seen.get(client_order_id)
 
-    def _commit(self, orders: list[PaperOrder], fills: list[Fill], before: Snapshot) -> asyncio.Future[None]:
+    def _commit(self, orders: list[PaperOrder], fills: list[Fill], before: Snapshot,
+                pairs: tuple[str, ...] = ()) -> asyncio.Future[None]:
         """Queue a change for the database; the returned future resolves once it is stored.
 
         Changes made while a write is in progress are stored together in the next transaction
         (group commit), so fifty concurrent orders cost two or three transactions, not fifty, and
-        no caller hears "done" before its change is durable.
+        no caller hears "done" before its change is durable. The candle cursor of each pair in
+        ``pairs`` goes into the same transaction when it moved, so the fills a candle made and the
+        record that it was matched are stored together.
         """
         fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._pending.append((list(orders), list(fills), dict(self._book.changed_since(before)), fut))
+        cursors = {p: cur for p in pairs if (cur := self._book.cursor(p)) is not None and cur != self._book.matched.get(p)}
+        self._pending.append((list(orders), list(fills), dict(self._book.changed_since(before)), cursors, fut))
         if self._flusher is None or self._flusher.done():
             self._flusher = asyncio.get_running_loop().create_task(self._flush(), name="paper:persist")
         return fut
@@ -320,19 +341,24 @@ class PaperExchange:
             orders: dict[str, PaperOrder] = {}
             fills: list[Fill] = []
             balances: dict[str, Any] = {}
-            for o, f, b, _ in batch:
+            cursors: dict[str, Cursor] = {}
+            for o, f, b, c, _ in batch:
                 orders.update((x.client_order_id, x) for x in o)
                 fills.extend(f)
                 balances.update(b)
+                cursors.update(c)
             try:
-                await self._store.save(list(orders.values()), fills, balances)
+                await self._store.save(list(orders.values()), fills, balances, cursors)
             except Exception as exc:  # noqa: BLE001 - every waiter hears about it
                 self._loaded = False  # memory ran ahead of the database: reload it on the next call
                 self._seen.clear()
                 for *_, fut in batch:
                     if not fut.done():
-                        fut.set_exception(TemporaryError(f"the paper venue could not save its state: {exc}"))
+                        error = TemporaryError(f"the paper venue could not save its state: {exc}")
+                        error.__cause__ = exc  # callers tell a database outage from a venue problem
+                        fut.set_exception(error)
                 continue
+            self._book.matched.update(cursors)
             if fills:
                 self._fills_dirty = True
             for *_, fut in batch:

@@ -10,6 +10,7 @@ of them, as client order ids are meant to be.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from datetime import UTC, datetime
 from decimal import Decimal
 
 from sqlmodel import col, select
@@ -17,7 +18,7 @@ from sqlmodel import col, select
 from exchanges.base import Fill, OrderStatus, OrderType, Side
 from exchanges.paper.model import ZERO, BalanceState, PaperOrder
 from persistence.db import Database
-from persistence.models import PaperBalanceRow, PaperFillRow, PaperOrderRow
+from persistence.models import PaperBalanceRow, PaperFillRow, PaperOrderRow, RuntimeValue
 from persistence.upsert import insert_ignore, upsert
 
 OPEN_STATUSES = (OrderStatus.SUBMITTED.value, OrderStatus.PARTIALLY_FILLED.value)
@@ -45,6 +46,20 @@ class PaperStore:
         orders.sort(key=lambda o: (o.created_at, o.venue_order_id))
         return balances, orders
 
+    def _cursor_key(self, pair: str) -> str:
+        return f"paper:{self.venue}:candle:{pair}"
+
+    async def cursors(self) -> dict[str, tuple[datetime, Decimal]]:
+        """Per pair, the last candle matched and the liquidity it had left (see ``PaperBook.cursor``)."""
+        prefix = self._cursor_key("")
+        async with self.db.read() as s:
+            rows = (await s.exec(select(RuntimeValue).where(col(RuntimeValue.key).startswith(prefix)))).all()
+        out: dict[str, tuple[datetime, Decimal]] = {}
+        for r in rows:
+            ts, _, left = r.value.partition("|")
+            out[r.key[len(prefix):]] = (datetime.fromisoformat(ts), Decimal(left or "0"))
+        return out
+
     async def order_ids(self) -> set[str]:
         """Every client order id this venue has stored (so a new id needs no lookup)."""
         async with self.db.read() as s:
@@ -57,8 +72,9 @@ class PaperStore:
         return _from_row(row) if row is not None and row.venue == self.venue else None
 
     async def save(self, orders: Iterable[PaperOrder], fills: Iterable[Fill],
-                   balances: Mapping[str, BalanceState]) -> None:
-        """Write changed orders, new fills and changed balances in one transaction."""
+                   balances: Mapping[str, BalanceState],
+                   cursors: Mapping[str, tuple[datetime, Decimal]] | None = None) -> None:
+        """Write changed orders, new fills, changed balances and candle cursors in one transaction."""
         dialect = self.db.dialect
         async with self.db.session() as s:
             for order in orders:
@@ -72,6 +88,9 @@ class PaperStore:
             for currency, bal in balances.items():
                 values = {"venue": self.venue, "currency": currency, "total": bal.total, "locked": bal.locked}
                 await s.exec(upsert(dialect, PaperBalanceRow.__table__, values, ("venue", "currency")))  # type: ignore[call-overload]
+            for pair, (ts, left) in (cursors or {}).items():
+                values = {"key": self._cursor_key(pair), "value": f"{ts.isoformat()}|{left}", "updated_at": datetime.now(UTC)}
+                await s.exec(upsert(dialect, RuntimeValue.__table__, values, ("key",)))  # type: ignore[call-overload]
 
     async def fills_after(self, seq: int, limit: int) -> list[tuple[int, Fill]]:
         async with self.db.read() as s:

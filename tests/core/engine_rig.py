@@ -90,9 +90,11 @@ class Rig:
         return self.engine
 
     async def start(self) -> Engine:
+        """Start the engine and wait for the first part of its recovery (the feed may run then)."""
         engine = self.build()
         await self.paper.start()
         await engine.start()
+        await asyncio.wait_for(engine.recovery.prepared.wait(), 30)
         return engine
 
     async def stop(self) -> None:

@@ -74,22 +74,24 @@ async def test_crash_between_written_and_sent_never_duplicates(db: Database) -> 
     await rig.start()
     await rig.candle("100")
     ex = rig.engine.executor
+    spec = OrderSpec(pair=PAIR, side=Side.BUY, qty=Decimal("1"), purpose="entry", position_id=None)
     # written, then the process dies before sending
-    (row,) = await ex.prepare([OrderSpec(pair=PAIR, side=Side.BUY, qty=Decimal("1"), purpose="entry", position_id=None)])
+    _, row = await ex.prepare_entry(PositionRow(pair=PAIR, status="pending"), spec)
     # a second order whose submit reached the venue, but whose answer was lost
-    (lost,) = await ex.prepare([OrderSpec(pair=PAIR, side=Side.BUY, qty=Decimal("2"), purpose="entry", position_id=None)])
+    _, lost = await ex.prepare_entry(PositionRow(pair=PAIR, status="pending"), spec)
     from exchanges.base import OrderRequest, OrderType
 
-    await rig.paper.place_order(OrderRequest(lost.client_order_id, PAIR, Side.BUY, OrderType.MARKET, Decimal("2")))
+    await rig.paper.place_order(OrderRequest(lost.client_order_id, PAIR, Side.BUY, OrderType.MARKET, Decimal("1")))
     await rig.stop()
 
     restarted = Rig(db, clock=rig.clock)
-    await restarted.start()  # recovery runs here: the venue has no price yet, so the order stays unsent
-    await restarted.candle("100")
+    await restarted.start()  # recovery adopts the lost one; the venue has no price yet, so the other waits
+    async with db.session() as s:
+        assert [o.client_order_id for o in (await s.exec(select(PaperOrderRow))).all()] == [lost.client_order_id]
+    await restarted.candle("100")  # the first price: the unsent order goes, with its original id
     again = Executor(db, restarted.paper, restarted.events, restarted.clock)
-    await again.recover()  # sends the unsent order once, with its original id
-    await again.recover()  # a second recovery must not send anything again
-    await again.resend_unsent()
+    assert await again.resend_unsent(state="running") == []  # nothing is left to send a second time
+    assert await restarted.engine.executor.resend_unsent(state="running") == []
     async with db.session() as s:
         venue_orders = (await s.exec(select(PaperOrderRow))).all()
         ours = {o.client_order_id: o for o in (await s.exec(select(OrderRow))).all()}

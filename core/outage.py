@@ -1,0 +1,153 @@
+"""A database outage is an event of the engine, not an error per candle.
+
+Every effect of a candle is written to the database (orders before they are sent, fills, the
+equity snapshot and the replay cursor), so while the database is unreachable a candle cannot be
+processed. The engine then stops consuming candles and retries the one in hand until the database
+answers (no candle is skipped; each step of a candle is idempotent, so a retried candle counts
+once), pauses entries at once in memory, and logs a line at once. When the database is back it
+stores the pause and raises one :class:`DatabaseOutage` alert, in one transaction.
+
+Not done: a leader that cannot renew its lease for ``leader.step_down_s`` stops its engine; the
+pause and the alert of that outage are then lost with it, and the next term starts from the
+stored state (its recovery replays from the last committed candle, so still nothing is skipped).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, ClassVar
+
+from sqlalchemy import exc as sa_exc
+
+from core.events import AutoPaused, Event, StateChanged
+from core.state import PAUSED, RUNNING, TradingState
+
+if TYPE_CHECKING:
+    from core.engine import Engine
+
+log = logging.getLogger("tradectl.engine")
+
+
+def _connection_errors() -> tuple[type[BaseException], ...]:
+    kinds: list[type[BaseException]] = [OSError, sa_exc.OperationalError, sa_exc.InterfaceError,
+                                        sa_exc.DisconnectionError, sa_exc.TimeoutError]
+    try:
+        import asyncpg
+
+        x = asyncpg.exceptions
+        kinds += [x.PostgresConnectionError, x.OperatorInterventionError, x.InvalidAuthorizationSpecificationError,
+                  x.InterfaceError, x.UndefinedTableError, x.ReadOnlySQLTransactionError, x.InsufficientPrivilegeError]
+    except ImportError:  # pragma: no cover - asyncpg is a dependency, but SQLite-only installs may lack it
+        pass
+    return tuple(kinds)
+
+
+_CONNECTION_ERRORS = _connection_errors()
+
+
+def is_database_outage(exc: BaseException) -> bool:
+    """True when ``exc`` (or what caused it) says the database could not be reached, written or
+    used at all (connection refused or lost, file unwritable or locked, tables gone, a read-only
+    standby), as opposed to a refused value (which retrying the same candle would not fix)."""
+    seen: set[int] = set()
+    cur: BaseException | None = exc
+    while cur is not None and id(cur) not in seen:
+        seen.add(id(cur))
+        if isinstance(cur, (sa_exc.IntegrityError, sa_exc.DataError)):
+            return False
+        if isinstance(cur, _CONNECTION_ERRORS):
+            return True
+        if isinstance(cur, sa_exc.DBAPIError) and cur.connection_invalidated:
+            return True
+        cur = cur.__cause__ or cur.__context__
+    return False
+
+
+@dataclass(frozen=True, kw_only=True)
+class DatabaseOutage(Event):
+    kind: ClassVar[str] = "database_outage"
+    severity: ClassVar[str] = "error"
+    since: datetime
+    until: datetime
+    retries: int
+    error: str
+    paused: bool
+
+    def summary(self) -> str:
+        took = (self.until - self.since).total_seconds()
+        then = "entries were paused (/resume when satisfied)" if self.paused else "the trading state was kept"
+        return (f"database unreachable for {took:.0f}s ({self.error}); no candle was skipped: processing "
+                f"waited and retried {self.retries} time(s), then went on from the last stored candle; {then}")
+
+
+class DatabaseWatch:
+    """Tracks one outage at a time for an engine: when it began, what failed, whether it paused."""
+
+    def __init__(self, engine: "Engine") -> None:
+        self.e = engine
+        self.since: datetime | None = None
+        self._since_mono = 0.0
+        self.retries = 0
+        self.error = ""
+        self.paused = False
+        self.previous = RUNNING
+
+    @property
+    def down(self) -> bool:
+        return self.since is not None
+
+    def backoff_s(self) -> float:
+        """Wait before the next retry: 0.25 s doubling to 5 s."""
+        return min(5.0, 0.25 * 2 ** min(self.retries, 5))
+
+    def failed(self, exc: BaseException, where: str) -> None:
+        """Called on every failure that :func:`is_database_outage`; the first one logs and pauses."""
+        e = self.e
+        e.counters["database_errors"] += 1
+        if self.since is not None:
+            self.retries += 1
+            if self.retries % 20 == 0:
+                log.error("database still unreachable after %.0fs (%d retries)",
+                          time.monotonic() - self._since_mono, self.retries)
+            return
+        self.since, self._since_mono, self.retries = datetime.now(UTC), time.monotonic(), 0
+        self.error = (str(exc).splitlines() or [type(exc).__name__])[0][:200]
+        self.previous = e.state.state
+        self.paused = e.state.state == RUNNING
+        if self.paused:  # in memory now; stored with the alert once the database answers
+            e.state = TradingState(PAUSED, "database unreachable", "risk", self.since)
+        e.counters["database_outages"] += 1
+        log.error("database unreachable in %s: %s -- candle processing waits and retries, entries are %s",
+                  where, self.error, "paused" if self.paused else e.state.state)
+
+    async def probe(self) -> bool:
+        try:
+            await self.e.db.ping()
+        except Exception:  # noqa: BLE001 - still down
+            return False
+        return True
+
+    async def recovered(self) -> None:
+        """Store the pause and the one alert of this outage (raises if the database fails again)."""
+        if self.since is None:
+            return
+        e = self.e
+        event = DatabaseOutage(since=self.since, until=datetime.now(UTC), retries=self.retries, error=self.error,
+                               paused=self.paused and e.state.state == PAUSED)
+        if event.paused:
+            reason = e.state.reason
+            changed = StateChanged(state=PAUSED, previous=self.previous, by="risk", reason=reason)
+            extra = (changed, AutoPaused(reason=reason), event)
+
+            def stage(session: object) -> None:
+                for ev in extra:
+                    e.events.stage(session, ev)
+
+            e.state = await e.state_store.save(PAUSED, reason, "risk", self.since, stage=stage)
+        else:
+            await e.events.record(e.db, event)
+        log.warning("database reachable again after %.0fs", time.monotonic() - self._since_mono)
+        self.since, self.retries, self.paused = None, 0, False
