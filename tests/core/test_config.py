@@ -85,3 +85,15 @@ def test_every_setting_is_documented() -> None:
     root = Path(__file__).resolve().parents[2]
     assert (root / ".env.example").read_text() == env_example(), "run: tradectl config docs --format env > .env.example"
     assert markdown() in (root / "docs" / "configuration.md").read_text(), "regenerate the table in docs/configuration.md"
+
+
+def test_a_setting_named_file_is_read_from_the_environment(tmp_path: Path) -> None:
+    """``TRADECTL_LOGGING__FILE`` is the setting logging.file; only a secret's ``_FILE`` form is left to
+    core.secrets (it used to drop every variable ending in _FILE, silently)."""
+    s = load_settings(env={"TRADECTL_LOGGING__FILE": str(tmp_path / "t.log"),
+                           "TRADECTL_KRAKEN__API_SECRET_FILE": str(tmp_path / "secret"),
+                           "TRADECTL_VAULT_KEY_FILE": str(tmp_path / "key")}, dotenv_path=None)
+    assert s.logging.file == tmp_path / "t.log"
+    assert s.kraken.api_secret is None
+    with pytest.raises(ConfigError, match="TRADECTL_RISK__TYPO_FILE"):
+        load_settings(env={"TRADECTL_RISK__TYPO_FILE": "x"}, dotenv_path=None)
