@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal, get_args
 
-from sqlalchemy import Table
+from sqlalchemy import Table, bindparam
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlmodel import col, select
 
@@ -33,6 +33,7 @@ DECISIONS: tuple[str, ...] = get_args(Decision)
 _TABLE: Table = AuditRow.__table__  # type: ignore[attr-defined]
 # One statement object, parameters passed at execution: compiled once, cached by SQLAlchemy.
 _INSERT = _TABLE.insert().returning(_TABLE.c.id)
+_SET_ATTEMPTS = _TABLE.update().where(_TABLE.c.id == bindparam("row_id")).values(attempts=bindparam("n"))
 MAX_ARGS = 300
 MAX_RESULT = 500
 # Long unbroken runs of token characters (bot tokens, API keys, JWTs) and key=value credentials.
@@ -68,6 +69,7 @@ class AuditRecord:
     args: str
     decision: str
     result: str
+    attempts: int = 1  # more than one: a refused flood, counted per sender, chat and minute
 
 
 class AuditLog:
@@ -89,10 +91,10 @@ class AuditLog:
         result: str, ref_id: str,
     ) -> dict[str, Any]:
         """The column values of a clean row (ids printable, arguments clipped and scrubbed), not yet written."""
-        return {"ts": self.clock.now(), "ref_id": ref_id[:32], "platform": _printable(platform)[:16],
-                "user_id": _printable(user_id)[:64], "chat_id": _printable(chat_id)[:64],
+        return {"ts": self.clock.now(), "ref_id": ref_id[:32], "platform": _printable(str(platform))[:16],
+                "user_id": _printable(str(user_id))[:64], "chat_id": _printable(str(chat_id))[:64],
                 "command": clip(scrub(command), 64), "args": self._clean(args, MAX_ARGS), "decision": decision,
-                "result": self._clean(result, MAX_RESULT)}
+                "result": self._clean(result, MAX_RESULT), "attempts": 1}
 
     def set_outcome(self, values: dict[str, Any], decision: Decision, result: str) -> None:
         values["decision"], values["result"] = decision, self._clean(result, MAX_RESULT)
@@ -130,12 +132,22 @@ class AuditLog:
         except Exception:  # noqa: BLE001
             log.exception("audit update failed for row %s -> %s", row_id, decision)
 
+    async def set_attempts(self, counts: list[tuple[int, int]]) -> None:
+        """Store the final attempt counts of aggregated rows (``(row id, attempts)``), in one transaction."""
+        try:
+            async with self.db.begin() as conn:
+                await conn.execute(_SET_ATTEMPTS, [{"row_id": row_id, "n": n} for row_id, n in counts])
+        except Exception:  # noqa: BLE001 - as for record(): logged, never raised
+            log.exception("audit attempt counts not stored: %s", counts[:20])
+
     async def recent(self, count: int, *, platform: str | None = None, user_id: str | None = None,
-                     ref_id: str | None = None) -> list[AuditRecord]:
-        """Newest first."""
+                     ref_id: str | None = None, chat_id: str | None = None) -> list[AuditRecord]:
+        """Newest first. ``chat_id`` (with ``platform``) keeps one chat's rows: what a group may see."""
         stmt = select(AuditRow)
         if platform is not None:
             stmt = stmt.where(col(AuditRow.platform) == platform)
+        if chat_id is not None:
+            stmt = stmt.where(col(AuditRow.chat_id) == chat_id)
         if user_id is not None:
             stmt = stmt.where(col(AuditRow.user_id) == user_id)
         if ref_id is not None:
@@ -144,4 +156,11 @@ class AuditLog:
         async with self.db.session() as s:
             rows = (await s.exec(stmt)).all()
         return [AuditRecord(r.id or 0, r.ts, r.ref_id, r.platform, r.user_id, r.chat_id, r.command, r.args,
-                            r.decision, r.result) for r in rows]
+                            r.decision, r.result, r.attempts) for r in rows]
+
+    async def users_in_chat(self, platform: str, chat_id: str, limit: int = 1000) -> set[str]:
+        """User ids of ``platform`` that ever sent a command in this chat (for a chat-scoped /roles)."""
+        stmt = (select(AuditRow.user_id).where(col(AuditRow.platform) == platform, col(AuditRow.chat_id) == chat_id)
+                .distinct().limit(limit))
+        async with self.db.session() as s:
+            return set((await s.exec(stmt)).all())

@@ -4,12 +4,18 @@
 :class:`~bot.reply.Reply` to render, or None to stay silent. Between input and command function
 sit, in order, for every command alike:
 
-    well-formed ids -> [duplicate update] -> allowlist (chat and user) -> rate limit -> known command
-    -> role -> arguments -> argument limits (trader pairs) -> stale message -> confirmation -> run
+    input hygiene -> well-formed ids -> allowlist (in memory) -> rate limit (kill lane apart)
+    -> [duplicate update] -> [fresh role] -> known command -> role -> arguments
+    -> argument limits (trader pairs) -> stale message -> confirmation -> run
 
-The rate limit comes right after the allowlist so that floods of unknown or malformed commands
-count too. Each attempt is audited before its reply is returned, whatever the decision. Commands
-never check permissions themselves.
+Input is made valid text first (:mod:`bot.inbound`). The allowlist and the rate limit are decided in
+memory (the settings, and role grants cached for a few seconds), so traffic from strangers and floods
+from a rate-limited sender cost no database write but one aggregated audit row per sender, chat and
+minute (:mod:`bot.floods`). The rate limit comes right after the allowlist so that floods of unknown
+or malformed commands count too. The kill lane (``/kill``, ``/closeall``, ``/pause`` from a role that
+may run them, and confirmation presses) has its own generous budget: no amount of other traffic from
+the same actor refuses it. Each attempt is audited before its reply is returned, whatever the
+decision. Commands never check permissions themselves.
 
 Anything with a side effect (a state-changing command, a new confirmation, a button press) first
 records its platform update id in its own transaction, so a redelivered update never acts twice.
@@ -28,13 +34,14 @@ from datetime import UTC, datetime
 from typing import Any
 
 from bot.audit import AuditLog, Decision, new_ref_id
+from bot.floods import FloodLog
 from bot.confirmations import ConfirmationStore, cancel_payload, confirm_payload, parse_payload
 from bot.context import Clock, CommandContext, SystemClock
 from bot.errors import CommandError, UsageError
 from bot.identity import CONSOLE, AccessControl, Actor, ChatRef, Role
 from bot.inbound import clean_text
 from bot.presses import PressHandling
-from bot.ratelimit import RateLimiter, in_kill_lane
+from bot.ratelimit import KILL_LANE_PER_MINUTE, RateLimiter, in_kill_lane
 from bot.registry import NAME_RE, CommandSpec, Registry, needs_confirmation
 from bot.reply import Button, Buttons, Reply, Text
 from bot.updates import ProcessedUpdates, UpdateRef
@@ -105,6 +112,7 @@ class Dispatcher(PressHandling):
         *,
         updates: ProcessedUpdates,
         limiter: RateLimiter | None = None,
+        floods: FloodLog | None = None,
     ) -> None:
         self.registry = registry
         self.services = services
@@ -115,6 +123,11 @@ class Dispatcher(PressHandling):
         self.clock = clock or SystemClock()
         self.updates = updates
         self.limiter = limiter or RateLimiter(settings.rate_limit_per_minute, self.clock)
+        self.lane_limiter = RateLimiter(KILL_LANE_PER_MINUTE, self.clock)
+        self.floods = floods or FloodLog(audit, self.clock)
+        unknown = [n for n in settings.stale_commands if registry.get(n) is None]
+        if unknown:
+            raise ValueError(f"chat.stale_commands: {', '.join(map(repr, unknown))} is not a command")
 
     # -- entry points ----------------------------------------------------------------------
 
@@ -142,7 +155,7 @@ class Dispatcher(PressHandling):
                           update_id: str | None = None, *, epoch: int | None = None) -> Reply | None:
         """A message from ``actor`` in ``chat``. ``sent_at`` is the platform's timestamp (for the stale
         check), ``update_id`` the platform's delivery id (for de-duplication), ``epoch`` the leader term."""
-        parsed = split_command(text)
+        parsed = split_command(clean_text(text))
         if parsed is None:
             return None  # chatter, not a command: none of our business, not an attempt
         name, tokens = parsed
@@ -157,7 +170,8 @@ class Dispatcher(PressHandling):
     async def handle_callback(self, actor: Actor, chat: ChatRef, payload: str, update_id: str | None = None,
                               *, epoch: int | None = None) -> Reply | None:
         """A button press carrying ``payload`` (as sent in a :class:`~bot.reply.Button`), or a typed answer."""
-        shown = payload[:11] + "..." if isinstance(payload, str) else "?"  # never the whole nonce
+        payload = clean_text(payload)  # a payload with a control character is not one we sent: it parses as invalid
+        shown = payload[:11] + "..."  # never the whole nonce
         update = UpdateRef(actor.platform, update_id, epoch) if update_id is not None else None
         attempt = Attempt(actor, chat, "(button)", shown, new_ref_id(), update)
         with bind(platform=actor.platform, user=actor.user_id, chat=chat.chat_id, ref=attempt.ref):
@@ -170,7 +184,7 @@ class Dispatcher(PressHandling):
         name = attempt.command
         spec = self.registry.get(name) if NAME_RE.match(name) else None
         effects = spec is not None and (spec.mutates or spec.destructive or needs_confirmation(spec, self.settings))
-        gate = await self._gate(attempt, effects)
+        gate = await self._gate(attempt, effects, spec)
         if not isinstance(gate, tuple):
             return gate.reply
         attempt, role = gate
@@ -179,11 +193,11 @@ class Dispatcher(PressHandling):
         return await self._command(spec, attempt, role, tokens, sent_at)
 
     async def _callback(self, attempt: Attempt, payload: str) -> Reply | None:
-        gate = await self._gate(attempt, effects=True)
+        parsed = parse_payload(payload)
+        gate = await self._gate(attempt, effects=True, press=parsed is not None)
         if not isinstance(gate, tuple):
             return gate.reply
         attempt, role = gate
-        parsed = parse_payload(payload)
         if parsed is None:
             return await self._refuse(attempt, "invalid", "malformed button payload",
                                       Reply.error("This button is not valid."))
@@ -197,24 +211,33 @@ class Dispatcher(PressHandling):
         with bind(command=pending.command, ref=pending.ref_id):
             return await self._press(attempt, role, action, pending)
 
-    async def _gate(self, attempt: Attempt, effects: bool) -> "tuple[Attempt, Role] | _Stop":
-        """The checks every input passes first: well-formed, not seen before, allowlisted, not flooding.
+    async def _gate(self, attempt: Attempt, effects: bool, spec: CommandSpec | None = None,
+                    press: bool = False) -> "tuple[Attempt, Role] | _Stop":
+        """The checks every input passes first: well-formed, allowlisted, not flooding, not seen before.
 
-        With ``effects`` the update id is recorded now and the role read fresh from the database."""
+        Allowlist and rate limit are decided in memory, before any database write. With ``effects`` the
+        update id is then recorded and the role read fresh from the database (a revocation made on
+        another replica stops state changes at once). ``press`` marks a well-formed confirmation press,
+        which like ``spec`` in the kill lane draws on the kill lane's budget."""
         actor = attempt.actor
         if not well_formed(actor, attempt.chat):
             return _Stop(await self._unauthorized(attempt))  # no stable id we could ever have allowlisted
+        role = await self.access.authorize(actor, attempt.chat, fresh=False)
+        if role is Role.NONE:
+            return _Stop(await self._unauthorized(attempt))
+        lane = press or (spec is not None and in_kill_lane(spec.name, role >= spec.role))
+        if not (self.lane_limiter if lane else self.limiter).allow(actor.key):
+            return _Stop(await self._rate_limited(attempt, lane))
         if effects and attempt.update is not None:
             fresh = await self.updates.first_time(attempt.update)
             attempt = dataclasses.replace(attempt, update=None)
             if not fresh:
                 await self._audit(attempt, "duplicate", "update already processed")
                 return _Stop(None)
-        role = await self.access.authorize(actor, attempt.chat, fresh=effects)
-        if role is Role.NONE:
-            return _Stop(await self._unauthorized(attempt))
-        if not self.limiter.allow(actor.key):
-            return _Stop(await self._rate_limited(attempt))
+        if effects:
+            role = await self.access.authorize(actor, attempt.chat)
+            if role is Role.NONE:
+                return _Stop(await self._unauthorized(attempt))
         return attempt, role
 
     # -- text commands ---------------------------------------------------------------------
@@ -235,7 +258,7 @@ class Dispatcher(PressHandling):
         if refusal:
             return await self._refuse(attempt, "denied", refusal, Reply.error(refusal))
         needs_confirm = needs_confirmation(spec, self.settings)
-        if (spec.destructive or needs_confirm) and self._is_stale(sent_at):
+        if spec.name in self.settings.stale_commands and self._is_stale(sent_at):
             return await self._refuse(
                 attempt, "stale", f"sent {sent_at.isoformat() if sent_at else '?'}",
                 Reply.error(f"Refused: this /{spec.name} was sent more than {self.settings.stale_command_s} s ago "
@@ -316,18 +339,31 @@ class Dispatcher(PressHandling):
                                   Reply.error(f"Something went wrong, reference {attempt.ref}."))
 
     async def _unauthorized(self, attempt: Attempt) -> Reply | None:
-        log.warning("unauthorized attempt")
-        warn = self.limiter.should_warn("unauth:" + attempt.actor.key)
-        silent = self.settings.unauthorized_reply == "silent" or not warn
-        return await self._refuse(attempt, "denied", "not allowlisted (user or chat)",
-                                  None if silent else Reply.error("Not authorized."))
+        """Not allowlisted: audited in aggregate, answered at most once a minute per sender (and a few
+        times per chat), never recorded as a processed update: a stranger's flood costs one row a minute."""
+        row = self._row(attempt, "denied", "not allowlisted (user or chat)")
+        if not await self.floods.note(row):
+            return None
+        log.warning("unauthorized attempt")  # the first of the minute; the audit row counts the rest
+        if self.settings.unauthorized_reply == "silent" or not self._may_warn("unauth:", row):
+            return None
+        return Reply.error("Not authorized.")
 
-    async def _rate_limited(self, attempt: Attempt) -> Reply | None:
-        reply = None
-        if self.limiter.should_warn(attempt.actor.key):
-            reply = Reply.error(f"Too many commands: at most {self.settings.rate_limit_per_minute} per minute. "
-                                "Try again shortly.")
-        return await self._refuse(attempt, "rate_limited", f"over {self.settings.rate_limit_per_minute}/min", reply)
+    async def _rate_limited(self, attempt: Attempt, lane: bool) -> Reply | None:
+        limit = KILL_LANE_PER_MINUTE if lane else self.settings.rate_limit_per_minute
+        row = self._row(attempt, "rate_limited", f"over {limit}/min{' (kill lane)' if lane else ''}")
+        if not await self.floods.note(row) or not self._may_warn("", row):
+            return None  # told once; answering every flooded message would feed the flood
+        return Reply.error(f"Too many commands: at most {limit} per minute. Try again shortly.")
+
+    def _may_warn(self, prefix: str, row: dict[str, Any]) -> bool:
+        """Once a minute per sender, and within the chat's answer budget."""
+        return (self.limiter.should_warn(f"{prefix}{row['platform']}:{row['user_id']}")
+                and self.floods.may_reply(row["platform"], row["chat_id"]))
+
+    async def flush(self) -> None:
+        """Write the attempt counts of refused floods still held in memory (call on stop)."""
+        await self.floods.flush()
 
     async def _unknown(self, attempt: Attempt, role: Role) -> Reply | None:
         near = self.registry.nearest(attempt.command, role) if attempt.command else None

@@ -25,11 +25,15 @@ def in_kill_lane(command: str, permitted: bool) -> bool:
 
 
 class RateLimiter:
+    """Sliding window per key. Both maps (hits, and keys told they are limited) hold at most
+    ``max_actors`` keys, least recently used out first: a flood of distinct ids costs bounded memory,
+    at worst forgetting that an evicted key was already told."""
+
     def __init__(self, per_minute: int, clock: Clock, max_actors: int = 10_000) -> None:
         self.per_minute = per_minute
         self.clock = clock
         self._hits: OrderedDict[str, deque[datetime]] = OrderedDict()
-        self._warned: dict[str, datetime] = {}
+        self._warned: OrderedDict[str, datetime] = OrderedDict()
         self._max_actors = max_actors
 
     def allow(self, key: str) -> bool:
@@ -39,9 +43,8 @@ class RateLimiter:
         self._hits[key] = hits  # most recently used last
         while hits and now - hits[0] >= WINDOW:
             hits.popleft()
-        if len(self._hits) > self._max_actors:
-            old, _ = self._hits.popitem(last=False)
-            self._warned.pop(old, None)
+        while len(self._hits) > self._max_actors:
+            self._hits.popitem(last=False)
         if len(hits) >= self.per_minute:
             return False
         hits.append(now)
@@ -53,5 +56,8 @@ class RateLimiter:
         last = self._warned.get(key)
         if last is not None and now - last < WINDOW:
             return False
-        self._warned[key] = now
+        self._warned.pop(key, None)
+        self._warned[key] = now  # ordered by the time they were told: the oldest goes first
+        while len(self._warned) > self._max_actors:
+            self._warned.popitem(last=False)
         return True

@@ -42,7 +42,9 @@ def arg(default: Any = dataclasses.MISSING, *, help: str = "", min: int | None =
         kind: ArgKind | None = None) -> Any:
     """Declare an argument field with bounds and an optional kind (``pair``, ``user``, ``text``).
 
-    ``kind="text"`` takes the rest of the line (a free-form reason) and must be the last field.
+    ``kind="text"`` takes the rest of the line (a free-form reason) and must be the last field. An
+    optional choice defaulting to None (``Literal["all"] | None``), not the last field, may be left
+    out: a token that is none of its choices goes to the next field (``/audit 5``, ``/audit all 5``).
     """
     meta = {"help": help, "min": min, "max": max, "kind": kind}
     return dataclasses.field(default=default, metadata={"arg": meta})
@@ -186,6 +188,9 @@ class CommandSpec:
                 if p.required:
                     raise UsageError(f"missing {p.placeholder()}")
                 continue
+            if (p.kind == "choice" and not p.required and p.default is None and p is not self.params[-1]
+                    and rest[0].lower() not in p.choices):
+                continue  # an optional word (``/audit all 5``) left out: the token belongs to the next argument
             token = rest.pop(0)
             if len(token) > MAX_TOKEN_CHARS:
                 raise UsageError(f"{p.name} is too long")

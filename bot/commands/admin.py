@@ -1,14 +1,17 @@
 """Admin commands: roles and the audit log.
 
 Roles from the settings are shown but cannot be revoked from chat (so a compromised admin account
-cannot lock the owner out); grants made here are stored in ``role_grants``.
+cannot lock the owner out); grants made here are stored in ``role_grants``. ``/roles`` and ``/audit``
+show only the chat they are asked in; ``all`` (every chat) is answered in a private chat only.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 from bot import format as fmt
+from bot.audit import AuditRecord
 from bot.context import CommandContext
 from bot.errors import CommandError
 from bot.identity import Role, parse_user_ref
@@ -16,13 +19,39 @@ from bot.registry import arg, command
 from bot.reply import Reply, Table, Text
 
 
-@command("roles", role=Role.ADMIN, mutates=False, help="Who has which role, and where it comes from")
-async def roles(ctx: CommandContext, args: None) -> Reply:
+Scope = Literal["all"]
+
+
+def _every_chat(ctx: CommandContext, scope: Scope | None, name: str) -> bool:
+    """True for the full view. A group sees only its own rows (a private /pause reason, another
+    platform's users or a stranger's text are not its business); every chat is for a private chat."""
+    if scope != "all":
+        return False
+    if ctx.chat.kind != "private":
+        raise CommandError(f"/{name} all shows every chat, so only in a private chat with the bot; "
+                           f"here /{name} shows this chat's rows.")
+    return True
+
+
+@dataclass(frozen=True)
+class RolesArgs:
+    scope: Scope | None = arg(None, help="all: everyone, from every chat (in a private chat only)")
+
+
+@command("roles", role=Role.ADMIN, mutates=False, args=RolesArgs,
+         help="Who has which role, and where it comes from",
+         usage="Without 'all': the people who used this chat. '/roles all' lists everyone, in a private chat.")
+async def roles(ctx: CommandContext, args: RolesArgs) -> Reply:
     entries = await ctx.access.entries()
-    rows = tuple((e.platform, e.user_id, e.role.label, e.source, e.granted_by or fmt.DASH) for e in entries)
-    blocks = (Table("Roles", ("platform", "user id", "role", "from", "granted by"), rows),
-              Text("The console operator is always admin."))
-    return Reply(blocks)
+    if _every_chat(ctx, args.scope, "roles"):
+        rows = tuple((e.platform, e.user_id, e.role.label, e.source, e.granted_by or fmt.DASH) for e in entries)
+        return Reply((Table("Roles, everyone", ("platform", "user id", "role", "from", "granted by"), rows),
+                      Text("The console operator is always admin.")))
+    seen = await ctx.audit.users_in_chat(ctx.chat.platform, ctx.chat.chat_id) | {ctx.actor.user_id}
+    here = tuple((e.platform, e.user_id, e.role.label, e.source) for e in entries
+                 if e.platform == ctx.chat.platform and e.user_id in seen)
+    return Reply((Table("Roles of the people who used this chat", ("platform", "user id", "role", "from"), here),
+                  Text("Only this chat. Everyone, from every chat: /roles all in a private chat with the bot.")))
 
 
 @dataclass(frozen=True)
@@ -60,13 +89,27 @@ async def revoke(ctx: CommandContext, args: RevokeArgs) -> Reply:
 
 @dataclass(frozen=True)
 class AuditArgs:
+    scope: Scope | None = arg(None, help="all: every chat (in a private chat only)")
     n: int = arg(10, min=1, max=50, help="how many entries")
 
 
-@command("audit", role=Role.ADMIN, mutates=False, args=AuditArgs, help="The latest command attempts: who, what, decision, result")
+def _decision(record: AuditRecord) -> str:
+    return f"{record.decision} x{record.attempts}" if record.attempts > 1 else record.decision
+
+
+@command("audit", role=Role.ADMIN, mutates=False, args=AuditArgs,
+         help="The latest command attempts: who, what, decision, result",
+         usage="Without 'all': this chat's attempts. '/audit all' shows every chat, in a private chat.")
 async def audit(ctx: CommandContext, args: AuditArgs) -> Reply:
-    records = await ctx.audit.recent(args.n)
+    every = _every_chat(ctx, args.scope, "audit")
+    if every:
+        records = await ctx.audit.recent(args.n)
+    else:
+        records = await ctx.audit.recent(args.n, platform=ctx.chat.platform, chat_id=ctx.chat.chat_id)
     rows = tuple((fmt.when(r.ts), r.ref_id, f"{r.platform}:{r.user_id}", r.chat_id, f"/{r.command}",
-                  fmt.clip(r.args, 40), r.decision, fmt.clip(r.result, 80)) for r in records)
-    return Reply((Table(f"Audit log, last {len(rows)}",
-                        ("time", "ref", "user", "chat", "command", "args", "decision", "result"), rows),))
+                  fmt.clip(r.args, 40), _decision(r), fmt.clip(r.result, 80)) for r in records)
+    title = f"Audit log, every chat, last {len(rows)}" if every else f"Audit log of this chat, last {len(rows)}"
+    note = ("Every chat's attempts." if every else
+            "Only this chat. Every chat: /audit all in a private chat with the bot.")
+    return Reply((Table(title, ("time", "ref", "user", "chat", "command", "args", "decision", "result"), rows),
+                  Text(note)))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from sqlalchemy import Index
 from sqlmodel import Field, SQLModel
 
 from persistence.models._common import ts
@@ -45,7 +46,12 @@ class ConfirmationRow(SQLModel, table=True):
 
 
 class AuditRow(SQLModel, table=True):
+    """One attempt, or with ``attempts`` > 1 a refused flood: one row per sender, chat and minute.
+
+    Indexed by chat so that the chat-scoped ``/audit`` of a group reads only that chat's rows."""
+
     __tablename__ = "audit_log"
+    __table_args__ = (Index("ix_audit_log_chat", "platform", "chat_id", "id"),)
     id: int | None = Field(default=None, primary_key=True)
     ts: datetime = ts(index=True)
     ref_id: str = Field(max_length=32, index=True)
@@ -56,6 +62,7 @@ class AuditRow(SQLModel, table=True):
     args: str = Field(default="", max_length=2000)
     decision: str = Field(max_length=16)
     result: str = Field(default="", max_length=2000)
+    attempts: int = Field(default=1, sa_column_kwargs={"server_default": "1"})
 
 
 class ProcessedUpdateRow(SQLModel, table=True):

@@ -103,7 +103,7 @@ async def test_grant_and_revoke_flow(make_harness: MakeHarness, fake: FakeTradin
     assert "needs the trader role" in (await h.send("/pause", as_=newcomer)).text
     assert "is now trader" in (await h.send("/grant telegram:55 trader")).text
     assert "paused" in (await h.send("/pause", as_=newcomer)).text
-    roles = (await h.send("/roles")).text
+    roles = (await h.send("/roles all")).text
     assert "55 | trader | granted | telegram:1" in roles
     assert "no longer has a role" in (await h.send("/revoke 55")).text
     clock.advance(61)  # "not authorized" is said once a minute per user, then silence
