@@ -331,10 +331,12 @@ class EventBus:
         try:
             await self.record(db, event)
         except Exception as exc:  # noqa: BLE001 - an alert about a failure must not fail itself
-            first = not self._backlog
-            log.warning("could not store alert %s (%s: %s); shown locally, held until the database is back",
-                        event.kind, type(exc).__name__, str(exc).splitlines()[0][:200] if str(exc) else "",
-                        exc_info=first)
+            reason = f"{type(exc).__name__}: {str(exc).splitlines()[0][:200] if str(exc) else ''}"
+            if not self._backlog:  # the first of an outage, with its traceback; the rest quietly
+                log.warning("could not store alert %s (%s); shown locally, held until the database is back",
+                            event.kind, reason, exc_info=True)
+            else:
+                log.debug("could not store alert %s (%s); held", event.kind, reason)
             if self.outbox is not None:
                 self._hold(event)
             self.publish(event)
