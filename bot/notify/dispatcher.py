@@ -15,8 +15,9 @@
   or reads anything else. A replica that takes the destination over and finds rows claimed by
   another instance gives that instance ``claim_grace_s`` to mark them (it may be alive and waiting
   for the database, as this one would), then sends them.
-- So the one way a message can repeat is a crash (or a stop while the database is still away)
-  between the platform accepting it and the mark: after ``claim_grace_s`` it is sent again.
+- So a message repeats only after a crash (or a stop while the database is still away) between the
+  platform accepting it and the mark (it is sent again after ``claim_grace_s``), or when a post's
+  answer was lost (a timeout after the platform had accepted it), which is retried like any failure.
 """
 
 from __future__ import annotations
