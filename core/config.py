@@ -204,8 +204,9 @@ def load_settings(
 ) -> Settings:
     """Build the effective settings or raise :class:`ConfigError` naming the offending key.
 
-    ``commands`` (every command name and alias -> the command's name, from the registry) checks the
-    settings that name commands; aliases come back as the command's name.
+    ``commands`` (every command name and alias -> the command's name, from the registry) is given
+    where the service is assembled: it checks the chat settings (command names, traders' pairs), and
+    aliases come back as the command's name.
     """
     env = dict(os.environ if env is None else env)
     origin: dict[tuple[str, ...], str] = {}
@@ -246,11 +247,11 @@ def load_settings(
         raise ConfigError(_explain(exc, origin)) from None
     settings._origins = origin
 
-    from core.config_checks import canonical_commands, command_problems, reference_problems
+    from core.config_checks import canonical_commands, chat_problems, reference_problems
 
     problems = reference_problems(settings)
     if commands is not None:
-        problems += command_problems(settings, commands)
+        problems += chat_problems(settings, commands)
     if problems:
         raise ConfigError("; ".join(_with_origin(p.message, _origin_of(origin, p.path)) for p in problems))
     return canonical_commands(settings, commands) if commands is not None else settings

@@ -7,6 +7,7 @@ channel id is found only when the first alert bounces. Each finding names the ke
 Command names are checked against the command registry, which lives in ``bot/`` and which the
 settings may not import: the caller passes the names in (``commands``: every name and alias ->
 the command's name); without it only the spelling is checked (see :mod:`core.settings_models`).
+The ids' formats are checked by the models themselves.
 """
 
 from __future__ import annotations
@@ -60,15 +61,28 @@ def _replace(model: BaseModel, path: tuple[str, ...], value: Any) -> Any:
     return model.model_copy(update={path[0]: _replace(getattr(model, path[0]), path[1:], value)})
 
 
-def command_problems(settings: Settings, commands: Mapping[str, str]) -> list[Problem]:
-    """Every listed command name must be a command (or one of its aliases)."""
+def chat_problems(settings: Settings, commands: Mapping[str, str]) -> list[Problem]:
+    """What the chat service needs: every listed command name is a command (or one of its aliases),
+    every pair a trader is limited to is traded.
+
+    Checked where the service is assembled (``run``, ``config check``), not by every settings load:
+    ``tradectl backtest --pair ETH/USD`` replaces ``trading.pairs`` and runs no chat at all.
+    """
     problems = []
+    known = sorted(set(commands.values()))
     for path in command_fields(type(settings)):
         for name in _get(settings, path):
             if name not in commands:
-                close = difflib.get_close_matches(name, sorted(set(commands.values())), n=1, cutoff=0.6)
-                hint = f" (did you mean {close[0]!r}?)" if close else f"; commands: {', '.join(sorted(set(commands.values())))}"
+                close = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
+                hint = f" (did you mean {close[0]!r}?)" if close else f"; commands: {', '.join(known)}"
                 problems.append(Problem(path, f"{'.'.join(path)}: {name!r} is not a command{hint}"))
+    traded = settings.trading.pairs
+    for key, pairs in settings.chat.trader_pairs.items():
+        for pair in pairs:
+            if pair not in traded:
+                problems.append(Problem(("chat", "trader_pairs", key),
+                                        f"chat.trader_pairs.{key}: {pair!r} is not one of trading.pairs "
+                                        f"({', '.join(traded)})"))
     return problems
 
 
@@ -83,15 +97,8 @@ def canonical_commands(settings: Settings, commands: Mapping[str, str]) -> Setti
 
 
 def reference_problems(settings: Settings) -> list[Problem]:
-    """Cross-section checks that need no registry: pairs, alert targets, the database URL."""
+    """Checks every settings load makes: alert targets, the database URL."""
     problems: list[Problem] = []
-    traded = settings.trading.pairs
-    for key, pairs in settings.chat.trader_pairs.items():
-        for pair in pairs:
-            if pair not in traded:
-                problems.append(Problem(("chat", "trader_pairs", key),
-                                        f"chat.trader_pairs.{key}: {pair!r} is not one of trading.pairs "
-                                        f"({', '.join(traded)})"))
     seen: set[str] = set()
     for index, dest in enumerate(settings.notify.destinations):
         path = ("notify", "destinations", str(index))

@@ -396,7 +396,7 @@ class TelegramSettings(Section):
     set_commands: bool = Field(True, description="Publish the command list (the / menu) with setMyCommands when polling starts.")
 
 
-_GUILD_RE = re.compile(r"^[0-9]{5,25}$")
+_GUILD_RE = re.compile(r"^[1-9][0-9]{16,19}$")  # a snowflake, as every Discord id
 _TEAM_RE = re.compile(r"^[TE][A-Z0-9]{2,30}$")
 
 

@@ -26,6 +26,7 @@ BAD = [
     ("TRADECTL_CHAT__VIEWERS", '{"discord": ["bob#1234"]}', ["chat.viewers", "'bob#1234'"]),
     ("TRADECTL_CHAT__TRADERS", '{"slack": ["alice"]}', ["chat.traders", "'alice'"]),
     ("TRADECTL_CHAT__ALLOWED_CHATS", '{"slack": ["#general"]}', ["chat.allowed_chats", "'#general'"]),
+    ("TRADECTL_DISCORD__GUILDS", '["12345"]', ["discord.guilds", "'12345'"]),
     ("TRADECTL_NOTIFY__DESTINATIONS", '[{"name": "ops", "platform": "discord", "target": "#alerts"}]',
      ["notify.destinations[ops].target", "'#alerts'"]),
     ("TRADECTL_NOTIFY__DESTINATIONS", '[{"name": "ops", "platform": "telegram", "target": "ops-group"}]',
@@ -87,6 +88,13 @@ def test_trader_pairs_key_without_platform_is_refused() -> None:
         load_settings(env={"TRADECTL_CHAT__TRADER_PAIRS": '{"2": ["BTC/USD"]}'}, dotenv_path=None)
     ok = load_settings(env={"TRADECTL_CHAT__TRADER_PAIRS": '{"telegram:2": ["BTC/USD"]}'}, dotenv_path=None)
     assert ok.chat.trader_pairs == {"telegram:2": ("BTC/USD",)}
+
+
+def test_a_backtest_of_another_pair_is_not_stopped_by_trader_pairs() -> None:
+    """Traders' pairs are checked where the chat service is assembled, not by every settings load."""
+    s = load_settings(env={"TRADECTL_CHAT__TRADER_PAIRS": '{"telegram:2": ["BTC/USD"]}'}, dotenv_path=None,
+                      overrides={"trading": {"pairs": ["ETH/USD"]}})
+    assert s.trading.pairs == ("ETH/USD",)
 
 
 def test_every_command_list_is_checked_against_the_registry() -> None:
