@@ -19,6 +19,7 @@ from bot.neutral import (
     slack_mrkdwn,
     telegram_html,
 )
+from bot.notify.senders import AlertMessage, alert_text
 from tests.bot.hostile import (
     CORPUS,
     assert_clean,
@@ -121,3 +122,14 @@ def test_cut_fits_and_never_splits_an_escape(escape, limit: int) -> None:  # typ
         body, whole = out[: -len(ELLIPSIS)], clean(text)
         assert any(escape(whole[:k]) == body for k in range(len(whole)))  # a whole prefix, escaped: no half escape
     assert cut("short", 100, escape) == escape("short")
+
+
+def test_alert_text_fits_after_escaping_and_keeps_every_digest_line() -> None:
+    """The dispatcher sized this digest on raw text (2,460 characters); escaped for Slack it is four
+    times longer. The sender shortens the longest lines instead of dropping any."""
+    lines = tuple(f"#{i} " + "<" * 200 for i in range(12))
+    text = alert_text(AlertMessage("digest", "warning", lines, False, digest=True), 3000, slack_mrkdwn)
+    assert len(text) <= 3000 and text.startswith("⚠️ 12 alerts:\n")
+    assert all(f"• #{i} &lt;" in text for i in range(12)) and text.count(ELLIPSIS) == 12
+    assert_slack_inert(text)
+    assert alert_text(AlertMessage("x", "info", ("\x00\x1b[2J",), False), 3000) == "(an alert with no text)"
