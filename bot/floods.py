@@ -122,9 +122,8 @@ class FloodLog:
     async def flush(self) -> None:
         """Write the count of every window whose row is behind (all of them on stop)."""
         self._expire(self.clock.now())
-        pending = [w for w in self._windows.values() if w.attempts > w.written]
-        await self._write(self._closing + pending)
-        self._closing = []
+        closing, self._closing = self._closing, []
+        await self._write(closing + [w for w in self._windows.values() if w.attempts > w.written])
 
     def _count(self, key: Key, now: datetime) -> bool:
         window = self._windows.get(key)
