@@ -336,6 +336,8 @@ class Report:
     kills_confirmed: int = 0  # Confirm pressed just before the crash
     kills_recorded: int = 0  # ... and the confirmation was used before the process died
     last_signal: float | None = None  # monotonic time of the last round's signal
+    last_signal_wall: float = 0.0
+    phases: list[tuple[float, float, float]] = field(default_factory=list)  # boot, lease, engine (s after the signal)
     recovery_s: list[float] = field(default_factory=list)
     violations: list[str] = field(default_factory=list)
 
@@ -348,6 +350,10 @@ class Report:
         if rec:
             lines.append(f"  recovery (signal -> first processed candle): median {statistics.median(rec):.2f} s, "
                          f"max {max(rec):.2f} s, min {min(rec):.2f} s (n={len(rec)})")
+        if self.phases:
+            boot, lease, engine = (statistics.median(p[i] for p in self.phases) for i in range(3))
+            lines.append(f"  medians after the signal: first log line {boot:.2f} s, leader {lease:.2f} s, "
+                         f"engine started {engine:.2f} s")
         lines += [f"  VIOLATION {v}" for v in self.violations]
         return lines
 
@@ -476,6 +482,9 @@ async def _rounds(checker: Checker, work: Path, env: dict[str, str], report: Rep
             break
         if signalled_at is not None:
             report.recovery_s.append(first - signalled_at)
+            phases = _phases(svc.log(), report.last_signal_wall)
+            if phases is not None:
+                report.phases.append(phases)
         if pending_kill is not None:
             await _settle_kill(checker, svc, report, pending_kill)
             pending_kill = None
@@ -500,6 +509,7 @@ async def _rounds(checker: Checker, work: Path, env: dict[str, str], report: Rep
         report.rounds += 1
         report.signals[how] += 1
         report.last_signal = signalled_at
+        report.last_signal_wall = time.time() - (time.monotonic() - signalled_at)
         if not restart_only:
             found = await checker.check()
             report.violations += [f"round {n}: {v}" for v in found]
@@ -508,6 +518,23 @@ async def _rounds(checker: Checker, work: Path, env: dict[str, str], report: Rep
             print(f"  {report.backend} round {n}: recovery {rec} after the last signal; now {how}; "
                   f"violations so far {len(report.violations)}", flush=True)
     return pending_kill
+
+
+_LOG_TS = re.compile(r"^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d+)Z", re.M)
+
+
+def _phases(log: str, signal_wall: float) -> tuple[float, float, float] | None:
+    """Seconds from the signal to the new process's first log line, to its leadership and to its
+    engine start, read from the log's UTC timestamps."""
+    def at(marker: str | None) -> float | None:
+        for m in _LOG_TS.finditer(log):
+            line_end = log.find("\n", m.end())
+            if marker is None or marker in log[m.end():line_end if line_end >= 0 else None]:
+                return datetime.fromisoformat(m.group(1) + "+00:00").timestamp() - signal_wall
+        return None
+
+    marks = (at(None), at("became leader"), at("engine started"))
+    return None if any(m is None for m in marks) else marks  # type: ignore[return-value]
 
 
 async def _confirm_kill_then_crash(svc: Service, checker: Checker, rng: random.Random, n: int,
