@@ -211,7 +211,10 @@ class _Held:
 
 
 def _key(event: Event) -> str:
-    return f"{event.kind}\n{event.summary()}"
+    """Held alerts that read the same on their first line are one alert raised N times (an error's
+    later lines often differ only in the statement's parameters)."""
+    lines = event.summary().splitlines()
+    return f"{event.kind}\n{lines[0] if lines else ''}"
 
 
 class EventBus:
