@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import AfterValidator, BaseModel
 
-from core.settings_models import CHAT_EXAMPLES, CHAT_ID_FORMATS, CommandNames
+from core.settings_models import CHAT_EXAMPLES, CHAT_ID_FORMATS, TIMEFRAMES, CommandNames
 
 if TYPE_CHECKING:
     from core.config import Settings
@@ -109,6 +109,13 @@ def reference_problems(settings: Settings) -> list[Problem]:
         bad = _target_problem(dest.platform, dest.target)
         if bad:
             problems.append(Problem(path, f"{where}.target: {bad}"))
+    higher = settings.strategies.higher_timeframe
+    if higher is not None:
+        base_s, higher_s = settings.trading.timeframe_s, TIMEFRAMES[higher]
+        if higher_s <= base_s or higher_s % base_s:
+            problems.append(Problem(("strategies", "higher_timeframe"),
+                                    f"strategies.higher_timeframe: {higher!r} must be longer than trading.timeframe "
+                                    f"({settings.trading.timeframe}) and a multiple of it"))
     bad_url = _database_url_problem(settings.database.url)
     if bad_url:
         problems.append(Problem(("database", "url"), f"database.url: {bad_url}"))

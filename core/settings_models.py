@@ -179,6 +179,13 @@ class StrategySettings(Section):
     higher_timeframe: str | None = Field(None, description="Optional higher timeframe that must confirm entries (e.g. 4h).")
     external: tuple[ExternalStrategy, ...] = Field((), description="External strategy modules; each loads only if its file matches the listed SHA-256.")
 
+    @field_validator("higher_timeframe")
+    @classmethod
+    def _higher_timeframe(cls, value: str | None) -> str | None:
+        if value is not None and value not in TIMEFRAMES:
+            raise ValueError(f"{value!r} is not a timeframe: use one of {', '.join(TIMEFRAMES)}")
+        return value
+
 
 class ChatSettings(Section):
     console: Literal["auto", "on", "off"] = Field("auto", description="Console chat on the terminal: `auto` (when stdin is readable), `on`, `off`.")

@@ -101,10 +101,33 @@ def log_file_problem(settings: Settings) -> str | None:
     return None
 
 
+BUNDLED_TIMEFRAME = "1h"  # the candles shipped in exchanges/data (exchanges.replay.load_bundled)
+
+
+def replay_problem(settings: Settings) -> str | None:
+    """Paper trading replays candles: a file that is not there, or bundled hourly candles for another
+    timeframe, would stop the trading core after the service started."""
+    if settings.trading.mode != "paper":
+        return None
+    csv = settings.replay.csv
+    if csv is None:
+        if settings.trading.timeframe != BUNDLED_TIMEFRAME:
+            return (f"trading.timeframe: the bundled replay candles are {BUNDLED_TIMEFRAME}, not "
+                    f"{settings.trading.timeframe}: set replay.csv to candles of that timeframe "
+                    f"(from {setting_origin(settings, ('trading', 'timeframe'))})")
+        return None
+    try:
+        with csv.open("rb"):
+            pass
+    except OSError as exc:
+        return f"replay.csv: cannot read {csv}: {exc.strerror or exc} (from {setting_origin(settings, ('replay', 'csv'))})"
+    return None
+
+
 def startup_problems(settings: Settings) -> list[str]:
     """Everything a resolved configuration must satisfy before the service opens anything."""
     problems = platform_problems(settings)
-    log_problem = log_file_problem(settings)
-    if log_problem:
-        problems.append(log_problem)
+    for problem in (log_file_problem(settings), replay_problem(settings)):
+        if problem:
+            problems.append(problem)
     return problems

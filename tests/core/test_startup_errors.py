@@ -100,3 +100,16 @@ def test_a_token_from_the_vault_satisfies_the_check(tmp_path: Path) -> None:
     res = tradectl(["config", "check"], env, tmp_path)
     assert res.returncode == 0, res.stderr
     assert "telegram.token = \"vault" in res.stdout
+
+
+def test_replay_and_timeframe_settings_are_checked_before_start(tmp_path: Path) -> None:
+    """Found only when the trading core started (after the database, as a traceback), they stopped
+    the leader's work, not the service."""
+    res = tradectl(["run"], env_for(tmp_path, TRADECTL_REPLAY__CSV=str(tmp_path / "missing.csv")), tmp_path, timeout=30)
+    assert_config_error(tmp_path, res, "replay.csv", "missing.csv")
+    res = tradectl(["run"], env_for(tmp_path, TRADECTL_STRATEGIES__HIGHER_TIMEFRAME="7m"), tmp_path, timeout=30)
+    assert_config_error(tmp_path, res, "strategies.higher_timeframe", "'7m'")
+    res = tradectl(["run"], env_for(tmp_path, TRADECTL_STRATEGIES__HIGHER_TIMEFRAME="30m"), tmp_path, timeout=30)
+    assert_config_error(tmp_path, res, "strategies.higher_timeframe", "'30m'", "trading.timeframe")
+    res = tradectl(["run"], env_for(tmp_path, TRADECTL_TRADING__TIMEFRAME="4h"), tmp_path, timeout=30)
+    assert_config_error(tmp_path, res, "trading.timeframe", "replay.csv")
