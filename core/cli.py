@@ -284,7 +284,7 @@ def config_check(
     Runs the checks `tradectl run` runs before it opens anything: exit 2 names the key."""
     from core.config import redacted_dump
 
-    settings = _resolved_settings(config, commands=_command_names())
+    settings = _resolved_settings(config, commands=_command_names(), live_secrets=True)
     _check_strategies(settings)
     data = redacted_dump(settings)
     data["secrets"] = _secret_origins(settings)
