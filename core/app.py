@@ -3,6 +3,8 @@
 Start order: database (and schema check) -> heartbeat -> trading engine -> chat adapters.
 Stop order is the reverse. SIGINT/SIGTERM stop the service within
 ``service.shutdown_timeout_s`` and exit 0; a component that fails stops it with exit 1.
+Configuration errors never get here: ``tradectl run`` runs the start-up checks
+(core/startup_checks.py) first and exits 2 before the database is opened.
 """
 
 from __future__ import annotations
@@ -58,7 +60,7 @@ async def run_service(settings: Settings, *, exit_after_input: bool = False, red
     from core.secrets import Redactor
 
     redactor = redactor if redactor is not None else Redactor()
-    for value in collect_settings_secrets(settings):
+    for value in collect_settings_secrets(settings):  # SecretStr values and secrets inside URLs
         redactor.register(value)
     configure_logging(settings, redact=redactor.redact)
 
