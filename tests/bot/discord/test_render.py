@@ -85,8 +85,9 @@ def test_every_command_becomes_a_valid_slash_command() -> None:
         assert required == sorted(required, reverse=True)  # Discord wants required options first
     json.dumps(commands)  # plain JSON for the bulk-overwrite endpoint
     by_name = {c["name"]: c for c in commands}
-    audit = by_name["audit"]["options"][0]
-    assert audit["type"] == 4 and audit.get("min_value") is not None
+    audit = {o["name"]: o for o in by_name["audit"]["options"]}
+    assert audit["n"]["type"] == 4 and audit["n"].get("min_value") is not None
+    assert [ch["value"] for ch in audit["scope"]["choices"]] == ["all"]
     pnl = by_name["pnl"]["options"][0]
     assert [ch["value"] for ch in pnl["choices"]] == ["all", "today", "week", "month"]
     grant = {o["name"]: o for o in by_name["grant"]["options"]}
