@@ -14,6 +14,11 @@ Checked:
 Not checked: filled quantities of orders open on both sides, because fills reach the database
 asynchronously and a lag of a few seconds is normal. Orders younger than ``order_grace`` are skipped
 for the same reason: the executor writes an order (status ``new``) just before the venue hears of it.
+
+The scheduled job compares only once the database has caught up with the venue's fills (the venue
+has no fill after our stored fills cursor): after a restart or a database outage the engine may
+still be applying fills, and a balance the venue already shows would otherwise be a difference for
+a moment. If it has not caught up after a few looks the run says so instead of comparing.
 """
 
 from __future__ import annotations
@@ -28,10 +33,11 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from core import accounting
 from core.events import ReconcileDifference
+from core.executor import FILL_CURSOR_KEY
 from core.scheduler import JobFn, JobResult, JobRun
 from exchanges.base import Exchange
 from persistence.db import Database
-from persistence.models import OrderRow
+from persistence.models import OrderRow, RuntimeValue
 
 ZERO = Decimal(0)
 
@@ -95,6 +101,14 @@ async def _orders_by_client_id(session: AsyncSession, ids: Iterable[str]) -> dic
     return {cid: status for cid, status in rows}
 
 
+async def unapplied_fills(db: Database, exchange: Exchange) -> int:
+    """How many fills the venue has after the fills cursor the database stored (0: caught up)."""
+    async with db.read() as s:
+        cur = await s.get(RuntimeValue, FILL_CURSOR_KEY)
+    page = await exchange.fills_since(cur.value if cur is not None else None)
+    return len(page.fills)
+
+
 def reconcile_job(db: Database, venue: Callable[[], Exchange | None], *,
                   order_grace: timedelta = timedelta(seconds=60), recheck_s: float = 5.0) -> JobFn:
     """The scheduled reconciliation: its differences are announced with the run's record.
@@ -109,6 +123,15 @@ def reconcile_job(db: Database, venue: Callable[[], Exchange | None], *,
         exchange = venue()
         if exchange is None:
             raise RuntimeError("no venue is running on this instance")
+        for look in range(3):
+            behind = await unapplied_fills(db, exchange)
+            if not behind:
+                break
+            if look < 2:
+                await asyncio.sleep(max(recheck_s, 0.01))
+        else:
+            return JobResult(events=(), detail=f"postponed: {behind} venue fill(s) not applied yet "
+                                               "(the engine is catching up); compared at the next run")
         diffs = await find_differences(db, exchange, now=job.started_at, order_grace=order_grace)
         if diffs and recheck_s > 0:
             await asyncio.sleep(recheck_s)

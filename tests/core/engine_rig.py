@@ -57,15 +57,29 @@ async def _idle_feed() -> AsyncIterator[Any]:
     yield None  # pragma: no cover
 
 
+def make_candle(n: int, close: str, *, low: str | None = None, high: str | None = None, pair: str = PAIR,
+                volume: str = "1000") -> Candle:
+    """The ``n``-th hourly candle from :data:`T0` (open = close unless the range says otherwise)."""
+    c = Decimal(close)
+    lo = Decimal(low) if low else c
+    hi = Decimal(high) if high else c
+    return Candle(pair, 3600, T0 + timedelta(hours=n), c, max(hi, c), min(lo, c), c, Decimal(volume))
+
+
 class Rig:
     def __init__(self, db: Database, strategy: ScriptedStrategy | None = None, *, latency_ms: int = 0,
-                 settings: Settings | None = None, clock: SimClock | None = None, pairs: tuple[str, ...] = (PAIR,)) -> None:
+                 settings: Settings | None = None, clock: SimClock | None = None, pairs: tuple[str, ...] = (PAIR,),
+                 trading: dict[str, Any] | None = None, volume_share: str = "1",
+                 feed: AsyncIterator[Any] | None = None, on_feed_end: Callable[[], None] | None = None) -> None:
         self.db = db
         self.settings = settings or load_settings(env={}, dotenv_path=None, overrides={
-            "trading": {"pairs": list(pairs)},
+            "trading": {"pairs": list(pairs), **(trading or {})},
             "risk": {"max_open_positions": 60, "max_total_exposure": "1", "max_pair_exposure": "0.5",
                      "cooldown_after_loss_s": 0, "daily_loss_limit": "0.9", "max_drawdown": "0.9"},
         })
+        self.volume_share = Decimal(volume_share)
+        self.feed = feed
+        self.on_feed_end = on_feed_end
         self.strategy = strategy or ScriptedStrategy()
         self.clock = clock or SimClock(T0)
         self.latency_ms = latency_ms
@@ -79,14 +93,15 @@ class Rig:
         s = self.settings
         rules = MarketRules()
         self.paper = PaperExchange(self.db, {p: rules for p in self.pairs}, starting_balances={"USD": Decimal(10000)},
-                                   slippage_bps=Decimal(0), impact_bps=Decimal(0), volume_share=Decimal(1),
+                                   slippage_bps=Decimal(0), impact_bps=Decimal(0), volume_share=self.volume_share,
                                    latency_ms=self.latency_ms, clock=self.clock, timeframe_s=3600)
-        self.engine = Engine(db=self.db, exchange=self.paper, feed=_idle_feed(), market_data=MarketData(3600),
+        self.engine = Engine(db=self.db, exchange=self.paper, feed=self.feed or _idle_feed(), market_data=MarketData(3600),
                              evaluate=self.strategy, risk=RiskManager(s.risk),
                              executor=Executor(self.db, self.paper, self.events, self.clock, backoff_s=0.01),
                              state=StateStore(self.db, "default"), clock=self.clock, events=self.events,
                              trading=s.trading, timezone="UTC", mode="paper",
-                             market_hooks=(self.paper.on_market_event,))
+                             market_hooks=(self.paper.on_market_event,), on_feed_end=self.on_feed_end,
+                             stale_command_s=s.chat.stale_command_s)
         return self.engine
 
     async def start(self) -> Engine:
@@ -105,12 +120,9 @@ class Rig:
                      volume: str = "1000") -> None:
         n = self.bars.get(pair, 0)
         self.bars[pair] = n + 1
-        ts = T0 + timedelta(hours=n)
-        c = Decimal(close)
-        lo = Decimal(low) if low else c
-        hi = Decimal(high) if high else c
-        self.clock.advance_to(max(self.clock.now(), ts + timedelta(hours=1)))
-        await self.engine.on_candle(Candle(pair, 3600, ts, c, max(hi, c), min(lo, c), c, Decimal(volume)))
+        c = make_candle(n, close, low=low, high=high, pair=pair, volume=volume)
+        self.clock.advance_to(max(self.clock.now(), c.ts + timedelta(hours=1)))
+        await self.engine.on_candle(c)
 
     def drain(self) -> list[Event]:
         while not self._q.empty():

@@ -115,6 +115,9 @@ class CountingVenue:
     async def open_orders(self, pair: str | None = None) -> object:
         return await self.inner.open_orders(pair)  # type: ignore[attr-defined]
 
+    async def fills_since(self, cursor: str | None) -> object:
+        return await self.inner.fills_since(cursor)  # type: ignore[attr-defined]
+
 
 async def test_a_difference_gone_at_the_second_look_is_not_announced(db: Database) -> None:
     async with paper_venue(db, starting_balances={"USD": D(1000), "BTC": D("0.2")}) as (paper, ctl):
@@ -129,6 +132,24 @@ async def test_a_difference_gone_at_the_second_look_is_not_announced(db: Databas
         await ctl.set_balance("BTC", D("0.5"))
         assert await job == "finished"
         assert venue.reads == 2 and (await outbox_kinds(db))["reconcile_difference"] == 0
+
+
+async def test_reconciliation_waits_until_the_venues_fills_are_applied(db: Database) -> None:
+    """After a restart or a database outage the engine may still be applying fills: a sale the
+    venue already shows is no difference, the run is postponed instead of alerting."""
+    async with paper_venue(db, starting_balances={"USD": D(1000), "BTC": D("0.5")}) as (paper, ctl):
+        await ctl.candle("BTC/USD", D(20000), D(20000), D(20000), D(20000))
+        async with db.session() as s:
+            s.add(position("BTC/USD", "0.5"))
+        # the exit filled at the venue; the engine has not applied that fill yet
+        await paper.place_order(OrderRequest("exit", "BTC/USD", Side.SELL, OrderType.MARKET, D("0.5")))
+        sched = LeaderScheduler(db, schedule(), {"reconcile": reconcile_job(db, lambda: paper, recheck_s=0.01)},
+                                instance_id="me", events=alert_bus(), clock=SimClock(NOW), realtime=False)
+        assert await sched.run_now("reconcile") == "finished"
+        assert (await outbox_kinds(db))["reconcile_difference"] == 0
+        async with db.session() as s:
+            run = (await s.exec(select(JobRunRow))).one()
+        assert run.detail.startswith("postponed: 1 venue fill(s) not applied yet"), run.detail
 
 
 # -- retention ------------------------------------------------------------------------------

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from decimal import Decimal
 
-from exchanges.base import OrderRequest, OrderStatus, OrderType, Side
+import pytest
+
+from exchanges.base import Candle, OrderRequest, OrderStatus, OrderType, Side
 from exchanges.clock import SimClock
+from exchanges.errors import TemporaryError
 from exchanges.paper import MarketRules, PaperExchange
 from persistence.db import Database
 from tests.exchanges.test_contract_paper import START, PaperController
+from tests.persistence.outage import TablesAway
 
 D = Decimal
 PAIR = "BTC/USD"
@@ -47,3 +52,51 @@ async def test_balances_orders_and_fills_survive_a_restart(db: Database) -> None
     assert (await second.balances())["BTC"].total == D(2)
     new = (await second.fills_since(page.cursor)).fills
     assert {f.client_order_id for f in new} == {"big", "rest"}
+
+
+async def test_a_candle_fed_again_after_a_crash_fills_nothing_twice(db: Database) -> None:
+    """The consumer died after the venue stored a candle's fills but before it recorded the candle
+    as processed; after the restart the same candle is fed again."""
+    clock = SimClock(START)
+    first = PaperExchange(db, MARKETS, starting_balances={"USD": D(100000)}, clock=clock, **OPTIONS)
+    await first.start()
+    ctl = PaperController(first, clock)
+    await ctl.candle(PAIR, D(20000), D(20000), D(20000), D(20000), D(10))
+    big = await first.place_order(OrderRequest("big", PAIR, Side.BUY, OrderType.MARKET, D(3)))
+    assert big.filled_qty == 1  # a tenth of the last candle's volume, at once
+    second_candle = await ctl.candle(PAIR, D(20000), D(20000), D(20000), D(20000), D(10))
+    assert (await first.fetch_order(PAIR, "big")).filled_qty == 2  # type: ignore[union-attr]
+
+    again = PaperExchange(db, MARKETS, starting_balances={"USD": D(100000)}, clock=clock, **OPTIONS)
+    await again.start()
+    with pytest.raises(TemporaryError):  # no price before a candle
+        await again.place_order(OrderRequest("probe", PAIR, Side.BUY, OrderType.MARKET, D("0.01")))
+    await again.on_candle(second_candle)  # the same candle again: its price, none of its volume
+    assert (await again.fetch_order(PAIR, "big")).filled_qty == 2  # type: ignore[union-attr]
+    assert len((await again.fills_since(None)).fills) == 2
+    extra = await again.place_order(OrderRequest("extra", PAIR, Side.BUY, OrderType.MARKET, D(1)))
+    assert extra.filled_qty == 0  # the candle's share was used up before the crash
+    ctl2 = PaperController(again, clock)
+    ctl2.next_ts = second_candle.ts + timedelta(hours=1)
+    await ctl2.candle(PAIR, D(20000), D(20000), D(20000), D(20000), D(10))
+    filled = {f.client_order_id: f.qty for f in (await again.fills_since(None)).fills[2:]}
+    assert sum(filled.values()) == 1  # the next candle's share, once
+
+
+async def test_a_candle_whose_fills_could_not_be_stored_is_matched_again(db: Database) -> None:
+    clock = SimClock(START)
+    paper = PaperExchange(db, MARKETS, starting_balances={"USD": D(100000)}, clock=clock, **OPTIONS)
+    await paper.start()
+    ctl = PaperController(paper, clock)
+    await ctl.candle(PAIR, D(20000), D(20000), D(20000), D(20000), D(10))
+    await paper.place_order(OrderRequest("big", PAIR, Side.BUY, OrderType.MARKET, D(3)))
+    candle = Candle(PAIR, 3600, START + timedelta(hours=1), D(20000), D(20000), D(20000), D(20000), D(10))
+    clock.advance_to(candle.ts + timedelta(hours=1))
+    async with TablesAway(db, "paper_fills") as away:
+        await away.start()
+        with pytest.raises(TemporaryError) as failed:
+            await paper.on_candle(candle)
+        assert failed.value.__cause__ is not None  # the database's own error, for the caller to judge
+    await paper.on_candle(candle)  # the database is back: the same candle matches again
+    assert (await paper.fetch_order(PAIR, "big")).filled_qty == 2  # type: ignore[union-attr]
+    assert [f.qty for f in (await paper.fills_since(None)).fills] == [D(1), D(1)]
