@@ -28,8 +28,12 @@ is checked again. It prints the rounds, the violations and the recovery times.
     python benchmarks/crash_harness.py --restart-only --rounds 10 --speed 50 --db sqlite
         # only SIGKILL -> first processed candle on the embedded default (the fast-restart figure)
 
+    python benchmarks/crash_harness.py --db postgres --outage-share 0.5
+        # also stop the database for 5-15 s under the running service in half of the rounds
+
 PostgreSQL comes from ``--pg-url`` or ``TRADECTL_TEST_PG_URL`` (default
 ``postgresql://postgres@127.0.0.1:5432/test``); the harness creates a database of its own and drops it.
+With ``--outage-share`` it runs a private cluster instead (``initdb`` and ``pg_ctl`` on PATH).
 tests/core/test_crash_harness.py runs a bounded version of it.
 """
 
@@ -50,7 +54,7 @@ import tempfile
 import time
 from collections import Counter, defaultdict
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -347,6 +351,8 @@ class Report:
     phases: list[tuple[float, float, float]] = field(default_factory=list)  # boot, lease, engine (s after the signal)
     sigkills: list[float] = field(default_factory=list)  # monotonic times
     repeats: list[str] = field(default_factory=list)  # alerts repeated by a SIGKILL between post and mark
+    outages: int = 0
+    outage_recovery_s: list[float] = field(default_factory=list)  # database back -> next processed candle
     recovery_s: list[float] = field(default_factory=list)
     violations: list[str] = field(default_factory=list)
 
@@ -359,6 +365,10 @@ class Report:
         if rec:
             lines.append(f"  recovery (signal -> first processed candle): median {statistics.median(rec):.2f} s, "
                          f"max {max(rec):.2f} s, min {min(rec):.2f} s (n={len(rec)})")
+        if self.outages:
+            back = self.outage_recovery_s
+            lines.append(f"  {self.outages} database outages; database back -> next candle: "
+                         + (f"median {statistics.median(back):.2f} s, max {max(back):.2f} s" if back else "never"))
         if self.phases:
             boot, lease, engine = (statistics.median(p[i] for p in self.phases) for i in range(3))
             lines.append(f"  medians after the signal: first log line {boot:.2f} s, leader {lease:.2f} s, "
@@ -368,15 +378,70 @@ class Report:
         return lines
 
 
+class PrivateCluster:
+    """A PostgreSQL cluster of our own on a free port, so it can be stopped and started mid-run (a
+    database outage). Needs ``initdb`` and ``pg_ctl`` on PATH; as root it runs them as ``postgres``."""
+
+    def __init__(self) -> None:
+        self.base = Path(tempfile.mkdtemp(prefix="crash-pg-"))  # its own: the postgres user must reach it
+        self.data = self.base / "pgdata"
+        self.port = 0
+
+    def _cmd(self, *args: str) -> list[str]:
+        return (["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []) + list(args)
+
+    async def _run(self, *args: str) -> None:
+        proc = await asyncio.create_subprocess_exec(*self._cmd(*args), stdout=asyncio.subprocess.PIPE,
+                                                    stderr=asyncio.subprocess.STDOUT)
+        out, _ = await proc.communicate()
+        if proc.returncode != 0:
+            raise RuntimeError(f"{' '.join(args[:2])} failed: {out.decode(errors='replace')[-1500:]}")
+
+    @property
+    def url(self) -> str:
+        return f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
+
+    async def __aenter__(self) -> "PrivateCluster":
+        import socket
+
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            self.port = sock.getsockname()[1]
+        if os.geteuid() == 0:
+            import shutil
+
+            shutil.chown(self.base, "postgres", "postgres")
+        await self._run("initdb", "-D", str(self.data), "-U", "postgres", "--auth=trust", "-E", "UTF8")
+        await self.start()
+        return self
+
+    async def start(self) -> None:
+        await self._run("pg_ctl", "-D", str(self.data), "-l", str(self.base / "pg.log"), "-w", "-o",
+                        f"-p {self.port} -k {self.base} -c listen_addresses=127.0.0.1", "start")
+
+    async def stop(self) -> None:
+        await self._run("pg_ctl", "-D", str(self.data), "-m", "immediate", "-w", "stop")
+
+    async def __aexit__(self, *exc: object) -> None:
+        import shutil
+
+        try:
+            await self.stop()
+        except RuntimeError:
+            pass  # already stopped
+        shutil.rmtree(self.base, ignore_errors=True)
+
+
 @asynccontextmanager
-async def backend_database(kind: str, work: Path, pg_url: str) -> AsyncIterator[str]:
-    """A fresh database URL of the given kind, dropped afterwards."""
+async def backend_database(kind: str, work: Path, pg_url: str,
+                           cluster: PrivateCluster | None = None) -> AsyncIterator[str]:
+    """A fresh database URL of the given kind, dropped afterwards (on ``cluster`` if given)."""
     if kind == "sqlite":
         yield f"sqlite:///{work}/data/tradectl.db"
         return
     import asyncpg
 
-    admin = pg_url.replace("postgresql+asyncpg://", "postgresql://")
+    admin = (cluster.url if cluster is not None else pg_url).replace("postgresql+asyncpg://", "postgresql://")
     name = "tradectl_crash_" + secrets.token_hex(4)
     conn = await asyncpg.connect(admin)
     await conn.execute(f"CREATE DATABASE {name}")
@@ -449,25 +514,34 @@ async def run_backend(kind: str, *, rounds: int, rng: random.Random, speed: floa
                       kill_share: float = 0.3, term_share: float = 0.2, run_s: tuple[float, float] = (0.3, 3.0),
                       restart_only: bool = False, plan: tuple[str, ...] = (), kill_at_close: bool = False,
                       extra_env: dict[str, str] | None = None, keep: Path | None = None,
+                      outage_share: float = 0.0, outage_s: tuple[float, float] = (5.0, 15.0),
                       progress: bool = True) -> Report:
     """Rounds on one database kind. ``plan`` fixes each round's ending ("kill", "sigkill", "sigterm")
     instead of drawing it; ``kill_at_close`` crashes a kill round the moment its confirmation is used
-    (instead of 0-80 ms after the press); ``extra_env`` adds settings for the service."""
-    report = Report(kind)
+    (instead of 0-80 ms after the press); ``extra_env`` adds settings for the service.
+    ``outage_share`` (PostgreSQL only) runs a private cluster and stops it for ``outage_s`` seconds,
+    while the service trades, in that share of the rounds."""
+    report = Report(kind if not outage_share else f"{kind} with outages")
+    if outage_share and kind == "sqlite":
+        raise ValueError("database outages need PostgreSQL (a private cluster)")
     with tempfile.TemporaryDirectory(prefix=f"crash-{kind}-") as tmp:
         work = keep or Path(tmp)
         work.mkdir(parents=True, exist_ok=True)
-        async with AlertSink() as sink, backend_database(kind, work, pg_url) as url:
+        async with AsyncExitStack() as stack:
+            cluster = await stack.enter_async_context(PrivateCluster()) if outage_share else None
+            sink = await stack.enter_async_context(AlertSink())
+            url = await stack.enter_async_context(backend_database(kind, work, pg_url, cluster))
             env = service_env(url, speed, None if restart_only else sink.url) | (extra_env or {})
             if kind != "sqlite":
                 await _upgrade(env, work)
             db = Database(url)
             await db.start()
             checker = Checker(db)
+            outages = Outages(cluster, outage_share, outage_s) if cluster is not None else None
             try:
                 pending_kill = await _rounds(checker, work, env, report, rng, rounds=rounds, kill_share=kill_share,
-                              term_share=term_share, run_s=run_s, restart_only=restart_only, plan=plan,
-                              kill_at_close=kill_at_close, progress=progress)
+                                             term_share=term_share, run_s=run_s, restart_only=restart_only, plan=plan,
+                                             kill_at_close=kill_at_close, outages=outages, progress=progress)
                 if not restart_only:
                     await _final(checker, work, env, report, sink, pending_kill, progress=progress)
             finally:
@@ -475,9 +549,35 @@ async def run_backend(kind: str, *, rounds: int, rng: random.Random, speed: floa
     return report
 
 
+@dataclass
+class Outages:
+    cluster: PrivateCluster
+    share: float
+    seconds: tuple[float, float]
+
+    async def maybe(self, checker: Checker, svc: Service, report: Report, rng: random.Random, n: int) -> None:
+        """Stop the database for a while under the running service, start it again, and wait until
+        the service processes a candle again."""
+        if rng.random() >= self.share:
+            return
+        before = await checker.cursor()
+        await self.cluster.stop()
+        await asyncio.sleep(rng.uniform(*self.seconds))
+        await self.cluster.start()
+        back = time.monotonic()
+        report.outages += 1
+        again = await _first_candle(checker, svc, before, 90)
+        if again is None:
+            report.violations.append(f"round {n}: no candle processed within 90 s of the database coming back"
+                                     f"\n{svc.log()[-1500:]}")
+        else:
+            report.outage_recovery_s.append(again - back)
+
+
 async def _rounds(checker: Checker, work: Path, env: dict[str, str], report: Report, rng: random.Random, *,
                   rounds: int, kill_share: float, term_share: float, run_s: tuple[float, float],
-                  restart_only: bool, plan: tuple[str, ...], kill_at_close: bool, progress: bool) -> str | None:
+                  restart_only: bool, plan: tuple[str, ...], kill_at_close: bool, outages: Outages | None,
+                  progress: bool) -> str | None:
     """The crash rounds; returns the nonce of a kill confirmed just before the last crash, if any."""
     signalled_at: float | None = None
     pending_kill: str | None = None
@@ -499,6 +599,9 @@ async def _rounds(checker: Checker, work: Path, env: dict[str, str], report: Rep
             await _settle_kill(checker, svc, report, pending_kill)
             pending_kill = None
         await asyncio.sleep(rng.uniform(*run_s))
+        if outages is not None and svc.alive:
+            await outages.maybe(checker, svc, report, rng, n)
+            await asyncio.sleep(rng.uniform(*run_s))
         roll = rng.random()
         ending = plan[n % len(plan)] if plan else (
             "sigkill" if restart_only or roll >= kill_share + term_share else "kill" if roll < kill_share else "sigterm")
@@ -614,7 +717,7 @@ async def main_async(args: argparse.Namespace) -> int:
         reports.append(await run_backend(
             kind, rounds=args.rounds, rng=rng, speed=args.speed, pg_url=args.pg_url, kill_share=args.kill_share,
             term_share=args.term_share, run_s=(args.min_run, args.max_run), restart_only=args.restart_only,
-            keep=args.keep / kind if args.keep else None))
+            outage_share=args.outage_share if kind != "sqlite" else 0.0, keep=args.keep / kind if args.keep else None))
     print()
     for r in reports:
         print("\n".join(r.lines()))
@@ -634,6 +737,8 @@ def main() -> None:
     p.add_argument("--restart-only", action="store_true",
                    help="SIGKILL only, no checks: measure SIGKILL -> first processed candle")
     p.add_argument("--pg-url", default=PG_URL)
+    p.add_argument("--outage-share", type=float, default=0.0,
+                   help="PostgreSQL: run a private cluster and stop it for 5-15 s in this share of the rounds")
     p.add_argument("--keep", type=Path, help="keep the work directories (logs, SQLite file) under this directory")
     sys.exit(asyncio.run(main_async(p.parse_args())))
 
