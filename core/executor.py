@@ -425,7 +425,8 @@ class Executor:
                     continue
                 await self.send(row)
                 notes.append(f"{row.client_order_id} ({row.purpose} {row.pair}): "
-                             + ("sent with its original id" if row.status != "new" else "still unsent, will retry"))
+                             + (f"sent with its original id ({row.status})" if row.status != "new"
+                                else "still unsent, will retry"))
             else:
                 notes.append(await self.void(row, verdict.why))
         return notes
@@ -457,6 +458,10 @@ class Executor:
             _copy(fresh, row)
         log.warning("order %s (%s %s) voided, never sent: %s", row.client_order_id, row.purpose, row.pair, why)
         return f"{row.client_order_id} ({row.purpose} {row.pair}): voided, never sent: {why}"
+
+    async def expire(self, row: OrderRow, why: str) -> None:
+        """An order we counted as sent that the venue does not know: it is over (``expired``)."""
+        await self._set(row, status="expired", last_error=why[:500])
 
     async def lookup(self, row: OrderRow) -> Order | None:
         """The venue's view of an order, or None if it never got it."""

@@ -170,6 +170,11 @@ class Queries:
     async def health(self) -> HealthView:
         e = self.e
         comps = {"engine": "running" if e._running else "stopped", "state": e.state.state}
+        rec = e.recovery
+        comps["recovery"] = (f"done in {rec.took_s:.1f}s" if rec.done.is_set() and rec.took_s is not None
+                             else "waiting for prices" if rec.prepared.is_set() else "running")
+        if e.watch.since is not None:
+            comps["database"] = f"unreachable since {e.watch.since:%H:%M:%S} UTC ({e.watch.retries} retries)"
         now = e.clock.now()
         for p in e.pairs:
             age = e.md.age_s(p, now)
@@ -183,4 +188,5 @@ class Queries:
             rss = psutil.Process().memory_info().rss / 1e6
         except Exception:  # noqa: BLE001
             pass
-        return HealthView(ok=e._running and e.failed is None, components=comps, counters=counters, rss_mb=rss)
+        return HealthView(ok=e._running and e.failed is None and not e.watch.down, components=comps,
+                          counters=counters, rss_mb=rss)

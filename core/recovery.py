@@ -177,7 +177,7 @@ class Recovery:
             elif row.status == "new":
                 unsent.append(row)
             else:
-                await ex._set(row, status="expired", last_error="unknown to the venue after restart")
+                await ex.expire(row, "unknown to the venue after restart")
                 self._note(f"{row.client_order_id} ({row.purpose} {row.pair}): unknown to the venue; marked expired")
         if to_cancel:
             done = await ex.cancel_many(to_cancel)

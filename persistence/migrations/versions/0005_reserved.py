@@ -1,4 +1,5 @@
-"""engine crash safety - order reasons, candle cursor (owner: engine)
+"""engine crash safety: no schema change (order reasons use existing columns; the paper venue's
+per-candle cursors are rows of runtime_values)
 
 Revision ID: 0005
 Revises: 0004
