@@ -17,6 +17,7 @@ from datetime import datetime, timedelta
 
 from sqlmodel import col, select
 
+from core.components import describe, read_problems
 from core.lifecycle import Supervisor
 from persistence.db import Database
 from persistence.models import HeartbeatRow
@@ -115,7 +116,11 @@ async def check_health(db: Database, *, group: str, stale_s: float, host: str | 
     for row in rows:
         age = (now - row.last_seen).total_seconds()
         if row.state != "stopped" and age <= stale_s:
-            return HealthReport(True, f"{row.instance_id} {row.role} {row.state}, last seen {age:.1f}s ago")
+            seen = f"{row.instance_id} {row.role} {row.state}, last seen {age:.1f}s ago"
+            problems = await read_problems(db, row.instance_id)  # core/components.py: adapters down, retrying
+            if problems:
+                return HealthReport(False, f"degraded: {describe(problems)} ({seen})")
+            return HealthReport(True, seen)
     if not rows:
         return HealthReport(False, f"no instance of group {group!r} on host {host!r} has written a heartbeat")
     row = rows[0]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from core.components import ComponentHealth, with_components
 from core.engine import Engine
 from core.intents import Intent, IntentResult
 from core.views import (ServiceUnavailable, BalanceView, HealthView, JobRunSummary, JobView, PairPerformance, PeriodPnl, PnlSummary, PositionView, StatusView,
@@ -17,6 +18,7 @@ from core.views import (ServiceUnavailable, BalanceView, HealthView, JobRunSumma
 
 class LeaderBoundService:
     scheduler: object = None  # the LeaderScheduler, for /schedule and /report
+    components: ComponentHealth | None = None  # component states for /health
     db: object = None  # for charts
     timezone: str = "UTC"
     quote: str = "USD"
@@ -104,5 +106,7 @@ class LeaderBoundService:
     async def health(self) -> HealthView:
         engine = self._engine()
         if engine is None:
-            return HealthView(ok=True, components={"role": "standby", "leader": self._leader() or "none"})
-        return await engine.health()
+            view = HealthView(ok=True, components={"role": "standby", "leader": self._leader() or "none"})
+        else:
+            view = await engine.health()
+        return with_components(view, self.components)  # chat adapters and senders: up, or down and why

@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from core.components import ComponentHealth, ComponentPublisher
 from core.config import Settings
 from core.events import EventBus
 from core.heartbeat import Heartbeat, new_instance_id
@@ -75,6 +76,8 @@ async def build_components(
         instance_id=instance_id, events=events)
     service.scheduler = scheduler
     service.db, service.timezone, service.quote = db, settings.schedule.timezone, settings.trading.quote
+    health = ComponentHealth()  # chat adapters report here; /health and `tradectl health` read it
+    service.components = health
 
     telegram: TelegramPolling | None = None  # leader work: only the leader polls the bot (docs/deployment.md)
     discord_gateway: DiscordGateway | None = None  # leader work too: two gateways on one token both answer
@@ -111,7 +114,7 @@ async def build_components(
                           state=lambda: core.engine.state.state if core.engine else "standby")
     dispatcher = build_dispatcher(db, service, settings.chat, redact=redact, instance_id=instance_id)
     senders: dict[str, Sender] = {}
-    components: list[Component] = [instance_lock, heartbeat]
+    components: list[Component] = [instance_lock, heartbeat, ComponentPublisher(db, health, instance_id=instance_id)]
     tg = settings.telegram
     if tg.token is not None and tg.token.get_secret_value():
         from bot.telegram import TelegramAlertSender, TelegramPolling
@@ -127,7 +130,7 @@ async def build_components(
                 """The fence checked before each update: our epoch, and the lease still ours in the database."""
                 return term.epoch == epoch and await term.lease.holds(instance_id, epoch)
 
-            telegram = TelegramPolling(dispatcher, tg, fence=still_leader, on_conflict=term.recheck)
+            telegram = TelegramPolling(dispatcher, tg, fence=still_leader, on_conflict=term.recheck, health=health)
             components.append(telegram)  # connected on every replica; polls only while leading
     elif tg.enabled:
         raise ValueError("telegram.enabled needs telegram.token (TRADECTL_TELEGRAM__TOKEN, a secret file or the vault)")
@@ -151,14 +154,14 @@ async def build_components(
     if settings.discord.enabled:
         from bot.discord import DiscordGateway
 
-        discord_gateway = DiscordGateway(dispatcher, settings.discord, on_failure=on_failure)
+        discord_gateway = DiscordGateway(dispatcher, settings.discord, on_failure=on_failure, health=health)
     outbox = OutboxDispatcher(db, settings.notify, senders, instance_id=instance_id, events=events)
 
     components += [outbox, elector]
     if settings.slack.enabled:  # every replica: Slack delivers each event to one connection
         from bot.slack import SlackAdapter
 
-        components.append(SlackAdapter(dispatcher, settings.slack, on_failure=on_failure))
+        components.append(SlackAdapter(dispatcher, settings.slack, on_failure=on_failure, health=health))
     console = build_console(dispatcher, settings.chat, events=console_events,
                             on_eof=stop_event.set if exit_after_input else None,
                             image_dir=settings.service.data_dir / "images")

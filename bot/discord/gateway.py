@@ -33,10 +33,12 @@ from bot.discord.render import PressButton, is_refusal, render_discord
 from bot.dispatcher import Dispatcher
 from bot.identity import Actor, ChatRef
 from bot.reply import Reply
+from core.components import ComponentHealth, ComponentState
 from core.lifecycle import Supervisor, TaskFailed
 from core.settings_models import DiscordSettings
 
 log = logging.getLogger("tradectl.discord")
+COMPONENT = "discord"
 _FATAL = (discord.LoginFailure, discord.PrivilegedIntentsRequired)
 _TRANSIENT = (discord.HTTPException, discord.GatewayNotFound, discord.ConnectionClosed, aiohttp.ClientError,
               OSError, TimeoutError)
@@ -56,6 +58,11 @@ class TradectlClient(discord.Client):
     async def on_connect(self) -> None:
         log.info("discord gateway connected (leader epoch %s)", self.adapter.epoch)
         self.adapter.connected.set()
+        self.adapter.report("up", f"connected (leader epoch {self.adapter.epoch})")
+
+    async def on_disconnect(self) -> None:
+        if self.adapter.running and self.adapter.connected.is_set():  # discord.py reconnects by itself
+            self.adapter.report("down", "gateway connection lost; reconnecting")
 
     async def on_interaction(self, interaction: discord.Interaction[Any]) -> None:
         if interaction.type is discord.InteractionType.application_command:
@@ -63,6 +70,18 @@ class TradectlClient(discord.Client):
 
     async def handle_press(self, interaction: discord.Interaction[Any], payload: str, owner: int | None) -> None:
         await self.adapter.handle_press(interaction, payload, owner)
+
+
+def _needs_configuration(exc: BaseException) -> bool:
+    """A refused token, a missing intent or another 4xx (except 429): retrying soon will not help."""
+    if isinstance(exc, _FATAL):
+        return True
+    return isinstance(exc, discord.HTTPException) and 400 <= exc.status < 500 and exc.status != 429
+
+
+def _describe(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return f"{type(exc).__name__}: {text}"[:200] if text else type(exc).__name__
 
 
 @contextmanager
@@ -83,14 +102,17 @@ class DiscordGateway:
     """A component: ``start(epoch)`` when this replica becomes leader, ``stop()`` when its term ends.
 
     ``start`` returns at once; logging in and connecting happen in the task ``discord:gateway``, which
-    reconnects with backoff through Discord outages and reports only fatal errors (a rejected token,
-    missing intents) through ``on_failure``, so a Discord problem never holds up the election.
+    retries every failure with backoff — an outage, and also a rejected token or a missing intent (at
+    the longest backoff, since only a configuration change helps) — so a Discord problem never holds
+    up the election or stops trading. The component state (``health``) says ``down`` and why until
+    the gateway is connected again; ``tradectl health`` then reports the instance degraded.
     """
 
     name = "discord"
 
     def __init__(self, dispatcher: Dispatcher, settings: DiscordSettings, *,
-                 on_failure: Callable[[TaskFailed], None] | None = None, max_backoff_s: float = 60.0) -> None:
+                 on_failure: Callable[[TaskFailed], None] | None = None, max_backoff_s: float = 60.0,
+                 health: ComponentHealth | None = None) -> None:
         if settings.token is None or not settings.token.get_secret_value():
             raise ValueError("discord.enabled needs discord.token (the bot token)")
         self.dispatcher = dispatcher
@@ -99,13 +121,30 @@ class DiscordGateway:
         self.epoch: int | None = None
         self.client: TradectlClient | None = None
         self.connected = asyncio.Event()
-        self._supervisor = Supervisor("discord", on_failure)
+        self.health = health
+        self._on_failure = on_failure
+        self._supervisor = Supervisor("discord", self._task_failed)
         self._running = False
+        self.report("idle", "connects only while leader")
+
+    @property
+    def running(self) -> bool:
+        return self._running
+
+    def report(self, state: ComponentState, reason: str) -> None:
+        if self.health is not None:
+            self.health.report(COMPONENT, state, reason)
+
+    def _task_failed(self, failure: TaskFailed) -> None:
+        self.report("down", f"{failure.task_name} stopped: {failure.original!r}"[:200])
+        if self._on_failure is not None:
+            self._on_failure(failure)
 
     async def start(self, epoch: int | None = None) -> None:
         if self._running:
             return
         self._running, self.epoch = True, epoch
+        self.report("starting", f"connecting (leader epoch {epoch})")
         self._supervisor.spawn("discord:gateway", self._run())
 
     async def stop(self) -> None:
@@ -114,6 +153,7 @@ class DiscordGateway:
         self._running = False
         await self._supervisor.stop()
         self.connected.clear()
+        self.report("idle", "connects only while leader")
         log.info("discord gateway disconnected")
 
     async def _run(self) -> None:
@@ -128,15 +168,22 @@ class DiscordGateway:
                     await self._register(client)
                     delay = 1.0
                     await client.connect(reconnect=True)
-                except _FATAL:
+                    why = "the gateway closed the connection"
+                except asyncio.CancelledError:
                     raise
-                except _TRANSIENT as exc:
-                    if isinstance(exc, discord.HTTPException) and exc.status < 500 and exc.status != 429:
-                        raise
-                    log.warning("discord gateway: %s; reconnecting in %.0fs", exc, delay)
+                except Exception as exc:  # noqa: BLE001 - every failure is retried; how soon depends on it
+                    if _needs_configuration(exc):
+                        delay = self.max_backoff_s
+                        why = f"refused: {_describe(exc)} (check discord.token and the bot's intents)"
+                        log.error("discord gateway %s; retrying in %.0fs", why, delay)
+                    else:
+                        why = _describe(exc)
+                        log.warning("discord gateway: %s; reconnecting in %.0fs", why, delay,
+                                    exc_info=None if isinstance(exc, _TRANSIENT) else exc)
                 finally:
                     self.connected.clear()
                     await client.close()
+                self.report("down", f"{why}; retrying in {delay:.0f}s")
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, self.max_backoff_s)
 

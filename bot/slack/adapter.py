@@ -13,6 +13,12 @@ answer goes to the command's ``response_url``, which works in any channel and in
 without inviting the bot. Allowlists here are only what the dispatcher cannot know: which Slack
 workspaces are served. Channels (``chat.allowed_chats.slack``) and users (roles) are checked by the
 dispatcher as on every platform.
+
+Nothing fails silently: slack-sdk reconnects Socket Mode by itself, and a monitor reports the
+connection as the ``slack`` component (``up``, or ``down`` while it is lost or never made), which
+``/health`` and ``tradectl health`` read. An answer that cannot be delivered (network, 429, 5xx) is
+retried with backoff a few times, with ``slack:send`` down meanwhile. Events are already handled
+concurrently (slack-sdk and bolt run each in its own task), so one channel never waits for another.
 """
 
 from __future__ import annotations
@@ -36,11 +42,16 @@ from bot.identity import Actor, ChatRef
 from bot.reply import Reply
 from bot.slack.render import ACTION_RE, is_refusal, render_slack
 from bot.slack.sender import web_client
+from core.components import ComponentHealth, ComponentState
 from core.lifecycle import Supervisor, TaskFailed
 from core.settings_models import SlackSettings
 
 log = logging.getLogger("tradectl.slack")
 Respond = Callable[..., Awaitable[Any]]
+COMPONENT = "slack"
+CONNECT_GRACE_S = 10.0  # a first connection still not made after this long shows as down
+MONITOR_EVERY_S = 1.0
+RESPOND_ATTEMPTS = 4
 
 
 def _secret(value: Any) -> str:
@@ -53,7 +64,7 @@ class SlackAdapter:
     name = "slack"
 
     def __init__(self, dispatcher: Dispatcher, settings: SlackSettings, *, client: AsyncWebClient | None = None,
-                 on_failure: Callable[[TaskFailed], None] | None = None) -> None:
+                 on_failure: Callable[[TaskFailed], None] | None = None, health: ComponentHealth | None = None) -> None:
         needed = {"slack.bot_token": settings.bot_token}
         if settings.mode == "socket":
             needed["slack.app_token"] = settings.app_token
@@ -72,7 +83,9 @@ class SlackAdapter:
         self.app.command(settings.command)(self._on_command)
         self.app.action(ACTION_RE)(self._on_press)
         self.port: int | None = None
-        self._supervisor = Supervisor("slack", on_failure)
+        self.health = health
+        self._on_failure = on_failure
+        self._supervisor = Supervisor("slack", self._task_failed)
         self._socket: AsyncSocketModeHandler | None = None
         self._runner: web.AppRunner | None = None
         self._inflight: set[asyncio.Task[Any]] = set()
@@ -87,7 +100,9 @@ class SlackAdapter:
         if self.settings.mode == "socket":
             self._socket = AsyncSocketModeHandler(self.app, _secret(self.settings.app_token), web_client=self.client)
             # connect() retries until Slack answers: in a task, so an outage never blocks start-up.
+            self._report("starting", "connecting (Socket Mode)")
             self._supervisor.spawn("slack:socket", self._socket.connect_async())
+            self._supervisor.spawn("slack:monitor", self._monitor(self._socket))
             return
         web_app = web.Application(client_max_size=1 << 20)
         web_app.router.add_post(self.settings.http_path, self._http)
@@ -96,6 +111,7 @@ class SlackAdapter:
         site = web.TCPSite(self._runner, self.settings.http_host, self.settings.http_port)
         await site.start()
         self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        self._report("up", f"listening on port {self.port}")
         log.info("slack http endpoint on %s:%s%s", self.settings.http_host, self.port, self.settings.http_path)
 
     async def stop(self, drain_s: float = 5.0) -> None:
@@ -114,6 +130,37 @@ class SlackAdapter:
             done, pending = await asyncio.wait(set(self._inflight), timeout=drain_s)
             for task in pending:
                 task.cancel()
+        if self.health is not None:
+            self.health.remove(COMPONENT)
+
+    # -- health ------------------------------------------------------------------------------------
+
+    def _report(self, state: ComponentState, reason: str, name: str = COMPONENT) -> None:
+        if self.health is not None:
+            self.health.report(name, state, reason)
+
+    def _task_failed(self, failure: TaskFailed) -> None:
+        self._report("down", f"{failure.task_name} stopped: {failure.original!r}"[:200])
+        if self._on_failure is not None:
+            self._on_failure(failure)
+
+    async def _monitor(self, handler: AsyncSocketModeHandler) -> None:
+        """Report the Socket Mode connection (slack-sdk reconnects on its own and only logs)."""
+        started, ever = asyncio.get_running_loop().time(), False
+        while True:
+            try:
+                connected = bool(await handler.client.is_connected())
+            except Exception as exc:  # noqa: BLE001 - cannot tell: say so
+                connected = False
+                log.debug("slack: connection check failed: %s", exc)
+            if connected:
+                ever = True
+                self._report("up", "connected (Socket Mode)")
+            elif ever:
+                self._report("down", "Socket Mode connection lost; reconnecting")
+            elif asyncio.get_running_loop().time() - started > CONNECT_GRACE_S:
+                self._report("down", "cannot connect (Socket Mode); retrying — see the log")
+            await asyncio.sleep(MONITOR_EVERY_S)
 
     async def _http(self, request: web.Request) -> web.Response:
         bolt_request = await to_bolt_request(request)
@@ -185,10 +232,26 @@ class SlackAdapter:
                 log.warning("could not upload %s to slack: %s", filename, exc)
 
     async def _respond(self, respond: Respond, **kwargs: Any) -> None:
-        try:
-            await respond(**kwargs)
-        except Exception as exc:  # noqa: BLE001 - the command already ran; only the answer is lost (logged)
-            log.warning("could not answer on slack: %s", exc)
+        """Post an answer to the command's response URL, retrying network errors, 429 and 5xx."""
+        for attempt in range(1, RESPOND_ATTEMPTS + 1):
+            try:
+                response = await respond(**kwargs)
+                status = getattr(response, "status_code", 200)
+                if status < 400:
+                    self._report("up", "", name="slack:send")
+                    return
+                problem = f"Slack answered {status}"
+                if status != 429 and status < 500:
+                    log.warning("could not answer on slack: %s", problem)  # refused for good: a retry would be too
+                    return
+            except Exception as exc:  # noqa: BLE001 - the command already ran; keep trying to say so
+                problem = f"{type(exc).__name__}: {exc}"[:200]
+            if attempt == RESPOND_ATTEMPTS:
+                break
+            self._report("down", f"answering failed ({problem}); retrying", name="slack:send")
+            await asyncio.sleep(0.5 * 2 ** (attempt - 1))
+        self._report("down", f"answering failed ({problem}); gave up on one answer", name="slack:send")
+        log.warning("could not answer on slack after %d attempts: %s", RESPOND_ATTEMPTS, problem)
 
 
 def _update_id(body: dict[str, Any], key: str) -> str | None:

@@ -10,10 +10,10 @@ See docs/telegram.md for setting up a bot and docs/deployment.md for running rep
 """
 
 from bot.telegram.adapter import TelegramPolling
-from bot.telegram.api import HandledQueue
+from bot.telegram.api import AdmissionQueue
 from bot.telegram.alerts import TelegramAlertSender
 from bot.telegram.render import PhotoMessage, TextMessage, render_telegram
 from bot.telegram.send import ChatSender
 
-__all__ = ["ChatSender", "HandledQueue", "PhotoMessage", "TelegramAlertSender", "TelegramPolling", "TextMessage",
+__all__ = ["AdmissionQueue", "ChatSender", "PhotoMessage", "TelegramAlertSender", "TelegramPolling", "TextMessage",
            "render_telegram"]

@@ -11,14 +11,27 @@ Translation only: every message and button press goes to the dispatcher (which d
 roles, confirmations, audit and de-duplication by ``update_id``), and its reply is rendered by
 :mod:`bot.telegram.render` and queued on :class:`~bot.telegram.send.ChatSender`.
 
-Delivery is at least once, effect exactly once. The updater confirms updates to Telegram by asking
-for the next offset; here that only happens after an update has been *handled*
-(:class:`~bot.telegram.api.HandledQueue`), so a crash between fetching and handling redelivers the
-update to the next leader instead of losing it, and the dispatcher's processed-update record refuses
-a second run. Before handling, the ``fence`` (the lease still ours at our epoch) is checked; a stale
-leader leaves the update unconfirmed and stops polling. A 409 Conflict means someone else polls:
-polling stops, the lease is re-checked (``on_conflict``; PTB's error callback is not a coroutine)
-and polling resumes after a backoff only if leadership was kept.
+Updates are handled concurrently per chat (:class:`~bot.lanes.ChatLanes`): each chat's updates in
+order, chats independently, in bounded queues, and the kill lane (``/kill``, ``/closeall``,
+``/pause`` and their confirmations) at once — one chat's flood never delays another chat or the
+kill switch.
+
+Delivery is at least once, effect exactly once. The updater confirms a batch to Telegram with its
+next ``getUpdates``; that call first waits (up to ``CONFIRM_WAIT_S``) until the batch has been
+handled, so a crash between fetching and handling normally redelivers the update to the next
+leader instead of losing it, and the dispatcher's processed-update record refuses a second run.
+Only while a chat's backlog is being worked off (a flood) is the next batch fetched at once — the
+only way to see an urgent update behind it — and a crash then loses the backlog unhandled. Before an
+update is admitted, the ``fence`` (the lease still ours at our epoch; a positive answer is reused
+for ``FENCE_CACHE_S``) is checked; a stale leader leaves the update unconfirmed and stops polling.
+A 409 Conflict means someone else polls: polling stops, the lease is re-checked (``on_conflict``;
+PTB's error callback is not a coroutine) and polling resumes after a backoff only if leadership was
+kept.
+
+Nothing fails silently: connecting retries every failure (an unreachable Bot API, an answer PTB
+cannot parse, a refused token) with backoff, and the component's state — ``starting``, ``idle``
+(connected, not leading), ``up`` (polling) or ``down`` with the reason — goes to the
+:class:`~core.components.ComponentHealth` registry that ``/health`` and ``tradectl health`` read.
 """
 
 from __future__ import annotations
@@ -30,21 +43,25 @@ from collections.abc import Awaitable, Callable
 
 from telegram import BotCommand, Message, Update
 from telegram.error import Conflict, InvalidToken, TelegramError
-from telegram.ext import ContextTypes, TypeHandler
 
 from bot.dispatcher import Dispatcher
-from bot.identity import Role
+from bot.identity import Actor, ChatRef, Role
+from bot.lanes import ChatLanes, LaneLimits, Work, is_urgent
 from bot.reply import Reply
-from bot.telegram.api import AnyApplication, HandledQueue, build_application
+from bot.telegram.api import AdmissionQueue, AnyApplication, build_application, polling_request
 from bot.telegram.render import escape, render_telegram
 from bot.telegram.send import ChatSender, CloseKeyboard, Post
 from bot.telegram.updates import actor_of, addressed_text, chat_of, private_chat, refused
+from core.components import ComponentHealth, ComponentState
 from core.lifecycle import Supervisor, TaskFailed
 from core.settings_models import TelegramSettings
 
 log = logging.getLogger("tradectl.bot.telegram")
 ALLOWED_UPDATES = ("message", "callback_query")  # edits of old messages are never commands
 MAX_BACKOFF_S = 60.0
+CONFIRM_WAIT_S = 0.2  # how long the next getUpdates waits for the last batch to be handled
+FENCE_CACHE_S = 0.2  # far below any lease's TTL: a lease held 0.2 s ago cannot have passed on since
+COMPONENT = "telegram"
 _TERM_TASKS = ("telegram:lead", "telegram:pause", "telegram:menu")
 Fence = Callable[[int], Awaitable[bool]]
 
@@ -59,14 +76,20 @@ class TelegramPolling:
 
     def __init__(self, dispatcher: Dispatcher, settings: TelegramSettings, *, fence: Fence | None = None,
                  on_conflict: Callable[[], None] | None = None,
-                 on_failure: Callable[[TaskFailed], None] | None = None) -> None:
+                 on_failure: Callable[[TaskFailed], None] | None = None,
+                 health: ComponentHealth | None = None, lane_limits: LaneLimits | None = None) -> None:
         self.dispatcher = dispatcher
         self.settings = settings
         self._fence = fence
         self._on_conflict = on_conflict
-        self._supervisor = Supervisor("telegram", on_failure)
+        self._on_failure = on_failure
+        self.health = health
+        self.lane_limits = lane_limits or LaneLimits()
+        self._supervisor = Supervisor("telegram", self._task_failed)
         self._app: AnyApplication | None = None
-        self._queue: HandledQueue | None = None
+        self._queue: AdmissionQueue | None = None
+        self.lanes: ChatLanes | None = None
+        self._fence_ok: tuple[int, float] | None = None  # (epoch, monotonic time until which it holds)
         self._connected = asyncio.Event()
         self._closing = asyncio.Event()
         self._term_end = asyncio.Event()
@@ -86,8 +109,9 @@ class TelegramPolling:
         if self._app is not None:
             return
         self._closing = asyncio.Event()
-        self._set_app(build_application(self.settings))
+        self._set_app(self._build())
         self.state = "idle"
+        self._report("starting", "connecting to the Bot API")
         self._supervisor.spawn("telegram:connect", self._connect())
 
     async def stop(self) -> None:
@@ -100,33 +124,56 @@ class TelegramPolling:
         await _quietly(app.shutdown)
         self._connected.clear()
         self.state = "stopped"
+        if self.health is not None:
+            self.health.remove(COMPONENT)
+
+    def _build(self) -> AnyApplication:
+        return build_application(self.settings, polling_request(self._before_poll, self._on_poll))
 
     def _set_app(self, app: AnyApplication) -> None:
-        app.add_handler(TypeHandler(Update, self._on_update))
-        app.add_error_handler(self._on_error)
         self._app = app
         self._queue = app.update_queue  # type: ignore[assignment]
+        self._queue.admit = self._admit
+
+    def _report(self, state: ComponentState, reason: str) -> None:
+        if self.health is not None:
+            self.health.report(COMPONENT, state, reason)
+
+    def _task_failed(self, failure: TaskFailed) -> None:
+        self._report("down", f"{failure.task_name} stopped: {_describe(failure.original)}")
+        if self._on_failure is not None:
+            self._on_failure(failure)
 
     async def _connect(self) -> None:
+        """``getMe`` until it works. Every failure — unreachable, a refused token, an answer PTB cannot
+        parse — is logged, shown as ``down`` and retried with backoff; this task never ends on one."""
         delay = 1.0
         while not self._closing.is_set():
             app = self._app
             assert app is not None
             try:
                 await app.initialize()
-            except InvalidToken:
-                log.error("telegram: the bot token was refused (telegram.token); Telegram commands are off")
-                return
-            except (TelegramError, OSError) as exc:
-                log.warning("telegram: cannot reach the Bot API (%s); retrying in %.0fs", exc, delay)
+            except Exception as exc:  # noqa: BLE001 - whatever it is, the platform may recover
+                if isinstance(exc, InvalidToken):
+                    why, delay = "the bot token was refused (telegram.token)", MAX_BACKOFF_S
+                    log.error("telegram: %s; retrying in %.0fs", why, delay)
+                elif isinstance(exc, (TelegramError, OSError)):
+                    why = f"cannot reach the Bot API ({_describe(exc)})"
+                    log.warning("telegram: %s; retrying in %.0fs", why, delay)
+                else:
+                    why = f"unexpected answer to getMe ({_describe(exc)})"
+                    log.error("telegram: %s; retrying in %.0fs", why, delay, exc_info=exc)
+                self._report("down", f"{why}; retrying in {delay:.0f}s")
                 await _quietly(app.shutdown)
-                self._set_app(build_application(self.settings))
+                self._set_app(self._build())
                 if await _wait(self._closing, delay):
                     return
                 delay = min(MAX_BACKOFF_S, delay * 2)
                 continue
             self._connected.set()
             log.info("telegram: connected as @%s", app.bot.username)
+            if self.state == "idle":
+                self._report("idle", f"connected as @{app.bot.username}; polls only while leader")
             return
 
     # -- leader terms ------------------------------------------------------------------------
@@ -146,6 +193,8 @@ class TelegramPolling:
         self.epoch, self._ready = epoch, ready
         self._term_end = asyncio.Event()
         self.state = "starting"
+        if self._connected.is_set():
+            self._report("starting", f"starting to poll (epoch {epoch})")
         self._supervisor.spawn("telegram:lead", self._lead(epoch))
 
     async def wait_polling(self, timeout: float) -> bool:
@@ -158,27 +207,32 @@ class TelegramPolling:
         return True
 
     async def step_down(self) -> None:
-        """Stop polling; handle what was fetched; send what is queued (within ``stop_timeout_s``)."""
+        """Stop polling; handle what was fetched; send what is queued (within ``stop_timeout_s`` each)."""
         if self._term_end.is_set():
             return
         self._term_end.set()
         for name in _TERM_TASKS:
             await self._supervisor.cancel(name)
-        app, sender = self._app, self.sender
-        steps: list[tuple[str, Callable[[], Awaitable[None]]]] = []
+        app, sender, lanes = self._app, self.sender, self.lanes
+        timeout = self.settings.stop_timeout_s
+        steps: list[tuple[str, Callable[[], Awaitable[object]]]] = []
         if app is not None and app.updater is not None and app.updater.running:
             steps.append(("updater", app.updater.stop))
         if app is not None and app.running:
             steps.append(("application", app.stop))
+        if lanes is not None:
+            steps.append(("update handling", lambda: lanes.drain(timeout)))
         if sender is not None:
-            steps.append(("sender", lambda: sender.close(self.settings.stop_timeout_s)))
+            steps.append(("sender", lambda: sender.close(timeout)))
         for what, step in steps:
             try:
                 await step()
             except Exception:  # noqa: BLE001 - keep stopping the rest; the log has the detail
                 log.warning("telegram: stopping the %s failed", what, exc_info=True)
-        self.sender = None
+        self.sender = self.lanes = None
         self.state = "idle" if self._app is not None else "stopped"
+        if self._connected.is_set():
+            self._report("idle", "connected; polls only while leader")
         log.info("telegram polling stopped (epoch %s)", self.epoch)
 
     async def _lead(self, epoch: int) -> None:
@@ -188,7 +242,9 @@ class TelegramPolling:
         if app is None or self._term_end.is_set() or not self._connected.is_set():
             return
         await app.start()
-        self.sender = ChatSender(app.bot, rate_per_s=self.settings.chat_rate_per_s, burst=self.settings.chat_burst)
+        self.sender = ChatSender(app.bot, rate_per_s=self.settings.chat_rate_per_s, burst=self.settings.chat_burst,
+                                 health=self.health)
+        self.lanes = ChatLanes("telegram", self.lane_limits)
         await self._poll(epoch)
         if self.settings.set_commands:
             self._supervisor.spawn("telegram:menu", self._publish_menu())
@@ -201,6 +257,7 @@ class TelegramPolling:
                                         drop_pending_updates=False, allowed_updates=list(ALLOWED_UPDATES),
                                         error_callback=self._polling_error)
         self.state = "polling"
+        self._report("up", f"polling (epoch {epoch})")
         log.info("telegram polling started (epoch %d)", epoch)
 
     async def _publish_menu(self) -> None:
@@ -227,6 +284,23 @@ class TelegramPolling:
             self._pause("conflict")
         else:
             log.warning("telegram: polling error: %s", exc)
+            self._on_poll(exc)
+
+    def _on_poll(self, error: BaseException | None) -> None:
+        """Each getUpdates answer: a failure shows ``down`` until the next one that works."""
+        if self.state != "polling":
+            return
+        if error is None:
+            self._report("up", f"polling (epoch {self.epoch})")
+        else:
+            self._report("down", f"polling failed ({_describe(error)}); retrying")
+
+    async def _before_poll(self) -> None:
+        """The next getUpdates confirms the last batch: let it be handled first, unless a backlog is
+        being worked off (then fetch at once, so an urgent update behind it is seen)."""
+        lanes = self.lanes
+        if lanes is not None:
+            await lanes.wait_settled(CONFIRM_WAIT_S)
 
     def _pause(self, reason: str) -> None:
         if self.state != "polling" or self._term_end.is_set():
@@ -278,43 +352,65 @@ class TelegramPolling:
             log.warning("telegram: lease check failed", exc_info=True)
             return False
 
-    # -- updates -----------------------------------------------------------------------------
+    # -- updates ---------------------------------------------------------------------------
 
-    async def _on_update(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-        epoch, term_end = self.epoch, self._term_end
+    async def _admit(self, update: Update) -> bool:
+        """Queue one fetched update on its chat's lane (or the kill lane). False: not sure to lead, so
+        the update must stay unconfirmed (the queue holds it) and polling pauses."""
+        epoch, term_end, lanes = self.epoch, self._term_end, self.lanes
         if self._ready is not None and not self._ready.is_set():
             await _first_of(self._ready, term_end)
-        if epoch is None or term_end.is_set() or not await self._still_leader(epoch):
+        if epoch is None or lanes is None or term_end.is_set() or not await self._leading(epoch):
             log.warning("telegram: update %s left unconfirmed: not sure to lead epoch %s", update.update_id, epoch)
-            if self._queue is not None:
-                self._queue.hold()
             self._pause("lease check failed")
-            return
-        if update.callback_query is not None:
-            await self._on_press(update, epoch)
-        elif update.message is not None:
-            await self._on_message(update.message, update.update_id, epoch)
+            return False
+        routed = self._route(update, epoch)
+        if routed is not None:
+            chat, urgent, what, work = routed
+            lanes.submit(chat, work, urgent=urgent, what=what)
+        return True
 
-    async def _on_message(self, message: Message, update_id: int, epoch: int) -> None:
-        if message.from_user is None or not message.text:
-            return
+    async def _leading(self, epoch: int) -> bool:
+        cached = self._fence_ok
+        if cached is not None and cached[0] == epoch and time.monotonic() < cached[1]:
+            return True
+        ok = await self._still_leader(epoch)
+        self._fence_ok = (epoch, time.monotonic() + FENCE_CACHE_S) if ok else None
+        return ok
+
+    def _route(self, update: Update, epoch: int) -> tuple[str, bool, str, Work] | None:
+        """(chat key, urgent, what, work) for an update we act on; None for anything else."""
+        query = update.callback_query
+        if query is not None:
+            origin = query.message
+            chat = chat_of(origin.chat) if origin is not None else private_chat(query.from_user)
+            actor = actor_of(query.from_user)
+            urgent = is_urgent(self.dispatcher, actor, chat, None, query.data or "")
+            return chat.chat_id, urgent, "button press", lambda: self._on_press(update, actor, chat, epoch, urgent)
+        message = update.message
+        if message is None or message.from_user is None or not message.text:
+            return None
         text = addressed_text(message.text, self._app.bot.username if self._app else None)
         if text is None:
-            return
-        chat = chat_of(message.chat)
-        reply = await self.dispatcher.handle_text(actor_of(message.from_user), chat, text, message.date,
-                                                  str(update_id), epoch=epoch)
-        if reply is not None:
-            self._post(message.chat.id, reply, message.message_id if chat.kind != "private" else None)
+            return None
+        chat, actor = chat_of(message.chat), actor_of(message.from_user)
+        urgent = is_urgent(self.dispatcher, actor, chat, text, None)
+        return chat.chat_id, urgent, "message", lambda: self._on_message(message, text, actor, chat, update.update_id,
+                                                                         epoch, urgent)
 
-    async def _on_press(self, update: Update, epoch: int) -> None:
+    async def _on_message(self, message: Message, text: str, actor: Actor, chat: ChatRef, update_id: int,
+                          epoch: int, urgent: bool) -> None:
+        reply = await self.dispatcher.handle_text(actor, chat, text, message.date, str(update_id), epoch=epoch)
+        if reply is not None:
+            self._post(message.chat.id, reply, message.message_id if chat.kind != "private" else None, urgent)
+
+    async def _on_press(self, update: Update, actor: Actor, chat: ChatRef, epoch: int, urgent: bool) -> None:
         query = update.callback_query
         assert query is not None
         origin = query.message
         chat_id = origin.chat.id if origin is not None else query.from_user.id
-        chat = chat_of(origin.chat) if origin is not None else private_chat(query.from_user)
-        reply = await self.dispatcher.handle_callback(actor_of(query.from_user), chat, query.data or "",
-                                                      str(update.update_id), epoch=epoch)
+        reply = await self.dispatcher.handle_callback(actor, chat, query.data or "", str(update.update_id),
+                                                      epoch=epoch)
         alert = reply.plain_text()[:200] if reply is not None and refused(reply) else None
         try:
             await query.answer(alert, show_alert=alert is not None)
@@ -325,17 +421,20 @@ class TelegramPolling:
         if isinstance(origin, Message) and not refused(reply):
             note = "\n\n<i>" + escape(reply.summary(200) or "done") + "</i>"
             self.sender.submit(chat_id, CloseKeyboard(origin.message_id, origin.text_html if origin.text else None,
-                                                      note))
-        self._post(chat_id, reply, None)
+                                                      note), urgent=urgent)
+        self._post(chat_id, reply, None, urgent)
 
-    def _post(self, chat_id: int, reply: Reply, reply_to: int | None) -> None:
+    def _post(self, chat_id: int, reply: Reply, reply_to: int | None, urgent: bool = False) -> None:
         if self.sender is None:
+            log.warning("telegram: a reply to chat %s is not sent: polling has stopped", chat_id)
             return
         for i, message in enumerate(render_telegram(reply)):
-            self.sender.submit(chat_id, Post(message, reply_to if i == 0 else None))
+            self.sender.submit(chat_id, Post(message, reply_to if i == 0 else None), urgent=urgent)
 
-    async def _on_error(self, update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
-        log.error("telegram: handling update failed", exc_info=context.error)
+
+def _describe(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return f"{type(exc).__name__}: {text}"[:200] if text else type(exc).__name__
 
 
 async def _wait(event: asyncio.Event, seconds: float) -> bool:

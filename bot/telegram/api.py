@@ -3,49 +3,120 @@
 Both honour ``telegram.base_url`` (a local Bot API server, or the fake one in tests). The
 application gets PTB's ``AIORateLimiter`` for the overall and per-group limits with no retries of
 its own (a 429 is retried per chat by :class:`~bot.telegram.send.ChatSender`, which blocks only that
-chat), an update queue that confirms updates only once handled, no job queue, and strictly
-sequential update handling (the confirmation order depends on it).
+chat), no job queue, an :class:`AdmissionQueue` that hands each fetched update to the adapter's
+chat lanes instead of PTB's handlers, and a :class:`PollingRequest` for ``getUpdates``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from telegram import Bot, Update
+from telegram._utils.types import JSONDict
 from telegram.ext import AIORateLimiter, Application, ApplicationBuilder
-from telegram.request import HTTPXRequest
+from telegram.request import HTTPXRequest, RequestData
 
 from core.settings_models import TelegramSettings
 
 AnyApplication = Application[Any, Any, Any, Any, Any, Any]
+log = logging.getLogger("tradectl.bot.telegram")
 
 
-class HandledQueue(asyncio.Queue[object]):
-    """The queue between PTB's updater and application, returning from ``put`` only once the update
-    has been handled, so the updater asks for the next offset (confirming it) only after that.
+class AdmissionQueue(asyncio.Queue[object]):
+    """The queue between PTB's updater and application. An update is not queued for PTB's handlers:
+    ``put`` hands it to ``admit`` (the adapter queues it on its chat lanes) and returns once admitted.
 
-    :meth:`hold` keeps the update being handled unconfirmed: the updater's ``put`` never returns
-    and the update is delivered again when polling restarts, here or on the next leader.
+    The updater confirms a batch to Telegram with its next ``getUpdates``, so what ``put`` does
+    not return from stays unconfirmed: ``admit`` answering False (not sure to be the leader) holds
+    the update until :meth:`release`, and it is delivered again when polling restarts, here or on
+    the next leader. Anything else (PTB's stop signal) passes through to the application.
     """
 
     def __init__(self) -> None:
         super().__init__()
         self._released = asyncio.Event()
         self._released.set()
+        self.admit: Callable[[Update], Awaitable[bool]] | None = None
 
     async def put(self, item: object) -> None:
-        await super().put(item)
-        await self.join()
-        if isinstance(item, Update):
-            await self._released.wait()
+        admit = self.admit
+        if not isinstance(item, Update) or admit is None:
+            await super().put(item)
+            return
+        if not await admit(item):
+            self.hold()
+        await self._released.wait()
 
     def hold(self) -> None:
         self._released.clear()
 
     def release(self) -> None:
         self._released.set()
+
+
+class PollingRequest(HTTPXRequest):
+    """The HTTP client for ``getUpdates`` only (PTB keeps a separate one for it).
+
+    - Each ``getUpdates`` confirms what the previous one returned, so ``before_poll`` runs first: the
+      adapter waits there (briefly) for the fetched updates to be handled.
+    - Each answer is reported to ``on_poll`` (None: fine, else the error), for the component state.
+    - An update python-telegram-bot cannot read would make it fetch the same batch forever (it logs
+      and retries without confirming). After a batch that was not confirmed, every update of the
+      next answer is checked, and one that cannot be read is replaced by its bare ``update_id``:
+      skipped and confirmed, with an error in the log, instead of stopping every later update.
+    """
+
+    def __init__(self, *, before_poll: Callable[[], Awaitable[None]] | None = None,
+                 on_poll: Callable[[BaseException | None], None] | None = None, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.before_poll = before_poll
+        self.on_poll = on_poll
+        self._last_ids: tuple[int, ...] = ()
+        self._check = False
+        self.skipped: list[int] = []
+
+    async def do_request(self, url: str, method: str, request_data: RequestData | None = None,
+                         *args: Any, **kwargs: Any) -> tuple[int, bytes]:
+        polling = url.endswith("/getUpdates")
+        if polling:
+            offset = (request_data.parameters.get("offset") if request_data is not None else None) or 0
+            self._check = bool(self._last_ids) and isinstance(offset, int) and offset <= max(self._last_ids)
+            if self.before_poll is not None:
+                await self.before_poll()
+        try:
+            code, payload = await super().do_request(url, method, request_data, *args, **kwargs)
+        except Exception as exc:
+            if polling and self.on_poll is not None:
+                self.on_poll(exc)
+            raise
+        if polling and self.on_poll is not None and 200 <= code <= 299:
+            self.on_poll(None)
+        return code, payload
+
+    def parse_json_payload(self, payload: bytes) -> JSONDict:  # type: ignore[override]
+        data = HTTPXRequest.parse_json_payload(payload)
+        result = data.get("result") if isinstance(data, dict) else None
+        if isinstance(result, list) and result and all(isinstance(u, dict) for u in result):
+            if self._check:
+                data["result"] = result = [r for r in (self._readable(u) for u in result) if r is not None]
+            ids = tuple(u["update_id"] for u in result if isinstance(u.get("update_id"), int))
+            self._last_ids = ids
+        return data
+
+    def _readable(self, update: JSONDict) -> JSONDict | None:
+        try:
+            Update.de_json(update, None)
+            return update
+        except Exception as exc:  # noqa: BLE001 - whatever PTB chokes on, skip that one update
+            update_id = update.get("update_id")
+            log.error("telegram: update %s cannot be read (%s: %s); skipped", update_id, type(exc).__name__, exc)
+            if isinstance(update_id, int):
+                self.skipped.append(update_id)
+                return {"update_id": update_id}
+            return None
 
 
 class _RetryAfterIsHandled(logging.Filter):
@@ -71,20 +142,28 @@ def _token(settings: TelegramSettings) -> str:
     return settings.token.get_secret_value()
 
 
-def build_application(settings: TelegramSettings) -> AnyApplication:
+def build_application(settings: TelegramSettings, polling: PollingRequest | None = None) -> AnyApplication:
     if not any(isinstance(f, _RetryAfterIsHandled) for f in _RATE_LOG.filters):
         _RATE_LOG.addFilter(_RetryAfterIsHandled())
     s = settings
+    polling = polling or polling_request()
     builder = (ApplicationBuilder().token(_token(s))
                .rate_limiter(AIORateLimiter(overall_max_rate=s.overall_rate_per_s, overall_time_period=1,
                                             group_max_rate=s.group_rate_per_min, group_time_period=60,
                                             max_retries=0))
-               .update_queue(HandledQueue()).concurrent_updates(False).job_queue(None)
+               .update_queue(AdmissionQueue()).job_queue(None)
                .connect_timeout(5).read_timeout(10).write_timeout(10).pool_timeout(5)
-               .get_updates_connect_timeout(5).get_updates_read_timeout(5).get_updates_pool_timeout(5))
+               .get_updates_request(polling))
     if s.base_url:
         builder = builder.base_url(s.base_url).base_file_url(file_url(s.base_url))
     return builder.build()
+
+
+def polling_request(before_poll: Callable[[], Awaitable[None]] | None = None,
+                    on_poll: Callable[[BaseException | None], None] | None = None) -> PollingRequest:
+    """The ``getUpdates`` client: one connection, PTB's usual timeouts for polling."""
+    return PollingRequest(before_poll=before_poll, on_poll=on_poll, connection_pool_size=1, connect_timeout=5,
+                          read_timeout=5, write_timeout=5, pool_timeout=5)
 
 
 def build_bot(settings: TelegramSettings, timeout_s: float = 10.0) -> Bot:

@@ -5,11 +5,16 @@ in total and 20 per minute per group. The application's ``AIORateLimiter`` cover
 per-group limits; it has no limit for private chats, so each chat also gets a token bucket here.
 Each chat with something to send has one worker task, so a chat's messages keep their order and
 a slow chat never holds up the others; the update loop only queues and never waits for a send.
+Replies to the kill lane (``urgent``) go ahead of the chat's other queued messages, so a busy group
+still sees KILLED next.
 
 A 429 (``RetryAfter``) blocks that chat for the time Telegram names and the *same* message is sent
-again — as often as it takes. Network errors are retried a few times with backoff (a reply may then
-arrive twice, never not at all); a message Telegram refuses outright (bad request, bot blocked) is
-logged and skipped, after one plain-text attempt if only its HTML was the problem.
+again — as often as it takes. Network errors (Telegram unreachable, 5xx) are retried with backoff
+for up to ``give_up_after_s`` (a reply may then arrive twice, never not at all) while the component
+shows ``down``; a message Telegram refuses outright (bad request, bot blocked) is logged and
+skipped, after one plain-text attempt if only its HTML was the problem. Anything else going wrong
+with one message (a bug, a message that cannot be encoded) is retried twice and then skipped with
+the traceback in the log: one bad message never takes its chat's queue with it.
 """
 
 from __future__ import annotations
@@ -23,17 +28,22 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import httpx
 from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup, LinkPreviewOptions, ReplyParameters
 from telegram.constants import ParseMode
-from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, TelegramError
+from telegram.error import BadRequest, Forbidden, InvalidToken, NetworkError, RetryAfter, TelegramError, TimedOut
 
 from bot.notify.ratelimit import TokenBucket
 from bot.telegram.render import Keyboard, OutMessage, PhotoMessage, TextMessage, units
+from core.components import ComponentHealth
 from core.lifecycle import Supervisor
 
 log = logging.getLogger("tradectl.bot.telegram")
 _NO_PREVIEW = LinkPreviewOptions(is_disabled=True)
-MAX_NETWORK_RETRIES = 5
+GIVE_UP_AFTER_S = 600.0  # a reply still unsent after 10 minutes of network errors is stale
+MAX_BACKOFF_S = 30.0
+MAX_UNEXPECTED_RETRIES = 2
+COMPONENT = "telegram:send"
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,31 +95,49 @@ def _plain(message: OutMessage) -> OutMessage:
     return PhotoMessage(message.png, strip(message.caption_html), message.keyboard)
 
 
+class _ChatQueue:
+    """One chat's messages: replies to the kill lane first, then the rest, each in order."""
+
+    __slots__ = ("normal", "urgent")
+
+    def __init__(self) -> None:
+        self.urgent: deque[Outgoing] = deque()
+        self.normal: deque[Outgoing] = deque()
+
+    def __len__(self) -> int:
+        return len(self.urgent) + len(self.normal)
+
+
 class ChatSender:
     """Delivers :class:`Outgoing` items per chat. ``submit`` never blocks; ``close`` drains."""
 
     def __init__(self, bot: Bot, *, rate_per_s: float, burst: int,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic, health: ComponentHealth | None = None,
+                 give_up_after_s: float = GIVE_UP_AFTER_S) -> None:
         self.bot = bot
         self.rate_per_s, self.burst = rate_per_s, burst
         self._clock = clock
-        self._queues: dict[int, deque[Outgoing]] = {}
+        self.health = health
+        self.give_up_after_s = give_up_after_s
+        self._queues: dict[int, _ChatQueue] = {}
         self._buckets: dict[int, TokenBucket] = {}
         self._supervisor = Supervisor("telegram:send")
         self._closed = False
         self.sent = 0
         self.rate_limited = 0  # 429 answers, each followed by a retry of the same message
-        self.skipped = 0  # refused by Telegram for good (bad request, bot blocked)
+        self.skipped = 0  # refused by Telegram for good (bad request, bot blocked), or failing for too long
+        self.failed = 0  # skipped after an unexpected error
 
-    def submit(self, chat_id: int, item: Outgoing) -> None:
+    def submit(self, chat_id: int, item: Outgoing, *, urgent: bool = False) -> None:
+        """Queue ``item`` for ``chat_id``; ``urgent`` ones go after the message being sent, ahead of the rest."""
         if self._closed:
             log.warning("telegram: not sending to chat %s after stop", chat_id)
             return
         queue = self._queues.get(chat_id)
         if queue is None:
-            queue = self._queues[chat_id] = deque()
+            queue = self._queues[chat_id] = _ChatQueue()
             self._supervisor.spawn(f"telegram:chat:{chat_id}", self._serve(chat_id, queue))
-        queue.append(item)
+        (queue.urgent if urgent else queue.normal).append(item)
 
     def pending(self) -> int:
         return sum(len(q) for q in self._queues.values())
@@ -135,19 +163,35 @@ class ChatSender:
             bucket = self._buckets[chat_id] = TokenBucket(self.rate_per_s, self.burst, self._clock)
         return bucket
 
-    async def _serve(self, chat_id: int, queue: deque[Outgoing]) -> None:
+    async def _serve(self, chat_id: int, queue: _ChatQueue) -> None:
         try:
             while queue:
-                await self._deliver(chat_id, queue[0])
-                queue.popleft()
+                line = queue.urgent if queue.urgent else queue.normal
+                try:
+                    await self._deliver(chat_id, line[0])
+                except asyncio.CancelledError:
+                    raise
+                except Exception:  # noqa: BLE001 - never lose the messages queued behind this one
+                    self.failed += 1
+                    log.exception("telegram: a message to chat %s failed and is skipped", chat_id)
+                line.popleft()
         finally:
             if self._queues.get(chat_id) is queue:
                 del self._queues[chat_id]
 
+    def _down(self, reason: str) -> None:
+        if self.health is not None:
+            self.health.down(COMPONENT, reason)
+
+    def _up(self) -> None:
+        if self.health is not None:
+            self.health.up(COMPONENT)
+
     async def _deliver(self, chat_id: int, item: Outgoing) -> None:
         bucket = self._bucket(chat_id)
-        failures = 0
+        failures = unexpected = 0
         plain_tried = False
+        started = self._clock()
         while True:
             wait = bucket.wait_time()
             if wait > 0:
@@ -157,6 +201,7 @@ class ChatSender:
             try:
                 await self._call(chat_id, item)
                 self.sent += 1
+                self._up()
                 return
             except RetryAfter as exc:
                 seconds = retry_seconds(exc)
@@ -177,16 +222,28 @@ class ChatSender:
                 self.skipped += 1
                 log.warning("telegram: cannot write to chat %s: %s", chat_id, exc)
                 return
-            except (NetworkError, TelegramError) as exc:
+            except TelegramError as exc:
+                if not _transient(exc):
+                    raise  # e.g. a message that cannot be encoded: not worth ten minutes of retries
                 failures += 1
-                if failures > MAX_NETWORK_RETRIES:
+                if self._clock() - started > self.give_up_after_s:
                     self.skipped += 1
-                    log.error("telegram: giving up on a message to chat %s after %d errors: %s",
-                              chat_id, failures, exc)
+                    log.error("telegram: giving up on a message to chat %s after %d errors in %.0fs: %s",
+                              chat_id, failures, self._clock() - started, exc)
                     return
-                delay = min(30.0, 0.5 * 2 ** (failures - 1))
+                delay = min(MAX_BACKOFF_S, 0.5 * 2 ** min(failures - 1, 8))
+                self._down(f"sending to chat {chat_id} failed ({type(exc).__name__}: {exc}); retrying")
                 log.warning("telegram: sending to chat %s failed (%s); retry in %.1fs", chat_id, exc, delay)
                 await asyncio.sleep(delay)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                unexpected += 1
+                if unexpected > MAX_UNEXPECTED_RETRIES:
+                    raise
+                log.warning("telegram: sending to chat %s failed unexpectedly (%r); retry %d of %d",
+                            chat_id, exc, unexpected, MAX_UNEXPECTED_RETRIES)
+                await asyncio.sleep(0.2 * unexpected)
 
     async def _call(self, chat_id: int, item: Outgoing) -> None:
         if isinstance(item, CloseKeyboard):
@@ -208,3 +265,18 @@ class ChatSender:
         else:
             await self.bot.send_photo(chat_id, message.png, caption=message.caption_html or None,
                                       parse_mode=ParseMode.HTML, reply_markup=markup, reply_parameters=reply)
+
+
+def _transient(exc: TelegramError) -> bool:
+    """A failure worth retrying for minutes: Telegram unreachable, timing out, answering 5xx, or the
+    token refused (the whole platform is down for us, not this message).
+
+    PTB reports any exception raised while building or sending a request as a ``NetworkError``
+    ("Unknown error in HTTP implementation"); one caused by something other than the network (a
+    value that cannot be encoded) fails the same way every time, as do the other Telegram errors."""
+    if isinstance(exc, (TimedOut, InvalidToken)):
+        return True
+    if not isinstance(exc, NetworkError):
+        return False
+    cause = exc.__cause__
+    return cause is None or isinstance(cause, (httpx.HTTPError, OSError))

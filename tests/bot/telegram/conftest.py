@@ -10,7 +10,9 @@ from pydantic import SecretStr
 
 from bot.app import build_dispatcher
 from bot.context import SystemClock
+from bot.lanes import LaneLimits
 from bot.telegram import TelegramPolling
+from core.components import ComponentHealth
 from core.settings_models import ChatSettings, TelegramSettings
 from persistence.db import Database
 from tests.bot.fake_trading import FakeTrading
@@ -55,11 +57,12 @@ async def make_bot(db: Database, fake_tg: FakeTelegram, trading: FakeTrading) ->
     started: list[TelegramPolling] = []
 
     async def make(epoch: int = 1, chat: dict[str, Any] | None = None, fence: Any = None, on_conflict: Any = None,
+                   health: ComponentHealth | None = None, lane_limits: LaneLimits | None = None,
                    **overrides: Any) -> TelegramPolling:
         dispatcher = build_dispatcher(db, trading, ChatSettings(**{**CHAT_SETTINGS, **(chat or {})}),
                                       clock=SystemClock(), instance_id=f"test-{len(started)}")
         bot = TelegramPolling(dispatcher, telegram_settings(fake_tg, **overrides), fence=fence,
-                              on_conflict=on_conflict)
+                              on_conflict=on_conflict, health=health, lane_limits=lane_limits)
         await bot.start()
         started.append(bot)
         await bot.lead(epoch)

@@ -1,0 +1,224 @@
+"""Incoming updates handled concurrently per chat, in bounded queues, with a lane for the kill switch.
+
+A chat platform hands the adapter a stream of updates from every chat at once. Handled one at a
+time, one chat's flood (a stranger, a viewer past the rate limit) delays every other chat and the
+kill switch behind it. :class:`ChatLanes` gives each chat its own FIFO lane with one worker, so a
+chat's messages keep their order while chats proceed independently, and runs urgent updates (the
+kill lane: ``/kill``, ``/closeall``, ``/pause`` and their confirmations, as the dispatcher
+classifies them) at once, never behind a queue.
+
+Everything is bounded: a chat holds at most ``per_chat`` waiting updates and all chats together
+``total``; what does not fit is dropped and counted (a chat that far behind is flooding, and its
+excess would be refused anyway). At most ``running`` ordinary updates are handled at once, whatever
+the number of chats — a thousand strangers at once would otherwise queue a thousand transactions
+in front of the kill's — while urgent ones run at once, up to ``urgent`` at a time (beyond that they
+wait in their chat's lane like any other). One failing update is logged and its lane goes on.
+
+What is not done here: authorization, rate limits, de-duplication — the dispatcher does those.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from bot.confirmations import parse_payload
+from bot.dispatcher import split_command
+from bot.identity import Actor, ChatRef
+from core.lifecycle import Supervisor
+
+log = logging.getLogger("tradectl.bot.lanes")
+Work = Callable[[], Awaitable[object]]
+DROP_LOG_EVERY_S = 10.0
+
+
+@dataclass(frozen=True, slots=True)
+class LaneLimits:
+    """How much may wait: per chat, over all chats, and how many urgent updates run at once."""
+
+    per_chat: int = 100
+    total: int = 2000
+    urgent: int = 32
+    running: int = 8
+
+    def __post_init__(self) -> None:
+        if min(self.per_chat, self.total, self.urgent, self.running) < 1:
+            raise ValueError("lane limits must be positive")
+
+
+@dataclass(frozen=True, slots=True)
+class LaneStats:
+    queued: int
+    running_urgent: int
+    handled: int
+    failed: int
+    dropped: int
+
+
+class ChatLanes:
+    """Per-chat FIFO lanes plus an urgent lane. ``submit`` never blocks; ``drain`` finishes the work."""
+
+    def __init__(self, name: str, limits: LaneLimits | None = None) -> None:
+        self.name = name
+        self.limits = limits or LaneLimits()
+        self._lanes: dict[str, deque[Work]] = {}
+        self._queued = 0
+        self._urgent = 0
+        self._seq = itertools.count()
+        self._supervisor = Supervisor(f"{name}:lanes")
+        self._slots = asyncio.Semaphore(self.limits.running)
+        self._changed = asyncio.Event()
+        self._closed = False
+        self.handled = self.failed = self.dropped = 0
+        self._dropped_logged = 0
+        self._last_drop_log = -1e9
+
+    # -- admission -----------------------------------------------------------------------------
+
+    def submit(self, chat: str, work: Work, *, urgent: bool = False, what: str = "update") -> bool:
+        """Queue ``work`` for ``chat`` (or run it at once when ``urgent``); False when it was dropped."""
+        if self._closed:
+            self._drop(chat, what, "stopping")
+            return False
+        if urgent and self._urgent < self.limits.urgent:
+            self._urgent += 1
+            self._supervisor.spawn(f"{self.name}:urgent:{next(self._seq)}", self._run_urgent(work, what))
+            return True
+        lane = self._lanes.get(chat)
+        if lane is not None and len(lane) >= self.limits.per_chat:
+            self._drop(chat, what, f"{len(lane)} waiting in this chat")
+            return False
+        if self._queued >= self.limits.total:
+            self._drop(chat, what, f"{self._queued} waiting in all chats")
+            return False
+        if lane is None:
+            lane = self._lanes[chat] = deque()
+            self._supervisor.spawn(f"{self.name}:chat:{chat}", self._serve(chat, lane))
+        lane.append(work)
+        self._queued += 1
+        return True
+
+    def _drop(self, chat: str, what: str, why: str) -> None:
+        self.dropped += 1
+        now = time.monotonic()
+        if now - self._last_drop_log >= DROP_LOG_EVERY_S:
+            since = self.dropped - self._dropped_logged
+            log.warning("%s: dropped an %s from chat %s (%s); %d dropped since the last notice",
+                        self.name, what, chat, why, since)
+            self._last_drop_log, self._dropped_logged = now, self.dropped
+
+    # -- workers -------------------------------------------------------------------------------
+
+    async def _serve(self, chat: str, lane: deque[Work]) -> None:
+        try:
+            while lane:
+                async with self._slots:
+                    await self._one(lane[0], "update")
+                lane.popleft()
+                self._queued -= 1
+                self._changed.set()
+        finally:
+            if self._lanes.get(chat) is lane:
+                del self._lanes[chat]
+                self._queued -= len(lane)  # only when cancelled with work left
+            self._changed.set()
+
+    async def _run_urgent(self, work: Work, what: str) -> None:
+        try:
+            await self._one(work, what)
+        finally:
+            self._urgent -= 1
+            self._changed.set()
+
+    async def _one(self, work: Work, what: str) -> None:
+        try:
+            await work()
+            self.handled += 1
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # noqa: BLE001 - one bad update never stops its chat's lane
+            self.failed += 1
+            log.exception("%s: handling an %s failed; the chat's next updates go on", self.name, what)
+
+    # -- observing and stopping ----------------------------------------------------------------
+
+    def stats(self) -> LaneStats:
+        return LaneStats(self._queued, self._urgent, self.handled, self.failed, self.dropped)
+
+    def settled(self) -> bool:
+        """Nothing waiting or running."""
+        return self._queued == 0 and self._urgent == 0
+
+    def backlogged(self) -> bool:
+        """More is waiting than can run, or some chat has updates behind the one being handled: a flood
+        is being worked off."""
+        return self._queued > self.limits.running or any(len(lane) > 1 for lane in self._lanes.values())
+
+    async def wait_settled(self, timeout: float) -> bool:
+        """Wait until everything submitted is handled (True), a backlog builds up, or ``timeout`` passes."""
+        end = time.monotonic() + timeout
+        while not self.settled():
+            left = end - time.monotonic()
+            if left <= 0 or self.backlogged():
+                return False
+            self._changed.clear()
+            try:
+                await asyncio.wait_for(self._changed.wait(), left)
+            except TimeoutError:
+                return self.settled()
+        return True
+
+    async def drain(self, timeout: float) -> int:
+        """Take no more; give what was submitted ``timeout`` seconds, then cancel the rest.
+
+        Returns how many waiting updates were cancelled unhandled."""
+        self._closed = True
+        end = time.monotonic() + timeout
+        while not self.settled() and time.monotonic() < end:
+            self._changed.clear()
+            try:
+                await asyncio.wait_for(self._changed.wait(), max(0.0, end - time.monotonic()))
+            except TimeoutError:
+                break
+        left = self._queued + self._urgent
+        if left:
+            log.error("%s: %d update(s) not handled within %.1fs of stopping", self.name, left, timeout)
+        await self._supervisor.stop(timeout=1.0)
+        self._lanes.clear()
+        self._queued = self._urgent = 0
+        return left
+
+    def reopen(self) -> None:
+        """Take updates again after :meth:`drain` (a new leader term)."""
+        self._closed = False
+
+
+# -- the kill lane ---------------------------------------------------------------------------------
+
+URGENT_COMMANDS = frozenset({"kill", "closeall", "pause"})
+
+
+def is_urgent(dispatcher: object, actor: Actor, chat: ChatRef, text: str | None, payload: str | None) -> bool:
+    """Whether an update goes in the kill lane: the dispatcher decides, in memory.
+
+    Until the dispatcher offers ``urgent(actor, chat, text, payload)``, a fallback looks only at the
+    input: one of :data:`URGENT_COMMANDS` as text, or any confirmation button. That is cheap but
+    also lets a stranger's ``/kill`` jump the queue (the dispatcher still refuses it); the bound on
+    urgent updates running at once keeps that from costing more than a lane.
+    """
+    decide = getattr(dispatcher, "urgent", None)
+    if decide is not None:
+        try:
+            return bool(decide(actor, chat, text, payload))
+        except Exception:  # noqa: BLE001 - a classification bug must not drop the update
+            log.exception("classifying an update for the kill lane failed; handled in its chat's lane")
+            return False
+    if payload is not None:
+        return parse_payload(payload) is not None
+    parsed = split_command(text) if text is not None else None
+    return parsed is not None and parsed[0] in URGENT_COMMANDS
