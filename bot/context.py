@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Protocol
 
+from bot import format as fmt
 from core.settings_models import ChatSettings
 from core.views import TradingService
 
@@ -44,6 +45,19 @@ class CommandContext:
     settings: ChatSettings
     clock: Clock
     approved_by: str = ""  # the second admin, when a two-person command was confirmed
+    timezone: str = "UTC"  # service.timezone: every time in a reply is local to it
+
+    def when(self, value: datetime | None) -> str:
+        """A full local timestamp, ``2024-05-01 15:45 CEST``."""
+        return fmt.when(value, self.timezone)
+
+    def clock_time(self, value: datetime | None) -> str:
+        """A short local time, ``15:45 CEST`` today, ``30 Apr 15:45 CEST`` before."""
+        return fmt.clock(value, self.timezone, self.clock.now())
+
+    def ago(self, value: datetime | None) -> str:
+        """``3 h ago``."""
+        return fmt.ago(value, self.clock.now())
 
     @property
     def requested_by(self) -> str:
