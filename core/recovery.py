@@ -108,9 +108,10 @@ class Recovery:
         kills = await confirmed.unfinished(e.db, ("kill",))
         for k in kills:
             at = e.state.changed_at
-            if e.state.state != KILLED and at is not None and at > k.confirmed_at:
-                # the state changed after this kill was confirmed (only /rearm leaves killed): it ran
-                await confirmed.mark_executed(e.db, k.nonce, f"already handled: trading was {e.state.state} "
+            if e.state.state != KILLED and at is not None and at > k.confirmed_at and e.state.changed_by != "risk":
+                # a person changed the state after this kill was confirmed (a /rearm, typically: the kill
+                # ran and only its record was lost); a breaker's auto-pause is no such evidence
+                await confirmed.mark_executed(e.db, k.nonce, f"already handled: trading was set {e.state.state} "
                                                             f"by {e.state.changed_by} afterwards")
                 continue
             self.kills.append(k)

@@ -409,3 +409,26 @@ async def test_confirmed_closes_are_completed_only_while_fresh(db: Database) -> 
     interrupted = [e for e in again.drain() if e.kind == "interrupted_command"]
     assert [e.command for e in interrupted] == ["closeall", "close"]  # type: ignore[attr-defined]
     await again.stop()
+
+
+async def test_a_kill_whose_record_was_lost_after_a_rearm_is_not_repeated(db: Database) -> None:
+    rig = Rig(db)
+    await rig.start()
+    await rig.stop()
+    handled = await confirmed(db, "kill", ago_s=30)  # ran; only the "executed" mark was lost
+    await rig.engine.state_store.save("paused", "re-armed after kill; /resume to trade", "telegram:9",
+                                      datetime.now(UTC) - timedelta(seconds=10))
+    again = Rig(db, clock=rig.clock)
+    await again.start()
+    assert again.engine.state.state == "paused"
+    assert (await confirmation(db, handled)).result == "already handled: trading was set paused by telegram:9 afterwards"
+    await again.stop()
+
+    lost = await confirmed(db, "kill", ago_s=30)  # never ran; a breaker paused entries afterwards
+    await rig.engine.state_store.save("paused", "daily loss limit", "risk", datetime.now(UTC) - timedelta(seconds=10))
+    third = Rig(db, clock=rig.clock)
+    await third.start()
+    assert third.engine.state.state == "killed"
+    await eventually(third.engine.recovery.done.is_set)
+    assert (await confirmation(db, lost)).result.startswith("completed after restart: killed")
+    await third.stop()
