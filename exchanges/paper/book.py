@@ -25,7 +25,7 @@ from exchanges.paper.model import (
 log = logging.getLogger("tradectl.paper")
 Snapshot = dict[str, tuple[Decimal, Decimal]]
 Cursor = tuple[datetime, Decimal]  # (open time of the last candle matched, its liquidity left)
-MarketState = tuple[int, Decimal | None, Decimal | None, tuple[Decimal, datetime] | None]
+MarketState = tuple[datetime | None, Decimal | None, Decimal | None, tuple[Decimal, datetime] | None]
 
 
 class PaperBook:
@@ -168,13 +168,15 @@ class PaperBook:
         return history[-1].ts, self.liquidity.get(pair, ZERO)
 
     def market_state(self, pair: str) -> MarketState:
-        return (len(self.history.get(pair, ())), self.volume.get(pair), self.liquidity.get(pair), self.marks.get(pair))
+        history = self.history.get(pair)
+        last = history[-1].ts if history else None
+        return (last, self.volume.get(pair), self.liquidity.get(pair), self.marks.get(pair))
 
     def restore_market(self, pair: str, state: MarketState) -> None:
         """Forget a candle whose effects could not be stored, so that it is matched again."""
-        length, volume, liquidity, mark = state
+        last, volume, liquidity, mark = state
         history = self.history.get(pair)
-        while history is not None and len(history) > length:
+        while history and (last is None or history[-1].ts > last):
             history.pop()
         for table, value in ((self.volume, volume), (self.liquidity, liquidity), (self.marks, mark)):
             if value is None:

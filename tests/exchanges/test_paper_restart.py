@@ -85,7 +85,8 @@ async def test_a_candle_fed_again_after_a_crash_fills_nothing_twice(db: Database
 
 async def test_a_candle_whose_fills_could_not_be_stored_is_matched_again(db: Database) -> None:
     clock = SimClock(START)
-    paper = PaperExchange(db, MARKETS, starting_balances={"USD": D(100000)}, clock=clock, **OPTIONS)
+    paper = PaperExchange(db, MARKETS, starting_balances={"USD": D(100000)}, clock=clock, history=1,  # a full history
+                          **OPTIONS)
     await paper.start()
     ctl = PaperController(paper, clock)
     await ctl.candle(PAIR, D(20000), D(20000), D(20000), D(20000), D(10))
