@@ -132,7 +132,10 @@ class Service:
 
     def signal(self, sig: signal.Signals) -> float:
         assert self.proc is not None
-        self.proc.send_signal(sig)
+        try:
+            self.proc.send_signal(sig)
+        except ProcessLookupError:
+            pass  # it had exited already; the caller finds out from the exit code
         return time.monotonic()
 
     async def wait(self, timeout: float) -> int | None:
@@ -599,6 +602,10 @@ async def _rounds(checker: Checker, work: Path, env: dict[str, str], report: Rep
             await _settle_kill(checker, svc, report, pending_kill)
             pending_kill = None
         await asyncio.sleep(rng.uniform(*run_s))
+        if not svc.alive:
+            report.violations.append(f"round {n}: the service exited by itself (code {svc.proc.returncode if svc.proc else '?'})"
+                                     f"\n{svc.log()[-1500:]}")
+            break
         if outages is not None and svc.alive:
             await outages.maybe(checker, svc, report, rng, n)
             await asyncio.sleep(rng.uniform(*run_s))
