@@ -19,6 +19,7 @@ import asyncio
 import logging
 import os
 import re
+import shutil
 import stat
 import sys
 from collections.abc import Awaitable, Callable
@@ -26,6 +27,7 @@ from datetime import UTC
 from pathlib import Path
 from typing import BinaryIO, Protocol, TextIO
 
+from bot import layout
 from bot.confirmations import cancel_payload, confirm_payload, parse_payload
 from bot.context import Clock, SystemClock
 from bot.dispatcher import Dispatcher
@@ -36,7 +38,6 @@ from core.events import Event
 from core.lifecycle import Supervisor, TaskFailed
 
 log = logging.getLogger("tradectl.bot.console")
-_NUMERIC = re.compile(r"^[+-]?[0-9][0-9,]*(\.[0-9]+)?%?( [A-Z]{2,6})?$")
 _ANSWER = re.compile(r"^(yes|y|no|n)\s+(\S+)$", re.IGNORECASE)
 _PREFIX = {"error": "error: ", "warning": "warning: ", "success": "ok: ", "plain": ""}
 
@@ -44,32 +45,48 @@ _PREFIX = {"error": "error: ", "warning": "warning: ", "success": "ok: ", "plain
 # --- rendering -----------------------------------------------------------------------------------
 
 
-def _cell(text: str) -> str:
-    return " ".join(text.split()) if ("\n" in text or "\t" in text) else text
+def _kv(block: KeyValues, width: int | None) -> list[str]:
+    """``  key  value`` lines with the keys aligned; on a terminal too narrow for that, ``  key: value``
+    lines whose long values wrap at spaces under the key, indented."""
+    keys = max((len(k) for k, _ in block.items), default=0)
+    lines = _lines(block.title, width) if block.title else []
+    aligned = [f"  {k.ljust(keys)}  {layout.cell(v)}" for k, v in block.items]
+    if width is None or all(len(line) <= width for line in aligned):
+        return lines + aligned
+    for key, value in block.items:
+        lines.extend(layout.wrap(f"  {key}: {layout.cell(value)}", width, "    "))
+    return lines
 
 
-def _table(block: Table) -> list[str]:
-    rows = [tuple(_cell(c) for c in row) for row in block.rows]
-    widths = [len(h) for h in block.headers]
-    for row in rows:
-        widths = [max(w, len(c)) for w, c in zip(widths, row, strict=True)]
-    numeric = [bool(rows) and all(_NUMERIC.match(r[i]) or r[i] == "-" for r in rows) for i in range(len(widths))]
-
-    def line(cells: tuple[str, ...]) -> str:
-        parts = [c.rjust(w) if num else c.ljust(w) for c, w, num in zip(cells, widths, numeric, strict=True)]
-        return "  ".join(parts).rstrip()
-
-    out = [block.title] if block.title else []
-    out.append(line(block.headers))
-    out.append("  ".join("-" * w for w in widths))
-    out.extend(line(r) for r in rows)
-    if not rows:
-        out.append("(none)")
+def _table(block: Table, width: int | None) -> list[str]:
+    out = _lines(block.title, width) if block.title else []
+    chosen = layout.choose(block, width)
+    if isinstance(chosen, layout.Grid):
+        out += chosen.header_lines() + chosen.row_lines()
+    else:
+        for i, record in enumerate(chosen.records):
+            if i:
+                out.append("")
+            out.extend(layout.wrap(record.heading, width, "  "))
+            fields = record.field_lines(None if width is None else width - 2)
+            out.extend(line for text in fields for line in layout.wrap(f"  {text}", width, "  "))
+        if not chosen.records:
+            out.append(layout.NONE)
+    if block.more:
+        out.extend(layout.wrap(block.more, width))
     return out
 
 
-def render_console(reply: Reply, save_image: Callable[[Image], str] | None = None) -> str:
+def _lines(text: str, width: int | None) -> list[str]:
+    return [line for raw in text.split("\n") for line in layout.wrap(raw, width)]
+
+
+def render_console(reply: Reply, save_image: Callable[[Image], str] | None = None, *, width: int | None = None) -> str:
     """A reply as plain terminal text. Buttons are numbered in order; confirmations also show ``yes <nonce>``.
+
+    ``width``: the terminal's columns. A table wider than that is shown one block per row (see
+    :mod:`bot.layout`) and long lines wrap at spaces, so nothing is broken mid-word by the terminal;
+    None (a pipe, a file) keeps every table and line whole.
 
     A terminal cannot show an image: with ``save_image`` it is written to a file and its path shown,
     otherwise a placeholder line says what it was.
@@ -77,27 +94,37 @@ def render_console(reply: Reply, save_image: Callable[[Image], str] | None = Non
     sections: list[str] = []
     for block in clean_reply(reply).blocks:
         if isinstance(block, Text):
-            sections.append(_PREFIX[block.style] + block.text)
+            sections.append("\n".join(_lines(_PREFIX[block.style] + block.text, width)))
         elif isinstance(block, KeyValues):
-            width = max((len(k) for k, _ in block.items), default=0)
-            lines = [block.title] if block.title else []
-            lines += [f"  {k.ljust(width)}  {_cell(v)}" for k, v in block.items]
-            sections.append("\n".join(lines))
+            sections.append("\n".join(_kv(block, width)))
         elif isinstance(block, Table):
-            sections.append("\n".join(_table(block)))
+            sections.append("\n".join(_table(block, width)))
         elif isinstance(block, Image):
             where = f", saved to {save_image(block)}" if save_image is not None else ""
-            sections.append(f"[image: {block.caption or 'chart'}, {len(block.png)} bytes{where}]")
+            sections.append("\n".join(_lines(f"[image: {block.caption or 'chart'}, {len(block.png)} bytes{where}]",
+                                             width)))
         elif isinstance(block, Buttons):
-            sections.append("  ".join(f"[{i}] {b.label}" for i, b in enumerate(block.choices, 1)))
+            sections.append("\n".join(_lines("  ".join(f"[{i}] {b.label}" for i, b in enumerate(block.choices, 1)),
+                                             width)))
             hints = []
             for b in block.choices:
                 parsed = parse_payload(b.payload)
                 if parsed is not None:
                     hints.append(f"{'yes' if parsed[0] == 'confirm' else 'no'} {parsed[1]}")
             if hints:
-                sections.append("(type the number, or: " + " / ".join(hints) + ")")
+                sections.append("\n".join(_lines("(type the number, or: " + " / ".join(hints) + ")", width)))
     return "\n".join(sections)
+
+
+def terminal_width(out: TextIO) -> int | None:
+    """The columns of the terminal ``out`` writes to (``COLUMNS`` wins, as for :func:`shutil.get_terminal_size`),
+    or None when ``out`` is a pipe or a file: scripts get whole lines."""
+    try:
+        if not out.isatty():
+            return None
+    except (AttributeError, ValueError):
+        return None
+    return shutil.get_terminal_size().columns
 
 
 def render_event(event: Event) -> str:
@@ -263,7 +290,8 @@ class ConsoleChat:
             return None
         if reply.buttons:
             self._choices = tuple(b.payload for b in reply.buttons)
-        rendered = render_console(reply, self._save_image if self._image_dir is not None else None)
+        rendered = render_console(reply, self._save_image if self._image_dir is not None else None,
+                                  width=terminal_width(self._out))
         self._write(rendered)
         return rendered
 

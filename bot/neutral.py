@@ -189,7 +189,8 @@ def _clean_block(block: Block) -> Block:
         return KeyValues(clean(block.title), tuple((clean(k), clean(v)) for k, v in block.items))
     if isinstance(block, Table):
         return Table(clean(block.title), tuple(clean(h) for h in block.headers),
-                     tuple(tuple(clean(c) for c in row) for row in block.rows))
+                     tuple(tuple(clean(c) for c in row) for row in block.rows),
+                     tuple(clean(h) for h in block.key), tuple(clean(h) for h in block.optional), clean(block.more))
     if isinstance(block, Image):
         return Image(block.png, clean(block.caption))
     if isinstance(block, Buttons):

@@ -32,14 +32,31 @@ class KeyValues:
 
 @dataclass(frozen=True, slots=True)
 class Table:
+    """Rows of records. A renderer shows it as an aligned table where that fits the screen, otherwise one
+    block per record (see :mod:`bot.layout`); the optional fields help it do that well.
+
+    ``key``: the headers of the columns that name a record, shown together on its first line when the
+    table is shown as records (default: the first column). ``optional``: headers of columns a narrow
+    table may leave out, the first one first; records always show every column. ``more``: how to see
+    what this reply leaves out (e.g. ``"Older trades: /trades 50 page 2"``), shown after the last row.
+    """
+
     title: str
     headers: tuple[str, ...]
     rows: tuple[tuple[str, ...], ...]
+    key: tuple[str, ...] = ()
+    optional: tuple[str, ...] = ()
+    more: str = ""
 
     def __post_init__(self) -> None:
         for row in self.rows:
             if len(row) != len(self.headers):
                 raise ValueError(f"table {self.title!r}: row has {len(row)} cells, expected {len(self.headers)}")
+        for name in (*self.key, *self.optional):
+            if name not in self.headers:
+                raise ValueError(f"table {self.title!r}: {name!r} is not one of its headers")
+        if set(self.key) & set(self.optional):
+            raise ValueError(f"table {self.title!r}: a key column cannot be optional")
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,6 +128,7 @@ class Reply:
                 parts.append(block.title)
                 parts.append(" | ".join(block.headers))
                 parts.extend(" | ".join(row) for row in block.rows)
+                parts.append(block.more)
             elif isinstance(block, Image):
                 parts.append(block.caption)
             elif isinstance(block, Buttons):

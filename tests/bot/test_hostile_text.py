@@ -22,11 +22,11 @@ from pydantic import SecretStr
 
 from bot.console import ConsoleChat, FileReader, render_console, render_event
 from bot.discord import DiscordSender, render_discord
-from bot.discord.render import MAX_CONTENT, MAX_DESCRIPTION, MAX_EMBED_TOTAL
+from bot.discord.render import MAX_CONTENT, MAX_DESCRIPTION, MAX_EMBED_TOTAL, DiscordMessage, render_discord_messages
 from bot.notify import AlertMessage, OutboxDispatcher, WebhookSender
 from bot.reply import Button, Buttons, Image, KeyValues, Reply, Table, Text
 from bot.slack import SlackSender, render_slack, web_client
-from bot.slack.render import MAX_BLOCKS, MAX_SECTION
+from bot.slack.render import MAX_BLOCKS, MAX_SECTION, SlackMessage, render_slack_messages
 from bot.telegram import TelegramAlertSender
 from bot.telegram.render import MAX_CAPTION, MAX_TEXT, PhotoMessage, TextMessage, render_telegram, units
 from core.events import EventBus, StateChanged
@@ -96,8 +96,38 @@ def check_telegram(reply: Reply) -> None:
                 assert_clean(b.label, "telegram button")
 
 
+def assert_discord_description(text: str) -> None:
+    """A table's page: an aligned code block, or one block per row whose first line the renderer made
+    bold (``**...**`` at the start of a line, around escaped text); either may end with escaped lines
+    (a note, a hint)."""
+    if text.startswith("```"):
+        end = text.index("\n```", 3) + len("\n```")
+        assert_discord_code_block(text[:end])
+        text = text[end:].lstrip("\n")
+    assert_discord_inert("\n".join(_without_own_bold(line) for line in text.split("\n")), "embed description")
+
+
+def _without_own_bold(line: str) -> str:
+    """A line without the bold the renderer opened at its start (``**key**: value``, ``**BTC/USD**``)."""
+    if not line.startswith("**"):
+        return line
+    i = 2
+    while i < len(line):
+        if line[i] == "\\":
+            i += 2
+        elif line.startswith("**", i):
+            return line[2:i] + line[i + 2:]
+        else:
+            i += 1
+    return line
+
+
 def check_discord(reply: Reply) -> None:
-    msg = render_discord(reply, owner=OWNER)
+    for msg in [render_discord(reply, owner=OWNER), *render_discord_messages(reply, owner=OWNER)]:
+        check_discord_message(msg)
+
+
+def check_discord_message(msg: DiscordMessage) -> None:
     kwargs = msg.kwargs()
     assert_no_mentions_parsed(kwargs["allowed_mentions"].to_dict())
     assert len(msg.content) <= MAX_CONTENT and len(msg.embeds) <= 10
@@ -111,7 +141,7 @@ def check_discord(reply: Reply) -> None:
             assert_discord_inert(doc["title"], "embed title")
         if "description" in doc:
             assert len(doc["description"]) <= MAX_DESCRIPTION
-            assert_discord_code_block(doc["description"])
+            assert_discord_description(doc["description"])
         for f in doc.get("fields", []):
             assert len(f["name"]) <= 256 and len(f["value"]) <= 1024
             assert_discord_inert(f["name"], "field name")
@@ -125,7 +155,11 @@ def check_discord(reply: Reply) -> None:
 
 
 def check_slack(reply: Reply) -> None:
-    msg = render_slack(reply)
+    for msg in [render_slack(reply), *render_slack_messages(reply)]:
+        check_slack_message(msg)
+
+
+def check_slack_message(msg: SlackMessage) -> None:
     assert_slack_inert(msg.text, "fallback text")
     blocks = list(msg.blocks)
     assert len(blocks) <= MAX_BLOCKS

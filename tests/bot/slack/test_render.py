@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import json
+import re
 
 from bot.reply import Button, Buttons, Image, KeyValues, Reply, Table, Text
 from bot.slack import render_slack
-from bot.slack.render import ACTION_RE, MAX_BLOCKS, MAX_SECTION
+from bot.slack.render import ACTION_RE, MAX_BLOCKS, MAX_SECTION, render_slack_messages
 
 
 def test_text_is_escaped_mrkdwn() -> None:
@@ -29,9 +30,15 @@ def test_table_is_an_aligned_code_block_cut_with_a_count() -> None:
     (small,) = render_slack(Reply((Table("Trades", ("pair", "pnl"), (("BTC/USD", "+1.00"),)),))).blocks
     assert small["text"]["text"] == "*Trades*\n```\npair       pnl\n-------  -----\nBTC/USD  +1.00\n```"
     rows = tuple((f"P{i}/USD", "<1>") for i in range(1000))
-    (big,) = render_slack(Reply((Table("All", ("pair", "pnl"), rows),))).blocks
-    assert len(big["text"]["text"]) <= MAX_SECTION and "more rows" in big["text"]["text"]
-    assert "&lt;1&gt;" in big["text"]["text"]
+    *pages, note = render_slack(Reply((Table("All", ("pair", "pnl"), rows),))).blocks
+    for page in pages:  # each section reads on its own: numbered title, then the header again
+        text = page["text"]["text"]
+        assert len(text) <= MAX_SECTION and "&lt;1&gt;" in text
+        assert re.match(r"\*All \([0-9]+/[0-9]+\)\*\n```\npair +pnl\n", text), text[:60]
+    shown = sum(page["text"]["text"].count("P") for page in pages)
+    assert note["text"]["text"] == f"… {1000 - shown} more rows not shown"
+    everything = render_slack_messages(Reply((Table("All", ("pair", "pnl"), rows),)))
+    assert sum(b["text"]["text"].count("/USD") for m in everything for b in m.blocks) == 1000
 
 
 def test_buttons_carry_the_payload_with_a_confirm_dialog_for_danger() -> None:

@@ -1,0 +1,134 @@
+"""Print what the main replies look like on a phone, per platform, from the real renderers.
+
+The examples in docs/commands.md ("What replies look like on a phone") are this script's output::
+
+    .venv/bin/python -m tests.bot.phone_examples > /tmp/phone.md
+
+Each reply of :mod:`tests.bot.phone_replies` is rendered by the platform's renderer and shown as its
+reader sees the text: Telegram's HTML parsed (bold and ``<pre>`` as plain text), Discord's and
+Slack's markup and escapes removed, embed titles and fields on lines of their own, and a line
+``----- next message -----`` where a reply is split.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import html
+import re
+import sys
+import tempfile
+from pathlib import Path
+
+from bot.console import render_console
+from bot.discord.render import render_discord_messages
+from bot.reply import Reply
+from bot.slack.render import render_slack_messages
+from bot.telegram.render import TextMessage, render_telegram
+from persistence.db import Database
+from persistence.migrate import upgrade
+from tests.bot.phone_replies import Shown, every_reply, phone_harness
+from tests.fakes.telegram import parse_html
+
+NEXT = "----- next message -----"
+# (command line, platforms, at most this many lines of each rendering)
+EXAMPLES = (
+    ("/status", ("telegram", "discord", "slack", "console"), 60),
+    ("/positions", ("telegram", "slack"), 40),
+    ("/trades 50", ("telegram", "discord"), 14),
+    ("/audit 50", ("slack",), 14),
+    ("/balance", ("telegram",), 20),
+    ("/daily 30", ("discord",), 12),
+    ("/help", ("telegram",), 24),
+    ("/kill exchange maintenance announced for 02:00 → Confirm", ("telegram",), 20),
+)
+
+
+def telegram(reply: Reply) -> list[str]:
+    parts = []
+    for m in render_telegram(reply):
+        parts.append(parse_html(m.html)[0] if isinstance(m, TextMessage) else f"[photo] {m.caption_html}")
+    return _joined(parts)
+
+
+_DISCORD_ESCAPE = re.compile(r"\\(.)")
+
+
+def _discord_seen(text: str) -> str:
+    return _DISCORD_ESCAPE.sub(r"\1", text.replace("**", "")).replace("\u200b", "")
+
+
+def discord(reply: Reply) -> list[str]:
+    parts = []
+    for m in render_discord_messages(reply):
+        lines = [_discord_seen(m.content)] if m.content else []
+        for e in m.embeds:
+            doc = e.to_dict()
+            lines.append(f"┃ {_discord_seen(doc.get('title', ''))}")
+            if doc.get("description"):
+                lines += [f"┃ {line}" for line in _discord_seen(doc["description"]).split("\n")]
+            lines += [f"┃ {_discord_seen(f['name'])}: {_discord_seen(f['value'])}" for f in doc.get("fields", [])]
+        lines += [f"[button] {b.item.label}" for b in m.buttons]
+        parts.append("\n".join(lines))
+    return _joined(parts)
+
+
+def _slack_seen(text: str) -> str:
+    return html.unescape(re.sub(r"(?<![`\w])\*([^*\n]+)\*(?![`\w])", r"\1", text))
+
+
+def slack(reply: Reply) -> list[str]:
+    parts = []
+    for m in render_slack_messages(reply):
+        lines = []
+        for b in m.blocks:
+            if "text" in b:
+                lines.append(_slack_seen(b["text"]["text"]))
+            for f in b.get("fields", []):
+                lines.append(_slack_seen(f["text"]).replace("\n", ": ", 1))
+            for e in b.get("elements", []):
+                lines.append(f"[button] {e['text']['text']}" if e.get("type") == "button" else _slack_seen(e["text"]))
+        parts.append("\n".join(lines))
+    return _joined(parts)
+
+
+def console(reply: Reply) -> list[str]:
+    return render_console(reply, width=32).split("\n")
+
+
+def _joined(parts: list[str]) -> list[str]:
+    return f"\n{NEXT}\n".join(parts).split("\n")
+
+
+RENDER = {"telegram": telegram, "discord": discord, "slack": slack, "console": console}
+NAMES = {"telegram": "Telegram", "discord": "Discord", "slack": "Slack", "console": "Console, 32 columns"}
+
+
+def examples(shown: list[Shown]) -> str:
+    by_line = {s.line: s.reply for s in shown}
+    out: list[str] = []
+    for line, platforms, most in EXAMPLES:
+        reply = by_line[line]
+        for platform in platforms:
+            lines = RENDER[platform](reply)
+            more = len(lines) - most
+            if more > 0:
+                lines = lines[:most] + [f"[… {more} more lines]"]
+            out += [f"`{line.split(' → ')[0]}`" + (" then Confirm" if "→" in line else "") + f" on {NAMES[platform]}:",
+                    "", "```text", *(x.rstrip() for x in lines), "```", ""]
+    return "\n".join(out)
+
+
+async def main() -> str:
+    with tempfile.TemporaryDirectory() as tmp:
+        db = Database(f"sqlite:///{Path(tmp) / 'phone.db'}")
+        await db.start()
+        try:
+            await upgrade(db)
+            h, _ = phone_harness(db)
+            return examples(await every_reply(h))
+        finally:
+            await db.stop()
+
+
+if __name__ == "__main__":
+    sys.stdout.write(asyncio.run(main()))
