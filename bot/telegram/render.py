@@ -241,11 +241,11 @@ def _finish(messages: list[list[_Placed]], sections: list[_Section]) -> list[str
     return out
 
 
-def _note(dropped: list[_Placed], sections: list[_Section]) -> _Line:
+def _note(dropped: list[_Placed], sections: list[_Section], max_messages: int) -> _Line:
     rows = len({p.unit for p in dropped if p.unit[0] >= 0 and sections[p.unit[0]].rows})
     lines = len({p.unit for p in dropped if p.unit[0] >= 0 and not sections[p.unit[0]].rows})
     what = " and ".join(x for x in (f"{rows} more rows" if rows else "", f"{lines} more lines" if lines else "") if x)
-    text = f"… {what or 'the rest'} not shown: the reply is longer than {MAX_MESSAGES} messages."
+    text = f"… {what or 'the rest'} not shown: the reply is longer than {max_messages} messages."
     return _Line(escape(text), False, text)
 
 
@@ -258,7 +258,7 @@ def paginate(sections: list[_Section], limit: int = MAX_TEXT, max_messages: int 
         messages = _pack(sections, limit - _NOTE_ROOM)
         dropped = [p for message in messages[max_messages:] for p in message]
         messages = messages[:max_messages]
-        messages[-1] = messages[-1] + [_Placed(_BLANK), _Placed(_note(dropped, sections))]
+        messages[-1] = messages[-1] + [_Placed(_BLANK), _Placed(_note(dropped, sections, max_messages))]
     return _finish(messages, sections)
 
 

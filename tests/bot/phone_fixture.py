@@ -67,9 +67,6 @@ class PhoneTrading(FakeTrading):
                                         ("weekly_report", 54, "finished"))]
         return jobs, runs
 
-    async def run_job(self, name: str) -> str:  # type: ignore[override]
-        return "finished"
-
 
 AUDIT_COMMANDS = (
     "/status", "/positions", "/pnl week", "/trades 5", "/balance",
