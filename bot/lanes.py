@@ -11,8 +11,11 @@ Everything is bounded: a chat holds at most ``per_chat`` waiting updates and all
 ``total``; what does not fit is dropped and counted (a chat that far behind is flooding, and its
 excess would be refused anyway). At most ``running`` ordinary updates are handled at once, whatever
 the number of chats — a thousand strangers at once would otherwise queue a thousand transactions
-in front of the kill's — while urgent ones run at once, up to ``urgent`` at a time (beyond that they
-wait in their chat's lane like any other). One failing update is logged and its lane goes on.
+in front of the kill's — and none starts while urgent work runs, so the kill competes only with
+the few already under way (SQLite serves waiting writers in no particular order), or while the
+adapter pauses ordinary work to fetch first (:meth:`pause_ordinary`). Urgent updates
+run at once, up to ``urgent`` at a time (beyond that they wait in their chat's lane like any
+other). One failing update is logged and its lane goes on.
 
 What is not done here: authorization, rate limits, de-duplication — the dispatcher does those.
 """
@@ -27,8 +30,7 @@ from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from bot.confirmations import parse_payload
-from bot.dispatcher import split_command
+from bot.dispatcher import Dispatcher
 from bot.identity import Actor, ChatRef
 from core.lifecycle import Supervisor
 
@@ -44,7 +46,7 @@ class LaneLimits:
     per_chat: int = 100
     total: int = 2000
     urgent: int = 32
-    running: int = 8
+    running: int = 4
 
     def __post_init__(self) -> None:
         if min(self.per_chat, self.total, self.urgent, self.running) < 1:
@@ -72,6 +74,9 @@ class ChatLanes:
         self._seq = itertools.count()
         self._supervisor = Supervisor(f"{name}:lanes")
         self._slots = asyncio.Semaphore(self.limits.running)
+        self._go = asyncio.Event()  # ordinary work may start: no urgent work running, not paused
+        self._go.set()
+        self._paused = False
         self._changed = asyncio.Event()
         self._closed = False
         self.handled = self.failed = self.dropped = 0
@@ -87,6 +92,7 @@ class ChatLanes:
             return False
         if urgent and self._urgent < self.limits.urgent:
             self._urgent += 1
+            self._go.clear()
             self._supervisor.spawn(f"{self.name}:urgent:{next(self._seq)}", self._run_urgent(work, what))
             return True
         lane = self._lanes.get(chat)
@@ -103,6 +109,16 @@ class ChatLanes:
         self._queued += 1
         return True
 
+    def has_room(self, chat: str) -> bool:
+        """Whether an ordinary update of ``chat`` would be queued now (an urgent one always is)."""
+        lane = self._lanes.get(chat)
+        return not self._closed and (lane is None or len(lane) < self.limits.per_chat) \
+            and self._queued < self.limits.total
+
+    def refuse(self, chat: str, what: str = "update") -> None:
+        """Count an update the caller dropped because :meth:`has_room` said no (before doing any work on it)."""
+        self._drop(chat, what, "its chat's queue is full")
+
     def _drop(self, chat: str, what: str, why: str) -> None:
         self.dropped += 1
         now = time.monotonic()
@@ -117,6 +133,7 @@ class ChatLanes:
     async def _serve(self, chat: str, lane: deque[Work]) -> None:
         try:
             while lane:
+                await self._go.wait()
                 async with self._slots:
                     await self._one(lane[0], "update")
                 lane.popleft()
@@ -133,6 +150,7 @@ class ChatLanes:
             await self._one(work, what)
         finally:
             self._urgent -= 1
+            self._update_go()
             self._changed.set()
 
     async def _one(self, work: Work, what: str) -> None:
@@ -144,6 +162,19 @@ class ChatLanes:
         except Exception:  # noqa: BLE001 - one bad update never stops its chat's lane
             self.failed += 1
             log.exception("%s: handling an %s failed; the chat's next updates go on", self.name, what)
+
+    def pause_ordinary(self, paused: bool) -> None:
+        """Start no new ordinary work while ``paused`` (urgent work still runs at once). The Telegram
+        adapter pauses while the Bot API still holds more than a batch: fetching first is what reaches
+        a kill press queued behind a flood soonest."""
+        self._paused = paused
+        self._update_go()
+
+    def _update_go(self) -> None:
+        if self._urgent == 0 and not self._paused:
+            self._go.set()
+        else:
+            self._go.clear()
 
     # -- observing and stopping ----------------------------------------------------------------
 
@@ -178,6 +209,7 @@ class ChatLanes:
 
         Returns how many waiting updates were cancelled unhandled."""
         self._closed = True
+        self.pause_ordinary(False)
         end = time.monotonic() + timeout
         while not self.settled() and time.monotonic() < end:
             self._changed.clear()
@@ -193,32 +225,15 @@ class ChatLanes:
         self._queued = self._urgent = 0
         return left
 
-    def reopen(self) -> None:
-        """Take updates again after :meth:`drain` (a new leader term)."""
-        self._closed = False
-
 
 # -- the kill lane ---------------------------------------------------------------------------------
 
-URGENT_COMMANDS = frozenset({"kill", "closeall", "pause"})
 
-
-def is_urgent(dispatcher: object, actor: Actor, chat: ChatRef, text: str | None, payload: str | None) -> bool:
-    """Whether an update goes in the kill lane: the dispatcher decides, in memory.
-
-    Until the dispatcher offers ``urgent(actor, chat, text, payload)``, a fallback looks only at the
-    input: one of :data:`URGENT_COMMANDS` as text, or any confirmation button. That is cheap but
-    also lets a stranger's ``/kill`` jump the queue (the dispatcher still refuses it); the bound on
-    urgent updates running at once keeps that from costing more than a lane.
-    """
-    decide = getattr(dispatcher, "urgent", None)
-    if decide is not None:
-        try:
-            return bool(decide(actor, chat, text, payload))
-        except Exception:  # noqa: BLE001 - a classification bug must not drop the update
-            log.exception("classifying an update for the kill lane failed; handled in its chat's lane")
-            return False
-    if payload is not None:
-        return parse_payload(payload) is not None
-    parsed = split_command(text) if text is not None else None
-    return parsed is not None and parsed[0] in URGENT_COMMANDS
+def is_urgent(dispatcher: Dispatcher, actor: Actor, chat: ChatRef, text: str | None, payload: str | None) -> bool:
+    """Whether an update goes in the kill lane, as the dispatcher decides it (in memory, no database):
+    ``/kill``, ``/closeall``, ``/pause`` and confirmation buttons from someone allowed to use them."""
+    try:
+        return dispatcher.urgent(actor, chat, text, payload)
+    except Exception:  # noqa: BLE001 - a classification bug must not drop the update
+        log.exception("classifying an update for the kill lane failed; handled in its chat's lane")
+        return False

@@ -64,7 +64,8 @@ class SlackAdapter:
     name = "slack"
 
     def __init__(self, dispatcher: Dispatcher, settings: SlackSettings, *, client: AsyncWebClient | None = None,
-                 on_failure: Callable[[TaskFailed], None] | None = None, health: ComponentHealth | None = None) -> None:
+                 on_failure: Callable[[TaskFailed], None] | None = None, health: ComponentHealth | None = None,
+                 connect_grace_s: float = CONNECT_GRACE_S) -> None:
         needed = {"slack.bot_token": settings.bot_token}
         if settings.mode == "socket":
             needed["slack.app_token"] = settings.app_token
@@ -84,6 +85,7 @@ class SlackAdapter:
         self.app.action(ACTION_RE)(self._on_press)
         self.port: int | None = None
         self.health = health
+        self.connect_grace_s = connect_grace_s
         self._on_failure = on_failure
         self._supervisor = Supervisor("slack", self._task_failed)
         self._socket: AsyncSocketModeHandler | None = None
@@ -158,7 +160,7 @@ class SlackAdapter:
                 self._report("up", "connected (Socket Mode)")
             elif ever:
                 self._report("down", "Socket Mode connection lost; reconnecting")
-            elif asyncio.get_running_loop().time() - started > CONNECT_GRACE_S:
+            elif asyncio.get_running_loop().time() - started > self.connect_grace_s:
                 self._report("down", "cannot connect (Socket Mode); retrying — see the log")
             await asyncio.sleep(MONITOR_EVERY_S)
 

@@ -40,6 +40,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 from telegram import BotCommand, Message, Update
 from telegram.error import Conflict, InvalidToken, TelegramError
@@ -51,7 +52,7 @@ from bot.reply import Reply
 from bot.telegram.api import AdmissionQueue, AnyApplication, build_application, polling_request
 from bot.telegram.render import escape, render_telegram
 from bot.telegram.send import ChatSender, CloseKeyboard, Post
-from bot.telegram.updates import actor_of, addressed_text, chat_of, private_chat, refused
+from bot.telegram.updates import actor_of, addressed_text, chat_of, kind_of, private_chat, refused
 from core.components import ComponentHealth, ComponentState
 from core.lifecycle import Supervisor, TaskFailed
 from core.settings_models import TelegramSettings
@@ -59,6 +60,7 @@ from core.settings_models import TelegramSettings
 log = logging.getLogger("tradectl.bot.telegram")
 ALLOWED_UPDATES = ("message", "callback_query")  # edits of old messages are never commands
 MAX_BACKOFF_S = 60.0
+BATCH = 100  # getUpdates answers at most this many updates (Telegram's default limit)
 CONFIRM_WAIT_S = 0.2  # how long the next getUpdates waits for the last batch to be handled
 FENCE_CACHE_S = 0.2  # far below any lease's TTL: a lease held 0.2 s ago cannot have passed on since
 COMPONENT = "telegram"
@@ -128,7 +130,8 @@ class TelegramPolling:
             self.health.remove(COMPONENT)
 
     def _build(self) -> AnyApplication:
-        return build_application(self.settings, polling_request(self._before_poll, self._on_poll))
+        return build_application(self.settings, polling_request(self._before_poll, self._on_poll, self._screen,
+                                                                self._on_batch))
 
     def _set_app(self, app: AnyApplication) -> None:
         self._app = app
@@ -293,7 +296,14 @@ class TelegramPolling:
         if error is None:
             self._report("up", f"polling (epoch {self.epoch})")
         else:
+            if self.lanes is not None:
+                self.lanes.pause_ordinary(False)
             self._report("down", f"polling failed ({_describe(error)}); retrying")
+
+    def _on_batch(self, size: int) -> None:
+        """A full batch means more updates wait at Telegram: fetch them before starting ordinary work."""
+        if self.lanes is not None:
+            self.lanes.pause_ordinary(size >= BATCH)
 
     async def _before_poll(self) -> None:
         """The next getUpdates confirms the last batch: let it be handled first, unless a backlog is
@@ -306,6 +316,8 @@ class TelegramPolling:
         if self.state != "polling" or self._term_end.is_set():
             return
         self.state = "paused"
+        if self.lanes is not None:
+            self.lanes.pause_ordinary(False)  # not fetching now: handle what was fetched
         try:
             self._supervisor.spawn("telegram:pause", self._pause_and_resume(reason))
         except RuntimeError:  # the previous pause is just finishing: it re-checks the lease anyway
@@ -369,6 +381,33 @@ class TelegramPolling:
             chat, urgent, what, work = routed
             lanes.submit(chat, work, urgent=urgent, what=what)
         return True
+
+    def _screen(self, raw: dict[str, Any]) -> bool:
+        """Before PTB parses an update: False for one its chat's full lane would drop anyway (not urgent)."""
+        lanes = self.lanes
+        if lanes is None:
+            return True
+        query, message = raw.get("callback_query"), raw.get("message")
+        if isinstance(query, dict):
+            user, origin, text, payload = query["from"], query.get("message"), None, str(query.get("data") or "")
+            chat = origin["chat"] if isinstance(origin, dict) else {"id": user["id"], "type": "private"}
+        elif isinstance(message, dict) and isinstance(message.get("from"), dict):
+            user, chat, text, payload = message["from"], message["chat"], message.get("text"), None
+        else:
+            return True
+        key = str(chat["id"])
+        if lanes.has_room(key):
+            return True
+        if isinstance(text, str):
+            text = addressed_text(text, self._app.bot.username if self._app else None)
+            if text is None:
+                return False
+        actor = Actor("telegram", str(user["id"]), "")
+        if is_urgent(self.dispatcher, actor, ChatRef("telegram", key, kind_of(str(chat.get("type")))), text,
+                     payload):
+            return True
+        lanes.refuse(key, "button press" if payload is not None else "message")
+        return False
 
     async def _leading(self, epoch: int) -> bool:
         cached = self._fence_ok

@@ -20,9 +20,13 @@ def actor_of(user: User) -> Actor:
     return Actor("telegram", str(user.id), user.full_name or user.username or "")
 
 
-def chat_of(chat: Chat) -> ChatRef:
+def kind_of(chat_type: str) -> ChatKind:
     # An unknown chat type is treated as a group: it then needs to be on the allowlist.
-    return ChatRef("telegram", str(chat.id), _KINDS.get(chat.type, "group"))
+    return _KINDS.get(chat_type, "group")
+
+
+def chat_of(chat: Chat) -> ChatRef:
+    return ChatRef("telegram", str(chat.id), kind_of(chat.type))
 
 
 def private_chat(user: User) -> ChatRef:

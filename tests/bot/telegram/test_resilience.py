@@ -94,7 +94,7 @@ async def test_a_get_me_answer_ptb_cannot_parse_is_retried_shown_down_and_recove
         await odd_tg.wait_for(lambda: bot.state == "polling", 10, "polling")
         assert _state(health) == "up"
         odd_tg.message(ADMIN, "/status")
-        assert "state: running" in (await odd_tg.reply_to(ADMIN)).text
+        assert "BTC/USD" in (await odd_tg.reply_to(ADMIN)).text
     finally:
         await bot.stop()
     assert health.get("telegram") is None  # a stopped adapter reports nothing
@@ -114,7 +114,7 @@ async def test_polling_failures_show_down_until_a_poll_works_again(odd_tg: OddTe
         await odd_tg.wait_for(lambda: _state(health) == "down", 10, "polling shown down")
         status = health.get("telegram")
         assert status is not None and "polling failed" in status.reason
-        assert "state: running" in (await odd_tg.reply_to(ADMIN, timeout=15)).text
+        assert "BTC/USD" in (await odd_tg.reply_to(ADMIN, timeout=15)).text
         await odd_tg.wait_for(lambda: _state(health) == "up", 15, "polling shown up again")
     finally:
         await bot.stop()
@@ -128,7 +128,7 @@ async def test_an_update_ptb_cannot_read_is_skipped_and_later_ones_are_handled(m
     poison = fake_tg._push({"update_id": 999_999, "message": {"message_id": 1, "chat": chat, "text": "/status"}})
     fake_tg.message(ADMIN, "/status")  # no "date", no "from" above: PTB cannot build that Message
     reply = await fake_tg.reply_to(ADMIN)
-    assert "state: running" in reply.text
+    assert "BTC/USD" in reply.text
     await fake_tg.wait_for(lambda: not fake_tg.pending, 10, "every update confirmed")
     assert len(fake_tg.sent_to(ADMIN)) == 1  # the unreadable one did nothing
     assert bot._app is not None and poison in bot._app.bot._request[0].skipped  # type: ignore[attr-defined]
@@ -161,4 +161,16 @@ async def test_sending_retries_through_an_outage_shown_down_then_up(odd_tg: OddT
         assert (await odd_tg.reply_to(ADMIN, timeout=15)).text == "KILLED"
         await odd_tg.wait_for(lambda: _state(health, "telegram:send") == "up", 5, "sending shown up again")
         assert sender.skipped == 0 and len(odd_tg.sent_to(ADMIN)) == 1
+        await sender.close(5.0)
+
+
+async def test_a_reply_to_the_kill_lane_goes_ahead_of_the_chats_queued_messages(odd_tg: OddTelegram) -> None:
+    odd_tg.chat_rate_per_s, odd_tg.chat_burst = 1000.0, 1000
+    async with plain_bot(odd_tg) as bot:
+        sender = ChatSender(bot, rate_per_s=5.0, burst=1)  # a busy group: one message per 0.2 s
+        for i in range(4):
+            sender.submit(ADMIN, Post(TextMessage(f"status {i}")))
+        sender.submit(ADMIN, Post(TextMessage("KILLED")), urgent=True)
+        await odd_tg.wait_for(lambda: len(odd_tg.sent_to(ADMIN)) == 5, 10, "five messages")
+        assert odd_tg.texts(ADMIN) == ["KILLED", "status 0", "status 1", "status 2", "status 3"]
         await sender.close(5.0)
