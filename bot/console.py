@@ -173,7 +173,10 @@ class FileReader:
 
 async def open_stdin_reader() -> LineReader:
     fd = sys.stdin.fileno()
-    if stat.S_ISREG(os.fstat(fd).st_mode):
+    mode = os.fstat(fd).st_mode
+    # A regular file, or a character device that is not a terminal (/dev/null): the event loop cannot
+    # watch either, and reading them never blocks (/dev/null answers end of input at once).
+    if stat.S_ISREG(mode) or (stat.S_ISCHR(mode) and not os.isatty(fd)):
         return FileReader(sys.stdin)
     return await open_fd_reader(fd)
 

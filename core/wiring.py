@@ -115,6 +115,11 @@ async def build_components(
     dispatcher = build_dispatcher(db, service, settings.chat, redact=redact, instance_id=instance_id)
     senders: dict[str, Sender] = {}
     components: list[Component] = [instance_lock, heartbeat, ComponentPublisher(db, health, instance_id=instance_id)]
+    from core.lifecycle import CallbackComponent
+
+    # Listed before the adapters, so it stops after them: the flood counts of the open audit windows
+    # are written once no more chat input can arrive.
+    components.append(CallbackComponent("chat-audit", _noop, dispatcher.flush))
     tg = settings.telegram
     if tg.token is not None and tg.token.get_secret_value():
         from bot.telegram import TelegramAlertSender, TelegramPolling
@@ -167,6 +172,9 @@ async def build_components(
                             image_dir=settings.service.data_dir / "images")
     if console is not None:
         components.append(console)
+    elif exit_after_input:
+        log.info("no console input (stdin is not readable): --exit-after-input stops the service at once")
+        stop_event.set()
     return components
 
 
