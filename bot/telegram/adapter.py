@@ -52,7 +52,7 @@ from bot.reply import Reply
 from bot.telegram.api import AdmissionQueue, AnyApplication, build_application, polling_request
 from bot.telegram.render import escape, render_telegram
 from bot.telegram.send import ChatSender, CloseKeyboard, Post
-from bot.telegram.updates import actor_of, addressed_text, chat_of, kind_of, private_chat, refused
+from bot.telegram.updates import actor_of, addressed_text, chat_of, private_chat, raw_input, refused
 from core.components import ComponentHealth, ComponentState
 from core.lifecycle import Supervisor, TaskFailed
 from core.settings_models import TelegramSettings
@@ -134,9 +134,9 @@ class TelegramPolling:
                                                                 self._on_batch))
 
     def _set_app(self, app: AnyApplication) -> None:
-        self._app = app
-        self._queue = app.update_queue  # type: ignore[assignment]
-        self._queue.admit = self._admit
+        queue: AdmissionQueue = app.update_queue  # type: ignore[assignment]
+        queue.admit = self._admit
+        self._app, self._queue = app, queue
 
     def _report(self, state: ComponentState, reason: str) -> None:
         if self.health is not None:
@@ -246,7 +246,7 @@ class TelegramPolling:
             return
         await app.start()
         self.sender = ChatSender(app.bot, rate_per_s=self.settings.chat_rate_per_s, burst=self.settings.chat_burst,
-                                 health=self.health)
+                                 overall_per_s=self.settings.overall_rate_per_s, health=self.health)
         self.lanes = ChatLanes("telegram", self.lane_limits)
         await self._poll(epoch)
         if self.settings.set_commands:
@@ -384,29 +384,17 @@ class TelegramPolling:
 
     def _screen(self, raw: dict[str, Any]) -> bool:
         """Before PTB parses an update: False for one its chat's full lane would drop anyway (not urgent)."""
-        lanes = self.lanes
-        if lanes is None:
+        lanes, seen = self.lanes, raw_input(raw)
+        if lanes is None or seen is None or lanes.has_room(seen.chat.chat_id):
             return True
-        query, message = raw.get("callback_query"), raw.get("message")
-        if isinstance(query, dict):
-            user, origin, text, payload = query["from"], query.get("message"), None, str(query.get("data") or "")
-            chat = origin["chat"] if isinstance(origin, dict) else {"id": user["id"], "type": "private"}
-        elif isinstance(message, dict) and isinstance(message.get("from"), dict):
-            user, chat, text, payload = message["from"], message["chat"], message.get("text"), None
-        else:
-            return True
-        key = str(chat["id"])
-        if lanes.has_room(key):
-            return True
-        if isinstance(text, str):
+        text = seen.text
+        if text is not None:
             text = addressed_text(text, self._app.bot.username if self._app else None)
             if text is None:
-                return False
-        actor = Actor("telegram", str(user["id"]), "")
-        if is_urgent(self.dispatcher, actor, ChatRef("telegram", key, kind_of(str(chat.get("type")))), text,
-                     payload):
+                return False  # for another bot: ignored either way
+        if is_urgent(self.dispatcher, seen.actor, seen.chat, text, seen.payload):
             return True
-        lanes.refuse(key, "button press" if payload is not None else "message")
+        lanes.refuse(seen.chat.chat_id, "button press" if seen.payload is not None else "message")
         return False
 
     async def _leading(self, epoch: int) -> bool:

@@ -6,7 +6,8 @@ per-group limits; it has no limit for private chats, so each chat also gets a to
 Each chat with something to send has one worker task, so a chat's messages keep their order and
 a slow chat never holds up the others; the update loop only queues and never waits for a send.
 Replies to the kill lane (``urgent``) go ahead of the chat's other queued messages, so a busy group
-still sees KILLED next.
+still sees KILLED next, and ahead of every chat's messages for the overall limit, so a thousand
+"not authorized" answers to a thousand strangers do not hold it up either.
 
 A 429 (``RetryAfter``) blocks that chat for the time Telegram names and the *same* message is sent
 again — as often as it takes. Network errors (Telegram unreachable, 5xx) are retried with backoff
@@ -95,6 +96,51 @@ def _plain(message: OutMessage) -> OutMessage:
     return PhotoMessage(message.png, strip(message.caption_html), message.keyboard)
 
 
+class OverallPace:
+    """The overall limit shared by every chat, handing out turns to kill-lane replies first.
+
+    python-telegram-bot's ``AIORateLimiter`` keeps the overall limit too, but serves whoever asked
+    first; pacing here first means it rarely has to wait, and never makes KILLED queue behind a flood.
+    """
+
+    def __init__(self, rate_per_s: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self._bucket = TokenBucket(rate_per_s, max(1.0, rate_per_s), clock)
+        self._urgent: deque[asyncio.Future[None]] = deque()
+        self._normal: deque[asyncio.Future[None]] = deque()
+        self._pump: asyncio.Task[None] | None = None
+
+    async def turn(self, urgent: bool) -> None:
+        if not self._urgent and not self._normal and self._bucket.wait_time() == 0:
+            self._bucket.take()
+            return
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        (self._urgent if urgent else self._normal).append(waiter)
+        if self._pump is None or self._pump.done():
+            self._pump = asyncio.get_running_loop().create_task(self._hand_out(), name="telegram:send:pace")
+        await waiter
+
+    async def _hand_out(self) -> None:
+        """Runs while anyone waits; its end is the queues' end (it is never left waiting on its own)."""
+        while self._urgent or self._normal:
+            wait = self._bucket.wait_time()
+            if wait > 0:
+                await asyncio.sleep(wait)
+                continue
+            line = self._urgent if self._urgent else self._normal
+            waiter = line.popleft()
+            if not waiter.done():  # a cancelled sender gave its turn back
+                self._bucket.take()
+                waiter.set_result(None)
+
+    def close(self) -> None:
+        if self._pump is not None:
+            self._pump.cancel()
+        for waiter in (*self._urgent, *self._normal):
+            waiter.cancel()
+        self._urgent.clear()
+        self._normal.clear()
+
+
 class _ChatQueue:
     """One chat's messages: replies to the kill lane first, then the rest, each in order."""
 
@@ -111,7 +157,7 @@ class _ChatQueue:
 class ChatSender:
     """Delivers :class:`Outgoing` items per chat. ``submit`` never blocks; ``close`` drains."""
 
-    def __init__(self, bot: Bot, *, rate_per_s: float, burst: int,
+    def __init__(self, bot: Bot, *, rate_per_s: float, burst: int, overall_per_s: float = 30.0,
                  clock: Callable[[], float] = time.monotonic, health: ComponentHealth | None = None,
                  give_up_after_s: float = GIVE_UP_AFTER_S) -> None:
         self.bot = bot
@@ -119,6 +165,7 @@ class ChatSender:
         self._clock = clock
         self.health = health
         self.give_up_after_s = give_up_after_s
+        self._overall = OverallPace(overall_per_s, clock)
         self._queues: dict[int, _ChatQueue] = {}
         self._buckets: dict[int, TokenBucket] = {}
         self._supervisor = Supervisor("telegram:send")
@@ -152,6 +199,7 @@ class ChatSender:
         if left:
             log.error("telegram: %d message(s) not sent within %.1fs of stopping", left, timeout)
         await self._supervisor.stop(timeout=1.0)
+        self._overall.close()
         self._queues.clear()
 
     def _bucket(self, chat_id: int) -> TokenBucket:
@@ -168,7 +216,7 @@ class ChatSender:
             while queue:
                 line = queue.urgent if queue.urgent else queue.normal
                 try:
-                    await self._deliver(chat_id, line[0])
+                    await self._deliver(chat_id, line[0], line is queue.urgent)
                 except asyncio.CancelledError:
                     raise
                 except Exception:  # noqa: BLE001 - never lose the messages queued behind this one
@@ -187,7 +235,7 @@ class ChatSender:
         if self.health is not None:
             self.health.up(COMPONENT)
 
-    async def _deliver(self, chat_id: int, item: Outgoing) -> None:
+    async def _deliver(self, chat_id: int, item: Outgoing, urgent: bool = False) -> None:
         bucket = self._bucket(chat_id)
         failures = unexpected = 0
         plain_tried = False
@@ -198,6 +246,7 @@ class ChatSender:
                 await asyncio.sleep(wait)
                 continue
             bucket.take()
+            await self._overall.turn(urgent)
             try:
                 await self._call(chat_id, item)
                 self.sent += 1

@@ -3,6 +3,7 @@ that answers garbage, fails, or sends an update it cannot read — and then reco
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -15,7 +16,7 @@ from bot.app import build_dispatcher
 from bot.telegram import TelegramPolling
 from bot.telegram.api import build_bot
 from bot.telegram.render import TextMessage
-from bot.telegram.send import ChatSender, CloseKeyboard, Post
+from bot.telegram.send import ChatSender, CloseKeyboard, OverallPace, Post
 from core.components import ComponentHealth
 from core.settings_models import ChatSettings
 from persistence.db import Database
@@ -174,3 +175,20 @@ async def test_a_reply_to_the_kill_lane_goes_ahead_of_the_chats_queued_messages(
         await odd_tg.wait_for(lambda: len(odd_tg.sent_to(ADMIN)) == 5, 10, "five messages")
         assert odd_tg.texts(ADMIN) == ["KILLED", "status 0", "status 1", "status 2", "status 3"]
         await sender.close(5.0)
+
+
+async def test_the_overall_limit_serves_kill_lane_replies_first() -> None:
+    pace, order = OverallPace(rate_per_s=20.0), []
+    for _ in range(20):
+        await pace.turn(False)  # the first second's budget is used up
+
+    async def send(name: str, urgent: bool) -> None:
+        await pace.turn(urgent)
+        order.append(name)
+
+    waiting = [asyncio.create_task(send(f"not authorized {i}", False)) for i in range(5)]
+    await asyncio.sleep(0)
+    waiting.append(asyncio.create_task(send("KILLED", True)))
+    await asyncio.gather(*waiting)
+    assert order[0] == "KILLED" and order[1:] == [f"not authorized {i}" for i in range(5)]
+    pace.close()
