@@ -167,13 +167,18 @@ def choose(table: Table, width: int | None) -> Layout:
     return records(table)
 
 
+_GLUE = "\ue000"  # a private-use character: holds a separator dot to the word before it while wrapping
+
+
 def wrap(text: str, width: int | None, indent: str = "") -> list[str]:
     """``text`` as lines of at most ``width`` characters (each after the first indented), broken at
-    spaces; only a word longer than a whole line is cut. ``None``: one line."""
+    spaces; only a word longer than a whole line is cut, and no line starts with a `` · `` separator.
+    ``None``: one line."""
     if width is None or len(text) <= width:
         return [text]
-    return textwrap.wrap(text, width, subsequent_indent=indent, break_on_hyphens=False,
-                         drop_whitespace=True) or [""]
+    glued = text.replace(SEPARATOR, _GLUE + SEPARATOR.lstrip())
+    lines = textwrap.wrap(glued, width, subsequent_indent=indent, break_on_hyphens=False, drop_whitespace=True)
+    return [line.replace(_GLUE, " ") for line in lines] or [""]
 
 
 def split(units: Sequence[T], cost: Callable[[T], int], budget: Callable[[int], int]) -> list[list[T]]:

@@ -197,7 +197,7 @@ def _pack(sections: list[_Section], limit: int) -> list[list[_Placed]]:
         title = [_Placed(_title_line(section.title + " " * layout.NUMBER_ROOM), si)] if section.title else []
         head = title + [_Placed(line) for line in section.repeat]
         opened = False
-        for ui, unit in enumerate(section.units):
+        for ui, unit in enumerate(section.units or ((),)):  # a title with nothing under it still shows
             lines = [_Placed(line, unit=(si, ui)) for line in unit]
             if not opened:
                 lines = ([_Placed(_BLANK)] if current else []) + head + lines

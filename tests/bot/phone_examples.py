@@ -7,7 +7,8 @@ The examples in docs/commands.md ("What replies look like on a phone") are this 
 Each reply of :mod:`tests.bot.phone_replies` is rendered by the platform's renderer and shown as its
 reader sees the text: Telegram's HTML parsed (bold and ``<pre>`` as plain text), Discord's and
 Slack's markup and escapes removed, embed titles and fields on lines of their own, and a line
-``----- next message -----`` where a reply is split.
+``----- next message -----`` where a reply is split; a long message is shortened to its first lines
+and ``[… n more lines]``.
 """
 
 from __future__ import annotations
@@ -34,8 +35,8 @@ NEXT = "----- next message -----"
 EXAMPLES = (
     ("/status", ("telegram", "discord", "slack", "console"), 60),
     ("/positions", ("telegram", "slack"), 40),
-    ("/trades 50", ("telegram", "discord"), 14),
-    ("/audit 50", ("slack",), 14),
+    ("/trades 50", ("telegram", "discord"), 10),
+    ("/audit 50", ("slack",), 10),
     ("/balance", ("telegram",), 20),
     ("/daily 30", ("discord",), 12),
     ("/help", ("telegram",), 24),
@@ -103,16 +104,27 @@ RENDER = {"telegram": telegram, "discord": discord, "slack": slack, "console": c
 NAMES = {"telegram": "Telegram", "discord": "Discord", "slack": "Slack", "console": "Console, 32 columns"}
 
 
+def _shortened(lines: list[str], most: int) -> list[str]:
+    """The first ``most`` lines of each message, and how many more it has."""
+    out: list[str] = []
+    part: list[str] = []
+    for line in [*lines, NEXT]:
+        if line != NEXT:
+            part.append(line)
+            continue
+        out += part[:most] + ([f"[… {len(part) - most} more lines]"] if len(part) > most else [])
+        out.append(NEXT)
+        part = []
+    return out[:-1]
+
+
 def examples(shown: list[Shown]) -> str:
     by_line = {s.line: s.reply for s in shown}
     out: list[str] = []
     for line, platforms, most in EXAMPLES:
         reply = by_line[line]
         for platform in platforms:
-            lines = RENDER[platform](reply)
-            more = len(lines) - most
-            if more > 0:
-                lines = lines[:most] + [f"[… {more} more lines]"]
+            lines = _shortened(RENDER[platform](reply), most)
             out += [f"`{line.split(' → ')[0]}`" + (" then Confirm" if "→" in line else "") + f" on {NAMES[platform]}:",
                     "", "```text", *(x.rstrip() for x in lines), "```", ""]
     return "\n".join(out)

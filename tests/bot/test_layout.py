@@ -66,6 +66,8 @@ def test_wrap_breaks_at_spaces_and_keeps_short_tokens_whole() -> None:
     lines = layout.wrap("since 2024-05-01 12:45 UTC by telegram:1", 16, "  ")
     assert lines == ["since 2024-05-01", "  12:45 UTC by", "  telegram:1"]
     assert layout.wrap("short", None) == ["short"]
+    assert layout.wrap("Running · equity 10,280.43 USD · today +280.43 USD", 32) == [
+        "Running · equity 10,280.43 USD ·", "today +280.43 USD"]  # a separator ends a line, never starts one
 
 
 def test_split_packs_units_into_pages_under_a_budget() -> None:

@@ -120,3 +120,20 @@ def test_options_become_the_command_line_in_registry_order(options: dict, line: 
 
 def test_unknown_command_keeps_its_name_for_the_dispatcher() -> None:
     assert command_line("gone", None, [{"name": "x", "value": "1"}]) == "/gone"
+
+
+def test_embeds_take_the_colour_of_the_reply_s_tone() -> None:
+    """Before, every embed was blurple: a /status saying trading is killed looked like any other."""
+    import discord
+
+    status = KeyValues("Status", (("state", "killed"),))
+    assert render_discord(Reply((Text("Trading is KILLED", "error"), status))).embeds[0].colour == discord.Colour.red()
+    assert render_discord(Reply((Text("Paused", "warning"), status))).embeds[0].colour == discord.Colour.orange()
+    assert render_discord(Reply((status,))).embeds[0].colour == discord.Colour.blurple()
+
+
+def test_a_wide_table_becomes_one_bold_block_per_row() -> None:
+    rows = (("BTC/USD", "0.0312", "64,000.50", "66,210.00", "+68.94 USD"),)
+    [embed] = render_discord(Reply((Table("Open positions", ("pair", "qty", "entry", "mark", "PnL"), rows,
+                                          key=("pair", "PnL")),))).embeds
+    assert embed.description == "**BTC/USD  +68.94 USD**\nqty 0.0312 · entry 64,000.50\nmark 66,210.00"
