@@ -33,14 +33,14 @@ from tests.fakes.telegram import parse_html
 NEXT = "----- next message -----"
 # (command line, platforms, at most this many lines of each rendering)
 EXAMPLES = (
-    ("/status", ("telegram", "discord", "slack", "console"), 60),
-    ("/positions", ("telegram", "slack"), 40),
+    ("/status", ("telegram", "discord", "console"), 18),
+    ("/positions", ("slack",), 12),
     ("/trades 50", ("telegram", "discord"), 10),
     ("/audit 50", ("slack",), 10),
     ("/balance", ("telegram",), 20),
-    ("/daily 30", ("discord",), 12),
-    ("/help", ("telegram",), 24),
-    ("/kill exchange maintenance announced for 02:00 → Confirm", ("telegram",), 20),
+    ("/daily 30", ("discord",), 8),
+    ("/help", ("telegram",), 12),
+    ("/kill exchange maintenance announced for 02:00 → Confirm", ("telegram",), 16),
 )
 
 
