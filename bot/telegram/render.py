@@ -262,11 +262,6 @@ def paginate(sections: list[_Section], limit: int = MAX_TEXT, max_messages: int 
     return _finish(messages, sections)
 
 
-def pack(lines: list[_Line], limit: int = MAX_TEXT) -> list[str]:
-    """Lines into as few HTML texts of at most ``limit`` units as possible, never splitting a line."""
-    return paginate([_Section("", tuple((line,) for line in lines))], limit)
-
-
 def _trim(lines: list[_Line]) -> list[_Line]:
     """Without blank lines at either end (a block separator that fell on a message boundary)."""
     start, end = 0, len(lines)

@@ -13,6 +13,8 @@ import html
 import re
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from bot.console import render_console
 from bot.discord.render import render_discord, render_discord_messages
@@ -159,3 +161,41 @@ def test_telegram_beyond_its_message_cap_says_how_many_rows_were_left_out() -> N
     assert len(messages) == 2
     shown = sum(1 for text, _ in messages for line in text.split("\n") if line.startswith("P0"))
     assert messages[-1][0].endswith(f"… {900 - shown} more rows not shown: the reply is longer than 2 messages.")
+
+
+# --- any table, every platform ----------------------------------------------------------------------
+
+_CELL = st.text(alphabet="ab c-+.,:/0123456789*_<>&@#`|", max_size=70)
+
+
+@st.composite
+def tables(draw: st.DrawFn) -> Table:
+    columns = draw(st.integers(1, 5))
+    n = draw(st.integers(0, 300))
+    rows = tuple((f"R{i:04d}x", *(draw(_CELL) for _ in range(columns - 1))) for i in range(n))
+    headers = tuple(f"h{c}" for c in range(columns))
+    return Table(draw(_CELL), headers, rows, more=draw(st.sampled_from(["", "Older: /trades 50 page 2"])))
+
+
+def _keys(text: str) -> set[str]:
+    return set(re.findall(r"R[0-9]{4}x", text))
+
+
+@settings(max_examples=40, deadline=None)
+@given(tables())
+def test_any_table_is_shown_whole_and_within_the_limits_on_every_platform(table: Table) -> None:
+    reply = Reply((Text("intro"), table, Text("outro")))
+    every = {row[0] for row in table.rows}
+    telegram = render_telegram(reply)
+    assert all(isinstance(m, TextMessage) and 0 < len(m.html.encode("utf-16-le")) // 2 <= 4096 for m in telegram)
+    assert _keys("".join(parse_html(m.html)[0] for m in telegram if isinstance(m, TextMessage))) == every
+    discord = render_discord_messages(reply)
+    for m in discord:
+        assert len(m.content) <= 2000 and len(m.embeds) <= 10 and sum(len(e) for e in m.embeds) <= 6000
+        assert all(len(e.description or "") <= 4096 and len(e.title or "") <= 256 for e in m.embeds)
+    assert _keys("".join(e.description or "" for m in discord for e in m.embeds)) == every
+    slack = render_slack_messages(reply)
+    for m in slack:
+        texts = _sections([m])
+        assert len(m.blocks) <= 50 and all(len(t) <= 3000 for t in texts) and sum(map(len, texts)) <= 10000
+    assert _keys("".join(_sections(slack))) == every
