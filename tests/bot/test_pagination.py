@@ -195,7 +195,7 @@ def test_any_table_is_shown_whole_and_within_the_limits_on_every_platform(table:
         assert all(len(e.description or "") <= 4096 and len(e.title or "") <= 256 for e in m.embeds)
     assert _keys("".join(e.description or "" for m in discord for e in m.embeds)) == every
     slack = render_slack_messages(reply)
-    for m in slack:
-        texts = _sections([m])
-        assert len(m.blocks) <= 50 and all(len(t) <= 3000 for t in texts) and sum(map(len, texts)) <= 10000
+    for s in slack:
+        texts = _sections([s])
+        assert len(s.blocks) <= 50 and all(len(t) <= 3000 for t in texts) and sum(map(len, texts)) <= 10000
     assert _keys("".join(_sections(slack))) == every
