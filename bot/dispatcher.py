@@ -26,11 +26,12 @@ path, and repeating a read is harmless.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import logging
 import re
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from bot.audit import AuditLog, Decision, new_ref_id
@@ -40,7 +41,8 @@ from bot.context import Clock, CommandContext, SystemClock
 from bot.errors import CommandError, UsageError
 from bot.identity import CONSOLE, AccessControl, Actor, ChatRef, Role
 from bot.inbound import clean_text
-from bot.presses import PressHandling
+from bot.presses import PressHandling, settle
+from bot.prompts import Prompt, expiry
 from bot.ratelimit import KILL_LANE_PER_MINUTE, RateLimiter, in_kill_lane
 from bot.registry import NAME_RE, CommandSpec, Registry, needs_confirmation
 from bot.reply import Button, Buttons, Reply, Text
@@ -52,6 +54,10 @@ from core.views import ServiceUnavailable, TradingService
 log = logging.getLogger("tradectl.bot.dispatcher")
 _ID_RE = re.compile(r"^[A-Za-z0-9_.:@+-]{1,64}$")
 _PLATFORM_RE = re.compile(r"^[a-z]{1,16}$")
+# Decisions whose reply only the asker needs to see (a mutating command's failure is not one: it reports
+# what it did, and runs through the audit row written before it)
+_PRIVATE = frozenset({"denied", "invalid", "stale", "unknown", "rate_limited", "expired", "failed", "duplicate"})
+PROMPT_TIMEOUT_S = 2.0  # a prompt reads the engine's views; a busy engine must not hold up /kill's question
 
 
 def split_command(text: str) -> tuple[str, list[str]] | None:
@@ -199,13 +205,13 @@ class Dispatcher(PressHandling):
             return gate.reply
         attempt, role = gate
         if parsed is None:
-            return await self._refuse(attempt, "invalid", "malformed button payload",
-                                      Reply.error("This button is not valid."))
+            return settle(await self._refuse(attempt, "invalid", "malformed button payload",
+                                             Reply.error("This button is not valid.")))
         action, nonce = parsed
         pending = await self.confirmations.get(nonce)
         if pending is None:
-            return await self._refuse(attempt, "invalid", "unknown confirmation nonce",
-                                      Reply.error("This confirmation is not valid."))
+            return settle(await self._refuse(attempt, "invalid", "unknown confirmation nonce",
+                                             Reply.error("This confirmation is not valid.")))
         attempt = dataclasses.replace(attempt, command=pending.command, args=" ".join(pending.tokens),
                                       ref=pending.ref_id)
         with bind(command=pending.command, ref=pending.ref_id):
@@ -264,7 +270,7 @@ class Dispatcher(PressHandling):
                 Reply.error(f"Refused: this /{spec.name} was sent more than {self.settings.stale_command_s} s ago "
                             "(a delayed or replayed message). Send it again if you still mean it."))
         if needs_confirm:
-            return await self._ask_confirmation(spec, attempt, tuple(tokens))
+            return await self._ask_confirmation(spec, attempt, tuple(tokens), role, args)
         return await self._run(spec, attempt, role, args, "allowed")
 
     def _two_person(self, spec: CommandSpec, actor: Actor) -> bool:
@@ -287,18 +293,38 @@ class Dispatcher(PressHandling):
             sent_at = sent_at.replace(tzinfo=UTC)
         return (self.clock.now() - sent_at).total_seconds() > self.settings.stale_command_s
 
-    async def _ask_confirmation(self, spec: CommandSpec, attempt: Attempt, tokens: tuple[str, ...]) -> Reply | None:
+    async def _ask_confirmation(self, spec: CommandSpec, attempt: Attempt, tokens: tuple[str, ...], role: Role,
+                                args: object) -> Reply | None:
+        """Ask, stating what confirming will do (the command's prompt), or refuse at once when its prompt
+        finds nothing to act on. A prompt that cannot be built in time (the engine busy, a standby) never
+        stops the question: a generic one is asked instead."""
         two = self._two_person(spec, attempt.actor)
         ttl = self.settings.confirm_ttl_s
+        expires_at = self.clock.now() + timedelta(seconds=ttl)
+        ctx = self._context(attempt, role)
+        prompt = Prompt(f"Confirm {' '.join([f'/{spec.name}', *tokens])}: {spec.help}\n{expiry(ctx, expires_at)}")
+        if spec.prompt is not None:
+            try:
+                prompt = await asyncio.wait_for(spec.prompt(ctx, args, expires_at), PROMPT_TIMEOUT_S)
+            except CommandError as exc:
+                return await self._refuse(attempt, "invalid", exc.message, Reply.error(exc.message))
+            except Exception:  # noqa: BLE001 - e.g. a standby, or a slow engine: ask without the figures
+                log.warning("/%s: could not state the consequences; asking without them", spec.name, exc_info=True)
         pending = await self.confirmations.create(attempt.actor, attempt.chat, spec.name, tokens, ref_id=attempt.ref,
                                                   ttl_s=ttl, approvals_needed=2 if two else 1)
-        who = "A second admin must press Confirm (self-approval is refused)" if two else "Press Confirm"
-        call = " ".join([f"/{spec.name}", *tokens])
+        text = prompt.text
+        if two:
+            text += f"\nA second admin must press {prompt.action} (self-approval is refused)."
         return await self._refuse(attempt, "allowed", f"awaiting {'second-admin ' if two else ''}confirmation", Reply((
-            Text(f"Confirm {call}: {spec.help}\n{who} within {ttl} s.", "warning"),
-            Buttons((Button("Confirm", confirm_payload(pending.nonce), "danger"),
+            Text(text, "warning"),
+            Buttons((Button(prompt.action, confirm_payload(pending.nonce), "danger"),
                      Button("Cancel", cancel_payload(pending.nonce), "secondary"))),
         )))
+
+    def _context(self, attempt: Attempt, role: Role) -> CommandContext:
+        return CommandContext(actor=attempt.actor, chat=attempt.chat, role=role, ref_id=attempt.ref,
+                              services=self.services, access=self.access, audit=self.audit, registry=self.registry,
+                              settings=self.settings, clock=self.clock)
 
     # -- running a command -----------------------------------------------------------------
 
@@ -347,14 +373,15 @@ class Dispatcher(PressHandling):
         log.warning("unauthorized attempt")  # the first of the minute; the audit row counts the rest
         if self.settings.unauthorized_reply == "silent" or not self._may_warn("unauth:", row):
             return None
-        return Reply.error("Not authorized.")
+        return dataclasses.replace(Reply.error("Not authorized."), private=True)
 
     async def _rate_limited(self, attempt: Attempt, lane: bool) -> Reply | None:
         limit = KILL_LANE_PER_MINUTE if lane else self.settings.rate_limit_per_minute
         row = self._row(attempt, "rate_limited", f"over {limit}/min{' (kill lane)' if lane else ''}")
         if not await self.floods.note(row) or not self._may_warn("", row):
             return None  # told once; answering every flooded message would feed the flood
-        return Reply.error(f"Too many commands: at most {limit} per minute. Try again shortly.")
+        return dataclasses.replace(Reply.error(f"Too many commands: at most {limit} per minute. Try again shortly."),
+                                   private=True)
 
     def _may_warn(self, prefix: str, row: dict[str, Any]) -> bool:
         """Once a minute per sender, and within the chat's answer budget."""
@@ -374,7 +401,10 @@ class Dispatcher(PressHandling):
 
     async def _refuse(self, attempt: Attempt, decision: Decision, result: str, reply: Reply | None,
                       actor: Actor | None = None) -> Reply | None:
-        """Audit the outcome, then hand back ``reply`` — or None if the update turns out to be a redelivery."""
+        """Audit the outcome, then hand back ``reply`` — or None if the update turns out to be a redelivery.
+        A refusal, or a failure of a command that changes nothing, is for the asker only (``private``)."""
+        if reply is not None and decision in _PRIVATE:
+            reply = dataclasses.replace(reply, private=True)
         return reply if await self._audit(attempt, decision, result, actor) else None
 
     def _row(self, attempt: Attempt, decision: Decision, result: str, actor: Actor | None = None) -> dict[str, Any]:

@@ -41,6 +41,7 @@ and ``/command`` as the entities its clients detect in any text.
 
 from __future__ import annotations
 
+import dataclasses
 import html
 import re
 from collections.abc import Callable
@@ -179,7 +180,7 @@ def cut(text: str, limit: int, escape: Callable[[str], str] = clean, *, measure:
 def clean_reply(reply: Reply) -> Reply:
     """Every string a user could see in ``reply`` cleaned (button payloads are the dispatcher's own and
     go back verbatim). Renderers start here, so widths, lengths and limits are measured on what is shown."""
-    return Reply(tuple(_clean_block(block) for block in reply.blocks))
+    return dataclasses.replace(reply, blocks=tuple(_clean_block(block) for block in reply.blocks))
 
 
 def _clean_block(block: Block) -> Block:

@@ -4,6 +4,9 @@ Part of the dispatcher (mixed into :class:`~bot.dispatcher.Dispatcher`), kept ap
 rules are the security core of confirmations and deserve to be read on their own:
 
 - a used, expired or other-chat confirmation does nothing;
+- once a prompt is over (confirmed, cancelled, expired, used, refused for good) the answer is
+  ``settled`` and every adapter takes the buttons off; a press refused only for the presser (someone
+  other than the requester, a standby) leaves them for the right person;
 - only the requester may cancel, and — unless the two-person rule applies — confirm;
 - under the two-person rule only a *different* admin may confirm;
 - the requester's role is checked again at the press (a revocation in between wins);
@@ -36,6 +39,11 @@ if TYPE_CHECKING:
 log = logging.getLogger("tradectl.bot.presses")
 
 
+def settle(reply: Reply | None) -> Reply | None:
+    """Mark the answer to a press after which its prompt is over: the adapter removes the buttons."""
+    return dataclasses.replace(reply, settled=True) if reply is not None else None
+
+
 @runtime_checkable
 class Availability(Protocol):
     """A trading service that can say it cannot run commands right now (a standby: see
@@ -48,15 +56,15 @@ class PressHandling:
     async def _press(self: Dispatcher, attempt: Attempt, role: Role, action: str, pending: Pending) -> Reply | None:
         actor, chat = attempt.actor, attempt.chat
         if pending.used_at is not None:
-            return await self._refuse(attempt, "invalid", f"confirmation already {pending.outcome or 'used'}",
-                                      Reply.error(f"This confirmation was already used ({pending.outcome or 'closed'})."))
+            return settle(await self._refuse(attempt, "invalid", f"confirmation already {pending.outcome or 'used'}",
+                                      Reply.error(f"This confirmation was already used ({pending.outcome or 'closed'}).")))
         if pending.platform != actor.platform or pending.chat_id != chat.chat_id:
             return await self._refuse(attempt, "denied", "pressed in another chat",
                                       Reply.error("This confirmation belongs to another chat."))
         if pending.expired(self.clock.now()):
             await self.confirmations.close(pending.nonce, "expired")
-            return await self._refuse(attempt, "expired", "pressed after expiry",
-                                      Reply.error(f"This confirmation expired; send /{pending.command} again."))
+            return settle(await self._refuse(attempt, "expired", "pressed after expiry",
+                                             Reply.error(f"This confirmation expired; send /{pending.command} again.")))
         requester = pending.requester
         is_requester = actor.same_user(requester)
         if action == "cancel":
@@ -65,8 +73,8 @@ class PressHandling:
                                           Reply.error("Only the person who asked can cancel this."))
             if not await self.confirmations.close(pending.nonce, "cancelled"):
                 return await self._lost_race(attempt, pending.nonce)
-            return await self._refuse(attempt, "cancelled", "cancelled by the requester",
-                                      Reply.text(f"Cancelled /{pending.command}."))
+            return settle(await self._refuse(attempt, "cancelled", "cancelled by the requester",
+                                             Reply.text(f"Cancelled /{pending.command}: nothing was done.")))
         approver = ""
         if pending.approvals_needed >= 2:
             if is_requester:
@@ -91,8 +99,8 @@ class PressHandling:
                 allowed = False
         if spec is None or not allowed or self._limit_refusal(spec, args, requester, req_role):
             await self.confirmations.close(pending.nonce, "cancelled")
-            return await self._refuse(attempt, "denied", "requester no longer authorized",
-                                      Reply.error("Refused: the requester is no longer allowed to do this."))
+            return settle(await self._refuse(attempt, "denied", "requester no longer authorized",
+                                             Reply.error("Refused: the requester is no longer allowed to do this.")))
         waiting = self.services.unavailable() if isinstance(self.services, Availability) else None
         if waiting is not None:
             return await self._refuse(attempt, "failed", f"not run, confirmation kept: {waiting}", Reply.error(
@@ -110,7 +118,7 @@ class PressHandling:
             return await self._lost_race(attempt, pending.nonce)
         reply = await self._run(spec, run_as, req_role, args, "confirmed", approver, confirmer=actor, started_row=row_id)
         await self._executed(spec, pending.nonce, reply)
-        return reply
+        return settle(reply)
 
     def _started_entry(self: Dispatcher, attempt: Attempt, decision: Decision, approved_by: str,
                        by: Actor) -> dict[str, Any]:
@@ -137,7 +145,7 @@ class PressHandling:
         again = await self.confirmations.get(nonce)
         if again is not None and again.used_at is None:
             await self.confirmations.close(nonce, "expired")
-            return await self._refuse(attempt, "expired", "pressed after expiry",
-                                      Reply.error(f"This confirmation expired; send /{attempt.command} again."))
-        return await self._refuse(attempt, "invalid", "confirmation already used",
-                                  Reply.error("This confirmation was already used."))
+            return settle(await self._refuse(attempt, "expired", "pressed after expiry",
+                                             Reply.error(f"This confirmation expired; send /{attempt.command} again.")))
+        return settle(await self._refuse(attempt, "invalid", "confirmation already used",
+                                         Reply.error("This confirmation was already used.")))

@@ -23,6 +23,7 @@ from typing import Any, Literal
 from bot.context import CommandContext
 from bot.errors import UsageError
 from bot.identity import Role
+from bot.prompts import PromptFn
 from bot.reply import Reply
 from core.settings_models import ChatSettings
 
@@ -156,6 +157,8 @@ class CommandSpec:
     args_type: type | None
     params: tuple[ArgSpec, ...]
     mutates: bool = False
+    # With ``confirm``: what the confirmation says and checks first (see bot.prompts); None: a generic prompt
+    prompt: PromptFn | None = None
 
     def synopsis(self) -> str:
         return " ".join([f"/{self.name}", *(p.placeholder() for p in self.params)])
@@ -221,12 +224,14 @@ def command(
     args: type | None = None,
     destructive: bool = False,
     mutates: bool | None = None,
+    prompt: PromptFn | None = None,
 ) -> Callable[[Handler], Handler]:
     """Declare a chat command.
 
     ``destructive`` commands are refused when their message is stale. ``mutates`` (default: trader
     role or above) marks commands that change something; their audit row is written before they run,
-    so a crash half-way still leaves a trace.
+    so a crash half-way still leaves a trace. ``prompt`` (with ``confirm``) states what confirming will do
+    and may refuse the command before anything is asked (:mod:`bot.prompts`).
     """
     for n in (name, *aliases):
         if not NAME_RE.match(n):
@@ -236,6 +241,8 @@ def command(
         changes = mutates if mutates is not None else (role >= Role.TRADER or destructive)
         spec = CommandSpec(name, fn, role, confirm, destructive, tuple(aliases), help, usage, args, _arg_specs(args),
                            changes)
+        if prompt is not None:
+            spec = dataclasses.replace(spec, prompt=prompt)
         setattr(fn, _SPEC_ATTR, spec)
         return fn
 

@@ -88,7 +88,15 @@ Block: TypeAlias = Text | KeyValues | Table | Image | Buttons
 
 @dataclass(frozen=True, slots=True)
 class Reply:
+    """``private``: a refusal or an error that changed nothing, for the person who asked only; where a
+    platform can show a message to one person (Discord ephemeral, Slack ephemeral) it does.
+    ``settled``: the answer to a button press after which that prompt is over (used, cancelled,
+    expired or refused for good); the adapter takes the buttons off the message pressed. A press that
+    leaves the prompt valid for someone else (the requester, a second admin) does not settle it."""
+
     blocks: tuple[Block, ...]
+    private: bool = False
+    settled: bool = False
 
     @classmethod
     def text(cls, text: str, style: TextStyle = "plain") -> "Reply":
@@ -99,7 +107,7 @@ class Reply:
         return cls((Text(text, "error"),))
 
     def __add__(self, other: "Reply") -> "Reply":
-        return Reply(self.blocks + other.blocks)
+        return Reply(self.blocks + other.blocks, self.private and other.private, self.settled or other.settled)
 
     @property
     def buttons(self) -> tuple[Button, ...]:

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from bot.context import CommandContext
 from bot.errors import CommandError
 from bot.identity import Role
+from bot.prompts import close_prompt, closeall_prompt, kill_prompt
 from bot.registry import arg, command
 from bot.reply import Block, Reply, Text
 from core.intents import ClosePosition, CloseAll, IntentResult, Kill, PauseEntries, Rearm, Resume
@@ -51,7 +52,7 @@ async def resume(ctx: CommandContext, args: None) -> Reply:
     return intent_reply(await ctx.services.submit(Resume(requested_by=ctx.requested_by)))
 
 
-@command("close", role=Role.TRADER, confirm=True, destructive=True, args=PairArgs,
+@command("close", role=Role.TRADER, confirm=True, destructive=True, args=PairArgs, prompt=close_prompt,
          help="Close one position at market", usage="Example: /close BTC/USD")
 async def close(ctx: CommandContext, args: PairArgs) -> Reply:
     if args.pair not in ctx.services.pairs:
@@ -59,13 +60,13 @@ async def close(ctx: CommandContext, args: PairArgs) -> Reply:
     return intent_reply(await ctx.services.submit(ClosePosition(requested_by=ctx.requested_by, pair=args.pair)))
 
 
-@command("closeall", role=Role.ADMIN, confirm=True, destructive=True,
+@command("closeall", role=Role.ADMIN, confirm=True, destructive=True, prompt=closeall_prompt,
          help="Close every open position at market (entries stay allowed; /pause first to stop them)")
 async def closeall(ctx: CommandContext, args: None) -> Reply:
     return intent_reply(await ctx.services.submit(CloseAll(requested_by=ctx.requested_by)))
 
 
-@command("kill", role=Role.ADMIN, confirm=True, destructive=True, args=ReasonArgs,
+@command("kill", role=Role.ADMIN, confirm=True, destructive=True, args=ReasonArgs, prompt=kill_prompt,
          help="Emergency stop: halt trading, cancel orders, flatten every position",
          usage="Stays halted across restarts until an admin sends /rearm.")
 async def kill(ctx: CommandContext, args: ReasonArgs) -> Reply:

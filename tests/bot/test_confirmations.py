@@ -17,7 +17,7 @@ async def decisions(h, n: int = 50) -> list[tuple[str, str]]:  # type: ignore[no
 async def test_kill_asks_then_confirming_halts_and_flattens(make_harness: MakeHarness, fake: FakeTrading) -> None:
     h = await make_harness()
     asked = await h.send("/kill")
-    assert [b.label for b in asked.buttons] == ["Confirm", "Cancel"]
+    assert [b.label for b in asked.buttons] == ["🛑 Kill now", "Cancel"]
     assert all(len(b.payload.encode()) <= 64 for b in asked.buttons)
     assert fake.intents == []  # nothing happens before the press
     done = await h.press(asked.confirm_payload)

@@ -56,9 +56,9 @@ async def test_kill_interrupted_after_the_press_is_still_on_record(db: Database,
 async def test_a_finished_confirmed_command_is_marked_executed(db: Database, make_harness: MakeHarness,
                                                               fake: FakeTrading) -> None:
     h = await make_harness()
+    ask_close = await h.send("/close BTC/USD")  # asked while the position is open ...
     ask_kill = await h.send("/kill")
-    await h.press(ask_kill.confirm_payload)
-    ask_close = await h.send("/close SOL/USD")
+    await h.press(ask_kill.confirm_payload)  # ... and gone (the kill closed it) when confirmed
     refused = await h.press(ask_close.confirm_payload)  # no such position: the command ran and failed
     assert fake.state == "killed" and refused.has_style("error")
     assert await unfinished(db, ("kill", "close")) == []

@@ -79,7 +79,7 @@ async def test_console_session_status_kill_confirm_resume_rearm(make_harness: Ma
     h = await make_harness(admins={})  # no platform admins: the console operator is admin regardless
     out = await run_session(h.dispatcher, b"/status\n/kill\n1\n/resume\nrearm\n/status\n")
     assert re.search(r"state +running", out.split("Status", 2)[1])
-    assert "warning: Confirm /kill" in out and "[1] Confirm  [2] Cancel" in out
+    assert "warning: Confirm /kill" in out and "[1] 🛑 Kill now  [2] Cancel" in out
     assert "ok: KILLED: trading halted, every position flattened" in out
     assert "BTC/USD: closed 0.5" in out
     assert "error: trading is killed; an admin must /rearm first" in out

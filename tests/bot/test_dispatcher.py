@@ -103,8 +103,8 @@ async def test_usage_errors_show_the_usage(make_harness: MakeHarness, fake: Fake
 
 async def test_unknown_pair_is_a_clear_error(make_harness: MakeHarness, fake: FakeTrading) -> None:
     h = await make_harness()
-    sent = await h.confirm("/close DOGE/USD")
-    assert "Unknown pair DOGE/USD; traded pairs: BTC/USD, ETH/USD, SOL/USD" in sent.text
+    sent = await h.send("/close DOGE/USD")  # refused at once: nothing to confirm
+    assert "Unknown pair DOGE/USD; traded pairs: BTC/USD, ETH/USD, SOL/USD" in sent.text and sent.buttons == ()
     assert fake.intents == []
 
 
