@@ -29,7 +29,7 @@ from discord.gateway import DiscordWebSocket
 from discord.http import Route
 
 from bot.discord.commands import BOT_DM_CONTEXT, command_line, slash_commands
-from bot.discord.render import PressButton, is_refusal, render_discord
+from bot.discord.render import PressButton, render_discord
 from bot.dispatcher import Dispatcher
 from bot.identity import Actor, ChatRef
 from bot.reply import Reply
@@ -247,17 +247,19 @@ class DiscordGateway:
                 await interaction.delete_original_response()
                 return
             message = render_discord(reply, owner=None if two_person else interaction.user.id)
+            # A refusal is shown to the person who asked only (a deferred answer keeps the defer's visibility)
             if interaction.response.is_done():
-                await interaction.followup.send(**message.kwargs())
+                await interaction.followup.send(ephemeral=reply.private, **message.kwargs())
             else:
-                await interaction.response.send_message(**message.kwargs())
+                await interaction.response.send_message(ephemeral=reply.private, **message.kwargs())
         except discord.HTTPException as exc:
             log.warning("could not answer a discord command: %s", exc)
 
     async def handle_press(self, interaction: discord.Interaction[Any], payload: str, owner: int | None) -> None:
-        """A button press. The buttons go away once the press did something; a refusal of a two-person
-        confirmation (pressed by the requester, or by a non-admin) is shown only to the presser and
-        leaves them for the right person."""
+        """A button press. The buttons go away once the prompt is over (``reply.settled``: confirmed,
+        cancelled, expired, used or refused for good), whatever the outcome; a press refused only for
+        this presser (someone other than the requester, a standby) leaves them for the right person.
+        Refusals are shown only to the presser."""
         try:
             place = self._place(interaction)
             if isinstance(place, str):
@@ -271,17 +273,17 @@ class DiscordGateway:
                     await interaction.response.defer()
                 return
             message = render_discord(reply, owner=interaction.user.id)
-            if owner is None and is_refusal(reply):
+            if not reply.settled:
                 if interaction.response.is_done():
-                    await interaction.followup.send(ephemeral=True, **message.kwargs())
+                    await interaction.followup.send(ephemeral=reply.private, **message.kwargs())
                 else:
-                    await interaction.response.send_message(ephemeral=True, **message.kwargs())
+                    await interaction.response.send_message(ephemeral=reply.private, **message.kwargs())
                 return
             if interaction.response.is_done():
                 await interaction.edit_original_response(view=None)
             else:
                 await interaction.response.edit_message(view=None)
-            await interaction.followup.send(**message.kwargs())
+            await interaction.followup.send(ephemeral=reply.private, **message.kwargs())
         except discord.HTTPException as exc:
             log.warning("could not answer a discord button press: %s", exc)
 

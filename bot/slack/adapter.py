@@ -40,7 +40,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from bot.dispatcher import Dispatcher
 from bot.identity import Actor, ChatRef
 from bot.reply import Reply
-from bot.slack.render import ACTION_RE, is_refusal, render_slack
+from bot.slack.render import ACTION_RE, render_slack, with_slash_command, without_buttons
 from bot.slack.sender import web_client
 from core.components import ComponentHealth, ComponentState
 from core.lifecycle import Supervisor, TaskFailed
@@ -194,7 +194,7 @@ class SlackAdapter:
         actor = Actor("slack", str(body.get("user_id", "")))
         reply = await self.dispatcher.handle_text(actor, place, "/" + text, _sent_at(request),
                                                   _update_id(body, "trigger_id"))
-        await self._answer(respond, place, reply, replace=False)
+        await self._answer(respond, place, reply, replace=False, ephemeral=reply is not None and reply.private)
 
     async def _on_press(self, ack: Callable[..., Awaitable[None]], body: dict[str, Any], action: dict[str, Any],
                         respond: Respond) -> None:
@@ -212,9 +212,21 @@ class SlackAdapter:
                                                       _update_id(body, "trigger_id"))
         if reply is None:
             return
-        # A refusal goes to the presser alone and leaves the buttons for the requester; anything else
-        # replaces the message, so used buttons disappear.
-        await self._answer(respond, place, reply, replace=not is_refusal(reply), ephemeral=is_refusal(reply))
+        # Once the prompt is over (whatever the outcome) its buttons go: a result replaces the message; a
+        # refusal (expired, used) leaves the question with a note instead of buttons and goes to the
+        # presser alone. A press refused only for this presser leaves the buttons for the requester.
+        if reply.settled and not reply.private:
+            await self._answer(respond, place, reply, replace=True)
+            return
+        if reply.settled:
+            original = (body.get("message") or {}).get("blocks") or []
+            if original:
+                blocks = without_buttons(original, reply.summary(300))
+                await self._respond(respond, text=str((body.get("message") or {}).get("text") or " "),
+                                    blocks=blocks, replace_original=True)
+            else:  # an ephemeral prompt (Slack does not echo it): nothing left to keep
+                await self._respond(respond, delete_original=True)
+        await self._answer(respond, place, reply, replace=False, ephemeral=reply.private)
 
     async def _refuse(self, respond: Respond, why: str, user: Any, team: Any) -> None:
         log.warning("slack request refused: %s (user %s, workspace %s)", why, user, team)
@@ -224,7 +236,8 @@ class SlackAdapter:
                       ephemeral: bool = False) -> None:
         if reply is None:
             return
-        message = render_slack(reply)
+        names = [n for spec in self.dispatcher.registry for n in (spec.name, *spec.aliases)]
+        message = render_slack(with_slash_command(reply, self.settings.command, names))
         await self._respond(respond, text=message.text, blocks=list(message.blocks),
                             response_type="ephemeral" if ephemeral else "in_channel", replace_original=replace)
         for filename, png, title in message.files:

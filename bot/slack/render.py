@@ -29,13 +29,15 @@ then the next one: :func:`render_slack_messages` returns them all, to post in or
 
 from __future__ import annotations
 
+import dataclasses
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 from bot import layout
 from bot.neutral import clean_reply, slack_code, slack_mrkdwn
-from bot.reply import Button, Buttons, Image, KeyValues, Reply, Table, Text
+from bot.reply import Block, Button, Buttons, Image, KeyValues, Reply, Table, Text
 
 MAX_SECTION = 3000
 MAX_FIELDS = 10
@@ -288,6 +290,40 @@ def render_slack_messages(reply: Reply, *, max_messages: int = MAX_MESSAGES) -> 
 def render_slack(reply: Reply) -> SlackMessage:
     """``reply`` as one message: what does not fit is counted in a note (see :func:`render_slack_messages`)."""
     return render_slack_messages(reply, max_messages=1)[0]
+
+
+def with_slash_command(reply: Reply, command: str, names: Iterable[str]) -> Reply:
+    """Every ``/status`` a reply tells the user to type becomes ``/tradectl status``: on Slack our
+    commands are words after the one slash command the app has (``slack.command``), and ``/status``
+    alone is Slack's own. ``names``: the registry's command names and aliases; other slashes (pairs
+    such as ``BTC/USD``, paths) are left as they are."""
+    words = sorted(set(names), key=len, reverse=True)
+    if not words:
+        return reply
+    pattern = re.compile(r"(?<![\w/.:<])/(" + "|".join(map(re.escape, words)) + r")(?![\w/])")
+
+    def fix(text: str) -> str:
+        return pattern.sub(lambda m: f"{command} {m.group(1)}", text)
+
+    def block(b: Block) -> Block:
+        if isinstance(b, Text):
+            return Text(fix(b.text), b.style)
+        if isinstance(b, KeyValues):
+            return KeyValues(fix(b.title), tuple((fix(k), fix(v)) for k, v in b.items))
+        if isinstance(b, Table):
+            return dataclasses.replace(b, title=fix(b.title), rows=tuple(tuple(fix(c) for c in row) for row in b.rows),
+                                       more=fix(b.more))
+        if isinstance(b, Image):
+            return Image(b.png, fix(b.caption))
+        return b
+
+    return dataclasses.replace(reply, blocks=tuple(block(b) for b in reply.blocks))
+
+
+def without_buttons(blocks: Iterable[dict[str, Any]], note: str) -> list[dict[str, Any]]:
+    """A posted message's blocks with its buttons taken off and ``note`` (how the prompt ended) below."""
+    kept = [b for b in blocks if isinstance(b, dict) and b.get("type") != "actions"]
+    return [*kept, {"type": "context", "elements": [_mrkdwn(_shorten(escape(note), 2900))]}]
 
 
 def is_refusal(reply: Reply) -> bool:

@@ -445,7 +445,7 @@ class TelegramPolling:
             log.info("telegram: could not answer a button press: %s", exc)
         if reply is None or self.sender is None:
             return
-        if isinstance(origin, Message) and not refused(reply):
+        if isinstance(origin, Message) and reply.settled:  # the prompt is over, whatever the outcome
             note = "\n\n<i>" + escape(reply.summary(200) or "done") + "</i>"
             self.sender.submit(chat_id, CloseKeyboard(origin.message_id, origin.text_html if origin.text else None,
                                                       note), urgent=urgent)

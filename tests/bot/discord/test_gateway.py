@@ -63,16 +63,16 @@ async def test_close_asks_and_only_the_requester_can_confirm(start_gateway: Star
                                                               trading: FakeTrading) -> None:
     await start_gateway()
     ask = await slash(fake_discord, "close", {"pair": "btc/usd"}, user=TRADER)
-    assert "Confirm /close btc/usd" in ask.text()
+    assert "Confirm /close BTC/USD" in ask.text()
     assert [b["custom_id"].split("#")[1] for b in fake_discord.buttons(ask.original_id)] == [TRADER, TRADER]
 
-    other = await fake_discord.press(ask.original_id, "Confirm", user_id=ADMIN, guild_id=GUILD)
+    other = await fake_discord.press(ask.original_id, "Close BTC/USD", user_id=ADMIN, guild_id=GUILD)
     await eventually(answered(other))
     assert other.answers[0][1]["data"]["flags"] == EPHEMERAL
     assert f"Only <@{TRADER}>" in other.text()
     assert trading.intents == [] and len(fake_discord.buttons(ask.original_id)) == 2
 
-    press = await fake_discord.press(ask.original_id, "Confirm", user_id=TRADER, guild_id=GUILD)
+    press = await fake_discord.press(ask.original_id, "Close BTC/USD", user_id=TRADER, guild_id=GUILD)
     await eventually(answered(press, 2))
     assert press.answers[0] == ("callback", {"type": 7, "data": {"tts": False, "components": []}})
     assert fake_discord.buttons(ask.original_id) == []  # used buttons disappear
@@ -141,14 +141,14 @@ async def test_two_person_confirmation_needs_a_second_admin(start_gateway: Start
     await start_gateway(chat={"two_person_commands": ("kill",)})
     ask = await slash(fake_discord, "kill")
     assert all("#" not in b["custom_id"] for b in fake_discord.buttons(ask.original_id))  # any admin may press
-    self_press = await fake_discord.press(ask.original_id, "Confirm", user_id=ADMIN, guild_id=GUILD)
+    self_press = await fake_discord.press(ask.original_id, "🛑 Kill now", user_id=ADMIN, guild_id=GUILD)
     await eventually(answered(self_press))
     assert "Self-approval is refused" in self_press.text()
     assert self_press.answers[0][1]["data"]["flags"] == EPHEMERAL  # shown to the presser only; buttons stay
-    trader_press = await fake_discord.press(ask.original_id, "Confirm", user_id=TRADER, guild_id=GUILD)
+    trader_press = await fake_discord.press(ask.original_id, "🛑 Kill now", user_id=TRADER, guild_id=GUILD)
     await eventually(answered(trader_press))
     assert "Only an admin" in trader_press.text() and trading.intents == []
-    second = await fake_discord.press(ask.original_id, "Confirm", user_id=ADMIN2, guild_id=GUILD)
+    second = await fake_discord.press(ask.original_id, "🛑 Kill now", user_id=ADMIN2, guild_id=GUILD)
     await eventually(answered(second, 2))
     assert [type(i) for i in trading.intents] == [Kill]
     assert fake_discord.buttons(ask.original_id) == []
@@ -160,10 +160,10 @@ async def test_buttons_still_work_after_a_restart(start_gateway: StartGateway, f
     ask = await slash(fake_discord, "close", {"pair": "ETH/USD"}, user=TRADER)
     await first.stop()
     await start_gateway(epoch=2)  # a new process or a new leader: nothing in memory
-    other = await fake_discord.press(ask.original_id, "Confirm", user_id=ADMIN, guild_id=GUILD)
+    other = await fake_discord.press(ask.original_id, "Close ETH/USD", user_id=ADMIN, guild_id=GUILD)
     await eventually(answered(other))
     assert f"Only <@{TRADER}>" in other.text()
-    press = await fake_discord.press(ask.original_id, "Confirm", user_id=TRADER, guild_id=GUILD)
+    press = await fake_discord.press(ask.original_id, "Close ETH/USD", user_id=TRADER, guild_id=GUILD)
     await eventually(answered(press, 2))
     assert trading.intents == [ClosePosition(requested_by=f"discord:{TRADER}", pair="ETH/USD")]
 

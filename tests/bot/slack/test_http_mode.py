@@ -76,7 +76,7 @@ async def test_button_press_over_http_needs_a_valid_signature_too(start_slack: S
     await eventually(lambda: len(fake_slack.posted) == 1)
     ask = fake_slack.posted[0]
 
-    press = urlencode({"payload": json.dumps(fake_slack.action_payload(ask, "Confirm", user=TRADER))})
+    press = urlencode({"payload": json.dumps(fake_slack.action_payload(ask, "Close ETH/USD", user=TRADER))})
     assert await post(http, adapter, press, sign("not-the-signing-secret", press)) == 401
     await asyncio.sleep(0.3)
     assert trading.intents == []

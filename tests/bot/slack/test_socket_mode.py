@@ -45,19 +45,19 @@ async def test_confirm_pressed_by_another_user_is_refused(start_slack: StartSlac
     assert confirm["style"] == "danger" and confirm["confirm"]["title"]["text"] == "Are you sure?"
     assert confirm["value"].startswith("cf:") and confirm["action_id"] != cancel["action_id"]
 
-    await fake_slack.press(ask, "Confirm", user=ADMIN)
+    await fake_slack.press(ask, "Close BTC/USD", user=ADMIN)
     refused = await answer(fake_slack, 2)
     assert refused.ephemeral and not refused.replace_original  # only the presser sees it; buttons stay
     assert "Only the person who asked can confirm this" in refused.readable()
     assert trading.intents == []
 
-    await fake_slack.press(ask, "Confirm", user=TRADER)
+    await fake_slack.press(ask, "Close BTC/USD", user=TRADER)
     done = await answer(fake_slack, 3)
     assert done.replace_original and done.buttons() == []  # the used buttons are replaced by the result
     assert "closing 1 position" in done.readable()
     assert trading.intents == [ClosePosition(requested_by=f"slack:{TRADER}", pair="BTC/USD")]
 
-    await fake_slack.press(ask, "Confirm", user=TRADER)  # a stale copy of the message, pressed again
+    await fake_slack.press(ask, "Close BTC/USD", user=TRADER)  # a stale copy of the message, pressed again
     again = await answer(fake_slack, 4)
     assert "already used" in again.readable() and len(trading.intents) == 1
 
@@ -65,9 +65,12 @@ async def test_confirm_pressed_by_another_user_is_refused(start_slack: StartSlac
 async def test_roles_and_allowlists(start_slack: StartSlack, fake_slack: FakeSlack, trading: FakeTrading) -> None:
     await start_slack()
     await fake_slack.command("close BTC/USD", user=VIEWER, channel=OPS)
-    assert "/close needs the trader role; you are viewer" in (await answer(fake_slack, 1)).readable()
+    refused = await answer(fake_slack, 1)
+    assert "/tradectl close needs the trader role; you are viewer" in refused.readable()
+    assert refused.ephemeral  # a refusal is for the person who asked, not the whole channel
     await fake_slack.command("status", user=STRANGER, channel=OPS)
-    assert "Not authorized" in (await answer(fake_slack, 2)).readable()
+    stranger = await answer(fake_slack, 2)
+    assert "Not authorized" in stranger.readable() and stranger.ephemeral
     await fake_slack.command("status", user=ADMIN, channel=OTHER_CHANNEL)
     assert "Not authorized" in (await answer(fake_slack, 3)).readable()  # chat.allowed_chats.slack
     await fake_slack.command("kill", user=ADMIN, channel=OPS, team=OTHER_TEAM)
@@ -79,7 +82,8 @@ async def test_roles_and_allowlists(start_slack: StartSlack, fake_slack: FakeSla
 async def test_direct_message_is_a_private_chat(start_slack: StartSlack, fake_slack: FakeSlack) -> None:
     await start_slack()
     await fake_slack.command("", user=ADMIN, channel=DM)  # "/tradectl" alone shows the help
-    assert "/status" in (await answer(fake_slack, 1)).readable()
+    help_text = (await answer(fake_slack, 1)).readable()
+    assert "/tradectl status" in help_text and "\n/status" not in help_text  # /status alone is Slack's own
     await fake_slack.command("whoami", user=ADMIN, channel=DM)
     assert ADMIN in (await answer(fake_slack, 2)).readable()
 
@@ -103,8 +107,8 @@ async def test_two_replicas_share_confirmations_through_the_database(start_slack
     assert len(fake_slack.sockets) == 2
     await fake_slack.command("kill", user=ADMIN, channel=OPS, via=0)
     ask = await answer(fake_slack, 1)
-    await fake_slack.press(ask, "Confirm", user=ADMIN2, via=1)  # Slack picked the other replica
+    await fake_slack.press(ask, "🛑 Kill now", user=ADMIN2, via=1)  # Slack picked the other replica
     assert "Only the person who asked" in (await answer(fake_slack, 2)).readable()
-    await fake_slack.press(ask, "Confirm", user=ADMIN, via=1)
+    await fake_slack.press(ask, "🛑 Kill now", user=ADMIN, via=1)
     await answer(fake_slack, 3)
     assert [type(i).__name__ for i in trading.intents] == ["Kill"]

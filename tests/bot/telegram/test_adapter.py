@@ -48,9 +48,9 @@ async def test_kill_asks_with_buttons_and_a_confirm_by_the_same_user_kills(make_
     fake_tg.message(ADMIN, "/kill")
     ask = await fake_tg.reply_to(ADMIN)
     assert "Confirm /kill" in ask.text
-    assert [b["text"] for b in ask.buttons] == ["Confirm", "Cancel"]
+    assert [b["text"] for b in ask.buttons] == ["🛑 Kill now", "Cancel"]
     assert trading.state == "running"
-    fake_tg.press(ADMIN, ask, ask.callback_data("Confirm"))
+    fake_tg.press(ADMIN, ask, ask.callback_data("🛑 Kill now"))
     done = await fake_tg.reply_to(ADMIN, 1)
     assert "KILLED" in done.text
     assert trading.state == "killed" and [type(i).__name__ for i in trading.intents] == ["Kill"]
@@ -76,13 +76,13 @@ async def test_a_press_by_another_user_is_refused(make_bot: MakeBot, fake_tg: Fa
     await make_bot()
     fake_tg.message(ADMIN, "/kill", chat_id=GROUP, kind="supergroup")
     ask = await fake_tg.reply_to(GROUP)
-    fake_tg.press(ADMIN2, ask, ask.callback_data("Confirm"))  # an admin, but not the one who asked
+    fake_tg.press(ADMIN2, ask, ask.callback_data("🛑 Kill now"))  # an admin, but not the one who asked
     refusal = await fake_tg.reply_to(GROUP, 1)
     assert "Only the person who asked" in refusal.text
     answer = fake_tg.answers[-1]
     assert answer["show_alert"] == "true" and "Only the person who asked" in answer["text"]
     assert trading.state == "running" and ask.keyboard is not None  # still there for the requester
-    fake_tg.press(ADMIN, ask, ask.callback_data("Confirm"))
+    fake_tg.press(ADMIN, ask, ask.callback_data("🛑 Kill now"))
     assert "KILLED" in (await fake_tg.reply_to(GROUP, 2)).text
 
 
@@ -90,7 +90,7 @@ async def test_a_replayed_press_is_refused(make_bot: MakeBot, fake_tg: FakeTeleg
     await make_bot()
     fake_tg.message(ADMIN, "/kill")
     ask = await fake_tg.reply_to(ADMIN)
-    data = ask.callback_data("Confirm")
+    data = ask.callback_data("🛑 Kill now")
     fake_tg.press(ADMIN, ask, data)
     await fake_tg.reply_to(ADMIN, 1)
     fake_tg.press(ADMIN, ask, data)  # the same button data again (a replay, or a double tap)
@@ -123,9 +123,9 @@ async def test_every_update_passes_the_allowlist(make_bot: MakeBot, fake_tg: Fak
     assert "Not authorized" in (await fake_tg.reply_to(-999)).text
     fake_tg.message(ADMIN, "/closeall", chat_id=GROUP, kind="supergroup")
     ask = await fake_tg.reply_to(GROUP)
-    fake_tg.press(STRANGER + 1, ask, ask.callback_data("Confirm"))  # a button press is an update like any other
+    fake_tg.press(STRANGER + 1, ask, ask.callback_data("Close all now"))  # a button press is an update like any other
     assert "Not authorized" in (await fake_tg.reply_to(GROUP, 1)).text
-    fake_tg.press(STRANGER, ask, ask.callback_data("Confirm"))  # warned once already: refused silently
+    fake_tg.press(STRANGER, ask, ask.callback_data("Close all now"))  # warned once already: refused silently
     await fake_tg.wait_for(lambda: len(fake_tg.answers) == 2, 5, "the press answered")
     assert trading.intents == [] and len(fake_tg.sent_to(GROUP)) == 2
 

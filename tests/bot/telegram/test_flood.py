@@ -55,7 +55,7 @@ async def test_the_kill_lane_jumps_the_queue_of_its_own_chat(make_bot: MakeBot, 
     fake_tg.message(ADMIN, "/kill", chat_id=GROUP, kind="supergroup")
     ask = await fake_tg.reply_to(GROUP)
     assert "Confirm /kill" in ask.text
-    fake_tg.press(ADMIN, ask, ask.callback_data("Confirm"))
+    fake_tg.press(ADMIN, ask, ask.callback_data("🛑 Kill now"))
     assert "KILLED" in (await fake_tg.reply_to(GROUP, 1)).text
     assert trading.state == "killed"
     await fake_tg.wait_for(lambda: ask.keyboard is None, 5, "the buttons removed")
