@@ -40,7 +40,9 @@ def build_dispatcher(
     registry: Registry | None = None,
     redact: Callable[[str], str] | None = None,
     instance_id: str = "",
+    timezone: str = "UTC",
 ) -> Dispatcher:
+    """``timezone`` (service.timezone) is the zone every time in a reply is shown in."""
     clock = clock or SystemClock()
     return Dispatcher(
         registry or build_registry(),
@@ -51,6 +53,7 @@ def build_dispatcher(
         settings,
         clock,
         updates=ProcessedUpdates(db, clock, instance_id),
+        timezone=timezone,
     )
 
 

@@ -27,12 +27,14 @@ from datetime import UTC
 from pathlib import Path
 from typing import BinaryIO, Protocol, TextIO
 
+from bot import format as fmt
 from bot import layout
 from bot.confirmations import cancel_payload, confirm_payload, parse_payload
 from bot.context import Clock, SystemClock
 from bot.dispatcher import Dispatcher
 from bot.identity import CONSOLE_ACTOR, CONSOLE_CHAT
 from bot.neutral import clean, clean_reply
+from bot.notify.formats import Style, from_event
 from bot.reply import Buttons, Image, KeyValues, Reply, Table, Text
 from core.events import Event
 from core.lifecycle import Supervisor, TaskFailed
@@ -127,9 +129,10 @@ def terminal_width(out: TextIO) -> int | None:
     return shutil.get_terminal_size().columns
 
 
-def render_event(event: Event) -> str:
-    ts = event.ts.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%SZ")
-    return f"{ts} [{event.severity}] {clean(event.summary())}"
+def render_event(event: Event, timezone: str = "UTC") -> str:
+    """One line per event, as the alerts word it (:mod:`bot.notify.formats`), at its local time."""
+    alert = from_event(event, Style(timezone=timezone))
+    return f"{fmt.when(event.ts, timezone)} [{event.severity}] {clean(alert.headline())}"
 
 
 # --- input ---------------------------------------------------------------------------------------
@@ -325,4 +328,4 @@ class ConsoleChat:
         assert self._events is not None
         while True:
             event = await self._events.get()
-            self._write(render_event(event))
+            self._write(render_event(event, self.dispatcher.timezone))

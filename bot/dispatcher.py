@@ -119,6 +119,7 @@ class Dispatcher(PressHandling):
         updates: ProcessedUpdates,
         limiter: RateLimiter | None = None,
         floods: FloodLog | None = None,
+        timezone: str = "UTC",
     ) -> None:
         self.registry = registry
         self.services = services
@@ -131,6 +132,7 @@ class Dispatcher(PressHandling):
         self.limiter = limiter or RateLimiter(settings.rate_limit_per_minute, self.clock)
         self.lane_limiter = RateLimiter(KILL_LANE_PER_MINUTE, self.clock)
         self.floods = floods or FloodLog(audit, self.clock)
+        self.timezone = timezone  # service.timezone: replies show local times
         unknown = [n for n in settings.stale_commands if registry.get(n) is None]
         if unknown:
             raise ValueError(f"chat.stale_commands: {', '.join(map(repr, unknown))} is not a command")
@@ -263,7 +265,7 @@ class Dispatcher(PressHandling):
         refusal = self._limit_refusal(spec, args, attempt.actor, role)
         if refusal:
             return await self._refuse(attempt, "denied", refusal, Reply.error(refusal))
-        needs_confirm = needs_confirmation(spec, self.settings)
+        needs_confirm = needs_confirmation(spec, self.settings, args)
         if spec.name in self.settings.stale_commands and self._is_stale(sent_at):
             return await self._refuse(
                 attempt, "stale", f"sent {sent_at.isoformat() if sent_at else '?'}",
@@ -324,7 +326,7 @@ class Dispatcher(PressHandling):
     def _context(self, attempt: Attempt, role: Role) -> CommandContext:
         return CommandContext(actor=attempt.actor, chat=attempt.chat, role=role, ref_id=attempt.ref,
                               services=self.services, access=self.access, audit=self.audit, registry=self.registry,
-                              settings=self.settings, clock=self.clock)
+                              settings=self.settings, clock=self.clock, timezone=self.timezone)
 
     # -- running a command -----------------------------------------------------------------
 
@@ -333,7 +335,7 @@ class Dispatcher(PressHandling):
                    started_row: int | None = None) -> Reply | None:
         ctx = CommandContext(actor=attempt.actor, chat=attempt.chat, role=role, ref_id=attempt.ref,
                              services=self.services, access=self.access, audit=self.audit, registry=self.registry,
-                             settings=self.settings, clock=self.clock, approved_by=approved_by)
+                             settings=self.settings, clock=self.clock, approved_by=approved_by, timezone=self.timezone)
         note = f"requested by {attempt.actor.key}, approved by {approved_by}; " if approved_by else ""
         by = confirmer or attempt.actor
         # State-changing commands leave a row before they run, so a crash mid-way still leaves a trace.

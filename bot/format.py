@@ -194,19 +194,19 @@ def when(value: datetime | None, tz: str = "UTC") -> str:
     return f"{here:%Y-%m-%d %H:%M} {abbreviation(here)}"
 
 
-def clock(value: datetime | None, tz: str = "UTC", now: datetime | None = None) -> str:
+def clock(value: datetime | None, tz: str = "UTC", now: datetime | None = None, *, with_zone: bool = True) -> str:
     """Short local time: ``15:45 CEST`` on the same local day as ``now``, else ``30 Apr 15:45 CEST``
-    (with the year when it differs)."""
+    (with the year when it differs). ``with_zone=False`` leaves the zone to a heading."""
     if value is None:
         return DASH
     here = local(value, tz)
     today = local(now, tz).date() if now is not None else None
-    zone_name = abbreviation(here)
+    zone_name = f" {abbreviation(here)}" if with_zone else ""
     if today is not None and here.date() == today:
-        return f"{here:%H:%M} {zone_name}"
+        return f"{here:%H:%M}{zone_name}"
     if today is not None and here.year == today.year:
-        return f"{here.day} {here:%b %H:%M} {zone_name}"
-    return f"{here.day} {here:%b %Y %H:%M} {zone_name}"
+        return f"{here.day} {here:%b %H:%M}{zone_name}"
+    return f"{here.day} {here:%b %Y %H:%M}{zone_name}"
 
 
 def day(value: date | None) -> str:

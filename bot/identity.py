@@ -13,8 +13,10 @@ is always an admin.
 from __future__ import annotations
 
 import asyncio
+import logging
 import re
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from enum import IntEnum
@@ -26,8 +28,11 @@ from bot.context import Clock
 from bot.errors import CommandError
 from core.settings_models import CHAT_PLATFORMS, ChatSettings
 from persistence.db import Database
-from persistence.models import RoleGrantRow
+from bot.inbound import clean_text
+from persistence.models import DisplayNameRow, RoleGrantRow
 from persistence.upsert import upsert
+
+log = logging.getLogger("tradectl.bot.identity")
 
 ChatKind = Literal["private", "group", "channel"]
 CONSOLE = "console"
@@ -122,11 +127,66 @@ def parse_user_ref(text: str, default_platform: str) -> tuple[str, str]:
     return platform, raw
 
 
+MAX_NAME_CHARS = 64
+_MAX_REMEMBERED = 10_000
+
+
+class DisplayNames:
+    """The latest display name seen per platform user, for showing beside the id (``alice (telegram:1)``).
+
+    Names are what the platform says about the user and change at will, so they decide nothing; the
+    stable id stays the identity. A name is written when it is first seen or changed (compared with what
+    this process last wrote, so a steady user costs no write), and only for people with a role: a
+    stranger's flood never reaches the database."""
+
+    def __init__(self, db: Database, clock: Clock) -> None:
+        self.db = db
+        self.clock = clock
+        self._written: dict[tuple[str, str], str] = {}
+
+    async def remember(self, actor: Actor) -> None:
+        name = clean_text(actor.display).strip()[:MAX_NAME_CHARS]
+        key = (actor.platform, actor.user_id)
+        if not name or actor.platform == CONSOLE or self._written.get(key) == name:
+            return
+        values = {"platform": actor.platform, "user_id": actor.user_id, "name": name, "seen_at": self.clock.now()}
+        try:
+            async with self.db.session() as s:
+                await s.exec(upsert(self.db.dialect, DisplayNameRow, values, ("platform", "user_id")))  # type: ignore[call-overload]
+        except Exception:  # noqa: BLE001 - a name is a courtesy: never fail a command over it
+            log.warning("could not store the display name of %s:%s", *key, exc_info=True)
+            return
+        if len(self._written) >= _MAX_REMEMBERED:
+            self._written.clear()
+        self._written[key] = name
+
+    async def lookup(self, keys: Iterable[tuple[str, str]] | None = None) -> dict[tuple[str, str], str]:
+        """``(platform, user_id) -> name`` for ``keys`` (every known name when None)."""
+        wanted = set(keys) if keys is not None else None
+        if wanted is not None and not wanted:
+            return {}
+        async with self.db.session() as s:
+            stmt = select(DisplayNameRow.platform, DisplayNameRow.user_id, DisplayNameRow.name)
+            if wanted is not None:
+                stmt = stmt.where(col(DisplayNameRow.user_id).in_({u for _, u in wanted}))
+            rows = (await s.exec(stmt)).all()
+        return {(p, u): n for p, u, n in rows if n and (wanted is None or (p, u) in wanted)}
+
+    async def label(self, key: str) -> str:
+        """``alice (telegram:1)`` for the actor key ``telegram:1``; the key alone when no name is known."""
+        platform, _, user_id = key.partition(":")
+        name = (await self.lookup([(platform, user_id)])).get((platform, user_id), "") if user_id else ""
+        return f"{name} ({key})" if name else key
+
+
 class AccessControl:
-    """Combines bootstrap roles and allowed chats from the settings with grants in the database."""
+    """Combines bootstrap roles and allowed chats from the settings with grants in the database.
+
+    It also remembers the display names of the people it lets in (:class:`DisplayNames`)."""
 
     def __init__(self, db: Database, settings: ChatSettings, clock: Clock, *, grant_cache_s: float = 5.0) -> None:
         self.db = db
+        self.names = DisplayNames(db, clock)
         self.settings = settings
         self.clock = clock
         self.grant_cache_s = grant_cache_s
@@ -213,7 +273,10 @@ class AccessControl:
         """The actor's role in this chat; ``Role.NONE`` means nothing may be executed."""
         if actor.platform != chat.platform or not self.chat_allowed(chat):
             return Role.NONE
-        return await self.role_of(actor, fresh=fresh)
+        role = await self.role_of(actor, fresh=fresh)
+        if role is not Role.NONE and actor.display:
+            await self.names.remember(actor)
+        return role
 
     def pair_limit(self, actor: Actor, role: Role) -> tuple[str, ...] | None:
         """Pairs a trader may act on, or None when unrestricted (admins, or no limit configured)."""

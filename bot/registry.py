@@ -157,6 +157,8 @@ class CommandSpec:
     args_type: type | None
     params: tuple[ArgSpec, ...]
     mutates: bool = False
+    # With ``confirm``: whether these parsed arguments act at all (``/close`` without a pair only lists)
+    confirm_when: Callable[[Any], bool] | None = None
     # With ``confirm``: what the confirmation says and checks first (see bot.prompts); None: a generic prompt
     prompt: PromptFn | None = None
 
@@ -208,8 +210,16 @@ class CommandSpec:
                      if p.kind == "pair" and getattr(parsed, p.name, None))
 
 
-def needs_confirmation(spec: CommandSpec, settings: ChatSettings) -> bool:
-    """Declared on the command, or added by ``chat.confirm_commands`` / ``chat.two_person_commands``."""
+_ANY_ARGS = object()
+
+
+def needs_confirmation(spec: CommandSpec, settings: ChatSettings, args: Any = _ANY_ARGS) -> bool:
+    """Declared on the command, or added by ``chat.confirm_commands`` / ``chat.two_person_commands``.
+
+    Given the parsed ``args``, a command's ``confirm_when`` may say this call changes nothing (it only
+    lists), and then nothing is confirmed."""
+    if args is not _ANY_ARGS and spec.confirm_when is not None and not spec.confirm_when(args):
+        return False
     return spec.confirm or spec.name in settings.confirm_commands or spec.name in settings.two_person_commands
 
 
@@ -225,6 +235,7 @@ def command(
     destructive: bool = False,
     mutates: bool | None = None,
     prompt: PromptFn | None = None,
+    confirm_when: Callable[[Any], bool] | None = None,
 ) -> Callable[[Handler], Handler]:
     """Declare a chat command.
 
@@ -240,7 +251,7 @@ def command(
     def decorate(fn: Handler) -> Handler:
         changes = mutates if mutates is not None else (role >= Role.TRADER or destructive)
         spec = CommandSpec(name, fn, role, confirm, destructive, tuple(aliases), help, usage, args, _arg_specs(args),
-                           changes)
+                           changes, confirm_when)
         if prompt is not None:
             spec = dataclasses.replace(spec, prompt=prompt)
         setattr(fn, _SPEC_ATTR, spec)

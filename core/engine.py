@@ -36,12 +36,12 @@ from sqlmodel import col, select
 from core import accounting
 from core.events import AutoPaused, EngineError, Event, EventBus, ReconcileDifference, Rearmed, StateChanged
 from core.executor import Executor, OrderSpec
-from core.intents import ClosePosition, CloseAll, Intent, IntentResult, Kill, PauseEntries, Rearm, Resume
+from core.intents import ClosedPosition, ClosePosition, CloseAll, Intent, IntentResult, Kill, OpenItem, PauseEntries, Rearm, Resume
 from core.kill import KillSwitch
 from core.market_data import MarketData
 from core.order_reasons import EXIT_PURPOSES
 from core.outage import DatabaseWatch, is_database_outage
-from core.queries import Queries
+from core.queries import Queries, closed_position
 from core.recovery import Recovery
 from core.risk import Portfolio, RiskManager, TradeStats
 from core.settings_models import TradingSettings
@@ -152,7 +152,7 @@ class Engine:
         if not task.cancelled() and task.exception() is not None:
             exc = task.exception()
             log.error("engine task %s failed", task.get_name(), exc_info=exc)
-            self.events.publish(EngineError(where=task.get_name(), message=str(exc)[:300]))
+            self.events.publish(EngineError.from_exception(task.get_name(), exc))
             self.failed = exc
             if self.on_failure is not None and exc is not None:
                 self.on_failure(exc)
@@ -229,7 +229,7 @@ class Engine:
                 return True
             self.counters["feed_errors"] += 1
             log.exception("error handling %s", type(event).__name__)
-            await self.events.announce(self.db, EngineError(where="feed", message=str(exc)[:300]))
+            await self.events.announce(self.db, EngineError.from_exception("feed", exc))
             return True
         if self.watch.down:
             try:
@@ -277,7 +277,7 @@ class Engine:
         except Exception as exc:  # noqa: BLE001 - contained and counted
             self.counters["scan_errors"] += 1
             log.exception("strategy scan for %s failed", pair)
-            await self.events.announce(self.db, EngineError(where=f"scan:{pair}", message=str(exc)[:300]))
+            await self.events.announce(self.db, EngineError.from_exception(f"scan:{pair}", exc))
             return
         pos = await self._open_position(pair)
         if signal.direction == Direction.SELL and pos is not None and pos.status == "open":
@@ -411,7 +411,7 @@ class Engine:
                 return
             self.counters["protection_errors"] += 1
             log.exception("protection loop error")
-            await self.events.announce(self.db, EngineError(where="protection", message=str(exc)[:300]))
+            await self.events.announce(self.db, EngineError.from_exception("protection", exc))
 
     def _position_closed(self, pos: PositionRow) -> None:
         self.risk.record_exit(pos.pair, pos.realized_pnl, pos.closed_at or self.clock.now())
@@ -613,16 +613,16 @@ class Engine:
     async def _close(self, positions: list[PositionRow], by: str) -> IntentResult:
         await asyncio.gather(*(self.exit_position(p, purpose="close", reason=f"closed by {by}", by=by) for p in positions))
         await self.executor.poll_fills()
-        lines = []
+        closed: list[ClosedPosition] = []
+        pending: list[OpenItem] = []
         async with self.db.read() as s:
             for p in positions:
                 fresh = await s.get(PositionRow, p.id)
                 if fresh is not None and fresh.status == "closed":
-                    lines.append(f"{fresh.pair}: closed {fresh.exit_qty} @ {accounting.exit_price(fresh)}, "
-                                 f"PnL {fresh.realized_pnl.quantize(Decimal('0.01'))}")
+                    closed.append(closed_position(fresh))
                 else:
-                    lines.append(f"{p.pair}: exit order sent, waiting for the fill")
-        return IntentResult(True, f"closing {len(positions)} position(s)", tuple(lines))
+                    pending.append(OpenItem(pair=p.pair, qty=p.qty))
+        return IntentResult(True, f"closing {len(positions)} position(s)", closed=tuple(closed), pending=tuple(pending))
 
     # -- TradingService queries (delegated) ----------------------------------------------
 

@@ -8,12 +8,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import secrets
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any, ClassVar
 
 from sqlalchemy import event as sa_event
+
+from core.intents import ClosedPosition, OpenItem
 
 log = logging.getLogger("tradectl.events")
 
@@ -146,15 +149,28 @@ class AutoPaused(Event):
 
 @dataclass(frozen=True, kw_only=True)
 class Killed(Event):
+    """What a kill did, as values: positions closed (with their PnL), orders cancelled, what is left
+    open when the venue did not confirm in time, and how long the venue took."""
+
     kind: ClassVar[str] = "killed"
     severity: ClassVar[str] = "critical"
     by: str
-    report: tuple[str, ...]
     complete: bool
+    reason: str = ""
+    closed: tuple[ClosedPosition, ...] = ()
+    cancelled: tuple[OpenItem, ...] = ()
+    left: tuple[OpenItem, ...] = ()
+    acknowledged_s: float | None = None
+    flat_s: float | None = None
 
     def summary(self) -> str:
         status = "complete" if self.complete else "INCOMPLETE"
-        return f"KILLED by {self.by} ({status}): " + "; ".join(self.report)
+        if not (self.closed or self.cancelled or self.left):
+            return f"KILLED by {self.by} ({status}): nothing was open"
+        parts = [f"closed {p.qty} {p.pair} @ {p.exit_price}, PnL {p.pnl}" for p in self.closed]
+        parts += [f"cancelled {o.side} {o.qty} {o.pair} ({o.purpose})" for o in self.cancelled]
+        parts += [f"STILL OPEN: {o.what} {o.qty} {o.pair}" for o in self.left]
+        return f"KILLED by {self.by} ({status}): " + "; ".join(parts)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -167,15 +183,43 @@ class Rearmed(Event):
         return f"re-armed by {self.by}: trading may resume"
 
 
+def describe(exc: BaseException) -> str:
+    """A short description of an error that is safe to show in chat: its kind, never its text (which
+    may hold SQL, file paths, URLs or a venue's answer). The text goes to the log."""
+    name = type(exc).__name__
+    module = type(exc).__module__ or ""
+    if module.startswith(("sqlalchemy", "asyncpg", "sqlite3", "aiosqlite", "psycopg")):
+        return f"database error ({name})"
+    if module.startswith("exchanges"):
+        return f"exchange error ({name})"
+    if isinstance(exc, TimeoutError):
+        return "timed out"
+    if isinstance(exc, (ConnectionError, OSError)):
+        return f"connection or file error ({name})"
+    return f"internal error ({name})"
+
+
 @dataclass(frozen=True, kw_only=True)
 class EngineError(Event):
+    """An error worth an alert. ``message`` is a short safe description (see :func:`describe`), never
+    raw exception text; ``ref`` finds the details in the log."""
+
     kind: ClassVar[str] = "error"
     severity: ClassVar[str] = "error"
     where: str
     message: str
+    ref: str = ""
+
+    @classmethod
+    def from_exception(cls, where: str, exc: BaseException) -> "EngineError":
+        """The alert for ``exc``: its kind and a reference id; the log line with the reference keeps
+        the exception's text (the caller logs the traceback)."""
+        ref = secrets.token_hex(4)
+        log.error("error in %s, alert reference %s: %s: %s", where, ref, type(exc).__name__, str(exc)[:1000])
+        return cls(where=where, message=describe(exc), ref=ref)
 
     def summary(self) -> str:
-        return f"error in {self.where}: {self.message}"
+        return f"error in {self.where}: {self.message}" + (f" (reference {self.ref})" if self.ref else "")
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -26,7 +26,8 @@ from sqlmodel import col, select
 from core import accounting
 from core.events import Killed, StateChanged
 from core.executor import OrderSpec
-from core.intents import IntentResult
+from core.queries import closed_position
+from core.intents import ClosedPosition, IntentResult, OpenItem
 from core.state import KILLED, TradingState
 from exchanges.base import Side
 from persistence.models import OrderRow, PositionRow
@@ -45,6 +46,10 @@ class KillSwitch:
         self._lock = asyncio.Lock()
         self.acknowledged_s: float | None = None  # last kill: intent -> every cancel and close acknowledged
         self.flat_s: float | None = None  # last kill: intent -> venue confirmed nothing open
+        # what the current kill did, as values for its result and its alert
+        self._closed: list[ClosedPosition] = []
+        self._cancelled: list[OpenItem] = []
+        self._left: list[OpenItem] = []
 
     async def kill(self, by: str, reason: str) -> IntentResult:
         e = self.e
@@ -68,13 +73,13 @@ class KillSwitch:
         e = self.e
         self.acknowledged_s = self.flat_s = None
         async with self._lock:
+            self._closed, self._cancelled, self._left = [], [], []
             report, complete = await self._flatten_everything(by, started)
         if complete:
             self.flat_s = time.perf_counter() - started
-            ack = f"{self.acknowledged_s * 1000:.0f} ms" if self.acknowledged_s is not None else "-"
-            report.append(f"venue acknowledged every cancel and close after {ack}; flat confirmed after "
-                          f"{self.flat_s * 1000:.0f} ms")
-        killed = Killed(by=by, report=tuple(report), complete=complete)
+        killed = Killed(by=by, complete=complete, reason=e.state.reason, closed=tuple(self._closed),
+                        cancelled=tuple(self._cancelled), left=tuple(self._left),
+                        acknowledged_s=self.acknowledged_s, flat_s=self.flat_s)
         try:
             await e.events.record(e.db, killed)
         except Exception:  # noqa: BLE001 - the report must still reach the console and the caller
@@ -82,7 +87,8 @@ class KillSwitch:
             e.events.publish(killed)
         head = "killed: all orders cancelled and positions flattened" if complete else \
             "killed, but NOT everything is flat yet: see the report; retrying continues with /kill"
-        return IntentResult(complete, head, tuple(report))
+        return IntentResult(complete, head, tuple(report), closed=killed.closed, cancelled=killed.cancelled,
+                            pending=killed.left, acknowledged_s=killed.acknowledged_s, flat_s=killed.flat_s)
 
     async def _flatten_everything(self, by: str, started: float) -> tuple[list[str], bool]:
         e = self.e
@@ -124,6 +130,7 @@ class KillSwitch:
                 if ok is True and o.client_order_id not in cancelled:
                     cancelled.add(o.client_order_id)
                     report.append(f"cancelled {o.side} {o.qty} {o.pair} ({o.purpose}, {o.client_order_id})")
+                    self._cancelled.append(OpenItem(pair=o.pair, qty=o.qty, what="order", side=o.side, purpose=o.purpose))
             try:
                 await e.executor.poll_fills()
             except Exception:  # noqa: BLE001
@@ -135,14 +142,17 @@ class KillSwitch:
                         reported.add(fresh.id)  # type: ignore[arg-type]
                         report.append(f"closed {fresh.exit_qty} {fresh.pair} @ {accounting.exit_price(fresh)}, "
                                       f"PnL {fresh.realized_pnl.quantize(Decimal('0.01'))}")
+                        self._closed.append(closed_position(fresh))
             if time.monotonic() > deadline:
                 async with e.db.read() as s:
                     left = await accounting.open_positions(s)
                 left_orders = [o for o in await e.executor.open_orders() if o.purpose != "kill"]
                 for p in left:
                     report.append(f"STILL OPEN: {p.qty} {p.pair}")
+                    self._left.append(OpenItem(pair=p.pair, qty=p.qty))
                 for o in left_orders:
                     report.append(f"STILL OPEN ORDER: {o.client_order_id} {o.pair}")
+                    self._left.append(OpenItem(pair=o.pair, qty=o.qty, what="order", side=o.side, purpose=o.purpose))
                 return report, not left and not left_orders
             # a round the venue fully acknowledged is verified at once; otherwise give it a moment
             await asyncio.sleep(0 if clean else self.round_pause_s)

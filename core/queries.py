@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 from sqlmodel import col, func, select
 
 from core import accounting
+from core.intents import ClosedPosition
 from core.views import BalanceView, HealthView, PairPerformance, PeriodPnl, PnlSummary, PositionView, StatusView, TradeView
 from core.executor import OPEN_STATES
 from persistence.models import OrderRow, PositionRow
@@ -19,7 +20,9 @@ if TYPE_CHECKING:
     from core.engine import Engine
 
 ZERO = Decimal(0)
-CENTS = Decimal("0.01")
+CENTS = Decimal("0.01")  # percentages
+# Amounts keep eight decimals: enough for a BTC-quoted account; the chat rounds them per currency.
+MONEY = accounting.Q
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,6 +34,12 @@ class _Book:
     positions: tuple[PositionRow, ...]
     realized_today: Decimal
     open_orders: int
+
+
+def closed_position(p: PositionRow) -> ClosedPosition:
+    """A closed position as a command's result shows it (/close, /closeall, /kill)."""
+    return ClosedPosition(pair=p.pair, qty=p.exit_qty, exit_price=accounting.exit_price(p), pnl=p.realized_pnl,
+                          fees=p.entry_fees + p.exit_fees, pnl_pct=accounting.pnl_pct(p))
 
 
 class Queries:
@@ -52,10 +61,16 @@ class Queries:
             basis = cost / p.entry_qty if p.entry_qty else ZERO
             upnl = (p.qty * (mark - basis)).quantize(accounting.Q) if mark is not None else ZERO
             pct = (upnl / (p.qty * basis) * 100).quantize(CENTS) if p.qty and basis else ZERO
+            step, tick = self._rules(p.pair)
             views.append(PositionView(pair=p.pair, qty=p.qty, entry_price=entry, mark_price=mark, unrealized_pnl=upnl,
                                       unrealized_pct=pct, stop=p.stop_price, take_profit=p.take_profit,
-                                      opened_at=p.opened_at, strategy=p.strategy))
+                                      opened_at=p.opened_at, strategy=p.strategy, qty_step=step, price_tick=tick))
         return views
+
+    def _rules(self, pair: str) -> tuple[Decimal | None, Decimal | None]:
+        """The pair's quantity step and price tick, when the venue's markets are loaded."""
+        market = self.e.markets.get(pair) if self.e.markets else None
+        return (market.qty_step, market.price_tick) if market is not None else (None, None)
 
     async def balances(self) -> list[BalanceView]:
         out = []
@@ -66,8 +81,8 @@ class Queries:
             else:
                 pair = f"{cur}/{self.e.trading.quote}"
                 price = self.e.md.price(pair)
-                value = (bal.total * price).quantize(CENTS) if price is not None else None
-            out.append(BalanceView(cur, bal.total, bal.available, value))
+                value = (bal.total * price).quantize(MONEY) if price is not None else None
+            out.append(BalanceView(cur, bal.total, bal.available, value, quote=self.e.trading.quote))
         return out
 
     async def status(self) -> StatusView:
@@ -80,10 +95,13 @@ class Queries:
         positions = tuple(self._views(list(book.positions)))  # marks are always the latest
         unrealized = sum((p.unrealized_pnl for p in positions), ZERO)
         realized_today, open_orders = book.realized_today, book.open_orders
+        today = realized_today + unrealized
+        day_start = equity - today  # what the account was worth when the day began (as far as PnL tells)
+        today_pct = (today / day_start * 100).quantize(CENTS) if day_start > 0 else None
         return StatusView(state=e.state.state, state_reason=e.state.reason, state_changed_by=e.state.changed_by,
                           state_changed_at=e.state.changed_at, mode=e.mode, venue=e.venue.name, quote=e.trading.quote,
-                          equity=equity.quantize(CENTS), cash=cash.quantize(CENTS), positions=positions,
-                          today_pnl=(realized_today + unrealized).quantize(CENTS),
+                          equity=equity.quantize(MONEY), cash=cash.quantize(MONEY), positions=positions,
+                          today_pnl=today.quantize(MONEY), today_pnl_pct=today_pct, unrealized=unrealized,
                           data_age_s={p: e.md.age_s(p, now) for p in e.pairs}, leader=e.leader(),
                           instance_id=e.instance_id, uptime_s=e.uptime_s(), open_orders=open_orders)
 
@@ -126,13 +144,14 @@ class Queries:
         unrealized = sum((p.unrealized_pnl for p in (positions if positions is not None else await self.positions())), ZERO)
         dd = accounting.max_drawdown(points)
         ranked = sorted(st.by_pair.items(), key=lambda kv: kv[1][1])
-        return PnlSummary(period=period, start=start, realized=st.realized.quantize(CENTS),
-                          unrealized=unrealized.quantize(CENTS), fees=st.fees.quantize(CENTS), trades=st.trades,
+        return PnlSummary(period=period, start=start, realized=st.realized.quantize(MONEY),
+                          unrealized=unrealized.quantize(MONEY), fees=st.fees.quantize(MONEY), trades=st.trades,
                           wins=st.wins, losses=st.losses, win_rate=st.win_rate, profit_factor=st.profit_factor,
-                          expectancy=st.expectancy.quantize(CENTS) if st.expectancy is not None else None,
-                          max_drawdown=dd.amount.quantize(CENTS), max_drawdown_pct=dd.pct,
+                          expectancy=st.expectancy.quantize(MONEY) if st.expectancy is not None else None,
+                          max_drawdown=dd.amount.quantize(MONEY), max_drawdown_pct=dd.pct,
                           drawdown_start=dd.start, drawdown_end=dd.end,
-                          best_pair=ranked[-1][0] if ranked else None, worst_pair=ranked[0][0] if ranked else None)
+                          best_pair=ranked[-1][0] if ranked else None, worst_pair=ranked[0][0] if ranked else None,
+                          quote=e.trading.quote)
 
     async def periods(self, unit: str, count: int) -> list[PeriodPnl]:
         e = self.e
@@ -146,24 +165,32 @@ class Queries:
             end = accounting.period_start(now, unit, e.tz, back=i - 1) if i > 0 else now + timedelta(seconds=1)
             inside = [p for p in closed if p.closed_at is not None and start <= p.closed_at < end]
             out.append(PeriodPnl(start=start.astimezone(accounting.ZoneInfo(e.tz)).date(),
-                                 realized=sum((p.realized_pnl for p in inside), ZERO).quantize(CENTS),
+                                 realized=sum((p.realized_pnl for p in inside), ZERO).quantize(MONEY),
                                  trades=len(inside),
-                                 fees=sum((p.entry_fees + p.exit_fees for p in inside), ZERO).quantize(CENTS)))
+                                 fees=sum((p.entry_fees + p.exit_fees for p in inside), ZERO).quantize(MONEY),
+                                 quote=e.trading.quote))
         return out
 
     async def trades(self, count: int) -> list[TradeView]:
+        """The latest closed trades, newest first (open positions are /positions)."""
         async with self.e.db.read() as s:
-            stmt = select(PositionRow).where(col(PositionRow.status).in_(("open", "closed")))
-            rows = (await s.exec(stmt.order_by(col(PositionRow.id).desc()).limit(count))).all()
-        return [TradeView(pair=p.pair, qty=p.entry_qty, entry_price=accounting.entry_price(p),
-                          exit_price=accounting.exit_price(p), pnl=p.realized_pnl.quantize(CENTS),
-                          pnl_pct=accounting.pnl_pct(p), fees=(p.entry_fees + p.exit_fees).quantize(CENTS),
-                          opened_at=p.opened_at, closed_at=p.closed_at, exit_reason=p.exit_reason) for p in rows]
+            stmt = select(PositionRow).where(PositionRow.status == "closed")
+            stmt = stmt.order_by(col(PositionRow.closed_at).desc(), col(PositionRow.id).desc()).limit(count)
+            rows = (await s.exec(stmt)).all()
+        views = []
+        for p in rows:
+            step, tick = self._rules(p.pair)
+            views.append(TradeView(pair=p.pair, qty=p.entry_qty, entry_price=accounting.entry_price(p),
+                                   exit_price=accounting.exit_price(p), pnl=p.realized_pnl,
+                                   pnl_pct=accounting.pnl_pct(p), fees=p.entry_fees + p.exit_fees,
+                                   opened_at=p.opened_at, closed_at=p.closed_at, exit_reason=p.exit_reason,
+                                   qty_step=step, price_tick=tick))
+        return views
 
     async def performance(self) -> list[PairPerformance]:
         async with self.e.db.read() as s:
             st = accounting.trade_stats(await accounting.closed_positions(s))
-        out = [PairPerformance(pair, t, pnl.quantize(CENTS), (Decimal(w) / t).quantize(Decimal("0.0001")) if t else None)
+        out = [PairPerformance(pair, t, pnl.quantize(MONEY), (Decimal(w) / t).quantize(Decimal("0.0001")) if t else None)
                for pair, (t, pnl, w) in st.by_pair.items()]
         return sorted(out, key=lambda x: x.pnl, reverse=True)
 
@@ -189,4 +216,5 @@ class Queries:
         except Exception:  # noqa: BLE001
             pass
         return HealthView(ok=e._running and e.failed is None and not e.watch.down, components=comps,
-                          counters=counters, rss_mb=rss)
+                          counters=counters, rss_mb=rss, leader=e.leader(), instance_id=e.instance_id,
+                          uptime_s=e.uptime_s())

@@ -261,6 +261,7 @@ class LeaderScheduler:
         self._scheduler: AsyncIOScheduler | None = None
         self._epoch: int | None = None
         self._active: dict[tuple[str, datetime], str] = {}  # (job, slot) -> our claim token
+        self._produced: dict[tuple[str, datetime], tuple[Event, ...]] = {}  # a manual run's events, for its caller
         self._settled: set[tuple[str, datetime]] = set()  # known to be claimed: no need to ask again
         self._tasks: set[asyncio.Task[Any]] = set()
 
@@ -364,9 +365,15 @@ class LeaderScheduler:
 
     async def run_now(self, name: str) -> Outcome:
         """Run a job at once (an admin's "report now"), recorded with ``scheduled_for`` = now."""
+        return (await self.run_now_with_events(name))[0]
+
+    async def run_now_with_events(self, name: str) -> tuple[Outcome, tuple[Event, ...]]:
+        """:meth:`run_now`, also returning the events the run announced (a report, for whoever asked)."""
         if name not in self._jobs:
             raise KeyError(f"unknown job {name!r}; known: {', '.join(sorted(self._jobs))}")
-        return await self._run(name, self._now(), takeover=False, manual=True)
+        slot = self._now()
+        outcome = await self._run(name, slot, takeover=False, manual=True)
+        return outcome, self._produced.pop((name, slot), ())
 
     # -- one run --------------------------------------------------------------------------
 
@@ -400,6 +407,8 @@ class LeaderScheduler:
                 log.exception("scheduled job %s failed", run.name)
                 status, detail = "failed", f"{type(exc).__name__}: {exc}"[:500]
                 events = (JobFailed(job=run.name, scheduled_for=run.scheduled_for, error=detail),)
+            if run.manual:
+                self._produced[(run.name, run.scheduled_for)] = events
             return status if await self._finish(run, token, status, detail, events) else "dropped"
         finally:
             self._active.pop((run.name, run.scheduled_for), None)

@@ -268,6 +268,7 @@ class NotifySettings(Section):
     per_destination_rate: float = Field(1.0, gt=0, le=50, description="Messages per second per destination (burst of 3).")
     max_backoff_s: float = Field(300.0, gt=0, description="Longest wait between retries to a failing destination.")
     failing_warn_after: int = Field(5, ge=1, description="Consecutive failures before the other destinations are warned.")
+    verbose: bool = Field(False, description="Show strategy internals in alerts (a signal's reasoning, stop trigger arithmetic, order ids, leadership terms); off: what happened, in plain words.")
 
 
 class VaultSettings(Section):

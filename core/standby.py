@@ -12,7 +12,7 @@ from collections.abc import Callable
 from core.components import ComponentHealth, with_components
 from core.engine import Engine
 from core.intents import Intent, IntentResult
-from core.views import (ServiceUnavailable, BalanceView, HealthView, JobRunSummary, JobView, PairPerformance, PeriodPnl, PnlSummary, PositionView, StatusView,
+from core.views import (ServiceUnavailable, BalanceView, HealthView, JobOutcome, JobRunSummary, JobView, PairPerformance, PeriodPnl, PnlSummary, PositionView, StatusView,
                         TradeView)
 
 
@@ -93,15 +93,16 @@ class LeaderBoundService:
         runs = [JobRunSummary(r.name, r.scheduled_for, r.status) for r in await self.scheduler.recent_runs(10)]  # type: ignore[attr-defined]
         return jobs, runs
 
-    async def run_job(self, name: str) -> str:
+    async def run_job(self, name: str) -> JobOutcome:
         if self.scheduler is None:
             raise ServiceUnavailable("no scheduler on this instance")
         if self._engine() is None:
             raise ServiceUnavailable("only the leader runs scheduled jobs; this instance is a standby")
         try:
-            return str(await self.scheduler.run_now(name))  # type: ignore[attr-defined]
+            status, events = await self.scheduler.run_now_with_events(name)  # type: ignore[attr-defined]
         except KeyError as exc:
             raise ServiceUnavailable(str(exc.args[0])) from None
+        return JobOutcome(str(status), tuple(events))
 
     async def health(self) -> HealthView:
         engine = self._engine()

@@ -11,6 +11,7 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Literal, Protocol
 
+from core.events import Event
 from core.intents import Intent, IntentResult
 
 class ServiceUnavailable(Exception):
@@ -36,6 +37,17 @@ class PositionView:
     take_profit: Decimal | None
     opened_at: datetime
     strategy: str
+    qty_step: Decimal | None = None  # the market's rules, so a reply shows figures as the venue counts them
+    price_tick: Decimal | None = None
+
+    @property
+    def quote(self) -> str:
+        return self.pair.rpartition("/")[2]
+
+    @property
+    def value(self) -> Decimal:
+        """What the position is worth now, in the quote currency (at the entry price without a mark)."""
+        return self.qty * (self.mark_price if self.mark_price is not None else self.entry_price)
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,6 +56,7 @@ class BalanceView:
     total: Decimal
     available: Decimal
     value_in_quote: Decimal | None
+    quote: str = ""  # the currency value_in_quote is counted in
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,6 +77,8 @@ class StatusView:
     instance_id: str
     uptime_s: float
     open_orders: int
+    unrealized: Decimal = Decimal(0)  # total over the open positions
+    today_pnl_pct: Decimal | None = None  # today's PnL against the equity the day started with
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,6 +100,7 @@ class PnlSummary:
     drawdown_end: datetime | None
     best_pair: str | None
     worst_pair: str | None
+    quote: str = ""  # the currency every amount above is counted in
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,6 +109,7 @@ class PeriodPnl:
     realized: Decimal
     trades: int
     fees: Decimal
+    quote: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,6 +124,12 @@ class TradeView:
     opened_at: datetime
     closed_at: datetime | None
     exit_reason: str
+    qty_step: Decimal | None = None
+    price_tick: Decimal | None = None
+
+    @property
+    def quote(self) -> str:
+        return self.pair.rpartition("/")[2]
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,6 +146,10 @@ class HealthView:
     components: dict[str, str]
     counters: dict[str, int] = field(default_factory=dict)
     rss_mb: float | None = None
+    # infrastructure, moved here from /status: which instance leads, which one answered, since when
+    leader: str | None = None
+    instance_id: str = ""
+    uptime_s: float | None = None
 
 
 class TradingService(Protocol):
@@ -158,9 +185,18 @@ class JobRunSummary:
     status: str
 
 
+@dataclass(frozen=True, slots=True)
+class JobOutcome:
+    """A job run now (/report): its outcome (``finished``, ``failed``, ``skipped``, ...) and what it
+    produced, so the person who asked sees the report itself (with its chart), not only "finished"."""
+
+    status: str
+    events: tuple[Event, ...] = ()
+
+
 class ReportService(Protocol):
     """Charts and the schedule, for /chart, /schedule and /report."""
 
     async def chart(self, days: int) -> bytes: ...
     async def schedule(self) -> tuple[list[JobView], list[JobRunSummary]]: ...
-    async def run_job(self, name: str) -> str: ...
+    async def run_job(self, name: str) -> JobOutcome: ...

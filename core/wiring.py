@@ -112,7 +112,8 @@ async def build_components(
                           interval_s=settings.service.heartbeat_interval_s, version=version,
                           role=lambda: "leader" if elector.is_leader else "follower",
                           state=lambda: core.engine.state.state if core.engine else "standby")
-    dispatcher = build_dispatcher(db, service, settings.chat, redact=redact, instance_id=instance_id)
+    dispatcher = build_dispatcher(db, service, settings.chat, redact=redact, instance_id=instance_id,
+                                  timezone=settings.service.timezone)
     senders: dict[str, Sender] = {}
     components: list[Component] = [instance_lock, heartbeat, ComponentPublisher(db, health, instance_id=instance_id)]
     from core.lifecycle import CallbackComponent
@@ -160,7 +161,8 @@ async def build_components(
         from bot.discord import DiscordGateway
 
         discord_gateway = DiscordGateway(dispatcher, settings.discord, on_failure=on_failure, health=health)
-    outbox = OutboxDispatcher(db, settings.notify, senders, instance_id=instance_id, events=events)
+    outbox = OutboxDispatcher(db, settings.notify, senders, instance_id=instance_id, events=events,
+                              timezone=settings.service.timezone)
 
     components += [outbox, elector]
     if settings.slack.enabled:  # every replica: Slack delivers each event to one connection

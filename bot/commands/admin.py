@@ -42,16 +42,27 @@ class RolesArgs:
          help="Who has which role, and where it comes from",
          usage="Without 'all': the people who used this chat. '/roles all' lists everyone, in a private chat.")
 async def roles(ctx: CommandContext, args: RolesArgs) -> Reply:
+    every = _every_chat(ctx, args.scope, "roles")
     entries = await ctx.access.entries()
-    if _every_chat(ctx, args.scope, "roles"):
-        rows = tuple((e.platform, e.user_id, e.role.label, e.source, e.granted_by or fmt.DASH) for e in entries)
-        return Reply((Table("Roles, everyone", ("platform", "user id", "role", "from", "granted by"), rows),
+    names = await ctx.access.names.lookup(None if every else
+                                          [(e.platform, e.user_id) for e in entries if e.platform == ctx.chat.platform])
+    if every:
+        rows = tuple((_user(e.platform, e.user_id, names), e.role.label, e.source,
+                      _user(*e.granted_by.split(":", 1), names) if ":" in e.granted_by else e.granted_by or fmt.DASH)
+                     for e in entries)
+        return Reply((Table("Roles, everyone", ("user", "role", "from", "granted by"), rows, key=("user",),
+                            optional=("granted by",)),
                       Text("The console operator is always admin.")))
     seen = await ctx.audit.users_in_chat(ctx.chat.platform, ctx.chat.chat_id) | {ctx.actor.user_id}
-    here = tuple((e.platform, e.user_id, e.role.label, e.source) for e in entries
+    here = tuple((_user(e.platform, e.user_id, names), e.role.label, e.source) for e in entries
                  if e.platform == ctx.chat.platform and e.user_id in seen)
-    return Reply((Table("Roles of the people who used this chat", ("platform", "user id", "role", "from"), here),
+    return Reply((Table("Roles of the people who used this chat", ("user", "role", "from"), here, key=("user",)),
                   Text("Only this chat. Everyone, from every chat: /roles all in a private chat with the bot.")))
+
+
+def _user(platform: str, user_id: str, names: dict[tuple[str, str], str]) -> str:
+    """``alice (telegram:1)``: the latest display name seen beside the stable id (which stays the identity)."""
+    return fmt.person(f"{platform}:{user_id}", names.get((platform, user_id), ""))
 
 
 @dataclass(frozen=True)
@@ -60,7 +71,7 @@ class GrantArgs:
     role: Role = arg(help="viewer, trader or admin")
 
 
-def _user(ctx: CommandContext, text: str) -> tuple[str, str]:
+def _target(ctx: CommandContext, text: str) -> tuple[str, str]:
     try:
         return parse_user_ref(text, ctx.actor.platform)
     except ValueError as exc:
@@ -71,7 +82,7 @@ def _user(ctx: CommandContext, text: str) -> tuple[str, str]:
          usage="The user is a stable id (Telegram: the numeric user id), or platform:id for another platform. "
                "Example: /grant 123456789 trader")
 async def grant(ctx: CommandContext, args: GrantArgs) -> Reply:
-    platform, user_id = _user(ctx, args.user)
+    platform, user_id = _target(ctx, args.user)
     return Reply.text(await ctx.access.grant(platform, user_id, args.role, ctx.actor), "success")
 
 
@@ -83,14 +94,15 @@ class RevokeArgs:
 @command("revoke", role=Role.ADMIN, args=RevokeArgs, help="Remove a role granted from chat",
          usage="Roles from the settings cannot be revoked from chat.")
 async def revoke(ctx: CommandContext, args: RevokeArgs) -> Reply:
-    platform, user_id = _user(ctx, args.user)
+    platform, user_id = _target(ctx, args.user)
     return Reply.text(await ctx.access.revoke(platform, user_id, ctx.actor), "success")
 
 
 @dataclass(frozen=True)
 class AuditArgs:
     scope: Scope | None = arg(None, help="all: every chat (in a private chat only)")
-    n: int = arg(10, min=1, max=50, help="how many entries")
+    n: int = arg(10, min=1, max=50, help="how many entries per page")
+    page: int = arg(1, min=1, max=100, help="which page, 1 = the newest")
 
 
 def _decision(record: AuditRecord) -> str:
@@ -99,17 +111,28 @@ def _decision(record: AuditRecord) -> str:
 
 @command("audit", role=Role.ADMIN, mutates=False, args=AuditArgs,
          help="The latest command attempts: who, what, decision, result",
-         usage="Without 'all': this chat's attempts. '/audit all' shows every chat, in a private chat.")
+         usage="Without 'all': this chat's attempts. '/audit all' shows every chat, in a private chat. "
+               "/audit 20 2 shows the 20 before the latest 20.")
 async def audit(ctx: CommandContext, args: AuditArgs) -> Reply:
     every = _every_chat(ctx, args.scope, "audit")
+    skip = args.n * (args.page - 1)
+    wanted = skip + args.n + 1  # one more than shown: is there a next page?
     if every:
-        records = await ctx.audit.recent(args.n)
+        records = await ctx.audit.recent(wanted)
     else:
-        records = await ctx.audit.recent(args.n, platform=ctx.chat.platform, chat_id=ctx.chat.chat_id)
-    rows = tuple((fmt.when(r.ts), r.ref_id, f"{r.platform}:{r.user_id}", r.chat_id, f"/{r.command}",
-                  fmt.clip(r.args, 40), _decision(r), fmt.clip(r.result, 80)) for r in records)
-    title = f"Audit log, every chat, last {len(rows)}" if every else f"Audit log of this chat, last {len(rows)}"
+        records = await ctx.audit.recent(wanted, platform=ctx.chat.platform, chat_id=ctx.chat.chat_id)
+    records = records[skip:]
+    more = len(records) > args.n
+    records = records[: args.n]
+    names = await ctx.access.names.lookup({(r.platform, r.user_id) for r in records})
+    rows = tuple((ctx.clock_time(r.ts), _user(r.platform, r.user_id, names), f"/{r.command}", fmt.clip(r.args, 40),
+                  _decision(r), fmt.clip(r.result, 80), r.ref_id) + ((r.chat_id,) if every else ()) for r in records)
+    span = f"{skip + 1}-{skip + len(rows)}" if args.page > 1 else f"last {len(rows)}"
+    title = f"Audit log, every chat, {span}" if every else f"Audit log of this chat, {span}"
     note = ("Every chat's attempts." if every else
             "Only this chat. Every chat: /audit all in a private chat with the bot.")
-    return Reply((Table(title, ("time", "ref", "user", "chat", "command", "args", "decision", "result"), rows),
-                  Text(note)))
+    call = "/audit all" if every else "/audit"
+    headers = ("time", "user", "command", "args", "decision", "result", "ref") + (("chat",) if every else ())
+    table = Table(title, headers, rows, key=("time", "command"), optional=("result", "args", "ref", *(("chat",) if every else ())),
+                  more=f"Older entries: {call} {args.n} {args.page + 1}" if more else "")
+    return Reply((table, Text(note)))

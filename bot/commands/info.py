@@ -6,13 +6,17 @@ pre-formatted strings. No markup and no platform knowledge here.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import date
+from decimal import Decimal
 from typing import Literal
 
 from bot import format as fmt
 from bot.context import CommandContext
 from bot.errors import CommandError
 from bot.identity import CONSOLE
+from bot.notify.formats import Style, exit_reason
 from bot.registry import NAME_RE, arg, command, needs_confirmation
 from bot.reply import Block, KeyValues, Reply, Table, Text
 from core.views import PositionView
@@ -61,43 +65,82 @@ async def whoami(ctx: CommandContext, args: None) -> Reply:
 
 # --- status and positions ----------------------------------------------------------------------
 
+STATE_MARK = {"running": "🟢", "paused": "⏸", "killed": "🛑"}
 
-def _position_rows(positions: tuple[PositionView, ...] | list[PositionView]) -> tuple[tuple[str, ...], ...]:
-    return tuple((p.pair, fmt.qty(p.qty), fmt.price(p.entry_price), fmt.price(p.mark_price),
-                  fmt.signed(p.unrealized_pnl), fmt.pct(p.unrealized_pct), fmt.price(p.stop)) for p in positions)
+
+def _common_quote(positions: Sequence[PositionView]) -> str:
+    """The quote currency every position shares (then the title names it once, not every cell), or ""."""
+    quotes = {p.quote for p in positions}
+    return quotes.pop() if len(quotes) == 1 else ""
+
+
+def _money_cell(value: Decimal, quote: str, common: str) -> str:
+    return fmt.signed(value, quote) if not common else fmt.signed(value, common).removesuffix(f" {common}")
+
+
+def _position_rows(positions: Sequence[PositionView], common: str) -> tuple[tuple[str, ...], ...]:
+    return tuple((p.pair, fmt.qty(p.qty, p.qty_step), fmt.price(p.entry_price, p.price_tick),
+                  fmt.price(p.mark_price, p.price_tick), _money_cell(p.unrealized_pnl, p.quote, common),
+                  fmt.pct(p.unrealized_pct), fmt.price(p.stop, p.price_tick)) for p in positions)
 
 
 _POSITION_HEADERS = ("pair", "qty", "entry", "mark", "PnL", "PnL %", "stop")
+_POSITION_OPTIONAL = ("stop", "entry", "PnL %")  # a narrow table leaves these out first; records show all
 
 
-@command("status", help="State, mode, equity, open positions, today's PnL, data freshness, leader")
+def _positions_table(title: str, positions: Sequence[PositionView]) -> Table:
+    common = _common_quote(positions)
+    title += f", PnL in {common}" if common else ""
+    return Table(title, _POSITION_HEADERS, _position_rows(positions, common), key=("pair",), optional=_POSITION_OPTIONAL)
+
+
+def _compact_positions(positions: Sequence[PositionView]) -> Table:
+    """/status: one short row per position (pair, quantity, unrealized PnL and %), phone-width."""
+    common = _common_quote(positions)
+    title = f"Open positions ({len(positions)})" + (f", PnL in {common}" if common else "")
+    rows = tuple((p.pair, fmt.qty(p.qty, p.qty_step),
+                  f"{_money_cell(p.unrealized_pnl, p.quote, common)} ({fmt.pct(p.unrealized_pct)})") for p in positions)
+    return Table(title, ("pair", "qty", "PnL"), rows, key=("pair",))
+
+
+def _totals_by_quote(positions: Sequence[PositionView]) -> str:
+    """``value 6,250.00 USD · unrealized +12.30 USD`` (one pair of figures per quote currency)."""
+    sums: dict[str, list[Decimal]] = {}
+    for p in positions:
+        value_pnl = sums.setdefault(p.quote, [Decimal(0), Decimal(0)])
+        value_pnl[0] += p.value
+        value_pnl[1] += p.unrealized_pnl
+    return " · ".join(f"value {fmt.money(v, q)} · unrealized {fmt.signed(u, q)}" for q, (v, u) in sums.items())
+
+
+@command("status", help="State, equity, today's PnL, unrealized PnL and open positions, at a glance")
 async def status(ctx: CommandContext, args: None) -> Reply:
     st = await ctx.services.status()
-    blocks: list[Block] = []
-    if st.state == "killed":
-        blocks.append(Text("Trading is KILLED: no new orders. An admin must /rearm, then /resume.", "error"))
-    elif st.state == "paused":
-        blocks.append(Text("Entries are paused; open positions are still managed. /resume to trade.", "warning"))
-    state = st.state + (f" ({st.state_reason})" if st.state_reason else "")
-    items = [("state", state)]
-    if st.state_changed_at is not None:
-        items.append(("since", f"{fmt.when(st.state_changed_at)} by {st.state_changed_by or 'system'}"))
-    ages = ", ".join(f"{pair} {fmt.age(s)}" for pair, s in sorted(st.data_age_s.items())) or "no pairs"
-    items += [
-        ("mode", f"{st.mode} on {st.venue}"),
-        ("equity", fmt.money(st.equity, st.quote)),
-        ("cash", fmt.money(st.cash, st.quote)),
-        ("open positions", str(len(st.positions))),
-        ("open orders", str(st.open_orders)),
-        ("today's PnL", fmt.signed(st.today_pnl, st.quote)),
-        ("data age", ages),
-        ("leader", st.leader or "none"),
-        ("instance", st.instance_id or "-"),
-        ("uptime", fmt.age(st.uptime_s)),
-    ]
-    blocks.append(KeyValues("Status", tuple(items)))
+    q = st.quote
+    today = fmt.pnl(st.today_pnl, st.today_pnl_pct, q)
+    headline = (f"{STATE_MARK.get(st.state, '')} {st.state.capitalize()} · equity {fmt.money(st.equity, q)} · "
+                f"today {today} · unrealized {fmt.signed(st.unrealized, q)}").strip()
+    blocks: list[Block] = [Text(headline, {"killed": "error", "paused": "warning"}.get(st.state, "plain"))]
+    if st.state != "running":
+        since = ""
+        if st.state_changed_at is not None:
+            by = await ctx.access.names.label(st.state_changed_by) if st.state_changed_by else "the system"
+            since = f" since {ctx.clock_time(st.state_changed_at)} by {by}"
+        why = f": {st.state_reason}" if st.state_reason else ""
+        todo = ("No new orders. An admin must /rearm, then /resume." if st.state == "killed"
+                else "Open positions keep their stops and exits. /resume to trade.")
+        blocks.append(Text(f"{st.state.capitalize()}{since}{why}\n{todo}", "error" if st.state == "killed" else "warning"))
+    ages = [a for a in st.data_age_s.values() if a is not None]
+    missing = [p for p, a in sorted(st.data_age_s.items()) if a is None]
+    data = f"{fmt.age(max(ages))} old" if ages else "none yet"
+    if ages and missing:
+        data += f" (none for {', '.join(missing)})"
+    blocks.append(KeyValues("Details", (("mode", f"{st.mode} on {st.venue}"), ("open orders", str(st.open_orders)),
+                                        ("market data", data))))
     if st.positions:
-        blocks.append(Table("Open positions", _POSITION_HEADERS, _position_rows(st.positions)))
+        blocks.append(_compact_positions(st.positions))
+    else:
+        blocks.append(Text("No open positions."))
     return Reply(tuple(blocks))
 
 
@@ -106,7 +149,7 @@ async def positions(ctx: CommandContext, args: None) -> Reply:
     rows = await ctx.services.positions()
     if not rows:
         return Reply.text("No open positions.")
-    return Reply((Table(f"Open positions ({len(rows)})", _POSITION_HEADERS, _position_rows(rows)),))
+    return Reply((_positions_table(f"Open positions ({len(rows)})", rows), Text(_totals_by_quote(rows))))
 
 
 @command("balance", aliases=("balances",), help="Balances per currency, with their value in the quote currency")
@@ -114,8 +157,20 @@ async def balance(ctx: CommandContext, args: None) -> Reply:
     rows = await ctx.services.balances()
     if not rows:
         return Reply.text("No balances.")
-    return Reply((Table("Balances", ("currency", "total", "available", "value"), tuple(
-        (b.currency, fmt.qty(b.total), fmt.qty(b.available), fmt.money(b.value_in_quote)) for b in rows)),))
+    quote = next((b.quote for b in rows if b.quote), "")
+
+    def amount(currency: str, value: Decimal) -> str:
+        return fmt.money(value, currency) if currency == quote else fmt.qty(value)
+
+    table = Table("Balances", ("currency", "total", "available", "value"), tuple(
+        (b.currency, amount(b.currency, b.total), amount(b.currency, b.available), fmt.money(b.value_in_quote, b.quote))
+        for b in rows), optional=("available",))
+    known = [b.value_in_quote for b in rows if b.value_in_quote is not None]
+    blocks: list[Block] = [table]
+    if known and quote:
+        blocks.append(Text(f"Total value {fmt.money(sum(known, Decimal(0)), quote)}"
+                           + (" (some currencies have no price yet)" if len(known) < len(rows) else "")))
+    return Reply(tuple(blocks))
 
 
 # --- performance -------------------------------------------------------------------------------
@@ -130,19 +185,20 @@ class PnlArgs:
          usage="Periods: today, week (since Monday), month (since the 1st), all (default).")
 async def pnl(ctx: CommandContext, args: PnlArgs) -> Reply:
     p = await ctx.services.pnl(args.period)
-    since = f" since {fmt.when(p.start)}" if p.start else ""
-    dd = f"{fmt.money(p.max_drawdown)} ({fmt.pct(-p.max_drawdown_pct) if p.max_drawdown_pct else '0.00%'})"
+    q = p.quote
+    since = f" since {ctx.when(p.start)}" if p.start else ""
+    dd = f"{fmt.money(p.max_drawdown, q)} ({fmt.pct(-p.max_drawdown_pct) if p.max_drawdown_pct else '0.00%'})"
     if p.drawdown_start and p.drawdown_end:
-        dd += f" from {fmt.when(p.drawdown_start)} to {fmt.when(p.drawdown_end)}"
+        dd += f" from {ctx.clock_time(p.drawdown_start)} to {ctx.clock_time(p.drawdown_end)}"
     items = (
-        ("realized", fmt.signed(p.realized)),
-        ("unrealized", fmt.signed(p.unrealized)),
-        ("total", fmt.signed(p.realized + p.unrealized)),
-        ("fees", fmt.money(p.fees)),
+        ("realized", fmt.signed(p.realized, q)),
+        ("unrealized", fmt.signed(p.unrealized, q)),
+        ("total", fmt.signed(p.realized + p.unrealized, q)),
+        ("fees", fmt.money(p.fees, q)),
         ("trades", f"{p.trades} ({p.wins} won, {p.losses} lost)"),
         ("win rate", fmt.ratio(p.win_rate)),
         ("profit factor", fmt.number(p.profit_factor)),
-        ("expectancy", fmt.signed(p.expectancy)),
+        ("expectancy", fmt.signed(p.expectancy, q)),
         ("max drawdown", dd),
         ("best pair", p.best_pair or fmt.DASH),
         ("worst pair", p.worst_pair or fmt.DASH),
@@ -165,10 +221,19 @@ class MonthsArgs:
     n: int = arg(6, min=1, max=24, help="how many months")
 
 
+def _period_label(unit: str, start: date) -> str:
+    if unit == "day":
+        return fmt.day(start)
+    if unit == "week":
+        return f"from {fmt.day(start)}"
+    return f"{start:%b %Y}"
+
+
 async def _periods(ctx: CommandContext, unit: Literal["day", "week", "month"], n: int, title: str) -> Reply:
     rows = await ctx.services.periods(unit, n)
-    return Reply((Table(title, (unit, "realized", "trades", "fees"), tuple(
-        (r.start.isoformat(), fmt.signed(r.realized), str(r.trades), fmt.money(r.fees)) for r in rows)),))
+    return Reply((Table(f"{title} ({ctx.timezone})", (unit, "realized", "trades", "fees"), tuple(
+        (_period_label(unit, r.start), fmt.signed(r.realized, r.quote), str(r.trades), fmt.money(r.fees, r.quote))
+        for r in rows), optional=("fees",)),))
 
 
 @command("daily", args=DaysArgs, help="Realized PnL per day")
@@ -188,18 +253,29 @@ async def monthly(ctx: CommandContext, args: MonthsArgs) -> Reply:
 
 @dataclass(frozen=True)
 class TradesArgs:
-    n: int = arg(10, min=1, max=50, help="how many trades")
+    n: int = arg(10, min=1, max=50, help="how many trades per page")
+    page: int = arg(1, min=1, max=50, help="which page, 1 = the newest")
 
 
-@command("trades", args=TradesArgs, help="The latest trades, newest first")
+@command("trades", args=TradesArgs, help="The latest closed trades, newest first (open ones: /positions)",
+         usage="/trades 20 shows the last 20; /trades 20 2 the 20 before them.")
 async def trades(ctx: CommandContext, args: TradesArgs) -> Reply:
-    rows = await ctx.services.trades(args.n)
+    skip = args.n * (args.page - 1)
+    fetched = await ctx.services.trades(skip + args.n + 1)  # one more than shown: is there a next page?
+    rows = [t for t in fetched if t.closed_at is not None][skip:]
     if not rows:
-        return Reply.text("No trades yet.")
-    return Reply((Table(f"Last {len(rows)} trades", ("pair", "qty", "entry", "exit", "PnL", "PnL %", "closed", "reason"),
-                        tuple((t.pair, fmt.qty(t.qty), fmt.price(t.entry_price), fmt.price(t.exit_price),
-                               fmt.signed(t.pnl), fmt.pct(t.pnl_pct), fmt.when(t.closed_at) if t.closed_at else "open",
-                               fmt.clip(t.exit_reason, 40)) for t in rows)),))
+        return Reply.text("No closed trades yet." if args.page == 1 else f"No trades on page {args.page}.")
+    more = len(rows) > args.n
+    rows = rows[: args.n]
+    first = skip + 1
+    title = f"Closed trades {first}-{skip + len(rows)}, newest first" if args.page > 1 else f"Last {len(rows)} closed trades"
+    style = Style(timezone=ctx.timezone)
+    table = Table(title, ("pair", "qty", "entry", "exit", "PnL", "closed", "reason"), tuple(
+        (t.pair, fmt.qty(t.qty, t.qty_step), fmt.price(t.entry_price, t.price_tick), fmt.price(t.exit_price, t.price_tick),
+         fmt.pnl(t.pnl, t.pnl_pct, t.quote), ctx.clock_time(t.closed_at), fmt.clip(exit_reason(t.exit_reason, style), 40))
+        for t in rows), key=("pair",), optional=("reason", "entry", "qty"),
+        more=f"Older trades: /trades {args.n} {args.page + 1}" if more else "")
+    return Reply((table,))
 
 
 @command("performance", help="Realized PnL per pair, best first")
@@ -208,13 +284,18 @@ async def performance(ctx: CommandContext, args: None) -> Reply:
     if not rows:
         return Reply.text("No closed trades yet.")
     return Reply((Table("Performance per pair", ("pair", "trades", "PnL", "win rate"), tuple(
-        (r.pair, str(r.trades), fmt.signed(r.pnl), fmt.ratio(r.win_rate)) for r in rows)),))
+        (r.pair, str(r.trades), fmt.signed(r.pnl, fmt.quote_of(r.pair)), fmt.ratio(r.win_rate)) for r in rows)),))
 
 
 @command("health", help="Component health, counters and memory")
 async def health(ctx: CommandContext, args: None) -> Reply:
     h = await ctx.services.health()
     blocks: list[Block] = [KeyValues("Health: OK" if h.ok else "Health: DEGRADED", tuple(sorted(h.components.items())))]
+    service = [(k, v) for k, v in (("leader", h.leader or ("none" if h.instance_id else "")),
+                                   ("instance", h.instance_id),
+                                   ("uptime", fmt.age(h.uptime_s) if h.uptime_s is not None else "")) if v]
+    if service:
+        blocks.append(KeyValues("Service", tuple(service)))
     extra = [(k, str(v)) for k, v in sorted(h.counters.items())]
     if h.rss_mb is not None:
         extra.append(("memory (RSS)", f"{h.rss_mb:.0f} MB"))

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from bot import format as fmt
 from bot.context import CommandContext
 from bot.errors import CommandError
 from bot.identity import Role
 from bot.registry import arg, command
-from bot.reply import Block, Image, Reply, Table, Text
+from bot.notify.formats import Alert, Style, from_event
+from bot.reply import Block, Image, KeyValues, Reply, Table, Text
 from core.views import ReportService
 
 
@@ -37,10 +37,11 @@ async def schedule(ctx: CommandContext, args: None) -> Reply:
     if not jobs and not runs:
         return Reply((Text("No scheduled jobs (schedule.enabled is off)."),))
     blocks: list[Block] = [Table("Scheduled jobs", ("job", "schedule", "next run"),
-                                 tuple((j.name, j.schedule, fmt.when(j.next_run) if j.next_run else "-") for j in jobs))]
+                                 tuple((j.name, j.schedule, ctx.clock_time(j.next_run) if j.next_run else "-") for j in jobs),
+                                 optional=("schedule",))]
     if runs:
         blocks.append(Table("Latest runs", ("job", "for", "status"),
-                            tuple((r.name, fmt.when(r.scheduled_for), r.status) for r in runs)))
+                            tuple((r.name, ctx.clock_time(r.scheduled_for), r.status) for r in runs)))
     return Reply(tuple(blocks))
 
 
@@ -49,8 +50,27 @@ class ReportArgs:
     job: str = arg(help="the job to run now, e.g. daily_report (see /schedule)")
 
 
-@command("report", role=Role.ADMIN, args=ReportArgs, help="Run a scheduled job now (e.g. a PnL report)",
-         usage="/report daily_report sends the daily report now; /schedule lists the jobs.")
+def alert_blocks(alert: Alert, image: bytes = b"") -> list[Block]:
+    """A formatted alert (a report) as reply blocks: its title and lines, its figures, its chart."""
+    blocks: list[Block] = [Text("\n".join((alert.title, *alert.lines)))]
+    if alert.fields:
+        blocks.append(KeyValues(alert.title.split(":", 1)[0], alert.fields))
+    if image:
+        blocks.append(Image(image, alert.title))
+    return blocks
+
+
+@command("report", role=Role.ADMIN, args=ReportArgs, help="Run a scheduled job now and show what it produced (e.g. a PnL report)",
+         usage="/report daily_report sends you the daily report now (and to the alert channels); /schedule lists the jobs.")
 async def report(ctx: CommandContext, args: ReportArgs) -> Reply:
     outcome = await _reports(ctx).run_job(args.job)
-    return Reply((Text(f"{args.job}: {outcome}", "success" if outcome == "finished" else "warning"),))
+    style = Style(timezone=ctx.timezone)
+    blocks: list[Block] = []
+    for event in outcome.events:
+        blocks += alert_blocks(from_event(event, style, now=ctx.clock.now()), getattr(event, "image_png", b"") or b"")
+    if outcome.status == "finished":
+        return Reply(tuple(blocks) if blocks else (Text(f"{args.job}: finished.", "success"),))
+    what = {"skipped": "is already running (or ran for this moment on another instance)",
+            "failed": "failed (details in the log)", "dropped": "ran, but this instance lost the lead before recording it",
+            "cancelled": "was cancelled: leadership changed"}.get(outcome.status, outcome.status)
+    return Reply((Text(f"{args.job} {what}.", "warning"), *blocks))

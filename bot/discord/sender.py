@@ -9,9 +9,10 @@ speed: 10,000 refused requests in 10 minutes get the bot's IP banned.
 
 A destination whose target is a URL is a Discord incoming webhook instead (no bot needed).
 
-Alert text is neutral (:mod:`bot.neutral`): markdown, masked links and mentions escaped; the message
-carries ``allowed_mentions`` that parse nothing, and link previews are suppressed (a chart keeps its
-attachment).
+A structured alert is an embed coloured by its severity (a chart shown inside it); other alerts are
+text. Alert text is neutral (:mod:`bot.neutral`): markdown, masked links and mentions escaped; the
+message carries ``allowed_mentions`` that parse nothing, and link previews are suppressed (a chart
+keeps its attachment).
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from bot.notify.senders import (
     DeliveryError,
     WebhookSender,
     alert_text,
+    discord_embed,
 )
 from core.settings_models import DiscordSettings, NotifySettings
 
@@ -72,9 +74,16 @@ class DiscordSender:
             raise DeliveryError(f"discord target {target!r} is neither a channel id nor a webhook URL", permanent=True)
         route = f"/channels/{target}/messages"
         await self._wait_for(route)
-        body: dict[str, Any] = {"content": alert_text(message, self.max_chars, discord_markdown),
-                                "allowed_mentions": NO_MENTIONS}
-        flags = (SUPPRESS_NOTIFICATIONS if message.silent else 0) | (0 if message.image else SUPPRESS_EMBEDS)
+        body: dict[str, Any]
+        if message.alerts:  # an embed coloured by severity (link previews come from content, which is empty)
+            embed = discord_embed(message)
+            if message.image:
+                embed["image"] = {"url": "attachment://chart.png"}
+            body = {"content": "", "embeds": [embed], "allowed_mentions": NO_MENTIONS}
+            flags = SUPPRESS_NOTIFICATIONS if message.silent else 0
+        else:
+            body = {"content": alert_text(message, self.max_chars, discord_markdown), "allowed_mentions": NO_MENTIONS}
+            flags = (SUPPRESS_NOTIFICATIONS if message.silent else 0) | (0 if message.image else SUPPRESS_EMBEDS)
         if flags:
             body["flags"] = flags
         headers = {"Authorization": f"Bot {self._token}", "User-Agent": "DiscordBot (tradectl, 0.1)"}

@@ -34,6 +34,7 @@ from sqlalchemy import update
 from sqlmodel import col, select
 
 from bot.notify.ratelimit import TokenBucket
+from bot.notify.formats import Alert, Style, from_payload
 from bot.notify.senders import AlertMessage, DeliveryError, Sender
 from core.events import DestinationFailing, EventBus
 from core.leader import Lease
@@ -41,7 +42,7 @@ from core.lifecycle import finish
 from core.outbox import OutboxWriter
 from core.settings_models import Destination, NotifySettings
 from persistence.db import Database
-from persistence.models import OutboxRow
+from persistence.models import DisplayNameRow, OutboxRow
 
 log = logging.getLogger("tradectl.notify")
 
@@ -62,6 +63,7 @@ class OutboxDispatcher:
         base_backoff_s: float = 1.0,
         claim_grace_s: float | None = None,
         events: EventBus | None = None,
+        timezone: str = "UTC",
     ) -> None:
         self.db = db
         self.settings = settings
@@ -73,6 +75,9 @@ class OutboxDispatcher:
         self.base_backoff_s = base_backoff_s
         self.claim_grace_s = lease_ttl_s if claim_grace_s is None else claim_grace_s
         self.events = events  # its held alerts (written while the database was away) are flushed here
+        self.timezone = timezone  # alerts show local times (service.timezone)
+        self._names: dict[str, str] = {}  # actor key -> display name, shown beside ids in alerts
+        self._names_at = -1e9
         self._unmarked: dict[str, list[int]] = {}  # destination -> rows the platform accepted, not yet marked
         self._foreign: dict[int, float] = {}  # row id claimed by another instance -> when we first saw it
         self._resent: set[int] = set()
@@ -173,7 +178,7 @@ class OutboxDispatcher:
                 if wait > 0:
                     await self._pause(wait)
                     continue
-                batch, message = self._compose(rows, sender.max_chars)
+                batch, message = self._compose(rows, sender.max_chars, await self._style())
                 if not await lease.holds(self.instance_id, epoch):
                     epoch = None
                     continue
@@ -264,29 +269,48 @@ class OutboxDispatcher:
             return []
         return rows
 
-    def _compose(self, rows: list[OutboxRow], max_chars: int) -> tuple[list[OutboxRow], AlertMessage]:
+    async def _style(self) -> Style:
+        """How alerts read here: local time, verbosity, and display names (re-read once a minute)."""
+        if time.monotonic() - self._names_at > 60:
+            try:
+                async with self.db.session() as s:
+                    rows = (await s.exec(select(DisplayNameRow.platform, DisplayNameRow.user_id, DisplayNameRow.name))).all()
+                self._names = {f"{p}:{u}": n for p, u, n in rows if n}
+            except Exception:  # noqa: BLE001 - names are a courtesy: ids alone still identify
+                log.debug("display names unavailable", exc_info=True)
+            self._names_at = time.monotonic()
+        return Style(timezone=self.timezone, verbose=self.settings.verbose, names=self._names)
+
+    def _compose(self, rows: list[OutboxRow], max_chars: int, style: Style | None = None) -> tuple[list[OutboxRow], AlertMessage]:
+        """One alert (or, with a backlog, a digest of one line per alert with its local time and severity
+        mark), formatted per event kind (:mod:`bot.notify.formats`)."""
+        style = style or Style(timezone=self.timezone, verbose=self.settings.verbose)
+        now = datetime.now(UTC)
         if len(rows) <= self.settings.digest_after:
             row = rows[0]
             payload = json.loads(row.payload)
-            text = payload["text"][: max_chars - 50]
+            alert = from_payload(payload, style, now=now)
+            lines = tuple(line[: max_chars - 50] for line in alert.text_lines())
             image = base64.b64decode(payload["image"]) if payload.get("image") else None
-            return [row], AlertMessage(row.event_type, row.severity, (text,), row.silent, image=image)
+            return [row], AlertMessage(row.event_type, row.severity, lines, row.silent, image=image, alerts=(alert,))
         batch: list[OutboxRow] = []
-        texts: list[str] = []
-        budget = max_chars - 100  # room for the digest header and bullets
+        alerts: list[Alert] = []
+        budget = max_chars - 100  # room for the digest header
         for r in rows[: self.settings.digest_lines]:
             payload = json.loads(r.payload)
             if payload.get("image") and batch:
                 break  # a report with a chart goes out on its own, never flattened into a digest
-            text = payload["text"][:500]
+            alert = from_payload(payload, style, now=now)
+            text = alert.one_line()
             if batch and budget - (len(text) + 4) < 0:
                 break
             budget -= len(text) + 4
             batch.append(r)
-            texts.append(text)
-        lines = tuple(texts)
+            alerts.append(alert)
+        lines = tuple(a.one_line() for a in alerts)
         worst = max(batch, key=lambda r: ("info", "warning", "error", "critical").index(r.severity))
-        return batch, AlertMessage("digest", worst.severity, lines, all(r.silent for r in batch), digest=True)
+        return batch, AlertMessage("digest", worst.severity, lines, all(r.silent for r in batch), digest=True,
+                                   alerts=tuple(alerts))
 
     async def _claim(self, batch: list[OutboxRow]) -> bool:
         """Record, before the POST, that this instance is sending these rows."""

@@ -14,22 +14,28 @@ An alert's lines carry user text (a ``/pause`` reason becomes ``trading running 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
 import httpx
 
-from bot.neutral import ELLIPSIS, clean, cut, discord_markdown, slack_mrkdwn
+from bot.neutral import ELLIPSIS, clean, cut, discord_markdown, slack_mrkdwn, telegram_html
+from bot.notify.formats import Alert
 
 
 @dataclass(frozen=True, slots=True)
 class AlertMessage:
+    """One message to send: ``lines`` is its plain text (for a digest, one line per alert); ``alerts``
+    (when given) is the same content structured, which senders render natively (see
+    :func:`telegram_html_text`, :func:`discord_embed`, :func:`slack_blocks`)."""
+
     kind: str
     severity: str
     lines: tuple[str, ...]
     silent: bool
     digest: bool = False
     image: bytes | None = None
+    alerts: tuple[Alert, ...] = ()
 
     @property
     def text(self) -> str:
@@ -63,8 +69,15 @@ SLACK_INERT: dict[str, Any] = {"mrkdwn": False, "link_names": False, "unfurl_lin
 def _join(message: AlertMessage, lines: Sequence[str]) -> str:
     head = _ICON.get(message.severity, "")
     if message.digest:
-        return f"{head}{len(lines)} alerts:\n" + "\n".join(f"• {line}" for line in lines)
+        bullet = "" if message.alerts else "• "  # structured digest lines carry their own severity mark
+        return f"{head}{_digest_heading(message, len(lines))}:\n" + "\n".join(f"{bullet}{line}" for line in lines)
     return head + "\n".join(lines)
+
+
+def _digest_heading(message: AlertMessage, count: int) -> str:
+    """``25 alerts`` and, for structured lines (which show times without a zone), the zone: ``25 alerts, CEST``."""
+    zones = sorted({a.zone for a in message.alerts if a.zone})
+    return f"{count} alerts" + (f", {'/'.join(zones)}" if zones else "")
 
 
 def plain_text(message: AlertMessage, escape: Callable[[str], str] = clean) -> str:
@@ -102,6 +115,97 @@ def alert_text(message: AlertMessage, limit: int, escape: Callable[[str], str] =
     return text
 
 
+# -- native renderings of structured alerts --------------------------------------------------------
+
+# Discord embed colours per severity: blue, amber, red, dark red.
+EMBED_COLOUR = {"info": 0x3498DB, "warning": 0xF39C12, "error": 0xE74C3C, "critical": 0x992D22}
+# Discord's embed limits: title, description, field name and value, fields, all text together.
+EMBED_TITLE, EMBED_DESCRIPTION, FIELD_NAME, FIELD_VALUE, MAX_FIELDS, EMBED_TOTAL = 256, 4096, 256, 1024, 25, 6000
+# Slack's block limits: header text, section text, section fields (count and each).
+SLACK_HEADER, SLACK_SECTION, SLACK_FIELDS, SLACK_FIELD = 150, 3000, 10, 2000
+
+
+def _body(message: AlertMessage) -> AlertMessage:
+    """The part of a message below its title: the lines after an alert's title, or a digest's lines."""
+    if message.digest:  # the lines alone: the heading is the title
+        return replace(message, digest=False, severity="info")
+    alert = message.alerts[0]
+    return replace(message, lines=tuple(alert.lines), severity="info")  # no icon: the title carries it
+
+
+def _title(message: AlertMessage) -> str:
+    if message.digest:
+        return f"{_ICON.get(message.severity, '')}{_digest_heading(message, len(message.alerts))}"
+    alert = message.alerts[0]
+    return f"{_ICON.get(alert.severity, '')}{alert.title}"
+
+
+def telegram_html_text(message: AlertMessage, limit: int, *, measure: Callable[[str], int] = len) -> str:
+    """A structured alert as Telegram HTML: the title in bold, its lines and fields below, every piece
+    of text escaped (:func:`bot.neutral.telegram_html`); at most ``limit`` as ``measure`` counts."""
+    title = cut(_title(message), 200, telegram_html, measure=measure)
+    if message.digest:
+        body = "\n".join(telegram_html(line) for line in message.lines)
+    else:
+        alert = message.alerts[0]
+        parts = [telegram_html(line) for line in alert.lines]
+        parts += [f"<i>{telegram_html(k)}</i>: {telegram_html(v)}" for k, v in alert.fields]
+        body = "\n".join(parts)
+    text = f"<b>{title}</b>" + (f"\n{body}" if body else "")
+    if measure(text) <= limit:
+        return text
+    # too long: the plain-text fitting keeps every line, each shortened evenly
+    room = limit - measure(f"<b>{title}</b>\n")
+    lines = message.lines if message.digest else message.alerts[0].text_lines()[1:]
+    fitted = alert_text(replace(message, lines=tuple(lines), severity="info", digest=False), max(room, 1),
+                        telegram_html, measure=measure)
+    return f"<b>{title}</b>\n{fitted}"
+
+
+def discord_embed(message: AlertMessage) -> dict[str, Any]:
+    """A structured alert as one Discord embed coloured by severity; text escaped as markdown."""
+    embed: dict[str, Any] = {"title": cut(_title(message), EMBED_TITLE, discord_markdown),
+                             "color": EMBED_COLOUR.get(message.severity, EMBED_COLOUR["info"])}
+    body = _body(message)
+    if body.lines:
+        embed["description"] = alert_text(body, EMBED_DESCRIPTION, discord_markdown)
+    if not message.digest:
+        alert = message.alerts[0]
+        fields = [{"name": cut(k, FIELD_NAME, discord_markdown), "value": cut(v, FIELD_VALUE, discord_markdown) or discord_markdown("-"),
+                   "inline": True} for k, v in alert.fields[:MAX_FIELDS]]
+        if fields:
+            embed["fields"] = fields
+        if alert.ts is not None:
+            embed["timestamp"] = alert.ts.isoformat()  # each reader's client shows it in their own time
+    total = len(embed["title"]) + len(embed.get("description", "")) + sum(
+        len(f["name"]) + len(f["value"]) for f in embed.get("fields", []))
+    if total > EMBED_TOTAL and "description" in embed:
+        embed["description"] = alert_text(body, max(1, EMBED_DESCRIPTION - (total - EMBED_TOTAL)), discord_markdown)
+    return embed
+
+
+def slack_blocks(message: AlertMessage) -> list[dict[str, Any]]:
+    """A structured alert as Slack blocks: a header, the lines, the fields and a context line with the
+    severity and time. Text objects are ``verbatim`` and escaped (:func:`bot.neutral.slack_mrkdwn`)."""
+    blocks: list[dict[str, Any]] = [{"type": "header", "text": {
+        "type": "plain_text", "text": cut(_title(message), SLACK_HEADER, clean), "emoji": True}}]
+    body = _body(message)
+    if body.lines:
+        blocks.append({"type": "section", "text": {"type": "mrkdwn", "verbatim": True,
+                                                    "text": alert_text(body, SLACK_SECTION, slack_mrkdwn)}})
+    if not message.digest:
+        alert = message.alerts[0]
+        fields = [{"type": "mrkdwn", "verbatim": True,
+                   "text": f"*{slack_mrkdwn(k)}*\n{cut(v, SLACK_FIELD - len(k) - 4, slack_mrkdwn) or '-'}"}
+                  for k, v in alert.fields[:SLACK_FIELDS]]
+        if fields:
+            blocks.append({"type": "section", "fields": fields})
+        context = " · ".join(x for x in (alert.severity, alert.when) if x)
+        blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "verbatim": True,
+                                                        "text": slack_mrkdwn(context)}]})
+    return blocks
+
+
 class WebhookSender:
     """Posts to an incoming-webhook URL (Discord: ``content``; Slack: ``text``).
 
@@ -115,11 +219,16 @@ class WebhookSender:
 
     async def send(self, target: str, message: AlertMessage) -> None:
         body: dict[str, object]
-        if self.platform == "discord":
+        if self.platform == "discord" and message.alerts:
+            body = {"content": "", "embeds": [discord_embed(message)], "allowed_mentions": NO_MENTIONS,
+                    "flags": SUPPRESS_NOTIFICATIONS if message.silent else 0}
+        elif self.platform == "discord":
             body = {"content": alert_text(message, self.max_chars, discord_markdown), "allowed_mentions": NO_MENTIONS,
                     "flags": SUPPRESS_EMBEDS | (SUPPRESS_NOTIFICATIONS if message.silent else 0)}
         else:
             body = {"text": alert_text(message, self.max_chars, slack_mrkdwn), **SLACK_INERT}
+            if message.alerts:
+                body["blocks"] = slack_blocks(message)
         try:
             resp = await self._client.post(target, json=body)
         except httpx.HTTPError as exc:

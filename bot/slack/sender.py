@@ -8,7 +8,8 @@ revoked token, an unknown channel, the bot not invited) are marked ``permanent``
 
 A destination whose target is a URL is a Slack incoming webhook instead (no app needed).
 
-Alert text is neutral (:mod:`bot.neutral`): ``&``, ``<`` and ``>`` escaped, ``@channel``-style words
+A structured alert is posted as blocks (header, lines, fields, a context line with severity and time)
+with the plain text as its notification. Alert text is neutral (:mod:`bot.neutral`): ``&``, ``<`` and ``>`` escaped, ``@channel``-style words
 broken, and the message is posted without mrkdwn, ``link_names`` or unfurling, so a reason typed in
 chat shows as typed and pings, links and previews nobody.
 """
@@ -26,7 +27,7 @@ from slack_sdk.http_retry.builtin_async_handlers import (
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.neutral import slack_mrkdwn
-from bot.notify.senders import SLACK_INERT, AlertMessage, DeliveryError, WebhookSender, alert_text
+from bot.notify.senders import SLACK_INERT, AlertMessage, DeliveryError, WebhookSender, alert_text, slack_blocks
 from core.settings_models import NotifySettings, SlackSettings
 
 log = logging.getLogger("tradectl.slack.alerts")
@@ -88,7 +89,8 @@ class SlackSender:
                 await self._client.files_upload_v2(channel=target, file=message.image, filename="chart.png",
                                                    title="chart", initial_comment=text)
             else:
-                await self._client.chat_postMessage(channel=target, text=text, parse="none", **SLACK_INERT)
+                blocks = slack_blocks(message) if message.alerts else None  # ``text`` stays the notification
+                await self._client.chat_postMessage(channel=target, text=text, blocks=blocks, parse="none", **SLACK_INERT)
         except SlackApiError as exc:
             status = exc.response.status_code
             error = str(exc.response.get("error", "")) if isinstance(exc.response.data, dict) else ""

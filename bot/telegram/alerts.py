@@ -1,9 +1,10 @@
 """Alerts to Telegram chats: the :class:`~bot.notify.senders.Sender` for ``platform = "telegram"``.
 
 Any replica may send (only polling needs the leader); the outbox dispatcher makes sure one replica
-serves a destination at a time and owns the pacing and retries. Alerts go as plain text — no parse
-mode, so nothing in an event's text can break the markup — cleaned (:func:`bot.neutral.clean`), so a
-lone surrogate or a control character in a reason cannot make every send of the alert fail.
+serves a destination at a time and owns the pacing and retries. A structured alert goes as HTML (its
+title in bold), every piece of its text escaped by :func:`bot.neutral.telegram_html`; anything else
+as plain text, with no parse mode. Both are cleaned (:func:`bot.neutral.clean`), so a lone surrogate or
+a control character in a reason cannot make every send of the alert fail.
 Telegram's answers are translated into
 :class:`~bot.notify.senders.DeliveryError`: a 429 carries its ``retry_after``; a chat that does not
 exist or has blocked the bot is ``permanent``.
@@ -16,7 +17,7 @@ import logging
 from telegram import LinkPreviewOptions
 from telegram.error import BadRequest, Forbidden, InvalidToken, RetryAfter, TelegramError
 
-from bot.notify.senders import AlertMessage, DeliveryError, alert_text
+from bot.notify.senders import AlertMessage, DeliveryError, alert_text, telegram_html_text
 from bot.telegram.api import build_bot
 from bot.telegram.render import MAX_CAPTION, MAX_TEXT, units
 from bot.telegram.send import retry_seconds
@@ -44,18 +45,23 @@ class TelegramAlertSender:
         self._ready = False
 
     async def send(self, target: str, message: AlertMessage) -> None:
-        text = alert_text(message, MAX_TEXT, measure=units)
+        mode = "HTML" if message.alerts else None  # structured: bold title; every piece of text escaped
+        if message.alerts:
+            text = telegram_html_text(message, MAX_TEXT, measure=units)
+        else:
+            text = alert_text(message, MAX_TEXT, measure=units)
         try:
             if not self._ready:
                 await self._bot.initialize()
                 self._ready = True
             if message.image:
-                caption = _fit(text, MAX_CAPTION)
-                await self._bot.send_photo(target, message.image, caption=caption,
+                caption = telegram_html_text(message, MAX_CAPTION, measure=units) if mode else _fit(text, MAX_CAPTION)
+                await self._bot.send_photo(target, message.image, caption=caption, parse_mode=mode,
                                            disable_notification=message.silent)
                 if caption == text:
                     return
-            await self._bot.send_message(target, _fit(text, MAX_TEXT), disable_notification=message.silent,
+            await self._bot.send_message(target, text if mode else _fit(text, MAX_TEXT), parse_mode=mode,
+                                         disable_notification=message.silent,
                                          link_preview_options=LinkPreviewOptions(is_disabled=True))
         except RetryAfter as exc:
             raise DeliveryError("telegram rate limited", retry_after=retry_seconds(exc)) from exc

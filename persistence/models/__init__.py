@@ -1,7 +1,7 @@
 """All tables. Import this package to populate ``SQLModel.metadata`` (Alembic does)."""
 
 from persistence.models._common import utcnow
-from persistence.models.chat import AuditRow, ConfirmationRow, ProcessedUpdateRow, RoleGrantRow
+from persistence.models.chat import AuditRow, ConfirmationRow, DisplayNameRow, ProcessedUpdateRow, RoleGrantRow
 from persistence.models.ops import HeartbeatRow, JobRunRow, LeaseRow, OutboxRow
 from persistence.models.trading import (
     EquitySnapshot,
@@ -17,7 +17,7 @@ from persistence.models.trading import (
 )
 
 __all__ = [
-    "AuditRow", "ConfirmationRow", "EquitySnapshot", "FillRow", "HeartbeatRow", "JobRunRow",
+    "AuditRow", "ConfirmationRow", "DisplayNameRow", "EquitySnapshot", "FillRow", "HeartbeatRow", "JobRunRow",
     "LeaseRow", "LedgerEntry", "OrderRow", "OutboxRow", "PaperBalanceRow", "PaperFillRow",
     "PaperOrderRow", "PositionRow", "ProcessedUpdateRow", "RoleGrantRow", "RuntimeValue",
     "TradingStateRow", "utcnow",

@@ -74,3 +74,15 @@ class ProcessedUpdateRow(SQLModel, table=True):
     epoch: int = 0
     instance_id: str = Field(default="", max_length=200)
     processed_at: datetime = ts(index=True)
+
+
+class DisplayNameRow(SQLModel, table=True):
+    """The latest display name seen for a platform user: shown beside the id in /roles, /audit and
+    alerts. Never used to decide anything (the stable id is the identity); a name a user changes is
+    simply overwritten the next time they write."""
+
+    __tablename__ = "display_names"
+    platform: str = Field(primary_key=True, max_length=16)
+    user_id: str = Field(primary_key=True, max_length=64)
+    name: str = Field(default="", max_length=100)
+    seen_at: datetime = ts()

@@ -12,10 +12,10 @@ from __future__ import annotations
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
-from core.intents import ClosePosition, CloseAll, Intent, IntentResult, Kill, PauseEntries, Rearm, Resume
+from core.intents import ClosedPosition, ClosePosition, CloseAll, Intent, IntentResult, Kill, PauseEntries, Rearm, Resume
 from core.state import KILLED, PAUSED, RUNNING, StateStore
 from core.views import (
-    BalanceView, HealthView, JobRunSummary, JobView, PairPerformance, PeriodPnl, Period, PeriodUnit, PnlSummary, PositionView, StatusView,
+    BalanceView, HealthView, JobOutcome, JobRunSummary, JobView, PairPerformance, PeriodPnl, Period, PeriodUnit, PnlSummary, PositionView, StatusView,
     ServiceUnavailable, TradeView,
 )
 
@@ -25,7 +25,7 @@ ZERO = Decimal(0)
 
 def make_position(pair: str, qty: str = "0.5", entry: str = "40000", mark: str = "41000") -> PositionView:
     q, e, m = Decimal(qty), Decimal(entry), Decimal(mark)
-    pnl = (q * (m - e)).quantize(Decimal("0.01"))
+    pnl = (q * (m - e)).quantize(Decimal("0.00000001"))  # exact to the satoshi, as the engine keeps it
     return PositionView(pair=pair, qty=q, entry_price=e, mark_price=m, unrealized_pnl=pnl,
                         unrealized_pct=((m - e) / e * 100).quantize(Decimal("0.01")), stop=e * Decimal("0.97"),
                         take_profit=None, opened_at=T0, strategy="trend")
@@ -58,15 +58,17 @@ class FakeTrading:
         if self.store is not None:
             await self.store.save(state, reason, by, T0)
 
-    def _flatten(self, pairs: list[str]) -> list[str]:
-        lines = []
+    def _flatten(self, pairs: list[str]) -> tuple[ClosedPosition, ...]:
+        closed = []
         for pair in pairs:
             p = self.open.pop(pair)
+            fees = (p.qty * (p.mark_price or p.entry_price) * Decimal("0.002")).quantize(Decimal("0.00000001"))
             self.closed.append(TradeView(pair=pair, qty=p.qty, entry_price=p.entry_price, exit_price=p.mark_price,
-                                         pnl=p.unrealized_pnl, pnl_pct=p.unrealized_pct, fees=ZERO,
+                                         pnl=p.unrealized_pnl, pnl_pct=p.unrealized_pct, fees=fees,
                                          opened_at=p.opened_at, closed_at=T0, exit_reason="closed from chat"))
-            lines.append(f"{pair}: closed {p.qty} @ {p.mark_price}, PnL {p.unrealized_pnl}")
-        return lines
+            closed.append(ClosedPosition(pair=pair, qty=p.qty, exit_price=p.mark_price, pnl=p.unrealized_pnl,
+                                         fees=fees, pnl_pct=p.unrealized_pct))
+        return tuple(closed)
 
     async def submit(self, intent: Intent) -> IntentResult:
         self.intents.append(intent)
@@ -88,17 +90,17 @@ class FakeTrading:
             return IntentResult(True, "re-armed: trading is paused; /resume starts entries")
         if isinstance(intent, Kill):
             await self._set(KILLED, intent.reason, by)
-            lines = ["cancelled 0 open orders", *self._flatten(sorted(self.open))]
-            return IntentResult(True, "KILLED: trading halted, every position flattened", tuple(lines))
+            return IntentResult(True, "KILLED: trading halted, every position flattened",
+                                closed=self._flatten(sorted(self.open)))
         if isinstance(intent, ClosePosition):
             if intent.pair not in self.open:
                 return IntentResult(False, f"no open position in {intent.pair}")
-            return IntentResult(True, "closing 1 position(s)", tuple(self._flatten([intent.pair])))
+            return IntentResult(True, "closing 1 position(s)", closed=self._flatten([intent.pair]))
         if isinstance(intent, CloseAll):
             if not self.open:
                 return IntentResult(True, "no open positions")
             n = len(self.open)
-            return IntentResult(True, f"closing {n} position(s)", tuple(self._flatten(sorted(self.open))))
+            return IntentResult(True, f"closing {n} position(s)", closed=self._flatten(sorted(self.open)))
         return IntentResult(False, f"unsupported intent {type(intent).__name__}")
 
     async def status(self) -> StatusView:
@@ -110,14 +112,15 @@ class FakeTrading:
                           state_changed_at=self.changed_at, mode="paper", venue="fake", quote="USD",
                           equity=Decimal("10000") + upnl, cash=Decimal("10000"), positions=positions,
                           today_pnl=upnl, data_age_s={p: 12.0 for p in self._pairs}, leader="fake-1",
-                          instance_id="fake-1", uptime_s=3600.0, open_orders=0)
+                          instance_id="fake-1", uptime_s=3600.0, open_orders=0, unrealized=upnl,
+                          today_pnl_pct=(upnl / Decimal("10000") * 100).quantize(Decimal("0.01")))
 
     async def positions(self) -> list[PositionView]:
         return list(self.open.values())
 
     async def balances(self) -> list[BalanceView]:
-        return [BalanceView("USD", Decimal("10000"), Decimal("9000"), Decimal("10000")),
-                BalanceView("BTC", Decimal("0.5"), Decimal("0.5"), Decimal("20500"))]
+        return [BalanceView("USD", Decimal("10000"), Decimal("9000"), Decimal("10000"), "USD"),
+                BalanceView("BTC", Decimal("0.5"), Decimal("0.5"), Decimal("20500"), "USD")]
 
     async def pnl(self, period: Period) -> PnlSummary:
         realized = sum((t.pnl for t in self.closed), ZERO)
@@ -144,7 +147,8 @@ class FakeTrading:
         return [PairPerformance(pair, len(ts), sum((t.pnl for t in ts), ZERO), None) for pair, ts in sorted(by.items())]
 
     async def health(self) -> HealthView:
-        return HealthView(ok=True, components={"engine": "fake"}, counters={"scans": 0})
+        return HealthView(ok=True, components={"engine": "fake"}, counters={"scans": 0}, leader="fake-1 (epoch 1)",
+                          instance_id="fake-1", uptime_s=3600.0)
 
     async def chart(self, days: int) -> bytes:
         """A stand-in image: the bytes say which request made them."""
@@ -154,7 +158,7 @@ class FakeTrading:
         """No scheduler here: the fake has no jobs and no runs (as with ``schedule.enabled`` off)."""
         return [], []
 
-    async def run_job(self, name: str) -> str:
+    async def run_job(self, name: str) -> JobOutcome:
         raise ServiceUnavailable(f"no scheduled job named {name!r} (the fake has no scheduler)")
 
     def add_positions(self, *pairs: str) -> None:

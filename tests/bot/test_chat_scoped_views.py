@@ -49,10 +49,11 @@ async def test_roles_in_a_group_shows_only_people_of_that_group(make_harness: Ma
     await _history(h)
     await h.send("/grant 77 viewer")  # granted in private, never seen in the group
     here = (await h.send("/roles", chat=GROUP)).text
-    assert "telegram | 1 | admin" in here and "telegram | 2 | trader" in here
-    for leaked in ["U024BE7LH", "| 3 |", "| 4 |", "| 77 |"]:
+    assert "alice (telegram:1) | admin" in here and "bob (telegram:2) | trader" in here
+    for leaked in ["U024BE7LH", "telegram:3", "telegram:4", "telegram:77"]:
         assert leaked not in here, (leaked, here)
     assert "/roles all in a private chat" in here
     assert "only in a private chat" in (await h.send("/roles all", chat=GROUP)).text
     everyone = (await h.send("/roles all")).text
-    assert all(x in everyone for x in ["U024BE7LH", "| 3 |", "| 4 |", "77 | viewer | granted | telegram:1"])
+    assert all(x in everyone for x in ["U024BE7LH", "telegram:3", "telegram:4",
+                                       "telegram:77 | viewer | granted | alice (telegram:1)"]), everyone

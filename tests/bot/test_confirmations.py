@@ -21,7 +21,7 @@ async def test_kill_asks_then_confirming_halts_and_flattens(make_harness: MakeHa
     assert all(len(b.payload.encode()) <= 64 for b in asked.buttons)
     assert fake.intents == []  # nothing happens before the press
     done = await h.press(asked.confirm_payload)
-    assert "KILLED" in done.text and "BTC/USD: closed" in done.text and "ETH/USD: closed" in done.text
+    assert "KILLED" in done.text and "BTC/USD | 0.5 | 41,000.00" in done.text and "ETH/USD | 0.5 | 41,000.00" in done.text
     assert fake.state == "killed" and fake.open == {}
     refused = await h.send("/resume")
     assert refused.has_style("error") and "/rearm" in refused.text
@@ -55,7 +55,7 @@ async def test_press_just_inside_the_ttl_works(make_harness: MakeHarness, fake: 
     h = await make_harness(confirm_ttl_s=60)
     asked = await h.send("/close ETH/USD")
     clock.advance(59)
-    assert "ETH/USD: closed" in (await h.press(asked.confirm_payload)).text
+    assert "ETH/USD | 0.5 | 41,000.00" in (await h.press(asked.confirm_payload)).text
 
 
 async def test_only_the_requester_can_confirm_or_cancel(make_harness: MakeHarness, fake: FakeTrading) -> None:
@@ -171,6 +171,6 @@ async def test_simultaneous_presses_execute_once(make_harness: MakeHarness, fake
     h = await make_harness()
     asked = await h.send("/closeall")
     results = await asyncio.gather(*(h.press(asked.confirm_payload) for _ in range(5)))
-    assert sum("closing 2 position(s)" in r.text for r in results) == 1
+    assert sum("Closed 2 positions" in r.text for r in results) == 1
     assert sum("already used" in r.text for r in results) == 4
     assert fake.submitted() == ["CloseAll"]

@@ -13,6 +13,7 @@ from pathlib import Path
 from bot.console import ConsoleChat, FileReader, open_fd_reader, render_console, render_event
 from bot.dispatcher import Dispatcher
 from bot.reply import Button, Buttons, Image, KeyValues, Reply, Table, Text
+from core.intents import ClosedPosition
 from core.events import EventBus, Killed, PositionClosed
 from tests.bot.conftest import MakeHarness
 from tests.bot.fake_trading import FakeTrading
@@ -53,7 +54,8 @@ def test_render_event_is_one_timestamped_line() -> None:
                         fees=Decimal("1"), pnl=Decimal("499"), pnl_pct=Decimal("2.5"), reason="take profit",
                         ts=datetime(2024, 5, 1, 13, 45, 7, tzinfo=UTC))
     line = render_event(ev)
-    assert line.startswith("2024-05-01 13:45:07Z [info] closed BTC/USD") and "\n" not in line
+    assert line.startswith("2024-05-01 13:45 UTC [info] Closed BTC/USD: +499.00 USD (+2.50%)") and "\n" not in line
+    assert render_event(ev, "Europe/Berlin").startswith("2024-05-01 15:45 CEST [info] Closed BTC/USD")
 
 
 async def run_session(dispatcher: Dispatcher, lines: bytes, *, events: asyncio.Queue | None = None) -> str:  # type: ignore[type-arg]
@@ -78,10 +80,10 @@ async def run_session(dispatcher: Dispatcher, lines: bytes, *, events: asyncio.Q
 async def test_console_session_status_kill_confirm_resume_rearm(make_harness: MakeHarness, fake: FakeTrading) -> None:
     h = await make_harness(admins={})  # no platform admins: the console operator is admin regardless
     out = await run_session(h.dispatcher, b"/status\n/kill\n1\n/resume\nrearm\n/status\n")
-    assert re.search(r"state +running", out.split("Status", 2)[1])
+    assert "🟢 Running · equity" in out
     assert "warning: Confirm /kill" in out and "[1] 🛑 Kill now  [2] Cancel" in out
-    assert "ok: KILLED: trading halted, every position flattened" in out
-    assert "BTC/USD: closed 0.5" in out
+    assert "ok: 🛑 Trading is KILLED: closed 2 positions." in out
+    assert "BTC/USD" in out.split("KILLED", 1)[1] and "+1,000.00 USD" in out
     assert "error: trading is killed; an admin must /rearm first" in out
     assert "ok: re-armed" in out
     assert fake.state == "paused" and fake.open == {}
@@ -95,7 +97,7 @@ async def test_console_confirms_with_yes_nonce_and_cancels_with_no(make_harness:
     asked = await console.handle_line("/close BTC/USD")
     assert asked is not None
     nonce = asked.rsplit("yes ", 1)[1].split(" ")[0]
-    assert "BTC/USD: closed" in (await console.handle_line(f"yes {nonce}") or "")
+    assert "Closed 1 position" in (await console.handle_line(f"yes {nonce}") or "")
     asked = await console.handle_line("close ETH/USD")
     nonce = (asked or "").rsplit("no ", 1)[1].rstrip(")")
     assert "Cancelled" in (await console.handle_line(f"no {nonce}") or "")
@@ -114,17 +116,18 @@ async def test_console_reads_a_regular_file_and_prints_events(make_harness: Make
     out = io.StringIO()
     with script.open("rb") as f:
         console = ConsoleChat(h.dispatcher, reader=FileReader(f), out=out, events=queue)
-        bus.publish(Killed(by="console:local", report=("closed BTC/USD",), complete=True))
+        bus.publish(Killed(by="console:local", complete=True, closed=(ClosedPosition(
+            pair="BTC/USD", qty=Decimal("0.5"), exit_price=Decimal("41000"), pnl=Decimal("500"), fees=Decimal(1)),)))
         await console.start()
         await asyncio.wait_for(console.eof.wait(), 5)
         for _ in range(100):
-            if "KILLED by console:local" in out.getvalue():
+            if "Kill switch by the console operator" in out.getvalue():
                 break
             await asyncio.sleep(0.01)
         await console.stop()
     text = out.getvalue()
     assert re.search(r"user id +local", text) and "/kill" in text
-    assert "[critical] KILLED by console:local (complete): closed BTC/USD" in text
+    assert "[critical] 🛑 Kill switch by the console operator: 1 position closed: BTC/USD 0.5 @ 41,000.00: +500.00 USD" in text
 
 
 async def test_console_keeps_going_when_the_database_fails(make_harness: MakeHarness, fake: FakeTrading) -> None:
@@ -140,7 +143,7 @@ async def test_console_keeps_going_when_the_database_fails(make_harness: MakeHar
     assert reply is not None and "error: Something went wrong, reference " in reply
     assert "Traceback" not in out.getvalue()
     assert fake.intents == []
-    assert "state" in (await console.handle_line("/status") or "")
+    assert "Running · equity" in (await console.handle_line("/status") or "")
 
 
 async def test_console_saves_images_and_says_where(make_harness: MakeHarness, tmp_path: Path) -> None:

@@ -82,7 +82,7 @@ async def test_unknown_command_suggests_the_nearest(make_harness: MakeHarness) -
 async def test_usage_errors_show_the_usage(make_harness: MakeHarness, fake: FakeTrading) -> None:
     h = await make_harness()
     cases = {
-        "/close": "missing <pair>",
+        "/revoke": "missing <user>",
         "/close bitcoin": "a pair is written BASE/QUOTE",
         "/close BTC/USD now": "too many arguments",
         "/daily 0": "n must be a whole number from 1 to 90",
@@ -161,17 +161,22 @@ async def test_pause_survives_a_restart(db: Database, clock: ManualClock) -> Non
     restarted = await FakeTrading(state_store=StateStore(db, "g")).load()
     second = ChatHarness(build_dispatcher(db, restarted, settings, clock=clock), actor=ADMIN)
     status = await second.send("/status")
-    assert "state: paused (before the news)" in status.text
-    assert "Entries are paused" in status.text
+    assert status.text.startswith("⏸ Paused · equity")
+    assert "Paused since" in status.text and "by alice (telegram:1): before the news" in status.text
+    assert "/resume to trade" in status.text
 
 
 async def test_status_shows_what_the_operator_needs(make_harness: MakeHarness, fake: FakeTrading) -> None:
     h = await make_harness()
     text = (await h.send("/status", chat=GROUP)).text
-    for expected in ["state: running", "mode: paper on fake", "equity: 11,000.00 USD", "open positions: 2",
-                     "today's PnL: +1,000.00 USD", "data age: BTC/USD 12s", "leader: fake-1",
-                     "BTC/USD | 0.5 | 40,000.00 | 41,000.00 | +500.00 | +2.50% | 38,800.00"]:
-        assert expected in text, (expected, text)
+    first, *rest = text.splitlines()
+    assert first == "🟢 Running · equity 11,000.00 USD · today +1,000.00 USD (+10.00%) · unrealized +1,000.00 USD"
+    for expected in ["mode: paper on fake", "open orders: 0", "market data: 12s old", "Open positions (2), PnL in USD",
+                     "BTC/USD | 0.5 | +500.00 (+2.50%)"]:
+        assert expected in rest, (expected, text)
+    assert "fake-1" not in text and "uptime" not in text  # infrastructure is /health's
+    health = (await h.send("/health", chat=GROUP)).text
+    assert "leader: fake-1 (epoch 1)" in health and "uptime: 1h 00m" in health
 
 
 class AuditCheckingTrading(FakeTrading):

@@ -24,6 +24,7 @@ from bot.console import ConsoleChat, FileReader, render_console, render_event
 from bot.discord import DiscordSender, render_discord
 from bot.discord.render import MAX_CONTENT, MAX_DESCRIPTION, MAX_EMBED_TOTAL, DiscordMessage, render_discord_messages
 from bot.notify import AlertMessage, OutboxDispatcher, WebhookSender
+from bot.notify.formats import Alert
 from bot.reply import Button, Buttons, Image, KeyValues, Reply, Table, Text
 from bot.slack import SlackSender, render_slack, web_client
 from bot.slack.render import MAX_BLOCKS, MAX_SECTION, SlackMessage, render_slack_messages
@@ -225,7 +226,13 @@ def alerts() -> list[AlertMessage]:
     singles = [AlertMessage("state_changed", "info", (event_line(t),), silent=False) for t in CORPUS]
     digest = AlertMessage("digest", "warning", tuple(event_line(t) for t in CORPUS), silent=True, digest=True)
     bare = [AlertMessage("x", "info", (t,), silent=False) for t in ("\x00", "\x1b[2J", "\u202e", "")]
-    return [*singles, digest, *bare]
+    # structured alerts (rendered natively: Telegram HTML, Discord embeds, Slack blocks), hostile text everywhere
+    rich = [Alert("state_changed", "warning", t, (t, event_line(t)), (("reason", t), (t[:20] or "x", t)), when="14:02")
+            for t in CORPUS]
+    structured = [AlertMessage(a.kind, a.severity, a.text_lines(), silent=False, alerts=(a,)) for a in rich]
+    rich_digest = AlertMessage("digest", "error", tuple(a.one_line() for a in rich), silent=False, digest=True,
+                               alerts=tuple(rich))
+    return [*singles, digest, *bare, *structured, rich_digest]
 
 
 @dataclass
@@ -261,28 +268,45 @@ def _telegram_received(p: Platforms, expected: int) -> None:
     tg = p.telegram.sent_to(TG_CHAT)
     assert len(tg) == expected
     for m in tg:
-        assert m.entities == [] and 0 < units(m.text) <= MAX_TEXT  # plain text, no parse mode
+        # plain text, or (a structured alert) HTML whose only markup is ours: bold title, italic field names
+        assert {e["type"] for e in m.entities} <= {"bold", "italic"} and 0 < units(m.text) <= MAX_TEXT, m.entities
         assert_clean(m.text, "telegram alert")
+
+
+def discord_texts(body: dict[str, Any]) -> list[str]:
+    """The content and every text of every embed: what Discord renders as markdown."""
+    parts = [body.get("content") or ""]
+    for embed in body.get("embeds") or []:
+        parts += [embed.get("title", ""), embed.get("description", "")]
+        parts += [x for f in embed.get("fields", []) for x in (f["name"], f["value"])]
+    return [x for x in parts if x]
+
+
+def _discord_body_inert(body: dict[str, Any], where: str) -> None:
+    assert_no_mentions_parsed(body.get("allowed_mentions"))
+    texts = discord_texts(body)
+    assert texts and len(body.get("content") or "") <= 2000
+    for text in texts:
+        assert_discord_inert(text, where)
+    for embed in body.get("embeds") or []:
+        assert len(embed.get("description", "")) <= 4096 and len(embed["title"]) <= 256
 
 
 def _discord_bot_received(p: Platforms, expected: int) -> None:
     bodies, posts = p.discord.channel_bodies[DC_CHANNEL], p.discord.channel_posts[DC_CHANNEL]
     assert len(bodies) == expected
     for body, post in zip(bodies, posts, strict=True):
-        assert_no_mentions_parsed(body.get("allowed_mentions"))
-        assert 0 < len(body["content"]) <= 2000
-        assert_discord_inert(body["content"], "discord bot alert")
+        _discord_body_inert(body, "discord bot alert")
         assert not post["mention_everyone"] and not post["mentions"] and not post["mention_roles"]
-        assert body.get("flags", 0) & 4, "SUPPRESS_EMBEDS: no preview card for a link in the text"
+        if body.get("content"):
+            assert body.get("flags", 0) & 4, "SUPPRESS_EMBEDS: no preview card for a link in the text"
 
 
 def _discord_webhook_received(p: Platforms, expected: int) -> None:
     hook = p.hooks.received["discord"]
     assert len(hook) == expected
     for body in hook:
-        assert_no_mentions_parsed(body.get("allowed_mentions"))
-        assert 0 < len(body["content"]) <= 2000
-        assert_discord_inert(body["content"], "discord webhook alert")
+        _discord_body_inert(body, "discord webhook alert")
 
 
 def _slack_bot_received(p: Platforms, expected: int) -> None:
@@ -291,6 +315,7 @@ def _slack_bot_received(p: Platforms, expected: int) -> None:
     for posted in slack:
         assert 0 < len(posted.text) <= 3000
         assert_slack_inert(posted.text, "slack bot alert")
+        assert_slack_blocks_inert(posted.blocks)
         assert posted.raw.get("mrkdwn") is False and not posted.raw.get("link_names"), posted.raw
         assert posted.raw.get("unfurl_links") is False and posted.raw.get("unfurl_media") is False
 
@@ -301,6 +326,7 @@ def _slack_webhook_received(p: Platforms, expected: int) -> None:
     for body in hook:
         assert 0 < len(body["text"]) <= 3000
         assert_slack_inert(body["text"], "slack webhook alert")
+        assert_slack_blocks_inert(body.get("blocks") or [])
         assert body.get("mrkdwn") is False and not body.get("link_names") and body.get("unfurl_links") is False, body
 
 
@@ -331,7 +357,7 @@ async def test_every_alert_sender_delivers_the_corpus_inert(platforms: Platforms
         await close(sent)
     assert_received_inert(p, expected=len(messages))
     # the digest shortened its longest line to fit and kept every line
-    digest = next(b for b in p.discord.channel_bodies[DC_CHANNEL] if "alerts:" in b["content"])
+    digest = next(b for b in p.discord.channel_bodies[DC_CHANNEL] if "alerts:" in (b.get("content") or ""))
     assert digest["content"].count("\n• ") == len(CORPUS)
 
 
@@ -364,7 +390,7 @@ async def test_case3_a_pause_reason_reaches_every_alert_channel_inert(db: Databa
         await outbox.stop()
         await close(sent)
     assert_received_inert(p, expected=1)
-    content = p.discord.channel_bodies[DC_CHANNEL][0]["content"]
+    content = "\n".join(discord_texts(p.discord.channel_bodies[DC_CHANNEL][0]))
     assert "\\[re-login here](https://evil.example/login)" in content  # reads as typed, is no link
     assert "&lt;!channel&gt;" in p.hooks.received["slack"][0]["text"]
 
@@ -387,13 +413,13 @@ async def test_case4_a_reason_cannot_drive_the_console_operators_terminal(make_h
     await console.start()
     try:
         for _ in range(200):
-            if "[info] trading running -> paused" in out.getvalue():
+            if "[info] ⏸ Entries paused by" in out.getvalue():
                 break
             await asyncio.sleep(0.01)
     finally:
         await console.stop()
     printed = out.getvalue()
-    assert "[info] trading running -> paused" in printed and "news" in printed and "evil" in printed
+    assert "[info] ⏸ Entries paused by" in printed and "news" in printed and "evil" in printed
     assert_console_inert(printed)
     assert "\x1b" not in render_event(StateChanged(state="paused", previous="running", by="x", reason=TERMINAL))
 

@@ -31,7 +31,7 @@ async def test_trader_pauses_resumes_and_closes_but_not_admin_commands(make_harn
     assert fake.state == "paused" and fake.reason == "news at 14:30"
     assert "resumed" in (await h.send("/resume", as_=TRADER)).text
     closed = await h.confirm("/close btc-usd", as_=TRADER)
-    assert "BTC/USD: closed" in closed.text
+    assert "Closed 1 position" in closed.text and "BTC/USD | 0.5 | 41,000.00" in closed.text
     assert "BTC/USD" not in fake.open
     for text in ["/kill", "/closeall", "/rearm", "/grant 9 viewer", "/revoke 3", "/roles", "/audit"]:
         sent = await h.send(text, as_=TRADER)
@@ -49,7 +49,7 @@ async def test_admin_may_do_everything(make_harness: MakeHarness, fake: FakeTrad
             assert "not killed" in sent.text  # allowed, refused by the engine for a reason
         else:
             assert not sent.has_style("error"), (text, sent.rendered)
-    assert "closing 2 position(s)" in (await h.confirm("/closeall")).text
+    assert "Closed 2 positions" in (await h.confirm("/closeall")).text
     assert "KILLED" in (await h.confirm("/kill")).text
     assert "re-armed" in (await h.send("/rearm")).text
 
@@ -88,8 +88,8 @@ async def test_trader_pair_limit(make_harness: MakeHarness, fake: FakeTrading) -
     h = await make_harness(trader_pairs={"telegram:2": ("ETH/USD",)})
     refused = await h.send("/close BTC/USD", as_=TRADER)
     assert "only for ETH/USD" in refused.text and not refused.buttons
-    assert "ETH/USD: closed" in (await h.confirm("/close ETH/USD", as_=TRADER)).text
-    assert "BTC/USD: closed" in (await h.confirm("/close BTC/USD")).text  # admins are not limited
+    assert "ETH/USD | 0.5" in (await h.confirm("/close ETH/USD", as_=TRADER)).text
+    assert "BTC/USD | 0.5" in (await h.confirm("/close BTC/USD")).text  # admins are not limited
     rows = await h.dispatcher.audit.recent(20, user_id="2")
     assert ("close", "denied") in [(r.command, r.decision) for r in rows]
 
@@ -104,7 +104,7 @@ async def test_grant_and_revoke_flow(make_harness: MakeHarness, fake: FakeTradin
     assert "is now trader" in (await h.send("/grant telegram:55 trader")).text
     assert "paused" in (await h.send("/pause", as_=newcomer)).text
     roles = (await h.send("/roles all")).text
-    assert "55 | trader | granted | telegram:1" in roles
+    assert "telegram:55 | trader | granted | alice (telegram:1)" in roles
     assert "no longer has a role" in (await h.send("/revoke 55")).text
     clock.advance(61)  # "not authorized" is said once a minute per user, then silence
     assert (await h.send("/resume", as_=newcomer)).text == "Not authorized."
@@ -136,7 +136,7 @@ async def test_help_lists_only_what_the_role_allows(make_harness: MakeHarness) -
     trader_help = (await h.send("/help", as_=TRADER)).text
     admin_help = (await h.send("/help")).text
     assert "/status" in viewer_help and "/pause" not in viewer_help and "/kill" not in viewer_help
-    assert "/pause" in trader_help and "/close <pair>" in trader_help and "/kill" not in trader_help
+    assert "/pause" in trader_help and "/close [pair]" in trader_help and "/kill" not in trader_help
     assert "/kill" in admin_help and "/grant" in admin_help
     assert "No such command" in (await h.send("/help kill", as_=VIEWER)).text
     assert "usage: /close <pair>" in (await h.send("/help close", as_=TRADER)).text

@@ -161,7 +161,7 @@ async def test_close_position_and_unknown_pair(db: Database) -> None:
     bad = await rig.engine.submit(ClosePosition(requested_by="t", pair="DOGE/USD"))
     assert not bad.ok and "unknown pair" in bad.message
     ok = await rig.engine.submit(ClosePosition(requested_by="t", pair=PAIR))
-    assert ok.ok and "closed" in ok.details[0]
+    assert ok.ok and [c.pair for c in ok.closed] == [PAIR] and ok.closed[0].qty > 0 and not ok.pending
     none = await rig.engine.submit(ClosePosition(requested_by="t", pair=PAIR))
     assert not none.ok and "no open position" in none.message
     await rig.stop()

@@ -43,8 +43,8 @@ async def test_slash_commands_come_from_the_registry(start_gateway: StartGateway
     registered = {c["name"]: c for c in fake_discord.commands[GUILD]}
     assert list(registered) == [spec.name for spec in gateway.dispatcher.registry]
     close = registered["close"]
-    assert close["options"] == [{"name": "pair", "description": "the pair, e.g. BTC/USD",
-                                 "required": True, "type": 3, "max_length": 100}]
+    assert close["options"] == [{"name": "pair", "description": "the pair, e.g. BTC/USD (without it: the open positions)",
+                                 "required": False, "type": 3, "max_length": 100}]
     assert "default_member_permissions" not in close  # guild admins cannot change who may /close
     assert "global" not in fake_discord.commands  # DMs are off: nothing registered outside the server
 
@@ -54,7 +54,7 @@ async def test_status_is_answered_with_embeds(start_gateway: StartGateway, fake_
     it = await slash(fake_discord, "status", user=VIEWER)
     kind, body = it.answers[0]
     assert kind == "callback" and body["type"] == 4  # answered directly, no defer needed
-    assert "state: running" in it.text() and "Open positions" in it.text() and "BTC/USD" in it.text()
+    assert "🟢 Running · equity" in it.text() and "Open positions" in it.text() and "BTC/USD" in it.text()
     assert body["data"]["allowed_mentions"] == {"parse": []}
     assert not body["data"].get("components")
 
@@ -76,7 +76,7 @@ async def test_close_asks_and_only_the_requester_can_confirm(start_gateway: Star
     await eventually(answered(press, 2))
     assert press.answers[0] == ("callback", {"type": 7, "data": {"tts": False, "components": []}})
     assert fake_discord.buttons(ask.original_id) == []  # used buttons disappear
-    assert "closing 1 position" in press.text()
+    assert "Closed 1 position" in press.text()
     assert trading.intents == [ClosePosition(requested_by=f"discord:{TRADER}", pair="BTC/USD")]
 
 

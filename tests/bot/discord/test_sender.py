@@ -7,6 +7,7 @@ import re
 from decimal import Decimal
 
 import httpx
+from typing import Any
 import pytest
 
 from bot.discord import DiscordSender
@@ -23,7 +24,7 @@ OPS = "381870553235193857"
 
 def closed(n: int) -> PositionClosed:
     return PositionClosed(pair="BTC/USD", qty=Decimal(1), entry_price=Decimal(100), exit_price=Decimal(101),
-                          fees=Decimal("0.5"), pnl=Decimal(n), pnl_pct=Decimal(1), reason=f"#{n}")
+                          fees=Decimal("0.5"), pnl=Decimal(n), pnl_pct=Decimal(1), reason=f"closed by telegram:{n}")
 
 
 def settings(**kw: object) -> NotifySettings:
@@ -31,8 +32,14 @@ def settings(**kw: object) -> NotifySettings:
     return NotifySettings(destinations=(ops,), **kw)  # type: ignore[arg-type]
 
 
+def shown(message: dict[str, Any]) -> str:
+    """What a reader sees of a message: its content and its embeds' titles and descriptions."""
+    embeds = [f"{e.get('title', '')}\n{e.get('description', '')}" for e in message.get("embeds") or []]
+    return "\n".join(x for x in [message.get("content") or "", *embeds] if x)
+
+
 def numbers(fake: FakeDiscord, channel: str = OPS) -> list[int]:
-    return [int(x) for m in fake.channel_posts[channel] for x in re.findall(r"\[#(\d+)\]", m["content"])]
+    return [int(x) for m in fake.channel_posts[channel] for x in re.findall(r"closed by telegram:(\d+)", shown(m))]
 
 
 def sender(fake: FakeDiscord, timeout: float = 5.0) -> DiscordSender:
@@ -85,11 +92,12 @@ async def test_burst_of_1000_becomes_readable_digests_without_a_429(db: Database
         await d.stop()
         posts = fake.channel_posts[OPS]
         assert numbers(fake) == list(range(1000))  # zero lost, none twice, in order
-        assert len(posts) <= 40 and all(len(p["content"]) <= 2000 for p in posts)
-        assert re.match(r"^\d+ alerts:\n• closed BTC/USD", posts[0]["content"])  # a readable digest
+        assert len(posts) <= 40 and all(len(shown(p)) <= 2000 for p in posts)
+        # a readable digest: one embed, a line per alert with its time and severity mark
+        assert re.match(r"^\d+ alerts, UTC\n\d\d:\d\d • Closed BTC/USD: 0\.00 USD", shown(posts[0])), shown(posts[0])
         # the sender read X-RateLimit-Remaining/Reset-After and waited instead of being refused
         assert fake.status_429 == 0 and alerts.rate_limited == 0
-        assert all(p["flags"] in (4, 4 | 4096) for p in posts)  # link previews suppressed, maybe silent
+        assert all(p["flags"] in (0, 4096) and p["embeds"] for p in posts)  # embeds (no link previews), maybe silent
 
 
 async def test_a_429_hands_retry_after_back_to_the_dispatcher() -> None:

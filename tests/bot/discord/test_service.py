@@ -68,12 +68,11 @@ async def test_service_serves_discord_from_the_leader_and_slack(tmp_path: Path) 
             assert {c["name"] for c in discord.commands[GUILD]} >= {"status", "close", "kill"}
 
             it = await discord.slash("status", user_id=ADMIN, channel_id=CHANNEL, guild_id=GUILD)
-            await eventually(lambda: "Status" in it.text(), timeout=30, what="discord answer")
-            assert "Status" in it.text()
+            await eventually(lambda: "Running · equity" in it.text(), timeout=30, what="discord answer")
 
             await slack.command("status", user=SLACK_ADMIN, channel=SLACK_OPS)
             await eventually(lambda: bool(slack.channel(SLACK_OPS)), timeout=30, what="slack answer")
-            assert "Status" in slack.channel(SLACK_OPS)[0].readable()
+            assert "Running · equity" in slack.channel(SLACK_OPS)[0].readable()
 
             # "became leader" went through the outbox to both platforms' senders
             await eventually(lambda: bool(discord.channel_posts[DISCORD_ALERTS]) and bool(slack.channel(SLACK_ALERTS)),

@@ -22,7 +22,7 @@ def settings(**kw: object) -> NotifySettings:
 
 def closed(n: int) -> PositionClosed:
     return PositionClosed(pair="BTC/USD", qty=Decimal(1), entry_price=Decimal(100), exit_price=Decimal(101),
-                          fees=Decimal("0.5"), pnl=Decimal(n), pnl_pct=Decimal(1), reason=f"#{n}")
+                          fees=Decimal("0.5"), pnl=Decimal(n), pnl_pct=Decimal(1), reason=f"closed by telegram:{n}")
 
 
 async def eventually(pred, timeout: float = 20.0, step: float = 0.05) -> None:  # type: ignore[no-untyped-def]
@@ -36,11 +36,16 @@ async def eventually(pred, timeout: float = 20.0, step: float = 0.05) -> None:  
 
 
 def texts(fake: FakeWebhook, channel: str) -> list[str]:
-    return [m.get("content") or m.get("text") for m in fake.received[channel]]
+    """What a reader sees of each message: Discord content and embeds, or Slack text."""
+    out = []
+    for m in fake.received[channel]:
+        embeds = [f"{e.get('title', '')}\n{e.get('description', '')}" for e in m.get("embeds") or []]
+        out.append("\n".join([m.get("content") or m.get("text") or "", *embeds]))
+    return out
 
 
 def numbers(fake: FakeWebhook, channel: str) -> list[int]:
-    return [int(x) for t in texts(fake, channel) for x in re.findall(r"\[#(\d+)\]", t)]
+    return [int(x) for t in texts(fake, channel) for x in re.findall(r"closed by telegram:(\d+)", t)]
 
 
 async def test_routing_levels_and_severity(db: Database) -> None:

@@ -32,7 +32,7 @@ OPS = NotifySettings(destinations=(Destination(name="ops", platform="discord", t
 
 def closed(n: int) -> PositionClosed:
     return PositionClosed(pair="BTC/USD", qty=Decimal(1), entry_price=Decimal(100), exit_price=Decimal(101),
-                          fees=Decimal("0.5"), pnl=Decimal(n), pnl_pct=Decimal(1), reason=f"#{n}")
+                          fees=Decimal("0.5"), pnl=Decimal(n), pnl_pct=Decimal(1), reason=f"closed by telegram:{n}")
 
 
 async def eventually(pred: Callable[[], Any], timeout: float = 20.0, what: str = "condition") -> None:
@@ -47,11 +47,16 @@ async def eventually(pred: Callable[[], Any], timeout: float = 20.0, what: str =
 
 
 def texts(fake: FakeWebhook, channel: str = "ops") -> list[str]:
-    return [m.get("content") or m.get("text") or "" for m in fake.received[channel]]
+    """What a reader sees of each message: Discord content and embeds, or Slack text."""
+    out = []
+    for m in fake.received[channel]:
+        embeds = [f"{e.get('title', '')}\n{e.get('description', '')}".strip() for e in m.get("embeds") or []]
+        out.append("\n".join(x for x in [m.get("content") or m.get("text") or "", *embeds] if x))
+    return out
 
 
 def numbers(fake: FakeWebhook, channel: str = "ops") -> list[int]:
-    return [int(x) for t in texts(fake, channel) for x in re.findall(r"\[#(\d+)\]", t)]
+    return [int(x) for t in texts(fake, channel) for x in re.findall(r"closed by telegram:(\d+)", t)]
 
 
 class WebhookThen(FakeWebhook):
@@ -168,8 +173,9 @@ async def test_alerts_raised_during_an_outage_reach_chat_once_the_database_is_ba
         await eventually(lambda: len(texts(fake)) >= 2, what="the held alerts delivered")
         await eventually(lambda: _none_pending(db), what="nothing pending")
         await d.stop()
-    assert texts(fake) == ["❗ error in feed: database unreachable (raised 5 times while the database was unreachable)",
-                           "❗ error in protection: database unreachable"]
+    assert texts(fake) == ["❗ Error in the market data feed\ndatabase unreachable\n"
+                           "raised 5 times while the database was unreachable",
+                           "❗ Error in the protection loop\ndatabase unreachable"]
     assert bus.backlog == 0
 
 

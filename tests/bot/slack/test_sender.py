@@ -23,7 +23,7 @@ OPS = "C0OPS00001"
 
 def closed(n: int) -> PositionClosed:
     return PositionClosed(pair="BTC/USD", qty=Decimal(1), entry_price=Decimal(100), exit_price=Decimal(101),
-                          fees=Decimal("0.5"), pnl=Decimal(n), pnl_pct=Decimal(1), reason=f"#{n}")
+                          fees=Decimal("0.5"), pnl=Decimal(n), pnl_pct=Decimal(1), reason=f"closed by telegram:{n}")
 
 
 def settings(**kw: object) -> NotifySettings:
@@ -37,7 +37,7 @@ def sender(fake: FakeSlack, token: str | None = None, timeout: float = 1) -> Sla
 
 
 def numbers(fake: FakeSlack) -> list[int]:
-    return [int(x) for p in fake.channel(OPS) for x in re.findall(r"\[#(\d+)\]", p.text)]
+    return [int(x) for p in fake.channel(OPS) for x in re.findall(r"closed by telegram:(\d+)", p.text)]
 
 
 @pytest.mark.parametrize("outage", ["5xx", "timeout"])
@@ -90,7 +90,8 @@ async def test_burst_of_1000_under_429s_becomes_readable_digests(db: Database) -
         assert numbers(fake) == list(range(1000))  # zero lost, zero dropped on 429, none twice, in order
         assert fake.status_429 > 0  # the limit was really hit, and the retry handler waited it out
         assert len(posts) <= 40 and all(len(p.text) <= 3000 for p in posts)
-        assert re.match(r"^\d+ alerts:\n• closed BTC/USD", posts[0].text)
+        assert re.match(r"^\d+ alerts, UTC:\n\d\d:\d\d • Closed BTC/USD: 0\.00 USD", posts[0].text), posts[0].text
+        assert posts[0].blocks[0]["type"] == "header"  # and natively, as blocks
 
 
 async def test_charts_are_uploaded_and_text_is_escaped() -> None:

@@ -33,7 +33,7 @@ async def test_command_is_acked_at_once_and_answered_later(start_slack: StartSla
     assert fake_slack.posted == []
     status = await answer(fake_slack, 1)
     assert status.response_type == "in_channel" and status.channel == OPS
-    assert "*state*\nrunning" in status.readable() and "Open positions" in status.readable()
+    assert "🟢 Running · equity" in status.readable() and "Open positions" in status.readable()
 
 
 async def test_confirm_pressed_by_another_user_is_refused(start_slack: StartSlack, fake_slack: FakeSlack,
@@ -54,7 +54,7 @@ async def test_confirm_pressed_by_another_user_is_refused(start_slack: StartSlac
     await fake_slack.press(ask, "Close BTC/USD", user=TRADER)
     done = await answer(fake_slack, 3)
     assert done.replace_original and done.buttons() == []  # the used buttons are replaced by the result
-    assert "closing 1 position" in done.readable()
+    assert "Closed 1 position" in done.readable()
     assert trading.intents == [ClosePosition(requested_by=f"slack:{TRADER}", pair="BTC/USD")]
 
     await fake_slack.press(ask, "Close BTC/USD", user=TRADER)  # a stale copy of the message, pressed again

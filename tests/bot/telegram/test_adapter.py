@@ -24,8 +24,7 @@ async def test_status_returns_the_status(make_bot: MakeBot, fake_tg: FakeTelegra
     await make_bot()
     fake_tg.message(ADMIN, "/status")
     reply = await fake_tg.reply_to(ADMIN)
-    assert "state: running" in reply.text and "open positions: 2" in reply.text
-    assert reply.text.startswith("Status")
+    assert reply.text.startswith("🟢 Running · equity 11,000.00 USD") and "Open positions (2)" in reply.text
     pre = [e for e in reply.entities if e["type"] == "pre"]
     assert pre and "BTC/USD" in reply.text[pre[0]["offset"]:]  # the positions table is monospace
     assert reply.reply_to is None  # private chat: no quoting
@@ -109,7 +108,7 @@ async def test_a_redelivered_update_executes_once(make_bot: MakeBot, fake_tg: Fa
     second = await make_bot(epoch=2)
     await fake_tg.wait_for(lambda: fake_tg.delivered[update] == 2, 10, "the update delivered again")
     fake_tg.message(TRADER, "/status")
-    assert "paused" in (await fake_tg.reply_to(TRADER, 1)).text  # the next reply is the /status one
+    assert "Paused" in (await fake_tg.reply_to(TRADER, 1)).text  # the next reply is the /status one
     assert [type(i).__name__ for i in trading.intents] == ["PauseEntries"]
     assert second.epoch == 2
 
@@ -190,7 +189,7 @@ async def test_a_conflict_stops_polling_rechecks_and_resumes(make_bot: MakeBot, 
     assert fake_tg.conflicts == 1 and bot.conflicts == 1
     await fake_tg.wait_for(lambda: bot.state == "polling" and bool(fake_tg.pollers()), 5, "polling again")
     fake_tg.message(ADMIN, "/status")
-    assert "state:" in (await fake_tg.reply_to(ADMIN)).text
+    assert "Running · equity" in (await fake_tg.reply_to(ADMIN)).text
 
 
 async def test_a_stale_leader_leaves_the_update_for_the_next(make_bot: MakeBot, fake_tg: FakeTelegram,

@@ -64,4 +64,6 @@ async def test_leadership_changes_reach_the_chat_through_the_outbox(db: Database
         await fake_tg.wait_for(lambda: bool(fake_tg.sent_to(OPS)), 10, "the alert")
     finally:
         await outbox.stop()
-    assert "host:1:abc became leader (epoch 7)" in fake_tg.sent_to(OPS)[0].text
+    [sent] = fake_tg.sent_to(OPS)
+    assert sent.text == "⚠️ This server (host) took over trading"  # in plain words, no lease jargon
+    assert sent.entities == [{"type": "bold", "offset": 0, "length": len(sent.text)}]  # the title, in bold
