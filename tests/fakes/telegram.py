@@ -155,7 +155,8 @@ class FakeTelegram:
         self.messages: dict[int, BotMessage] = {}
         self.edits: list[tuple[int, int, str]] = []  # (chat, message id, new text)
         self.answers: list[dict[str, Any]] = []
-        self.commands: list[dict[str, Any]] = []
+        self.commands: list[dict[str, Any]] = []  # the default scope's menu
+        self.scoped: dict[str, list[dict[str, Any]]] = {}  # other scopes' menus, by scope_key()
         self.requests: list[tuple[str, str, float]] = []  # (tag, method, time)
         self.status_429 = 0
         self.early_retries = 0
@@ -320,15 +321,32 @@ class FakeTelegram:
         for c in commands:
             if not (1 <= len(c["command"]) <= 32) or not (1 <= len(c["description"]) <= 256):
                 raise ApiError(400, "Bad Request: BOT_COMMAND_INVALID")
-        self.commands = list(commands)
+        key = scope_key(params.get("scope"))
+        if key == "default":
+            self.commands = list(commands)
+        else:
+            self.scoped[key] = list(commands)
         return True
 
     async def _api_getMyCommands(self, params: dict[str, Any], request: web.Request, tag: str) -> Any:
-        return self.commands
+        key = scope_key(params.get("scope"))
+        return self.commands if key == "default" else self.scoped.get(key, [])
 
     async def _api_deleteMyCommands(self, params: dict[str, Any], request: web.Request, tag: str) -> Any:
-        self.commands = []
+        key = scope_key(params.get("scope"))
+        if key == "default":
+            self.commands = []
+        else:
+            self.scoped.pop(key, None)
         return True
+
+    def menu_for(self, chat_id: int, user_id: int | None = None) -> list[str]:
+        """The command names a user sees in a chat, as Telegram picks the scope: the chat member's,
+        then the chat's, then the default (the all-private/all-group scopes are not modelled)."""
+        for key in ([f"chat_member:{chat_id}:{user_id}"] if user_id is not None else []) + [f"chat:{chat_id}"]:
+            if key in self.scoped:
+                return [c["command"] for c in self.scoped[key]]
+        return [c["command"] for c in self.commands]
 
     async def _api_getUpdates(self, params: dict[str, Any], request: web.Request, tag: str) -> Any:
         offset = int(params.get("offset") or 0)
@@ -524,6 +542,18 @@ async def _params(request: web.Request) -> dict[str, Any]:
         if isinstance(value, str) and value[:1] in "[{":
             params[key] = json.loads(value)
     return params
+
+
+def scope_key(scope: Any) -> str:
+    """``default``, ``chat:<id>``, ``chat_member:<chat id>:<user id>`` or the scope's type."""
+    if not isinstance(scope, dict) or scope.get("type") in (None, "default"):
+        return "default"
+    kind = str(scope["type"])
+    if kind == "chat":
+        return f"chat:{scope['chat_id']}"
+    if kind == "chat_member":
+        return f"chat_member:{scope['chat_id']}:{scope['user_id']}"
+    return kind
 
 
 def _flag(value: Any) -> bool:
