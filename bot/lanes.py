@@ -124,7 +124,7 @@ class ChatLanes:
         now = time.monotonic()
         if now - self._last_drop_log >= DROP_LOG_EVERY_S:
             since = self.dropped - self._dropped_logged
-            log.warning("%s: dropped an %s from chat %s (%s); %d dropped since the last notice",
+            log.warning("%s: %s from chat %s dropped (%s); %d dropped since the last notice",
                         self.name, what, chat, why, since)
             self._last_drop_log, self._dropped_logged = now, self.dropped
 
