@@ -57,8 +57,9 @@ async def whoami(ctx: CommandContext, args: None) -> Reply:
         source = "the console operator is always admin"
     else:
         source = "settings" if boot is ctx.role else "granted from chat"
+    name = (("name", a.display),) if a.display else ()  # as the platform says; shown beside the id elsewhere
     return Reply((KeyValues("You", (
-        ("platform", a.platform), ("user id", a.user_id), ("chat", f"{ctx.chat.chat_id} ({ctx.chat.kind})"),
+        *name, ("platform", a.platform), ("user id", a.user_id), ("chat", f"{ctx.chat.chat_id} ({ctx.chat.kind})"),
         ("role", ctx.role.label), ("role from", source),
     )),))
 
