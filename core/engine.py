@@ -481,13 +481,21 @@ class Engine:
         cash = balances[self.trading.quote].total if self.trading.quote in balances else ZERO
         now = self.clock.now()
         async with self.db.session() as s:
-            s.add(EquitySnapshot(ts=now, equity=equity, cash=cash, positions_value=equity - cash))
+            row = None
             if candle is not None:
                 key = f"last_candle:{candle.pair}"
                 row = await s.get(RuntimeValue, key) or RuntimeValue(key=key, value="")
-                row.value = candle.ts.isoformat()
-                row.updated_at = now
-                s.add(row)
+            if row is not None and row.value and candle is not None and \
+                    datetime.fromisoformat(row.value) >= candle.ts:
+                # This candle's mark was committed already: the database went away while answering
+                # the commit, and the candle was retried. Marking it again would add a second snapshot.
+                self.counters["candle_marks_repeated"] += 1
+            else:
+                s.add(EquitySnapshot(ts=now, equity=equity, cash=cash, positions_value=equity - cash))
+                if row is not None and candle is not None:
+                    row.value = candle.ts.isoformat()
+                    row.updated_at = now
+                    s.add(row)
         self._last_equity = equity
         self._peak_equity = max(self._peak_equity, equity)
         day = accounting.period_start(now, "day", self.tz)

@@ -432,3 +432,22 @@ async def test_a_kill_whose_record_was_lost_after_a_rearm_is_not_repeated(db: Da
     await eventually(third.engine.recovery.done.is_set)
     assert (await confirmation(db, lost)).result.startswith("completed after restart: killed")
     await third.stop()
+
+
+async def test_a_candle_retried_after_its_commit_answer_was_lost_is_marked_once(db: Database) -> None:
+    """The database went away while answering the commit of a candle's equity mark (the commit had
+    gone through); the feed retries the candle in hand. It must not leave a second snapshot."""
+    from persistence.models import EquitySnapshot
+
+    rig = Rig(db)
+    await rig.start()
+    await rig.candle("100")
+    await rig.candle("101")
+    second = make_candle(1, "101")
+    rig.engine._in_hand = (PAIR, second.ts)  # what a failed attempt at this candle leaves behind
+    await rig.engine.on_candle(second)
+    async with db.read() as s:
+        snapshots = (await s.exec(select(EquitySnapshot))).all()
+    assert len(snapshots) == 2
+    assert rig.engine.counters["candle_marks_repeated"] == 1
+    await rig.stop()
