@@ -63,6 +63,7 @@ ALLOWED_UPDATES = ("message", "callback_query")  # edits of old messages are nev
 MAX_BACKOFF_S = 60.0
 BATCH = 100  # getUpdates answers at most this many updates (Telegram's default limit)
 CONFIRM_WAIT_S = 0.2  # how long the next getUpdates waits for the last batch to be handled
+FETCH_FIRST_S = 0.25  # longer than a getUpdates that has updates to return takes
 FENCE_CACHE_S = 0.2  # far below any lease's TTL: a lease held 0.2 s ago cannot have passed on since
 COMPONENT = "telegram"
 MENU_REFRESH_S = 300.0  # how soon a role granted from chat shows in that user's / menu
@@ -94,6 +95,7 @@ class TelegramPolling:
         self._queue: AdmissionQueue | None = None
         self.lanes: ChatLanes | None = None
         self._fence_ok: tuple[int, float] | None = None  # (epoch, monotonic time until which it holds)
+        self._fetch_first: asyncio.TimerHandle | None = None
         self._connected = asyncio.Event()
         self._closing = asyncio.Event()
         self._term_end = asyncio.Event()
@@ -216,6 +218,9 @@ class TelegramPolling:
         if self._term_end.is_set():
             return
         self._term_end.set()
+        if self._fetch_first is not None:
+            self._fetch_first.cancel()
+            self._fetch_first = None
         for name in _TERM_TASKS:
             await self._supervisor.cancel(name)
         app, sender, lanes = self._app, self.sender, self.lanes
@@ -334,15 +339,24 @@ class TelegramPolling:
 
     def _on_batch(self, size: int) -> None:
         """A full batch means more updates wait at Telegram: fetch them before starting ordinary work."""
+        if self._fetch_first is not None:
+            self._fetch_first.cancel()
+            self._fetch_first = None
         if self.lanes is not None:
             self.lanes.pause_ordinary(size >= BATCH)
 
     async def _before_poll(self) -> None:
         """The next getUpdates confirms the last batch: let it be handled first, unless a backlog is
-        being worked off (then fetch at once, so an urgent update behind it is seen)."""
+        being worked off (then fetch at once, so an urgent update behind it is seen).
+
+        A full batch may have been the last one (exactly 100 were waiting): an answer that does not
+        come within ``FETCH_FIRST_S`` is a long poll with nothing pending, so ordinary work resumes."""
         lanes = self.lanes
         if lanes is not None:
             await lanes.wait_settled(CONFIRM_WAIT_S)
+            if self._fetch_first is not None:
+                self._fetch_first.cancel()
+            self._fetch_first = asyncio.get_running_loop().call_later(FETCH_FIRST_S, lanes.pause_ordinary, False)
 
     def _pause(self, reason: str) -> None:
         if self.state != "polling" or self._term_end.is_set():

@@ -97,3 +97,12 @@ async def test_a_chats_commands_keep_their_order(make_bot: MakeBot, fake_tg: Fak
     await fake_tg.wait_for(lambda: len(fake_tg.sent_to(ADMIN)) == 5, 10, "five replies")
     texts = fake_tg.texts(ADMIN)
     assert [f"/{name}" in text for name, text in zip(names, texts, strict=True)] == [True] * 5
+
+
+async def test_exactly_one_full_batch_does_not_hold_up_handling_until_the_long_poll_ends(
+        make_bot: MakeBot, fake_tg: FakeTelegram) -> None:
+    bot = await make_bot(poll_timeout_s=30)  # the next getUpdates waits up to 30 s: nothing more is pending
+    for i in range(100):  # a full batch: more might be waiting, so fetching comes first for a moment
+        fake_tg.message(STRANGER + i, "/help")
+    await fake_tg.wait_for(lambda: len(fake_tg.sent) >= 100, 10, "a hundred replies well before the long poll ends")
+    assert bot.state == "polling"
