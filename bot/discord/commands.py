@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from bot.discord.autocomplete import suggests
 from bot.identity import Role
 from bot.registry import MAX_TEXT_CHARS, MAX_TOKEN_CHARS, ArgSpec, CommandSpec, Registry
 
@@ -32,7 +33,8 @@ def _description(text: str, fallback: str) -> str:
 
 
 def option(param: ArgSpec) -> dict[str, Any]:
-    """One registry argument as a Discord option: integers keep their bounds, choices become choices."""
+    """One registry argument as a Discord option: integers keep their bounds, choices become choices,
+    pairs and jobs are suggested as the user types (autocomplete)."""
     help_text = _description(param.help, _KIND_HELP.get(param.kind, param.name))
     opt: dict[str, Any] = {"name": param.name, "description": help_text, "required": param.required}
     if param.kind == "int":
@@ -52,6 +54,8 @@ def option(param: ArgSpec) -> dict[str, Any]:
         opt["choices"] = [{"name": c, "value": c} for c in list(choices)[:25]]
     else:
         opt["max_length"] = MAX_TEXT_CHARS if param.kind == "text" else MAX_TOKEN_CHARS
+        if suggests(param):
+            opt["autocomplete"] = True
     return opt
 
 

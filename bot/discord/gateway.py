@@ -11,7 +11,13 @@ button's payload. Allowlists here are only what the dispatcher cannot know — w
 and users (roles) are checked by the dispatcher like on every platform.
 
 Discord wants an answer within 3 seconds: a command that has not finished after
-``discord.defer_after_s`` is deferred ("thinking…") and answered with a follow-up.
+``discord.defer_after_s`` is deferred ("thinking…") and answered with a follow-up. A long reply is
+several messages (numbered parts, each readable on its own): the first is the answer, the others
+follow-ups, all with the answer's visibility, buttons on the last one.
+
+While a user types a pair or a job name, Discord asks for suggestions (autocomplete): the traded
+pairs or the scheduled jobs matching what is typed, for a user whose role may run the command in a
+place the bot serves, and nothing otherwise.
 """
 
 from __future__ import annotations
@@ -25,11 +31,13 @@ from typing import Any
 import aiohttp
 import discord
 import yarl
+from discord import app_commands
 from discord.gateway import DiscordWebSocket
 from discord.http import Route
 
+from bot.discord.autocomplete import candidates, focused, matching, suggests
 from bot.discord.commands import BOT_DM_CONTEXT, command_line, slash_commands
-from bot.discord.render import PressButton, render_discord
+from bot.discord.render import DiscordMessage, PressButton, render_discord_messages
 from bot.dispatcher import Dispatcher
 from bot.identity import Actor, ChatRef
 from bot.reply import Reply
@@ -67,6 +75,8 @@ class TradectlClient(discord.Client):
     async def on_interaction(self, interaction: discord.Interaction[Any]) -> None:
         if interaction.type is discord.InteractionType.application_command:
             await self.adapter.handle_command(interaction)
+        elif interaction.type is discord.InteractionType.autocomplete:
+            await self.adapter.handle_autocomplete(interaction)
 
     async def handle_press(self, interaction: discord.Interaction[Any], payload: str, owner: int | None) -> None:
         await self.adapter.handle_press(interaction, payload, owner)
@@ -246,12 +256,9 @@ class DiscordGateway:
                     await interaction.response.defer(ephemeral=True, thinking=True)
                 await interaction.delete_original_response()
                 return
-            message = render_discord(reply, owner=None if two_person else interaction.user.id)
+            messages = render_discord_messages(reply, owner=None if two_person else interaction.user.id)
             # A refusal is shown to the person who asked only (a deferred answer keeps the defer's visibility)
-            if interaction.response.is_done():
-                await interaction.followup.send(ephemeral=reply.private, **message.kwargs())
-            else:
-                await interaction.response.send_message(ephemeral=reply.private, **message.kwargs())
+            await self._send(interaction, messages, ephemeral=reply.private)
         except discord.HTTPException as exc:
             log.warning("could not answer a discord command: %s", exc)
 
@@ -272,20 +279,58 @@ class DiscordGateway:
                 if not interaction.response.is_done():
                     await interaction.response.defer()
                 return
-            message = render_discord(reply, owner=interaction.user.id)
-            if not reply.settled:
+            messages = render_discord_messages(reply, owner=interaction.user.id)
+            if reply.settled:
                 if interaction.response.is_done():
-                    await interaction.followup.send(ephemeral=reply.private, **message.kwargs())
+                    await interaction.edit_original_response(view=None)
                 else:
-                    await interaction.response.send_message(ephemeral=reply.private, **message.kwargs())
-                return
-            if interaction.response.is_done():
-                await interaction.edit_original_response(view=None)
-            else:
-                await interaction.response.edit_message(view=None)
-            await interaction.followup.send(ephemeral=reply.private, **message.kwargs())
+                    await interaction.response.edit_message(view=None)
+            await self._send(interaction, messages, ephemeral=reply.private)
         except discord.HTTPException as exc:
             log.warning("could not answer a discord button press: %s", exc)
+
+    @staticmethod
+    async def _send(interaction: discord.Interaction[Any], messages: list[DiscordMessage], *, ephemeral: bool) -> None:
+        """Every message of a reply, in order: the first as the interaction's answer unless it was already
+        acknowledged (deferred, or its buttons removed), the others as follow-ups. A follow-up that
+        fails stops the rest: the parts are numbered, so a gap would show, and an error is logged."""
+        for message in messages:
+            if interaction.response.is_done():
+                await interaction.followup.send(ephemeral=ephemeral, **message.kwargs())
+            else:
+                await interaction.response.send_message(ephemeral=ephemeral, **message.kwargs())
+
+    async def handle_autocomplete(self, interaction: discord.Interaction[Any]) -> None:
+        """Suggestions for the option being typed (at most 25); an empty list when none apply."""
+        try:
+            suggestions = await self._suggestions(interaction)
+        except Exception:  # noqa: BLE001 - an autocomplete must be answered; the failure is logged
+            log.exception("discord autocomplete failed")
+            suggestions = []
+        try:
+            await interaction.response.autocomplete([app_commands.Choice(name=s, value=s) for s in suggestions])
+        except discord.HTTPException as exc:
+            log.warning("could not answer a discord autocomplete: %s", exc)
+
+    async def _suggestions(self, interaction: discord.Interaction[Any]) -> list[str]:
+        place = self._place(interaction)
+        if isinstance(place, str):
+            return []
+        data: dict[str, Any] = dict(interaction.data or {})
+        spec = self.dispatcher.registry.get(str(data.get("name", ""))[:64])
+        typing = focused(data.get("options") or [])
+        if spec is None or typing is None:
+            return []
+        param = next((p for p in spec.params if p.name == typing[0]), None)
+        if param is None or not suggests(param):
+            return []
+        # From memory only (no database round trip within Discord's 3 s); the command itself is checked in full.
+        access = self.dispatcher.access
+        actor = Actor("discord", str(interaction.user.id))
+        role = access.cached_role(actor, place)
+        if role < spec.role:
+            return []
+        return matching(await candidates(param, self.dispatcher.services, access.pair_limit(actor, role)), typing[1])
 
     async def _within_budget(self, work: Awaitable[Reply | None],
                              defer: Callable[[], Awaitable[Any]]) -> Reply | None:

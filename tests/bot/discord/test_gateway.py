@@ -44,7 +44,7 @@ async def test_slash_commands_come_from_the_registry(start_gateway: StartGateway
     assert list(registered) == [spec.name for spec in gateway.dispatcher.registry]
     close = registered["close"]
     assert close["options"] == [{"name": "pair", "description": "the pair, e.g. BTC/USD (without it: the open positions)",
-                                 "required": False, "type": 3, "max_length": 100}]
+                                 "required": False, "type": 3, "max_length": 100, "autocomplete": True}]
     assert "default_member_permissions" not in close  # guild admins cannot change who may /close
     assert "global" not in fake_discord.commands  # DMs are off: nothing registered outside the server
 
