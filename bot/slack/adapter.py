@@ -10,7 +10,10 @@ database, so it does not matter which replica answers.
 
 Slack wants an acknowledgement within 3 seconds: each listener acks first and then dispatches; the
 answer goes to the command's ``response_url``, which works in any channel and in direct messages
-without inviting the bot. Allowlists here are only what the dispatcher cannot know: which Slack
+without inviting the bot. A long reply is several messages (numbered parts, each readable on its
+own), all through the ``response_url`` with the answer's visibility; Slack accepts five uses of one
+``response_url``, so a reply is cut to what that leaves (the last message says what was left out).
+Allowlists here are only what the dispatcher cannot know: which Slack
 workspaces are served. Channels (``chat.allowed_chats.slack``) and users (roles) are checked by the
 dispatcher as on every platform.
 
@@ -40,7 +43,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from bot.dispatcher import Dispatcher
 from bot.identity import Actor, ChatRef
 from bot.reply import Reply
-from bot.slack.render import ACTION_RE, render_slack, with_slash_command, without_buttons
+from bot.slack.render import ACTION_RE, render_slack_messages, with_slash_command, without_buttons
 from bot.slack.sender import web_client
 from core.components import ComponentHealth, ComponentState
 from core.lifecycle import Supervisor, TaskFailed
@@ -52,6 +55,7 @@ COMPONENT = "slack"
 CONNECT_GRACE_S = 10.0  # a first connection still not made after this long shows as down
 MONITOR_EVERY_S = 1.0
 RESPOND_ATTEMPTS = 4
+RESPONSE_URL_USES = 5  # Slack accepts up to five messages through one response_url (within 30 minutes)
 
 
 def _secret(value: Any) -> str:
@@ -226,25 +230,31 @@ class SlackAdapter:
                                     blocks=blocks, replace_original=True)
             else:  # an ephemeral prompt (Slack does not echo it): nothing left to keep
                 await self._respond(respond, delete_original=True)
-        await self._answer(respond, place, reply, replace=False, ephemeral=reply.private)
+        await self._answer(respond, place, reply, replace=False, ephemeral=reply.private,
+                           uses=RESPONSE_URL_USES - (1 if reply.settled else 0))
 
     async def _refuse(self, respond: Respond, why: str, user: Any, team: Any) -> None:
         log.warning("slack request refused: %s (user %s, workspace %s)", why, user, team)
         await self._respond(respond, text=why, response_type="ephemeral", replace_original=False)
 
     async def _answer(self, respond: Respond, place: ChatRef, reply: Reply | None, *, replace: bool,
-                      ephemeral: bool = False) -> None:
+                      ephemeral: bool = False, uses: int = RESPONSE_URL_USES) -> None:
+        """Every message of ``reply`` in order, at most ``uses`` (what is left of the response_url's
+        five); ``replace``: the first one replaces the message whose button was pressed."""
         if reply is None:
             return
         names = [n for spec in self.dispatcher.registry for n in (spec.name, *spec.aliases)]
-        message = render_slack(with_slash_command(reply, self.settings.command, names))
-        await self._respond(respond, text=message.text, blocks=list(message.blocks),
-                            response_type="ephemeral" if ephemeral else "in_channel", replace_original=replace)
-        for filename, png, title in message.files:
-            try:
-                await self.client.files_upload_v2(channel=place.chat_id, file=png, filename=filename, title=title)
-            except SlackClientError as exc:
-                log.warning("could not upload %s to slack: %s", filename, exc)
+        messages = render_slack_messages(with_slash_command(reply, self.settings.command, names),
+                                         max_messages=max(1, uses))
+        for i, message in enumerate(messages):
+            await self._respond(respond, text=message.text, blocks=list(message.blocks),
+                                response_type="ephemeral" if ephemeral else "in_channel",
+                                replace_original=replace and i == 0)
+            for filename, png, title in message.files:
+                try:
+                    await self.client.files_upload_v2(channel=place.chat_id, file=png, filename=filename, title=title)
+                except SlackClientError as exc:
+                    log.warning("could not upload %s to slack: %s", filename, exc)
 
     async def _respond(self, respond: Respond, **kwargs: Any) -> None:
         """Post an answer to the command's response URL, retrying network errors, 429 and 5xx."""
