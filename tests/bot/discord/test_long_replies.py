@@ -28,10 +28,6 @@ def parts(it: FakeInteraction) -> list[tuple[int, int]]:
     return found
 
 
-def complete(total: int):  # type: ignore[no-untyped-def]
-    return lambda it: bool(parts(it)) and parts(it)[-1] == (total, total)
-
-
 async def long_trades(fake: FakeDiscord) -> FakeInteraction:
     it = await fake.slash("trades", {"n": 50}, user_id=VIEWER, channel_id=CHANNEL, guild_id=GUILD)
     await eventually(lambda: bool(parts(it)) and parts(it)[-1][0] == parts(it)[-1][1], what="every part of /trades 50")
