@@ -201,7 +201,8 @@ class Queries:
         comps["recovery"] = (f"done in {rec.took_s:.1f}s" if rec.done.is_set() and rec.took_s is not None
                              else "waiting for prices" if rec.prepared.is_set() else "running")
         if e.watch.since is not None:
-            comps["database"] = f"unreachable since {e.watch.since:%H:%M:%S} UTC ({e.watch.retries} retries)"
+            since = e.watch.since.astimezone(accounting.ZoneInfo(e.tz))  # local, as every time in chat
+            comps["database"] = f"unreachable since {since:%H:%M:%S %Z} ({e.watch.retries} retries)"
         now = e.clock.now()
         for p in e.pairs:
             age = e.md.age_s(p, now)

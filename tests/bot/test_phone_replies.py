@@ -15,7 +15,7 @@ from core.intents import ClosedPosition, IntentResult, Kill, OpenItem
 from core.reports import DailyReport
 from core.settings_models import ChatSettings
 from core.state import KILLED, PAUSED
-from core.views import JobOutcome, TradeView
+from core.views import JobOutcome, JobRunSummary, JobView, TradeView
 from persistence.db import Database
 from tests.bot.conftest import ADMIN, BASE_SETTINGS, GROUP, TRADER
 from tests.bot.fake_trading import T0, FakeTrading, make_position
@@ -65,6 +65,18 @@ async def test_times_in_replies_are_local_to_the_service_time_zone(db: Database,
                                  closed_at=datetime(2023, 12, 31, 23, 30, tzinfo=UTC), exit_reason="closed by telegram:1"))
     trades = text(await h.send("/trades"))
     assert "00:30 CET" in trades  # 23:30 UTC on New Year's Eve is already the 1st in Berlin (today)
+
+
+
+async def test_schedule_shows_next_runs_in_local_time(db: Database, clock: ManualClock) -> None:
+    class Scheduled(FakeTrading):
+        async def schedule(self):  # type: ignore[no-untyped-def]
+            return ([JobView("daily_report", "daily 08:00", datetime(2024, 1, 2, 7, 0, tzinfo=UTC))],
+                    [JobRunSummary("daily_report", datetime(2024, 1, 1, 7, 0, tzinfo=UTC), "finished")])
+
+    shown = text(await harness(db, Scheduled(), clock).send("/schedule"))
+    assert "daily_report | daily 08:00 | 2 Jan 08:00 CET" in shown  # not "07:00 UTC" beside "daily 08:00"
+    assert "daily_report | 08:00 CET | finished" in shown
 
 
 # --- numbers ---------------------------------------------------------------------------------------

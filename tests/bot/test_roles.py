@@ -139,9 +139,9 @@ async def test_help_lists_only_what_the_role_allows(make_harness: MakeHarness) -
     assert "/pause" in trader_help and "/close [pair]" in trader_help and "/kill" not in trader_help
     assert "/kill" in admin_help and "/grant" in admin_help
     assert "No such command" in (await h.send("/help kill", as_=VIEWER)).text
-    assert "usage: /close <pair>" in (await h.send("/help close", as_=TRADER)).text
+    assert "usage: /close [pair]" in (await h.send("/help close", as_=TRADER)).text
     menu = h.dispatcher.registry.menu(h.dispatcher.access.bootstrap_role("telegram", "3"))
-    assert ("status", "State, mode, equity, open positions, today's PnL, data freshness, leader") in menu
+    assert ("status", "State, equity, today's PnL, unrealized PnL and open positions, at a glance") in menu
     assert all(name not in {"pause", "kill", "grant"} for name, _ in menu)
 
 
