@@ -6,6 +6,9 @@
 - Rows are sent oldest first. When more than ``digest_after`` wait, they go out as digests of
   ``digest_lines`` alerts, so a burst of 1,000 events becomes ~25 readable messages, not an hour of
   queue. Nothing is dropped: a digest marks exactly the rows it contains.
+- Each row is worded when it is sent (:mod:`bot.notify.formats`: per event kind, in ``timezone``, with
+  display names beside ids, internals only with ``notify.verbose``); a digest line carries its alert's
+  local time and severity mark.
 - A failure keeps the rows pending and backs off exponentially (or for the platform's
   ``retry_after``). After ``failing_warn_after`` consecutive failures the other destinations get a
   warning once per outage.

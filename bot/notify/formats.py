@@ -241,6 +241,8 @@ def _killed(d: Mapping[str, Any], s: Style) -> tuple[str, list[str], list[tuple[
     cancelled = list(d.get("cancelled") or ())
     left = list(d.get("left") or ())
     by = who(d.get("by", ""), s)
+    if not closed and not cancelled and not left and d.get("report"):  # stored by an earlier version: its text lines
+        return f"🛑 Kill switch by {by}", [str(x) for x in d["report"]], []
     if not closed and not cancelled and not left:
         return f"🛑 Kill switch by {by}: nothing was open", ["trading stays halted until an admin sends /rearm"], []
     done = [fmt.count(len(closed), "position") + " closed"] if closed else []

@@ -133,6 +133,10 @@ def test_every_kind_has_a_formatter_and_a_row_from_another_version_still_goes_ou
     alert = from_payload({"kind": "position_closed", "severity": "info", "text": "closed BTC/USD [#1]",
                           "data": {"pair": "BTC/USD"}}, BERLIN)
     assert alert.title == "closed BTC/USD [#1]"  # its fields unreadable here: the stored summary goes out
+    earlier_kill = from_payload({"kind": "killed", "severity": "critical", "text": "KILLED by telegram:1 (complete): x",
+                                 "data": {"by": "telegram:1", "complete": True, "report": ["closed 0.5 BTC/USD @ 41000"]}},
+                                BERLIN)
+    assert earlier_kill.lines == ("closed 0.5 BTC/USD @ 41000",)  # not "nothing was open"
     unknown = from_payload({"kind": "something_new", "severity": "warning", "text": "a new kind\nsecond line"}, BERLIN)
     assert (unknown.title, unknown.lines) == ("a new kind", ("second line",))
 
