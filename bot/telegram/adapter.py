@@ -53,7 +53,8 @@ from bot.reply import Reply
 from bot.telegram.api import AdmissionQueue, AnyApplication, build_application, polling_request
 from bot.telegram.render import escape, render_telegram
 from bot.telegram.send import ChatSender, CloseKeyboard, Post
-from bot.telegram.updates import actor_of, addressed_text, chat_of, private_chat, raw_input, refused
+from bot.telegram.updates import (RawMessage, actor_of, addressed_text, chat_of, private_chat, raw_input, raw_message,
+                                  refused)
 from core.components import ComponentHealth, ComponentState
 from core.lifecycle import Supervisor, TaskFailed
 from core.settings_models import TelegramSettings
@@ -96,6 +97,7 @@ class TelegramPolling:
         self.lanes: ChatLanes | None = None
         self._fence_ok: tuple[int, float] | None = None  # (epoch, monotonic time until which it holds)
         self._fetch_first: asyncio.TimerHandle | None = None
+        self._raw: dict[int, RawMessage] = {}  # messages read from their JSON, by update id, until admitted
         self._connected = asyncio.Event()
         self._closing = asyncio.Event()
         self._term_end = asyncio.Event()
@@ -221,6 +223,7 @@ class TelegramPolling:
         if self._fetch_first is not None:
             self._fetch_first.cancel()
             self._fetch_first = None
+        self._raw.clear()
         for name in _TERM_TASKS:
             await self._supervisor.cancel(name)
         app, sender, lanes = self._app, self.sender, self.lanes
@@ -422,16 +425,25 @@ class TelegramPolling:
             log.warning("telegram: update %s left unconfirmed: not sure to lead epoch %s", update.update_id, epoch)
             self._pause("lease check failed")
             return False
-        routed = self._route(update, epoch)
+        message = self._raw.pop(update.update_id, None)
+        routed = self._route_raw(message, update.update_id, epoch) if message is not None else self._route(update, epoch)
         if routed is not None:
             chat, urgent, what, work = routed
             lanes.submit(chat, work, urgent=urgent, what=what)
         return True
 
     def _screen(self, raw: dict[str, Any]) -> bool:
-        """Before PTB parses an update: False for one its chat's full lane would drop anyway (not urgent)."""
-        lanes, seen = self.lanes, raw_input(raw)
-        if lanes is None or seen is None or lanes.has_room(seen.chat.chat_id):
+        """Before PTB parses an update: False for a text message (read from its JSON here, handed on at
+        admission) and for a button press its chat's full lane would drop anyway (not urgent)."""
+        lanes = self.lanes
+        if lanes is None:
+            return True
+        message = raw_message(raw)
+        if message is not None and isinstance(raw.get("update_id"), int):
+            self._raw[raw["update_id"]] = message
+            return False
+        seen = raw_input(raw)
+        if seen is None or lanes.has_room(seen.chat.chat_id):
             return True
         text = seen.text
         if text is not None:
@@ -463,19 +475,22 @@ class TelegramPolling:
         message = update.message
         if message is None or message.from_user is None or not message.text:
             return None
+        return self._route_raw(RawMessage(actor_of(message.from_user), chat_of(message.chat), message.chat.id,
+                                          message.message_id, message.text, message.date), update.update_id, epoch)
+
+    def _route_raw(self, message: RawMessage, update_id: int, epoch: int) -> tuple[str, bool, str, Work] | None:
         text = addressed_text(message.text, self._app.bot.username if self._app else None)
         if text is None:
             return None
-        chat, actor = chat_of(message.chat), actor_of(message.from_user)
-        urgent = is_urgent(self.dispatcher, actor, chat, text, None)
-        return chat.chat_id, urgent, "message", lambda: self._on_message(message, text, actor, chat, update.update_id,
-                                                                         epoch, urgent)
+        urgent = is_urgent(self.dispatcher, message.actor, message.chat, text, None)
+        return message.chat.chat_id, urgent, "message", lambda: self._on_message(message, text, update_id, epoch, urgent)
 
-    async def _on_message(self, message: Message, text: str, actor: Actor, chat: ChatRef, update_id: int,
-                          epoch: int, urgent: bool) -> None:
-        reply = await self.dispatcher.handle_text(actor, chat, text, message.date, str(update_id), epoch=epoch)
+    async def _on_message(self, message: RawMessage, text: str, update_id: int, epoch: int, urgent: bool) -> None:
+        chat = message.chat
+        reply = await self.dispatcher.handle_text(message.actor, chat, text, message.sent_at, str(update_id),
+                                                  epoch=epoch)
         if reply is not None:
-            self._post(message.chat.id, reply, message.message_id if chat.kind != "private" else None, urgent)
+            self._post(message.chat_id, reply, message.message_id if chat.kind != "private" else None, urgent)
 
     async def _on_press(self, update: Update, actor: Actor, chat: ChatRef, epoch: int, urgent: bool) -> None:
         query = update.callback_query

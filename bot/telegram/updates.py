@@ -8,6 +8,7 @@ in a group) is not ours and is ignored; ``/status@OurBot`` is passed on as ``/st
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from telegram import Chat, User
@@ -64,6 +65,39 @@ def raw_input(update: dict[str, Any]) -> RawInput | None:
         return RawInput(Actor("telegram", str(user["id"]), ""),
                         ChatRef("telegram", str(chat["id"]), kind_of(str(chat.get("type")))), text, payload)
     except (KeyError, TypeError):
+        return None
+
+
+@dataclass(frozen=True, slots=True)
+class RawMessage:
+    """A text message read straight from its JSON: all a command needs, without python-telegram-bot's
+    objects (building those costs about 0.1 ms a message, which a flood of a thousand turns into a
+    tenth of a second in front of the kill switch)."""
+
+    actor: Actor
+    chat: ChatRef
+    chat_id: int
+    message_id: int
+    text: str
+    sent_at: datetime
+
+
+def raw_message(update: dict[str, Any]) -> RawMessage | None:
+    """The update's text message, read as :func:`actor_of` and :func:`chat_of` read PTB's objects; None
+    for anything else or anything unexpected (then python-telegram-bot reads it)."""
+    try:
+        message = update["message"]
+        user, chat = message["from"], message["chat"]
+        text, date, message_id = message["text"], message["date"], message["message_id"]
+        if not (isinstance(text, str) and text and isinstance(date, int) and isinstance(message_id, int)
+                and isinstance(user["id"], int) and isinstance(chat["id"], int)):
+            return None
+        names = [n for n in (user.get("first_name"), user.get("last_name")) if isinstance(n, str) and n]
+        name = " ".join(names) or str(user.get("username") or "")
+        return RawMessage(Actor("telegram", str(user["id"]), name),
+                          ChatRef("telegram", str(chat["id"]), kind_of(str(chat.get("type")))), chat["id"],
+                          message_id, text, datetime.fromtimestamp(date, UTC))
+    except (KeyError, TypeError, ValueError, OverflowError, OSError):
         return None
 
 
