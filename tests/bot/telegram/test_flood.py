@@ -104,5 +104,5 @@ async def test_exactly_one_full_batch_does_not_hold_up_handling_until_the_long_p
     bot = await make_bot(poll_timeout_s=30)  # the next getUpdates waits up to 30 s: nothing more is pending
     for i in range(100):  # a full batch: more might be waiting, so fetching comes first for a moment
         fake_tg.message(STRANGER + i, "/help")
-    await fake_tg.wait_for(lambda: len(fake_tg.sent) >= 100, 10, "a hundred replies well before the long poll ends")
+    await fake_tg.wait_for(lambda: len(fake_tg.sent) >= 100, 20, "a hundred replies well before the 30 s long poll ends")
     assert bot.state == "polling"
