@@ -82,6 +82,13 @@ class TradectlClient(discord.Client):
         await self.adapter.handle_press(interaction, payload, owner)
 
 
+def _actor(interaction: discord.Interaction[Any]) -> Actor:
+    """The presser or caller by their snowflake id, with the name Discord sent along (server nickname,
+    else global name, else username: ``display_name``) for display only; no extra API call."""
+    user = interaction.user
+    return Actor("discord", str(user.id), str(user.display_name or ""))
+
+
 def _needs_configuration(exc: BaseException) -> bool:
     """A refused token, a missing intent or another 4xx (except 429): retrying soon will not help."""
     if isinstance(exc, _FATAL):
@@ -246,7 +253,7 @@ class DiscordGateway:
             name = str(data.get("name", ""))[:64]
             spec = self.dispatcher.registry.get(name)
             text = command_line(name, spec, data.get("options") or [])
-            actor = Actor("discord", str(interaction.user.id))
+            actor = _actor(interaction)
             two_person = spec is not None and spec.name in self.dispatcher.settings.two_person_commands
             work = self.dispatcher.handle_text(actor, place, text, interaction.created_at, str(interaction.id),
                                                epoch=self.epoch)
@@ -272,7 +279,7 @@ class DiscordGateway:
             if isinstance(place, str):
                 await self._refuse(interaction, place)
                 return
-            actor = Actor("discord", str(interaction.user.id))
+            actor = _actor(interaction)
             work = self.dispatcher.handle_callback(actor, place, payload, str(interaction.id), epoch=self.epoch)
             reply = await self._within_budget(work, lambda: interaction.response.defer())
             if reply is None:

@@ -195,7 +195,8 @@ class SlackAdapter:
             await self._refuse(respond, place, body.get("user_id"), body.get("team_id"))
             return
         text = str(body.get("text") or "").strip().lstrip("/") or "help"
-        actor = Actor("slack", str(body.get("user_id", "")))
+        # user_name is the legacy handle Slack sends with every slash command: shown beside the id only
+        actor = Actor("slack", str(body.get("user_id", "")), str(body.get("user_name") or ""))
         reply = await self.dispatcher.handle_text(actor, place, "/" + text, _sent_at(request),
                                                   _update_id(body, "trigger_id"))
         await self._answer(respond, place, reply, replace=False, ephemeral=reply is not None and reply.private)
@@ -207,12 +208,14 @@ class SlackAdapter:
         team = str((body.get("team") or {}).get("id", "")) or str((body.get("user") or {}).get("team_id", ""))
         channel = (str((body.get("channel") or {}).get("id", ""))
                    or str((body.get("container") or {}).get("channel_id", "")))
-        user = str((body.get("user") or {}).get("id", ""))
+        who = body.get("user") or {}
+        user = str(who.get("id", ""))
+        name = str(who.get("username") or who.get("name") or "")  # for display only, never deciding
         place = self._place(team, channel)
         if isinstance(place, str):
             await self._refuse(respond, place, user, team)
             return
-        reply = await self.dispatcher.handle_callback(Actor("slack", user), place, str(action.get("value", "")),
+        reply = await self.dispatcher.handle_callback(Actor("slack", user, name), place, str(action.get("value", "")),
                                                       _update_id(body, "trigger_id"))
         if reply is None:
             return

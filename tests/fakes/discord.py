@@ -385,7 +385,7 @@ class FakeDiscord:
         payload: dict[str, Any] = {"id": iid, "application_id": APP_ID, "type": kind, "token": token, "version": 1,
                                    "channel_id": channel_id, "locale": "en-US", "app_permissions": "0",
                                    "entitlements": [], "attachment_size_limit": 8388608}
-        who = user(user_id, name)
+        who = {**user(user_id), "global_name": name or None}  # the name a user picked, over their username
         if guild_id is not None:
             payload.update(guild_id=guild_id, guild_locale="en-US", context=0,
                            authorizing_integration_owners={"0": guild_id},
@@ -401,20 +401,21 @@ class FakeDiscord:
         return it, payload
 
     async def slash(self, name: str, options: dict[str, Any] | None = None, *, user_id: str, channel_id: str,
-                    guild_id: str | None, at: datetime | None = None) -> FakeInteraction:
-        """A user runs ``/name`` with ``options`` (name -> value); ``guild_id=None`` means a DM."""
-        it, payload = self._base(2, user_id, channel_id, guild_id, at)
+                    guild_id: str | None, at: datetime | None = None, user_name: str = "") -> FakeInteraction:
+        """A user runs ``/name`` with ``options`` (name -> value); ``guild_id=None`` means a DM;
+        ``user_name`` is the user's global (display) name."""
+        it, payload = self._base(2, user_id, channel_id, guild_id, at, user_name)
         opts = [{"name": k, "type": 4 if isinstance(v, int) else 3, "value": v} for k, v in (options or {}).items()]
         payload["data"] = {"id": snowflake(), "name": name, "type": 1, "options": opts}
         await self.dispatch("INTERACTION_CREATE", payload)
         return it
 
     async def press(self, message_id: str, label: str, *, user_id: str, guild_id: str | None,
-                    channel_id: str | None = None) -> FakeInteraction:
+                    channel_id: str | None = None, user_name: str = "") -> FakeInteraction:
         """A user presses the button labelled ``label`` on a message the bot sent."""
         msg = self.messages[message_id]
         button = next(c for row in msg["components"] for c in row["components"] if c.get("label") == label)
-        it, payload = self._base(3, user_id, channel_id or msg["channel_id"], guild_id, None)
+        it, payload = self._base(3, user_id, channel_id or msg["channel_id"], guild_id, None, user_name)
         it.message_id = message_id
         payload["message"] = msg
         payload["data"] = {"custom_id": button["custom_id"], "component_type": 2}

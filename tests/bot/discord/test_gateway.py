@@ -81,6 +81,21 @@ async def test_close_asks_and_only_the_requester_can_confirm(start_gateway: Star
 
 
 
+async def test_names_discord_sends_are_shown_beside_the_id(start_gateway: StartGateway,
+                                                           fake_discord: FakeDiscord) -> None:
+    await start_gateway()
+    me = await fake_discord.slash("whoami", user_id=ADMIN, channel_id=CHANNEL, guild_id=GUILD, user_name="Alice")
+    await eventually(answered(me), what="answer to /whoami")
+    assert "Alice" in me.text() and ADMIN in me.text()
+    ask = await slash(fake_discord, "close", {"pair": "BTC/USD"}, user=TRADER)  # no global name: the username
+    press = await fake_discord.press(ask.original_id, "Close BTC/USD", user_id=TRADER, guild_id=GUILD,
+                                     user_name="Bob")
+    await eventually(answered(press, 2), what="answer to the press")
+    roles = await slash(fake_discord, "roles")
+    assert f"Bob (discord:{TRADER})" in roles.text()  # the name from the press, the latest seen
+    assert f"user8912 (discord:{ADMIN})" in roles.text()  # no global name this time: the username
+
+
 async def test_roles_are_ours_not_discords(start_gateway: StartGateway, fake_discord: FakeDiscord,
                                            trading: FakeTrading) -> None:
     await start_gateway()

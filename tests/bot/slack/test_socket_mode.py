@@ -88,6 +88,21 @@ async def test_direct_message_is_a_private_chat(start_slack: StartSlack, fake_sl
     assert ADMIN in (await answer(fake_slack, 2)).readable()
 
 
+async def test_names_slack_sends_are_shown_beside_the_id(start_slack: StartSlack, fake_slack: FakeSlack) -> None:
+    await start_slack()
+    whoami = fake_slack.command_payload("whoami", user=ADMIN, channel=OPS)
+    await fake_slack.push("slash_commands", {**whoami, "user_name": "alice"})
+    assert "alice" in (await answer(fake_slack, 1)).readable()
+    await fake_slack.command("close BTC/USD", user=TRADER, channel=OPS)  # user_name u0bob00001
+    press = fake_slack.action_payload(await answer(fake_slack, 2), "Close BTC/USD", user=TRADER)
+    await fake_slack.push("interactive", {**press, "user": {**press["user"], "username": "bob"}})
+    await answer(fake_slack, 3)
+    await fake_slack.command("roles", user=ADMIN, channel=OPS)
+    roles = (await answer(fake_slack, 4)).readable()
+    assert f"bob (slack:{TRADER})" in roles  # the name from the press, the latest seen
+    assert f"u0alice001 (slack:{ADMIN})" in roles  # this command's user_name: the latest seen
+
+
 async def test_redelivered_envelope_runs_once(start_slack: StartSlack, fake_slack: FakeSlack,
                                               trading: FakeTrading) -> None:
     await start_slack()
