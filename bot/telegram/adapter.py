@@ -14,7 +14,9 @@ roles, confirmations, audit and de-duplication by ``update_id``), and its reply 
 Updates are handled concurrently per chat (:class:`~bot.lanes.ChatLanes`): each chat's updates in
 order, chats independently, in bounded queues, and the kill lane (``/kill``, ``/closeall``,
 ``/pause`` and their confirmations) at once — one chat's flood never delays another chat or the
-kill switch.
+kill switch. Fetching comes first while Telegram holds more than a batch, and text messages are
+read from their JSON (``updates.raw_message``), so a thousand queued messages cost little more than
+their download before the press behind them is seen.
 
 Delivery is at least once, effect exactly once. The updater confirms a batch to Telegram with its
 next ``getUpdates``; that call first waits (up to ``CONFIRM_WAIT_S``) until the batch has been

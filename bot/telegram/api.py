@@ -65,8 +65,9 @@ class PollingRequest(HTTPXRequest):
     - Each answer is reported to ``on_poll`` (None: fine, else the error), for the component state.
     - ``on_batch`` hears how many updates each answer held (a full batch: more are waiting).
     - ``screen`` sees each update as JSON before PTB builds objects from it (about 0.1 ms each): one
-      it answers False for (a flood the chat lanes would drop anyway) is replaced by its bare
-      ``update_id``, so a thousand queued messages cost little more than their download.
+      it answers False for (a text message the adapter reads from the JSON itself, a press the chat
+      lanes would drop anyway) is replaced by its bare ``update_id``, so a thousand queued messages
+      cost little more than their download.
     - An update python-telegram-bot cannot read would make it fetch the same batch forever (it logs
       and retries without confirming). After a batch that was not confirmed, every update of the
       next answer is checked, and one that cannot be read is replaced by its bare ``update_id``:
