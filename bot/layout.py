@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import re
 import textwrap
+import unicodedata
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import TypeVar
@@ -198,6 +199,15 @@ def split(units: Sequence[T], cost: Callable[[T], int], budget: Callable[[int], 
     if current:
         pages.append(current)
     return pages
+
+
+def with_icon(icon: str, line: str) -> str:
+    """``icon`` (a style's mark, e.g. ``"✅ "``) before ``line`` - unless the line already opens with a
+    symbol of its own (``"🛑 Trading is KILLED"``): two marks in a row read as noise."""
+    first = line.lstrip()[:1]
+    if icon and first and unicodedata.category(first) == "So":
+        return line
+    return icon + line
 
 
 def numbered(title: str, part: int, parts: int) -> str:

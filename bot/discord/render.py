@@ -261,7 +261,7 @@ class _Builder:
 
     def add_text(self, block: Text) -> None:
         lines = block.text.split("\n")
-        lines[0] = _PREFIX[block.style] + lines[0]
+        lines[0] = layout.with_icon(_PREFIX[block.style], lines[0])
         limit = MAX_CONTENT - self.reserve
         for raw in lines:
             for piece in _pieces(raw, limit):

@@ -160,7 +160,7 @@ def _table(source: int, block: Table) -> list[_Item]:
 
 def _text(source: int, block: Text) -> list[_Item]:
     lines = block.text.split("\n")
-    lines[0] = _PREFIX[block.style] + lines[0]
+    lines[0] = layout.with_icon(_PREFIX[block.style], lines[0])
     units = [_unit(line) for line in lines]
     pages = layout.split(range(len(units)), lambda i: len(units[i]) + 1, lambda _: MAX_SECTION - 2)
     out = []

@@ -109,7 +109,7 @@ def _title_line(title: str) -> _Line:
 
 def _text_section(block: Text) -> _Section:
     lines = block.text.split("\n") or [""]
-    lines[0] = _ICON[block.style] + lines[0]
+    lines[0] = layout.with_icon(_ICON[block.style], lines[0])
     return _Section("", tuple((_Line(escape(line), False, line),) for line in lines))
 
 

@@ -83,3 +83,11 @@ def test_a_table_still_takes_three_arguments_and_checks_the_new_ones() -> None:
         Table("t", ("a", "b"), (), key=("c",))
     with pytest.raises(ValueError, match="cannot be optional"):
         Table("t", ("a", "b"), (), key=("a",), optional=("a",))
+
+
+def test_a_style_mark_is_not_added_before_a_line_that_has_its_own() -> None:
+    from bot.layout import with_icon
+
+    assert with_icon("✅ ", "🛑 Trading is KILLED") == "🛑 Trading is KILLED"
+    assert with_icon("✅ ", "Trading resumed") == "✅ Trading resumed"
+    assert with_icon("", "🛑 x") == "🛑 x"
