@@ -462,3 +462,12 @@ class SlackSettings(Section):
             if not _TEAM_RE.match(team):
                 raise ValueError(f"workspace id {team!r} must look like T0123ABCD")
         return value
+
+    def missing_secrets(self) -> list[str]:
+        """The secrets this mode needs that are not set (empty counts as not set), by setting name."""
+        needed = {"slack.bot_token": self.bot_token}
+        if self.mode == "socket":
+            needed["slack.app_token"] = self.app_token
+        else:
+            needed["slack.signing_secret"] = self.signing_secret
+        return [name for name, value in needed.items() if value is None or not value.get_secret_value()]

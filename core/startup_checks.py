@@ -74,12 +74,7 @@ def platform_problems(settings: Settings) -> list[str]:
         problems.append("discord.enabled needs discord.token (TRADECTL_DISCORD__TOKEN, a secret file or the vault)")
     slack = settings.slack
     if slack.enabled:
-        needed = {"slack.bot_token": slack.bot_token}
-        if slack.mode == "socket":
-            needed["slack.app_token"] = slack.app_token
-        else:
-            needed["slack.signing_secret"] = slack.signing_secret
-        missing = [name for name, value in needed.items() if not _set(value)]
+        missing = slack.missing_secrets()
         if missing:
             problems.append(f"slack.enabled in {slack.mode} mode needs {' and '.join(missing)} "
                             "(environment variable, secret file or the vault)")

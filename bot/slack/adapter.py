@@ -70,12 +70,7 @@ class SlackAdapter:
     def __init__(self, dispatcher: Dispatcher, settings: SlackSettings, *, client: AsyncWebClient | None = None,
                  on_failure: Callable[[TaskFailed], None] | None = None, health: ComponentHealth | None = None,
                  connect_grace_s: float = CONNECT_GRACE_S) -> None:
-        needed = {"slack.bot_token": settings.bot_token}
-        if settings.mode == "socket":
-            needed["slack.app_token"] = settings.app_token
-        else:
-            needed["slack.signing_secret"] = settings.signing_secret
-        missing = [name for name, value in needed.items() if not _secret(value)]
+        missing = settings.missing_secrets()
         if missing:
             raise ValueError(f"slack.enabled in {settings.mode} mode needs {' and '.join(missing)}")
         self.dispatcher = dispatcher
