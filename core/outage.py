@@ -21,6 +21,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, ClassVar
 
 from sqlalchemy import exc as sa_exc
+from sqlalchemy import text
 
 from core.events import AutoPaused, Event, StateChanged
 from core.state import PAUSED, RUNNING, TradingState
@@ -46,6 +47,8 @@ def _connection_errors() -> tuple[type[BaseException], ...]:
 
 
 _CONNECTION_ERRORS = _connection_errors()
+# What every candle writes (its equity mark and the replay cursor) and where the pause is stored.
+_PROBED = ("equity_snapshots", "runtime_values", "trading_state")
 
 
 def is_database_outage(exc: BaseException) -> bool:
@@ -124,8 +127,12 @@ class DatabaseWatch:
                   where, self.error, "paused" if self.paused else e.state.state)
 
     async def probe(self) -> bool:
+        """Whether the tables a candle writes answer again. Not a bare ``SELECT 1``: a database that
+        accepts connections but has lost (or withholds) the engine's tables is still down for it."""
         try:
-            await self.e.db.ping()
+            async with self.e.db.engine.connect() as conn:
+                for table in _PROBED:
+                    await conn.execute(text(f"SELECT 1 FROM {table} WHERE 1 = 0"))
         except Exception:  # noqa: BLE001 - still down
             return False
         return True

@@ -365,7 +365,10 @@ async def test_real_timer_two_schedulers_sharing_a_database_run_each_slot_once(d
     # takes it over and "a"'s result is dropped, so even then it is announced once.
     assert sum(calls.values()) - len(calls) <= 1, calls
     rows = await job_rows(db)
-    assert len(rows) == ran and {r.status for r in rows} <= {"finished", "running"}
+    # A slot claimed in the instant its timer was stopped has a row but no call: at most one per
+    # scheduler, and it says "running" (it never finished).
+    assert ran <= len(rows) <= ran + 2 and {r.status for r in rows} <= {"finished", "running"}
+    assert all(r.status == "running" for r in rows if r.scheduled_for not in calls)
     assert {r.instance_id for r in rows} <= {"a", "b"}
     async with db.session() as s:
         announced = Counter(json.loads(r.payload)["data"]["slot"] for r in (await s.exec(select(OutboxRow))).all())
