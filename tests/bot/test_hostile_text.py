@@ -342,17 +342,22 @@ def assert_received_inert(p: Platforms, *, expected: int) -> None:
     assert not problems, "\n".join(problems)
 
 
+async def send_everywhere(p: Platforms, sent: dict[str, Any], message: AlertMessage) -> None:
+    """One alert through all five senders: Telegram, Discord bot and webhook, Slack bot and webhook."""
+    await sent["telegram"].send(str(TG_CHAT), message)
+    await sent["discord"].send(DC_CHANNEL, message)
+    await sent["discord"].send(p.hooks.channel_url("discord"), message)
+    await sent["slack"].send(SL_CHANNEL, message)
+    await sent["slack"].send(p.hooks.channel_url("slack"), message)
+
+
 async def test_every_alert_sender_delivers_the_corpus_inert(platforms: Platforms) -> None:
     p = platforms
     sent = senders(p)
     messages = alerts()
     try:
         for message in messages:
-            await sent["telegram"].send(str(TG_CHAT), message)
-            await sent["discord"].send(DC_CHANNEL, message)
-            await sent["discord"].send(p.hooks.channel_url("discord"), message)
-            await sent["slack"].send(SL_CHANNEL, message)
-            await sent["slack"].send(p.hooks.channel_url("slack"), message)
+            await send_everywhere(p, sent, message)
     finally:
         await close(sent)
     assert_received_inert(p, expected=len(messages))
@@ -447,11 +452,7 @@ async def test_case10_an_alert_with_a_lone_surrogate_is_delivered_everywhere(pla
     sent = senders(p)
     message = AlertMessage("state_changed", "info", (event_line(LONE_SURROGATE),), silent=False)
     try:
-        await sent["telegram"].send(str(TG_CHAT), message)
-        await sent["discord"].send(DC_CHANNEL, message)
-        await sent["discord"].send(p.hooks.channel_url("discord"), message)
-        await sent["slack"].send(SL_CHANNEL, message)
-        await sent["slack"].send(p.hooks.channel_url("slack"), message)
+        await send_everywhere(p, sent, message)
     finally:
         await close(sent)
     assert_received_inert(p, expected=1)
