@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test install bench clean docs
+.PHONY: run test install check lock bench clean docs
 
 run: $(STAMP)
 	$(BIN)/tradectl run
@@ -14,11 +14,29 @@ test: $(STAMP)
 
 install: $(STAMP)
 
-$(STAMP): pyproject.toml
+# Exact versions with hashes from requirements-dev.lock (the service's requirements.lock plus the test,
+# reference and checker tools, resolved together), then the project itself (no dependency resolution).
+$(STAMP): pyproject.toml requirements-dev.lock
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[test,reference]'
+	$(BIN)/pip install --quiet --require-hashes -r requirements-dev.lock
+	$(BIN)/pip install --quiet --no-deps -e .
 	touch $(STAMP)
+
+# Linters, types, import contracts and dead code: the same environment as the tests (docs/developing.md).
+check: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/mypy
+	$(BIN)/lint-imports
+	$(BIN)/vulture
+
+# Re-resolve the dependencies after changing pyproject.toml (needs the package index).
+lock: $(STAMP)
+	$(BIN)/pip install --quiet uv
+	$(BIN)/uv pip compile pyproject.toml --extra test --extra reference --extra dev --extra ccxt --extra research --generate-hashes \
+		--python-version 3.11 --quiet -o requirements-dev.lock
+	$(BIN)/uv pip compile pyproject.toml --constraint requirements-dev.lock --generate-hashes \
+		--python-version 3.11 --quiet -o requirements.lock
 
 bench: $(STAMP)
 	for b in benchmarks/bench_*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done

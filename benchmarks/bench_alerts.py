@@ -31,18 +31,18 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from pydantic import SecretStr  # noqa: E402
+from pydantic import SecretStr
 
-from bot.discord import DiscordSender  # noqa: E402
-from bot.notify import OutboxDispatcher  # noqa: E402
-from bot.slack import SlackSender, web_client  # noqa: E402
-from core.events import EventBus, PositionClosed  # noqa: E402
-from core.outbox import OutboxWriter  # noqa: E402
-from core.settings_models import Destination, NotifySettings, SlackSettings  # noqa: E402
-from persistence.db import Database  # noqa: E402
-from persistence.migrate import upgrade  # noqa: E402
-from tests.fakes.discord import FakeDiscord  # noqa: E402
-from tests.fakes.slack import FakeSlack  # noqa: E402
+from bot.notify import OutboxDispatcher
+from bot.platforms.discord import DiscordSender
+from bot.platforms.slack import SlackSender, web_client
+from core.ops.outbox import OutboxWriter
+from core.settings.settings_models import Destination, NotifySettings, SlackSettings
+from core.trading.events import EventBus, PositionClosed
+from persistence.db import Database
+from persistence.migrate import upgrade
+from tests.fakes.discord import FakeDiscord
+from tests.fakes.slack import FakeSlack
 
 DISCORD_CHANNEL, SLACK_CHANNEL = "381870553235193857", "C0OPS00001"
 _NUM = re.compile(r"\[#(\d+)\]")

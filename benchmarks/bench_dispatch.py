@@ -35,20 +35,27 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from sqlalchemy import func, insert  # noqa: E402
-from sqlmodel import col, select  # noqa: E402
+from sqlalchemy import func, insert
+from sqlmodel import col, select
 
-from bot.app import build_dispatcher  # noqa: E402
-from bot.console import render_console  # noqa: E402
-from bot.identity import Actor, ChatRef, Role  # noqa: E402
-from core.intents import Intent, IntentResult  # noqa: E402
-from core.settings_models import ChatSettings  # noqa: E402
-from core.views import (  # noqa: E402
-    BalanceView, HealthView, PairPerformance, PeriodPnl, PnlSummary, PositionView, StatusView, TradeView,
+from bot.app import build_dispatcher
+from bot.identity import Actor, ChatRef, Role
+from bot.platforms.console import render_console
+from core.settings.settings_models import ChatSettings
+from core.trading.intents import Intent, IntentResult
+from core.trading.views import (
+    BalanceView,
+    HealthView,
+    PairPerformance,
+    PeriodPnl,
+    PnlSummary,
+    PositionView,
+    StatusView,
+    TradeView,
 )
-from persistence.db import Database  # noqa: E402
-from persistence.migrate import upgrade  # noqa: E402
-from persistence.models import EquitySnapshot, PositionRow, TradingStateRow  # noqa: E402
+from persistence.db import Database
+from persistence.migrate import upgrade
+from persistence.models import EquitySnapshot, PositionRow, TradingStateRow
 
 OPEN, CLOSED = 50, 10_000
 ZERO = Decimal(0)

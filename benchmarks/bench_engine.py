@@ -24,9 +24,9 @@ sys.path.insert(0, str(ROOT))
 
 
 async def throughput(bars: int) -> None:
-    from core.config import load_settings
-    from core.events import EventBus
-    from core.trading_core import build_engine
+    from core.settings.config import load_settings
+    from core.trading.assembly import build_engine
+    from core.trading.events import EventBus
     from exchanges.clock import SimClock
     from exchanges.paper import MarketRules, PaperExchange
     from exchanges.replay import load_bundled
@@ -67,7 +67,7 @@ def rss(seconds: float) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         env = {k: v for k, v in os.environ.items() if not k.startswith("TRADECTL_")}
         env.update({"TRADECTL_CHAT__CONSOLE": "off", "PYTHONPATH": str(ROOT)})
-        proc = subprocess.Popen([sys.executable, "-m", "core.cli", "run"], cwd=tmp, env=env,
+        proc = subprocess.Popen([sys.executable, "-m", "core.app.cli", "run"], cwd=tmp, env=env,
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         ps = psutil.Process(proc.pid)
         peak = 0

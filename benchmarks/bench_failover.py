@@ -1,7 +1,7 @@
 """Telegram polling failover between service replicas on one PostgreSQL and one bot token.
 
 Starts three replicas (``tradectl run``, forked from a launcher that has the service imported; see
-``tests/bot/telegram/launcher.py``) against the fake Bot API server, then hands leadership over
+``tests/bot/platforms/telegram/launcher.py``) against the fake Bot API server, then hands leadership over
 ``--runs`` times gracefully (SIGTERM, as in a rolling deploy) and ``--runs`` times by a crash
 (SIGKILL), replacing each stopped replica. For every handover it measures, from the signal:
 
@@ -29,15 +29,14 @@ import signal
 import statistics
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import asyncpg  # noqa: E402
+import asyncpg
 
-from tests.bot.telegram.replicas import GROUP, ReplicaSet, Traffic, overlapping_polls  # noqa: E402
-from tests.fakes.telegram import FakeTelegram  # noqa: E402
+from tests.bot.platforms.telegram.replicas import GROUP, ReplicaSet, Traffic, overlapping_polls
+from tests.fakes.telegram import FakeTelegram
 
 
 async def handover(replicas: ReplicaSet, traffic: Traffic, fake: FakeTelegram, leader: str,
@@ -100,7 +99,8 @@ async def run(url: str, runs: int, leader_settings: dict[str, float]) -> None:
                 print(summary("graceful reply", results["graceful"][1]))
                 print(summary("crash polling", results["crash"][0]) + f"   goal <= {ttl + renew:g} s")
                 print(summary("crash reply", results["crash"][1]))
-                print(f"409 Conflict answers: {fake.conflicts}; overlapping getUpdates: {len(overlapping_polls(fake))}; "
+                print(f"409 Conflict answers: {fake.conflicts}; "
+                      f"overlapping getUpdates: {len(overlapping_polls(fake))}; "
                       f"commands {len(traffic.sent)}, unanswered {len(traffic.unanswered())}, "
                       f"answered twice {len(traffic.answered_twice())}")
     finally:

@@ -19,12 +19,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from core.executor import OrderSpec  # noqa: E402
-from core.intents import Kill  # noqa: E402
-from exchanges.base import OrderType, Side  # noqa: E402
-from persistence.db import Database  # noqa: E402
-from persistence.migrate import upgrade  # noqa: E402
-from tests.core.engine_rig import Rig, ScriptedStrategy  # noqa: E402
+from core.trading.executor import OrderSpec
+from core.trading.intents import Kill
+from exchanges.base import OrderType, Side
+from persistence.db import Database
+from persistence.migrate import upgrade
+from tests.core.engine_rig import Rig, ScriptedStrategy
 
 PAIRS = tuple(f"C{i:02d}/USD" for i in range(50))
 
@@ -44,7 +44,8 @@ async def one_run(url: str, schema: str | None = None) -> tuple[float, int, bool
         await rig.candle("100", pair=pair)  # scripted buy on the second bar: 50 positions
     for pair in PAIRS:
         await rig.engine.executor.place(OrderSpec(pair=pair, side=Side.BUY, qty=Decimal("0.1"), purpose="entry",
-                                                  position_id=None, order_type=OrderType.LIMIT, limit_price=Decimal(50)))
+                                                  position_id=None, order_type=OrderType.LIMIT,
+                                                  limit_price=Decimal(50)))
     await rig.engine.executor.poll_fills()
     open_pos = len(await rig.engine.positions())
     open_orders = len(await rig.engine.executor.open_orders())

@@ -38,17 +38,17 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from pydantic import SecretStr  # noqa: E402
+from pydantic import SecretStr
 
-from bot.app import build_dispatcher  # noqa: E402
-from bot.context import SystemClock  # noqa: E402
-from bot.telegram import TelegramPolling  # noqa: E402
-from core.intents import Intent, IntentResult, Kill  # noqa: E402
-from core.settings_models import ChatSettings, TelegramSettings  # noqa: E402
-from persistence.db import Database  # noqa: E402
-from persistence.migrate import upgrade  # noqa: E402
-from tests.bot.fake_trading import FakeTrading  # noqa: E402
-from tests.fakes.telegram import FakeTelegram  # noqa: E402
+from bot.app import build_dispatcher
+from bot.context import SystemClock
+from bot.platforms.telegram import TelegramPolling
+from core.settings.settings_models import ChatSettings, TelegramSettings
+from core.trading.intents import Intent, IntentResult, Kill
+from persistence.db import Database
+from persistence.migrate import upgrade
+from tests.bot.fake_trading import FakeTrading
+from tests.fakes.telegram import FakeTelegram
 
 ADMIN, VIEWER, STRANGER = 1001, 1003, 6666
 GROUP = -100500

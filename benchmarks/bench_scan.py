@@ -93,7 +93,7 @@ def main() -> None:
         directions[r.signal.direction.value] = directions.get(r.signal.direction.value, 0) + 1
 
     ms = sorted(t * 1e3 for t in times)
-    p95 = ms[min(len(ms) - 1, int(round(0.95 * (len(ms) - 1))))]
+    p95 = ms[min(len(ms) - 1, round(0.95 * (len(ms) - 1)))]
     median = statistics.median(ms)
     members = len(scanner.names)
     print(f"scan of {args.pairs} pairs x {members} strategies + confluence, {args.candles}-candle windows, "

@@ -34,7 +34,7 @@ is checked again. It prints the rounds, the violations and the recovery times.
 PostgreSQL comes from ``--pg-url`` or ``TRADECTL_TEST_PG_URL`` (default
 ``postgresql://postgres@127.0.0.1:5432/test``); the harness creates a database of its own and drops it.
 With ``--outage-share`` it runs a private cluster instead (``initdb`` and ``pg_ctl`` on PATH).
-tests/core/test_crash_harness.py runs a bounded version of it.
+tests/core/app/test_crash_harness.py runs a bounded version of it.
 """
 
 from __future__ import annotations
@@ -53,7 +53,7 @@ import sys
 import tempfile
 import time
 from collections import Counter, defaultdict
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -103,7 +103,7 @@ class Service:
     async def start(self) -> None:
         with self.out_path.open("wb") as out, self.err_path.open("wb") as err:  # the child keeps its own copies
             self.proc = await asyncio.create_subprocess_exec(
-                sys.executable, "-m", "core.cli", "run", cwd=self.work, env=self.env, stdin=asyncio.subprocess.PIPE,
+                sys.executable, "-m", "core.app.cli", "run", cwd=self.work, env=self.env, stdin=asyncio.subprocess.PIPE,
                 stdout=out, stderr=err)
 
     @property
@@ -159,12 +159,13 @@ class AlertSink:
         self._runner: Any = None
         self.url = ""
 
-    async def __aenter__(self) -> "AlertSink":
+    async def __aenter__(self) -> AlertSink:
         from aiohttp import web
 
         async def hook(request: web.Request) -> web.Response:
             body = await request.json()
-            self.messages.append((time.monotonic(), str(body.get("text", "")) + "\n" + json.dumps(body.get("blocks", ""))))
+            text = str(body.get("text", "")) + "\n" + json.dumps(body.get("blocks", ""))
+            self.messages.append((time.monotonic(), text))
             return web.Response(text="ok")
 
         app = web.Application()
@@ -240,7 +241,8 @@ class Checker:
         for o in orders:
             v = venue_by_coid.get(o.client_order_id)
             if o.venue_order_id and (v is None or v.venue_order_id != o.venue_order_id):
-                out.append(f"order {o.client_order_id} names venue order {o.venue_order_id}, which the venue does not have")
+                out.append(f"order {o.client_order_id} names venue order {o.venue_order_id}, "
+                           "which the venue does not have")
 
         applied = Counter(f.fill_id for f in fills)
         out += [f"fill {f} applied {n} times" for f, n in applied.items() if n > 1]
@@ -273,19 +275,22 @@ class Checker:
                 expect[vf.fee_currency or quote] -= vf.fee
         for b in balances:
             if b.total != expect[b.currency]:
-                out.append(f"balance {b.currency}: venue {b.total}, start + ledger + unapplied fills {expect[b.currency]}")
+                out.append(f"balance {b.currency}: venue {b.total}, "
+                           f"start + ledger + unapplied fills {expect[b.currency]}")
 
         count = Counter(snaps)
         out += [f"candle at {ts.isoformat()} processed {n} times" for ts, n in count.items() if n > 1]
         per_candle = Counter((vf.client_order_id, vf.ts) for vf in venue_fills)
-        out += [f"order {c} filled {n} times on the candle at {ts.isoformat()}" for (c, ts), n in per_candle.items() if n > 1]
+        out += [f"order {c} filled {n} times on the candle at {ts.isoformat()}"
+                for (c, ts), n in per_candle.items() if n > 1]
         out += self._gaps(sorted(count))
 
         closed = {p.id for p in positions if p.status == "closed"}
         stale = {o.client_order_id for o in orders if o.status == "new" and o.position_id in closed}
         out += [f"order {c} still `new` for a closed position after a restart" for c in sorted(self.stale_new & stale)]
         if settled:
-            out += [f"order {c} left `new` for a closed position at a clean stop" for c in sorted(stale - self.stale_new)]
+            out += [f"order {c} left `new` for a closed position at a clean stop"
+                    for c in sorted(stale - self.stale_new)]
         self.stale_new = stale
         return out
 
@@ -299,7 +304,8 @@ class Checker:
             self.candles = [c.ts for c in load_bundled(PAIR).candles]
         seen = set(processed)
         # a snapshot is stamped with the market clock at the candle: its open or its close time
-        offset = max((timedelta(0), timedelta(hours=1)), key=lambda d: sum(1 for t in self.candles[:200] if t + d in seen))
+        offset = max((timedelta(0), timedelta(hours=1)),
+                     key=lambda d: sum(1 for t in self.candles[:200] if t + d in seen))
         expected = [t + offset for t in self.candles if processed[0] <= t + offset <= processed[-1]]
         missing = [t for t in expected if t not in seen]
         if not missing:
@@ -361,8 +367,10 @@ class Report:
 
     def lines(self) -> list[str]:
         rec = self.recovery_s
-        head = (f"{self.backend}: {self.rounds} rounds ({', '.join(f'{k} {v}' for k, v in sorted(self.signals.items()))}), "
-                f"{self.kills_confirmed} kills confirmed just before a crash ({self.kills_recorded} recorded before it), "
+        signals = ", ".join(f"{k} {v}" for k, v in sorted(self.signals.items()))
+        head = (f"{self.backend}: {self.rounds} rounds ({signals}), "
+                f"{self.kills_confirmed} kills confirmed just before a crash "
+                f"({self.kills_recorded} recorded before it), "
                 f"{len(self.violations)} violations")
         lines = [head]
         if rec:
@@ -404,7 +412,7 @@ class PrivateCluster:
     def url(self) -> str:
         return f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
 
-    async def __aenter__(self) -> "PrivateCluster":
+    async def __aenter__(self) -> PrivateCluster:
         import socket
 
         with socket.socket() as sock:
@@ -471,11 +479,32 @@ def service_env(url: str, speed: float, hook: str | None) -> dict[str, str]:
 
 
 async def _upgrade(env: dict[str, str], work: Path) -> None:
-    proc = await asyncio.create_subprocess_exec(sys.executable, "-m", "core.cli", "db", "upgrade", cwd=work, env=env,
-                                                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
+    proc = await asyncio.create_subprocess_exec(sys.executable, "-m", "core.app.cli", "db", "upgrade", cwd=work,
+                                                env=env, stdout=asyncio.subprocess.PIPE,
+                                                stderr=asyncio.subprocess.STDOUT)
     out, _ = await proc.communicate()
     if proc.returncode != 0:
         raise RuntimeError(f"tradectl db upgrade failed: {out.decode(errors='replace')[-2000:]}")
+
+
+async def _poll(check: Callable[[], Awaitable[bool]], timeout: float, step: float) -> bool:
+    """Ask ``check`` every ``step`` seconds until it says yes or ``timeout`` passes (the service is another
+    process: its database is all there is to watch)."""
+    end = time.monotonic() + timeout
+    while True:
+        if await check():
+            return True
+        if time.monotonic() >= end:
+            return False
+        await asyncio.sleep(step)
+
+
+async def _is(state: Awaitable[str], wanted: str) -> bool:
+    return await state == wanted
+
+
+async def _none_pending(checker: Checker) -> bool:
+    return not await checker.outbox_pending()
 
 
 async def _first_candle(checker: Checker, svc: Service, before: str | None, timeout: float) -> float | None:
@@ -499,18 +528,14 @@ async def _settle_kill(checker: Checker, svc: Service, report: Report, nonce: st
     if row is None or row.outcome != "confirmed":
         return  # the press never got through before the crash: nothing was promised
     report.kills_recorded += 1
-    end = time.monotonic() + 20
-    while time.monotonic() < end and await checker.state() != "killed":
-        await asyncio.sleep(0.05)
+    await _poll(lambda: _is(checker.state(), "killed"), 20, 0.05)
     if await checker.state() != "killed":
         report.violations.append(f"round {report.rounds}: kill {nonce} confirmed before the crash, "
                                  f"but trading is {await checker.state()} after the restart")
         return
     await svc.send("/rearm")
     await svc.send("/resume")
-    end = time.monotonic() + 10
-    while time.monotonic() < end and await checker.state() != "running":
-        await asyncio.sleep(0.05)
+    await _poll(lambda: _is(checker.state(), "running"), 10, 0.05)
 
 
 async def run_backend(kind: str, *, rounds: int, rng: random.Random, speed: float, pg_url: str,
@@ -603,15 +628,16 @@ async def _rounds(checker: Checker, work: Path, env: dict[str, str], report: Rep
             pending_kill = None
         await asyncio.sleep(rng.uniform(*run_s))
         if not svc.alive:
-            report.violations.append(f"round {n}: the service exited by itself (code {svc.proc.returncode if svc.proc else '?'})"
-                                     f"\n{svc.log()[-1500:]}")
+            code = svc.proc.returncode if svc.proc else "?"
+            report.violations.append(f"round {n}: the service exited by itself (code {code})\n{svc.log()[-1500:]}")
             break
         if outages is not None and svc.alive:
             await outages.maybe(checker, svc, report, rng, n)
             await asyncio.sleep(rng.uniform(*run_s))
         roll = rng.random()
         ending = plan[n % len(plan)] if plan else (
-            "sigkill" if restart_only or roll >= kill_share + term_share else "kill" if roll < kill_share else "sigterm")
+            "sigkill" if restart_only or roll >= kill_share + term_share
+            else "kill" if roll < kill_share else "sigterm")
         if ending == "sigkill":
             how = "SIGKILL"
             signalled_at = svc.signal(signal.SIGKILL)
@@ -670,9 +696,8 @@ async def _confirm_kill_then_crash(svc: Service, checker: Checker, rng: random.R
     if m is not None:
         await svc.send(f"yes {m.group(1)}")
         if at_close:
-            end = time.monotonic() + 10
-            while time.monotonic() < end and not await checker.confirmed(m.group(1)):
-                await asyncio.sleep(0.001)
+            nonce = m.group(1)
+            await _poll(lambda: checker.confirmed(nonce), 10, 0.001)
         else:
             await asyncio.sleep(rng.uniform(0, 0.08))
     at = svc.signal(signal.SIGKILL)
@@ -693,9 +718,7 @@ async def _final(checker: Checker, work: Path, env: dict[str, str], report: Repo
         report.recovery_s.append(first - report.last_signal)
     if pending_kill is not None:
         await _settle_kill(checker, svc, report, pending_kill)
-    end = time.monotonic() + 30
-    while time.monotonic() < end and await checker.outbox_pending():
-        await asyncio.sleep(0.1)
+    await _poll(lambda: _none_pending(checker), 30, 0.1)
     delivered_by_now = await checker.outbox_last_id()
     svc.signal(signal.SIGTERM)
     code = await svc.wait(40)
@@ -732,7 +755,8 @@ async def main_async(args: argparse.Namespace) -> int:
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--rounds", type=int, default=20)
     p.add_argument("--db", default="sqlite,postgres", help="sqlite, postgres or both (comma-separated)")
     p.add_argument("--seed", type=int, default=int(time.time()))

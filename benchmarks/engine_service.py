@@ -1,6 +1,6 @@
 """The engine's own TradingService for benchmarks/bench_dispatch.py (its default factory).
 
-A real :class:`~core.engine.Engine` on the paper venue over the benchmark's database; its queries
+A real :class:`~core.trading.engine.Engine` on the paper venue over the benchmark's database; its queries
 read the seeded positions and trades exactly as the running service would.
 """
 
@@ -9,10 +9,10 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Any
 
-from core.config import load_settings
-from core.engine import Engine
-from core.events import EventBus
-from core.trading_core import build_engine
+from core.settings.config import load_settings
+from core.trading.assembly import build_engine
+from core.trading.engine import Engine
+from core.trading.events import EventBus
 from exchanges.clock import SystemClock
 from exchanges.paper import MarketRules, PaperExchange
 from persistence.db import Database

@@ -14,14 +14,14 @@ import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Literal, get_args
+from typing import Any, Literal
 
 from sqlalchemy import Table, bindparam
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlmodel import col, select
 
-from bot.context import Clock
 from bot.format import clip
+from exchanges.clock import Clock
 from persistence.db import Database
 from persistence.models import AuditRow
 
@@ -29,7 +29,6 @@ log = logging.getLogger("tradectl.bot.audit")
 
 Decision = Literal["allowed", "denied", "confirmed", "cancelled", "expired", "failed", "stale",
                    "rate_limited", "unknown", "invalid", "duplicate"]
-DECISIONS: tuple[str, ...] = get_args(Decision)
 _TABLE: Table = AuditRow.__table__  # type: ignore[attr-defined]
 # One statement object, parameters passed at execution: compiled once, cached by SQLAlchemy.
 _INSERT = _TABLE.insert().returning(_TABLE.c.id)
@@ -116,7 +115,7 @@ class AuditLog:
         try:
             async with self.db.begin() as conn:
                 return await self.add(conn, values)
-        except Exception:  # noqa: BLE001 - see record()
+        except Exception:
             log.exception("audit write failed: %s %s:%s /%s -> %s", values["ref_id"], values["platform"],
                           values["user_id"], values["command"], values["decision"])
             return None
@@ -129,7 +128,7 @@ class AuditLog:
             async with self.db.begin() as conn:
                 await conn.execute(_TABLE.update().where(_TABLE.c.id == row_id).values(
                     decision=decision, result=self._clean(result, MAX_RESULT)))
-        except Exception:  # noqa: BLE001
+        except Exception:
             log.exception("audit update failed for row %s -> %s", row_id, decision)
 
     async def set_attempts(self, counts: list[tuple[int, int]]) -> None:
@@ -137,7 +136,7 @@ class AuditLog:
         try:
             async with self.db.begin() as conn:
                 await conn.execute(_SET_ATTEMPTS, [{"row_id": row_id, "n": n} for row_id, n in counts])
-        except Exception:  # noqa: BLE001 - as for record(): logged, never raised
+        except Exception:
             log.exception("audit attempt counts not stored: %s", counts[:20])
 
     async def recent(self, count: int, *, platform: str | None = None, user_id: str | None = None,

@@ -8,28 +8,30 @@ and PostgreSQL alike, and across replicas sharing the database.
 
 Closing with outcome ``confirmed`` is also the durable record of the intent: the row keeps the
 command and its arguments, and ``executed_at`` stays empty until the command has run (see
-:mod:`core.confirmed`, which the engine reads on start to complete what a crash interrupted).
+:mod:`core.trading.confirmed`, which the engine reads on start to complete what a crash interrupted).
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import re
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Literal
+from typing import Literal, Protocol
 
 from sqlalchemy.ext.asyncio import AsyncConnection
-from sqlmodel import col, delete, update
+from sqlmodel import col, select, update
 
-from bot.context import Clock
 from bot.identity import Actor, ChatRef
+from exchanges.clock import Clock
 from persistence.db import Database
 from persistence.models import ConfirmationRow
 
+log = logging.getLogger("tradectl.bot.confirmations")
 Action = Literal["confirm", "cancel"]
-Outcome = Literal["confirmed", "cancelled", "expired"]
+Outcome = Literal["confirmed", "cancelled", "expired", "refused"]  # refused: the requester lost the right
 _PREFIX: dict[str, Action] = {"cf": "confirm", "cx": "cancel"}
 _PAYLOAD_RE = re.compile(r"^(cf|cx):([A-Za-z0-9_-]{16})$")
 
@@ -70,6 +72,7 @@ class Pending:
     used_at: datetime | None
     outcome: str
     approved_by: str
+    message_ref: str = ""  # where the prompt was posted, once the platform said (see ``attach``)
 
     @property
     def requester(self) -> Actor:
@@ -85,13 +88,29 @@ def _pending(row: ConfirmationRow) -> Pending:
     except (ValueError, TypeError):
         tokens = ()
     return Pending(row.nonce, row.platform, row.user_id, row.chat_id, row.command, tokens, row.ref_id,
-                   row.approvals_needed, row.created_at, row.expires_at, row.used_at, row.outcome, row.approved_by)
+                   row.approvals_needed, row.created_at, row.expires_at, row.used_at, row.outcome, row.approved_by,
+                   row.message_ref)
+
+
+class ConfirmationObserver(Protocol):
+    """Told each prompt created (``requested``) and each close that won (``confirmed``, ``cancelled``,
+    ``expired``, ``refused``): the metrics, when enabled. A close that lost the race is not an outcome."""
+
+    def confirmation(self, outcome: str) -> None: ...
 
 
 class ConfirmationStore:
-    def __init__(self, db: Database, clock: Clock) -> None:
+    def __init__(self, db: Database, clock: Clock, observer: ConfirmationObserver | None = None) -> None:
         self.db = db
         self.clock = clock
+        self.observer = observer
+
+    def _observe(self, outcome: str) -> None:
+        if self.observer is not None:
+            try:
+                self.observer.confirmation(outcome)
+            except Exception:
+                log.warning("could not count a confirmation", exc_info=True)
 
     async def create(self, actor: Actor, chat: ChatRef, command: str, tokens: tuple[str, ...], *, ref_id: str,
                      ttl_s: float, approvals_needed: int = 1) -> Pending:
@@ -102,6 +121,7 @@ class ConfirmationStore:
                               expires_at=now + timedelta(seconds=ttl_s))
         async with self.db.session() as s:
             s.add(row)
+        self._observe("requested")
         return _pending(row)
 
     async def get(self, nonce: str) -> Pending | None:
@@ -124,11 +144,27 @@ class ConfirmationStore:
             stmt = stmt.where(col(ConfirmationRow.expires_at) > now)
         stmt = stmt.values(used_at=now, outcome=outcome, approved_by=approved_by[:500])
         result = await conn.execute(stmt)
-        return bool(result.rowcount == 1)
+        closed = bool(result.rowcount == 1)
+        if closed:
+            self._observe(outcome)
+        return closed
 
-    async def prune(self, older_than: datetime) -> int:
-        """Delete confirmations that expired before ``older_than`` (housekeeping; they are useless)."""
+    async def attach(self, nonce: str, message_ref: str) -> None:
+        """Remember where the prompt of ``nonce`` was posted, so that it can be edited once it expires
+        unpressed (:mod:`bot.expiry`). A prompt sent twice (a retried send) keeps the last place."""
+        async with self.db.begin() as conn:
+            await conn.execute(update(ConfirmationRow).where(col(ConfirmationRow.nonce) == nonce)
+                               .values(message_ref=message_ref[:200]))
+
+    async def expired_unpressed(self, platform: str, limit: int = 50) -> list[Pending]:
+        """Open confirmations of ``platform`` past their expiry whose prompt's place is known, oldest
+        first. Not closed here: the caller closes each (``close(nonce, "expired")``) and edits only the
+        ones it won, so two replicas never edit one prompt twice."""
+        now = self.clock.now()
+        query = (select(ConfirmationRow)
+                 .where(col(ConfirmationRow.platform) == platform, col(ConfirmationRow.used_at).is_(None),
+                        col(ConfirmationRow.expires_at) <= now, col(ConfirmationRow.message_ref) != "")
+                 .order_by(col(ConfirmationRow.expires_at)).limit(limit))
         async with self.db.session() as s:
-            result = await s.exec(delete(ConfirmationRow).where(  # type: ignore[call-overload]
-                col(ConfirmationRow.expires_at) < older_than))
-            return int(result.rowcount or 0)
+            rows = (await s.exec(query)).all()
+        return [_pending(row) for row in rows]

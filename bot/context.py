@@ -1,35 +1,49 @@
 """What a command function receives: who is asking, where, with which role, and the services it may use.
 
-Commands reach trading only through :class:`~core.views.TradingService` (queries and intents),
+Commands reach trading only through :class:`~core.trading.views.TradingService` (queries and intents),
 roles through :class:`~bot.identity.AccessControl` and history through :class:`~bot.audit.AuditLog`.
 Nothing else: no database handle, no adapter, no engine internals.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import TYPE_CHECKING, Protocol
 
 from bot import format as fmt
-from core.settings_models import ChatSettings
-from core.views import TradingService
+from core.settings import ChatSettings
+from core.trading import TradingService
 
 if TYPE_CHECKING:
     from bot.audit import AuditLog
     from bot.identity import AccessControl, Actor, ChatRef, Role
-    from bot.registry import Registry
+    from exchanges.clock import Clock
 
 
-class Clock(Protocol):
-    """Injected so tests can move time (confirmation expiry, stale commands, rate limits)."""
+class CommandInfo(Protocol):
+    """What a command may read about another command (``/help``): a :class:`~bot.registry.CommandSpec`."""
 
-    def now(self) -> datetime: ...
+    @property
+    def name(self) -> str: ...
+    @property
+    def role(self) -> Role: ...
+    @property
+    def aliases(self) -> tuple[str, ...]: ...
+    @property
+    def help(self) -> str: ...
+    def synopsis(self) -> str: ...
+    def usage_text(self) -> str: ...
+    def asks_confirmation(self, settings: ChatSettings) -> bool: ...
 
 
-class SystemClock:
-    def now(self) -> datetime:
-        return datetime.now(UTC)
+class CommandCatalog(Protocol):
+    """The commands of this dispatcher as a command sees them: a :class:`~bot.registry.Registry`. A
+    Protocol here because the registry's handlers take a :class:`CommandContext`."""
+
+    def get(self, name: str) -> CommandInfo | None: ...
+    def visible(self, role: Role) -> Sequence[CommandInfo]: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,7 +55,7 @@ class CommandContext:
     services: TradingService
     access: AccessControl
     audit: AuditLog
-    registry: Registry
+    registry: CommandCatalog
     settings: ChatSettings
     clock: Clock
     approved_by: str = ""  # the second admin, when a two-person command was confirmed

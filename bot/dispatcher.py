@@ -1,8 +1,9 @@
 """The dispatcher: every adapter's two entry points, and the one authorization middleware.
 
 ``handle_text`` takes a message, ``handle_callback`` a button press; both return a
-:class:`~bot.reply.Reply` to render, or None to stay silent. Between input and command function
-sit, in order, for every command alike:
+:class:`~bot.reply.Reply` to render, or None to stay silent. A command button's press
+(``run:trades 10 2``) takes the very path of the typed text ``/trades 10 2``. Between input and
+command function sit, in order, for every command alike:
 
     input hygiene -> well-formed ids -> allowlist (in memory) -> rate limit (kill lane apart)
     -> [duplicate update] -> [fresh role] -> known command -> role -> arguments
@@ -30,33 +31,40 @@ import asyncio
 import dataclasses
 import logging
 import re
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
 from bot.audit import AuditLog, Decision, new_ref_id
-from bot.floods import FloodLog
-from bot.confirmations import ConfirmationStore, cancel_payload, confirm_payload, parse_payload
-from bot.context import Clock, CommandContext, SystemClock
+from bot.confirmations import (
+    ConfirmationObserver,
+    ConfirmationStore,
+    cancel_payload,
+    confirm_payload,
+    parse_payload,
+)
 from bot.errors import CommandError, UsageError
+from bot.floods import FloodLog
 from bot.identity import CONSOLE, AccessControl, Actor, ChatRef, Role
 from bot.inbound import clean_text
-from bot.presses import PressHandling, settle
+from bot.outcomes import Attempt, Outcomes, settle
+from bot.presses import PressHandler
 from bot.prompts import Prompt, expiry
 from bot.ratelimit import KILL_LANE_PER_MINUTE, RateLimiter, in_kill_lane
 from bot.registry import NAME_RE, CommandSpec, Registry, needs_confirmation
-from bot.reply import Button, Buttons, Reply, Text
+from bot.reply import MAX_PAYLOAD_BYTES, Button, Buttons, Reply, Text, command_line
+from bot.runner import CommandRunner
 from bot.updates import ProcessedUpdates, UpdateRef
-from core.logs import bind
-from core.settings_models import ChatSettings
-from core.views import ServiceUnavailable, TradingService
+from core.runtime import bind
+from core.settings import ChatSettings
+from core.trading import TradingService
+from exchanges.clock import Clock, SystemClock
 
 log = logging.getLogger("tradectl.bot.dispatcher")
 _ID_RE = re.compile(r"^[A-Za-z0-9_.:@+-]{1,64}$")
 _PLATFORM_RE = re.compile(r"^[a-z]{1,16}$")
-# Decisions whose reply only the asker needs to see (a mutating command's failure is not one: it reports
-# what it did, and runs through the audit row written before it)
-_PRIVATE = frozenset({"denied", "invalid", "stale", "unknown", "rate_limited", "expired", "failed", "duplicate"})
 PROMPT_TIMEOUT_S = 2.0  # a prompt reads the engine's views; a busy engine must not hold up /kill's question
 
 
@@ -79,16 +87,34 @@ def well_formed(actor: Actor, chat: ChatRef) -> bool:
         isinstance(v, str) and _PLATFORM_RE.match(v) for v in (actor.platform, chat.platform))
 
 
-@dataclass(frozen=True, slots=True)
-class Attempt:
-    """One input on its way through the middleware. ``update`` is set until the update id is recorded."""
+class DispatchObserver(ConfirmationObserver, Protocol):
+    """What the dispatcher reports as it decides (the metrics, when enabled: ``core.ops.instruments``).
 
-    actor: Actor
-    chat: ChatRef
-    command: str
-    args: str
-    ref: str
-    update: UpdateRef | None = None
+    ``command`` is always a registered command's name, ``"unknown"`` (anything else typed) or ``"button"``
+    (a press that is no confirmation of ours), so an observer can use it as a bounded label; ``decision``
+    is the audit row's decision as first written."""
+
+    def command_attempt(self, command: str, decision: str) -> None: ...
+    def command_dispatched(self, command: str, seconds: float) -> None: ...
+
+
+class _ObservedOutcomes(Outcomes):
+    """Every attempt's audit row is built by :meth:`Outcomes.row` exactly once (a state-changing command's
+    row before it runs, a refusal's or a read's with its outcome, a flood's before it is aggregated): the
+    one place an attempt can be counted."""
+
+    def __init__(self, audit: AuditLog, updates: ProcessedUpdates, observer: DispatchObserver,
+                 label: Callable[[str], str]) -> None:
+        super().__init__(audit, updates)
+        self._observer = observer
+        self._label = label
+
+    def row(self, attempt: Attempt, decision: Decision, result: str, actor: Actor | None = None) -> dict[str, Any]:
+        try:
+            self._observer.command_attempt(self._label(attempt.command), decision)
+        except Exception:
+            log.warning("could not count a command attempt", exc_info=True)
+        return super().row(attempt, decision, result, actor)
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,7 +124,7 @@ class _Stop:
     reply: Reply | None
 
 
-class Dispatcher(PressHandling):
+class Dispatcher:
     """The command core behind every chat adapter.
 
     Built once by the application (see :func:`bot.app.build_dispatcher`) and shared by all adapters;
@@ -120,6 +146,7 @@ class Dispatcher(PressHandling):
         limiter: RateLimiter | None = None,
         floods: FloodLog | None = None,
         timezone: str = "UTC",
+        observer: DispatchObserver | None = None,
     ) -> None:
         self.registry = registry
         self.services = services
@@ -133,26 +160,50 @@ class Dispatcher(PressHandling):
         self.lane_limiter = RateLimiter(KILL_LANE_PER_MINUTE, self.clock)
         self.floods = floods or FloodLog(audit, self.clock)
         self.timezone = timezone  # service.timezone: replies show local times
+        self.observer = observer
+        self.outcomes = Outcomes(audit, updates) if observer is None else _ObservedOutcomes(
+            audit, updates, observer, self.label)
+        self.runner = CommandRunner(registry=registry, services=services, access=access, audit=audit,
+                                    settings=settings, clock=self.clock, timezone=timezone, outcomes=self.outcomes)
+        self.presses = PressHandler(confirmations=confirmations, registry=registry, access=access,
+                                    services=services, clock=self.clock, outcomes=self.outcomes, runner=self.runner)
         unknown = [n for n in settings.stale_commands if registry.get(n) is None]
         if unknown:
             raise ValueError(f"chat.stale_commands: {', '.join(map(repr, unknown))} is not a command")
+
+    def label(self, command: str) -> str:
+        """``command`` as a bounded label for an observer: a registered name, ``button`` or ``unknown``."""
+        if command == "(button)":
+            return "button"
+        spec = self.registry.get(command) if NAME_RE.match(command) else None
+        return spec.name if spec is not None else "unknown"
+
+    def _dispatched(self, command: str, started: float) -> None:
+        if self.observer is not None:
+            try:
+                self.observer.command_dispatched(self.label(command), time.perf_counter() - started)
+            except Exception:
+                log.warning("could not time a dispatch", exc_info=True)
 
     # -- entry points ----------------------------------------------------------------------
 
     def urgent(self, actor: Actor, chat: ChatRef, text: str | None = None, payload: str | None = None) -> bool:
         """Whether this input belongs in the kill lane, decided in memory (no database, no await).
 
-        True for ``/kill``, ``/closeall`` and ``/pause`` from an actor whose role allows them, and for any
-        confirmation button (``cf:``/``cx:``) from an allowlisted actor. Adapters call it to let these
-        jump their per-chat queues; it decides nothing else (the input still passes every check). Roles
-        come from the settings and the grants as last read, so a grant not read yet counts as none."""
+        True for ``/kill``, ``/closeall`` and ``/pause`` from an actor whose role allows them (typed, or
+        a command button carrying them), and for any confirmation button (``cf:``/``cx:``) from an
+        allowlisted actor. Adapters call it to let these jump their per-chat queues; it decides nothing
+        else (the input still passes every check). Roles come from the settings and the grants as last
+        read, so a grant not read yet counts as none."""
         if not well_formed(actor, chat):
             return False
         role = self.access.cached_role(actor, chat)
         if role is Role.NONE:
             return False
         if payload is not None:
-            return parse_payload(clean_text(payload)) is not None
+            text = command_line(clean_text(payload))  # a command button is in the lane its command is in
+            if text is None:
+                return parse_payload(clean_text(payload)) is not None
         parsed = split_command(clean_text(text)) if text is not None else None
         if parsed is None:
             return False
@@ -167,6 +218,7 @@ class Dispatcher(PressHandling):
         if parsed is None:
             return None  # chatter, not a command: none of our business, not an attempt
         name, tokens = parsed
+        started = time.perf_counter()
         update = UpdateRef(actor.platform, update_id, epoch) if update_id is not None else None
         attempt = Attempt(actor, chat, name, " ".join(tokens), new_ref_id(), update)
         with bind(platform=actor.platform, user=actor.user_id, chat=chat.chat_id, command=name, ref=attempt.ref):
@@ -174,19 +226,40 @@ class Dispatcher(PressHandling):
                 return await self._text(attempt, tokens, sent_at)
             except Exception:  # noqa: BLE001 - e.g. the database is down: a reference, never a traceback
                 return await self._crashed(attempt)
+            finally:
+                self._dispatched(name, started)
 
     async def handle_callback(self, actor: Actor, chat: ChatRef, payload: str, update_id: str | None = None,
                               *, epoch: int | None = None) -> Reply | None:
-        """A button press carrying ``payload`` (as sent in a :class:`~bot.reply.Button`), or a typed answer."""
+        """A button press carrying ``payload`` (as sent in a :class:`~bot.reply.Button`), or a typed answer.
+
+        A command button (``run:<command line>``) is handled exactly as if the presser had typed the
+        line, so a forged one can do nothing the presser could not do by typing; every other payload
+        is a confirmation's (``cf:``/``cx:`` and a nonce)."""
+        started = time.perf_counter()
         payload = clean_text(payload)  # a payload with a control character is not one we sent: it parses as invalid
-        shown = payload[:11] + "..."  # never the whole nonce
         update = UpdateRef(actor.platform, update_id, epoch) if update_id is not None else None
+        line = command_line(payload) if len(payload.encode()) <= MAX_PAYLOAD_BYTES else None
+        parsed = split_command(line) if line is not None else None
+        if parsed is not None:
+            name, tokens = parsed
+            attempt = Attempt(actor, chat, name, " ".join(tokens), new_ref_id(), update)
+            with bind(platform=actor.platform, user=actor.user_id, chat=chat.chat_id, command=name, ref=attempt.ref):
+                try:
+                    return await self._text(attempt, tokens, None)  # pressed now: never a stale message
+                except Exception:  # noqa: BLE001
+                    return await self._crashed(attempt)
+                finally:
+                    self._dispatched(name, started)
+        shown = payload[:11] + "..."  # never the whole nonce
         attempt = Attempt(actor, chat, "(button)", shown, new_ref_id(), update)
         with bind(platform=actor.platform, user=actor.user_id, chat=chat.chat_id, ref=attempt.ref):
             try:
                 return await self._callback(attempt, payload)
             except Exception:  # noqa: BLE001
                 return await self._crashed(attempt)
+            finally:
+                self._dispatched(attempt.command, started)
 
     async def _text(self, attempt: Attempt, tokens: list[str], sent_at: datetime | None) -> Reply | None:
         name = attempt.command
@@ -207,20 +280,20 @@ class Dispatcher(PressHandling):
             return gate.reply
         attempt, role = gate
         if parsed is None:
-            return settle(await self._refuse(attempt, "invalid", "malformed button payload",
-                                             Reply.error("This button is not valid.")))
+            return settle(await self.outcomes.refuse(attempt, "invalid", "malformed button payload",
+                                                     Reply.error("This button is not valid.")))
         action, nonce = parsed
         pending = await self.confirmations.get(nonce)
         if pending is None:
-            return settle(await self._refuse(attempt, "invalid", "unknown confirmation nonce",
-                                             Reply.error("This confirmation is not valid.")))
+            return settle(await self.outcomes.refuse(attempt, "invalid", "unknown confirmation nonce",
+                                                     Reply.error("This confirmation is not valid.")))
         attempt = dataclasses.replace(attempt, command=pending.command, args=" ".join(pending.tokens),
                                       ref=pending.ref_id)
         with bind(command=pending.command, ref=pending.ref_id):
-            return await self._press(attempt, role, action, pending)
+            return await self.presses.press(attempt, role, action, pending)
 
     async def _gate(self, attempt: Attempt, effects: bool, spec: CommandSpec | None = None,
-                    press: bool = False) -> "tuple[Attempt, Role] | _Stop":
+                    press: bool = False) -> tuple[Attempt, Role] | _Stop:
         """The checks every input passes first: well-formed, allowlisted, not flooding, not seen before.
 
         Allowlist and rate limit are decided in memory, before any database write. With ``effects`` the
@@ -240,7 +313,7 @@ class Dispatcher(PressHandling):
             fresh = await self.updates.first_time(attempt.update)
             attempt = dataclasses.replace(attempt, update=None)
             if not fresh:
-                await self._audit(attempt, "duplicate", "update already processed")
+                await self.outcomes.record(attempt, "duplicate", "update already processed")
                 return _Stop(None)
         if effects:
             role = await self.access.authorize(actor, attempt.chat)
@@ -254,39 +327,30 @@ class Dispatcher(PressHandling):
                        sent_at: datetime | None) -> Reply | None:
         attempt = dataclasses.replace(attempt, command=spec.name)
         if role < spec.role:
-            return await self._refuse(attempt, "denied", f"needs {spec.role.label}, has {role.label}",
-                                      Reply.error(f"/{spec.name} needs the {spec.role.label} role; "
-                                                  f"you are {role.label}."))
+            return await self.outcomes.refuse(attempt, "denied", f"needs {spec.role.label}, has {role.label}",
+                                              Reply.error(f"/{spec.name} needs the {spec.role.label} role; "
+                                                          f"you are {role.label}."))
         try:
             args = spec.parse(tokens)
         except UsageError as exc:
-            return await self._refuse(attempt, "invalid", exc.message,
-                                      Reply((Text(exc.message, "error"), Text(spec.usage_text()))))
-        refusal = self._limit_refusal(spec, args, attempt.actor, role)
+            return await self.outcomes.refuse(attempt, "invalid", exc.message,
+                                              Reply((Text(exc.message, "error"), Text(spec.usage_text()))))
+        refusal = self.runner.limit_refusal(spec, args, attempt.actor, role)
         if refusal:
-            return await self._refuse(attempt, "denied", refusal, Reply.error(refusal))
+            return await self.outcomes.refuse(attempt, "denied", refusal, Reply.error(refusal))
         needs_confirm = needs_confirmation(spec, self.settings, args)
         if spec.name in self.settings.stale_commands and self._is_stale(sent_at):
-            return await self._refuse(
+            return await self.outcomes.refuse(
                 attempt, "stale", f"sent {sent_at.isoformat() if sent_at else '?'}",
                 Reply.error(f"Refused: this /{spec.name} was sent more than {self.settings.stale_command_s} s ago "
                             "(a delayed or replayed message). Send it again if you still mean it."))
         if needs_confirm:
             return await self._ask_confirmation(spec, attempt, tuple(tokens), role, args)
-        return await self._run(spec, attempt, role, args, "allowed")
+        return await self.runner.run(spec, attempt, role, args, "allowed")
 
     def _two_person(self, spec: CommandSpec, actor: Actor) -> bool:
         # The console is the operator at the machine; there is no second person to ask there.
         return spec.name in self.settings.two_person_commands and actor.platform != CONSOLE
-
-    def _limit_refusal(self, spec: CommandSpec, args: object, actor: Actor, role: Role) -> str | None:
-        allowed = self.access.pair_limit(actor, role)
-        if allowed is None:
-            return None
-        for pair in spec.pairs_in(args):
-            if pair not in allowed:
-                return f"You may use /{spec.name} only for {', '.join(allowed) or 'no pairs'}."
-        return None
 
     def _is_stale(self, sent_at: datetime | None) -> bool:
         if sent_at is None:
@@ -303,73 +367,38 @@ class Dispatcher(PressHandling):
         two = self._two_person(spec, attempt.actor)
         ttl = self.settings.confirm_ttl_s
         expires_at = self.clock.now() + timedelta(seconds=ttl)
-        ctx = self._context(attempt, role)
+        ctx = self.runner.context(attempt, role)
         prompt = Prompt(f"Confirm {' '.join([f'/{spec.name}', *tokens])}: {spec.help}\n{expiry(ctx, expires_at)}")
         if spec.prompt is not None:
             try:
                 prompt = await asyncio.wait_for(spec.prompt(ctx, args, expires_at), PROMPT_TIMEOUT_S)
             except CommandError as exc:
-                return await self._refuse(attempt, "invalid", exc.message, Reply.error(exc.message))
-            except Exception:  # noqa: BLE001 - e.g. a standby, or a slow engine: ask without the figures
+                return await self.outcomes.refuse(attempt, "invalid", exc.message, Reply.error(exc.message))
+            except Exception:
                 log.warning("/%s: could not state the consequences; asking without them", spec.name, exc_info=True)
         pending = await self.confirmations.create(attempt.actor, attempt.chat, spec.name, tokens, ref_id=attempt.ref,
                                                   ttl_s=ttl, approvals_needed=2 if two else 1)
         text = prompt.text
         if two:
             text += f"\nA second admin must press {prompt.action} (self-approval is refused)."
-        return await self._refuse(attempt, "allowed", f"awaiting {'second-admin ' if two else ''}confirmation", Reply((
+        awaiting = f"awaiting {'second-admin ' if two else ''}confirmation"
+        return await self.outcomes.refuse(attempt, "allowed", awaiting, Reply((
             Text(text, "warning"),
             Buttons((Button(prompt.action, confirm_payload(pending.nonce), "danger"),
                      Button("Cancel", cancel_payload(pending.nonce), "secondary"))),
         )))
 
-    def _context(self, attempt: Attempt, role: Role) -> CommandContext:
-        return CommandContext(actor=attempt.actor, chat=attempt.chat, role=role, ref_id=attempt.ref,
-                              services=self.services, access=self.access, audit=self.audit, registry=self.registry,
-                              settings=self.settings, clock=self.clock, timezone=self.timezone)
-
-    # -- running a command -----------------------------------------------------------------
-
-    async def _run(self, spec: CommandSpec, attempt: Attempt, role: Role, args: object, decision: Decision,
-                   approved_by: str = "", confirmer: Actor | None = None,
-                   started_row: int | None = None) -> Reply | None:
-        ctx = CommandContext(actor=attempt.actor, chat=attempt.chat, role=role, ref_id=attempt.ref,
-                             services=self.services, access=self.access, audit=self.audit, registry=self.registry,
-                             settings=self.settings, clock=self.clock, approved_by=approved_by, timezone=self.timezone)
-        note = f"requested by {attempt.actor.key}, approved by {approved_by}; " if approved_by else ""
-        by = confirmer or attempt.actor
-        # State-changing commands leave a row before they run, so a crash mid-way still leaves a trace.
-        row_id = started_row  # written already when a confirmation was closed (in the same transaction)
-        if spec.mutates and row_id is None:
-            row_id = await self.audit.write(self._started_entry(attempt, decision, approved_by, by))
-        try:
-            reply = await spec.handler(ctx, args)
-            final, result = decision, note + reply.summary()
-        except CommandError as exc:
-            reply, final, result = Reply.error(exc.message), "failed", note + exc.message
-        except ServiceUnavailable as exc:  # a standby, or leadership changing hands: say so plainly
-            reply, final, result = Reply.error(str(exc)), "failed", note + str(exc)
-        except Exception as exc:  # noqa: BLE001 - the chat gets a reference, the log the traceback
-            log.exception("/%s failed (reference %s)", spec.name, attempt.ref)
-            reply = Reply.error(f"Something went wrong, reference {attempt.ref}.")
-            final, result = "failed", f"{note}internal error {type(exc).__name__}"
-        log.info("/%s -> %s", spec.name, final)
-        if row_id is not None:
-            await self.audit.finish(row_id, final, result)
-            return reply
-        return await self._refuse(attempt, final, result, reply, actor=by)
-
-    # -- refusals and the audit trail ------------------------------------------------------
+    # -- refusals ---------------------------------------------------------------------------
 
     async def _crashed(self, attempt: Attempt) -> Reply | None:
         log.exception("dispatch failed (reference %s)", attempt.ref)
-        return await self._refuse(attempt, "failed", "internal error in dispatch",
-                                  Reply.error(f"Something went wrong, reference {attempt.ref}."))
+        return await self.outcomes.refuse(attempt, "failed", "internal error in dispatch",
+                                          Reply.error(f"Something went wrong, reference {attempt.ref}."))
 
     async def _unauthorized(self, attempt: Attempt) -> Reply | None:
         """Not allowlisted: audited in aggregate, answered at most once a minute per sender (and a few
         times per chat), never recorded as a processed update: a stranger's flood costs one row a minute."""
-        row = self._row(attempt, "denied", "not allowlisted (user or chat)")
+        row = self.outcomes.row(attempt, "denied", "not allowlisted (user or chat)")
         if not await self.floods.note(row):
             return None
         log.warning("unauthorized attempt")  # the first of the minute; the audit row counts the rest
@@ -379,7 +408,7 @@ class Dispatcher(PressHandling):
 
     async def _rate_limited(self, attempt: Attempt, lane: bool) -> Reply | None:
         limit = KILL_LANE_PER_MINUTE if lane else self.settings.rate_limit_per_minute
-        row = self._row(attempt, "rate_limited", f"over {limit}/min{' (kill lane)' if lane else ''}")
+        row = self.outcomes.row(attempt, "rate_limited", f"over {limit}/min{' (kill lane)' if lane else ''}")
         if not await self.floods.note(row) or not self._may_warn("", row):
             return None  # told once; answering every flooded message would feed the flood
         return dataclasses.replace(Reply.error(f"Too many commands: at most {limit} per minute. Try again shortly."),
@@ -398,37 +427,5 @@ class Dispatcher(PressHandling):
         near = self.registry.nearest(attempt.command, role) if attempt.command else None
         hint = f" Did you mean /{near}?" if near else ""
         what = f"Unknown command /{attempt.command}." if NAME_RE.match(attempt.command) else "Unknown command."
-        return await self._refuse(attempt, "unknown", "unknown command",
-                                  Reply.error(f"{what}{hint} Send /help for the list."))
-
-    async def _refuse(self, attempt: Attempt, decision: Decision, result: str, reply: Reply | None,
-                      actor: Actor | None = None) -> Reply | None:
-        """Audit the outcome, then hand back ``reply`` — or None if the update turns out to be a redelivery.
-        A refusal, or a failure of a command that changes nothing, is for the asker only (``private``)."""
-        if reply is not None and decision in _PRIVATE:
-            reply = dataclasses.replace(reply, private=True)
-        return reply if await self._audit(attempt, decision, result, actor) else None
-
-    def _row(self, attempt: Attempt, decision: Decision, result: str, actor: Actor | None = None) -> dict[str, Any]:
-        who = actor or attempt.actor
-        return self.audit.entry(platform=who.platform, user_id=who.user_id, chat_id=attempt.chat.chat_id,
-                                command=attempt.command, args=attempt.args, decision=decision, result=result,
-                                ref_id=attempt.ref)
-
-    async def _audit(self, attempt: Attempt, decision: Decision, result: str, actor: Actor | None = None) -> bool:
-        """Write the audit row; if the update id is still unrecorded, record it in the same transaction.
-        False when the update had been processed before (the row then says ``duplicate``)."""
-        row = self._row(attempt, decision, result, actor)
-        if attempt.update is None:
-            await self.audit.write(row)
-            return True
-        try:
-            async with self.audit.db.begin() as conn:
-                fresh = await self.updates.mark(conn, attempt.update)
-                if not fresh:
-                    self.audit.set_outcome(row, "duplicate", f"update already processed; would be {decision}")
-                await self.audit.add(conn, row)
-            return fresh
-        except Exception:  # noqa: BLE001 - an audit failure must not hide the outcome; the log keeps it
-            log.exception("audit write failed: %s /%s -> %s", attempt.ref, attempt.command, decision)
-            return True
+        return await self.outcomes.refuse(attempt, "unknown", "unknown command",
+                                          Reply.error(f"{what}{hint} Send /help for the list."))

@@ -1,4 +1,4 @@
-"""The command layer's error hierarchy.
+"""The command layer's error family (under the project's root, :class:`exchanges.errors.TradectlError`).
 
 Only a :class:`CommandError`'s message reaches the chat. Anything else raised inside a command is
 an internal failure: the chat gets "something went wrong, reference <id>" and the log gets the
@@ -7,8 +7,10 @@ traceback (redacted by the logging setup).
 
 from __future__ import annotations
 
+from exchanges.errors import TradectlError
 
-class CommandError(Exception):
+
+class CommandError(TradectlError):
     """A refusal or failure whose message is safe and useful to show in chat."""
 
     def __init__(self, message: str) -> None:

@@ -24,8 +24,8 @@ from datetime import datetime
 from typing import Any
 
 from bot.audit import AuditLog
-from bot.context import Clock
 from bot.ratelimit import WINDOW
+from exchanges.clock import Clock
 
 log = logging.getLogger("tradectl.bot.floods")
 ANYONE = "*"

@@ -248,13 +248,6 @@ def age(seconds: float | None) -> str:
     return f"{s // 86400}d {s % 86400 // 3600:02d}h"
 
 
-def utc_stamp(value: datetime | None) -> str:
-    """For exports and logs only: ``2024-05-01T13:45:00Z``."""
-    if value is None:
-        return DASH
-    return _aware(value).astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
 # -- people ---------------------------------------------------------------------------------------
 
 

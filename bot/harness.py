@@ -9,27 +9,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 
 from bot.confirmations import parse_payload
-from bot.console import render_console
 from bot.dispatcher import Dispatcher
 from bot.identity import Actor, ChatRef
+from bot.platforms.console import render_console
 from bot.reply import Button, Reply, Text
-
-
-class ManualClock:
-    """A clock that moves only when told to (confirmation expiry, stale messages, rate windows)."""
-
-    def __init__(self, start: datetime | None = None) -> None:
-        self._now = start or datetime(2024, 1, 1, 12, 0, tzinfo=UTC)
-
-    def now(self) -> datetime:
-        return self._now
-
-    def advance(self, seconds: float) -> datetime:
-        self._now += timedelta(seconds=seconds)
-        return self._now
 
 
 @dataclass(frozen=True)

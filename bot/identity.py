@@ -24,11 +24,11 @@ from typing import Literal
 
 from sqlmodel import col, delete, select
 
-from bot.context import Clock
 from bot.errors import CommandError
-from core.settings_models import CHAT_PLATFORMS, ChatSettings
-from persistence.db import Database
 from bot.inbound import clean_text
+from core.settings import CHAT_PLATFORMS, ChatSettings
+from exchanges.clock import Clock
+from persistence.db import Database
 from persistence.models import DisplayNameRow, RoleGrantRow
 from persistence.upsert import upsert
 
@@ -59,7 +59,7 @@ class Role(IntEnum):
         return self.name.lower()
 
     @classmethod
-    def parse(cls, text: str) -> "Role":
+    def parse(cls, text: str) -> Role:
         """``viewer`` / ``trader`` / ``admin`` (any case); ``none`` is not grantable and not parsed."""
         try:
             role = cls[text.strip().upper()]
@@ -81,7 +81,7 @@ class Actor:
         """``telegram:123456``: what intents carry as ``requested_by`` and settings use as user key."""
         return f"{self.platform}:{self.user_id}"
 
-    def same_user(self, other: "Actor") -> bool:
+    def same_user(self, other: Actor) -> bool:
         return self.platform == other.platform and self.user_id == other.user_id
 
 
@@ -152,8 +152,8 @@ class DisplayNames:
         values = {"platform": actor.platform, "user_id": actor.user_id, "name": name, "seen_at": self.clock.now()}
         try:
             async with self.db.session() as s:
-                await s.exec(upsert(self.db.dialect, DisplayNameRow, values, ("platform", "user_id")))  # type: ignore[call-overload]
-        except Exception:  # noqa: BLE001 - a name is a courtesy: never fail a command over it
+                await s.exec(upsert(self.db.dialect, DisplayNameRow, values, ("platform", "user_id")))
+        except Exception:
             log.warning("could not store the display name of %s:%s", *key, exc_info=True)
             return
         if len(self._written) >= _MAX_REMEMBERED:
@@ -194,7 +194,8 @@ class AccessControl:
         self._grants_at = 0.0
         self._grants_lock = asyncio.Lock()  # one reload at a time, however many messages wait for it
         self._boot: dict[tuple[str, str], Role] = {}
-        for role, table in ((Role.VIEWER, settings.viewers), (Role.TRADER, settings.traders), (Role.ADMIN, settings.admins)):
+        for role, table in ((Role.VIEWER, settings.viewers), (Role.TRADER, settings.traders),
+                            (Role.ADMIN, settings.admins)):
             for platform, ids in table.items():
                 for user_id in ids:
                     key = (platform, user_id)
@@ -291,7 +292,7 @@ class AccessControl:
         values = {"platform": platform, "user_id": user_id, "role": role.label, "granted_by": by.key,
                   "granted_at": self.clock.now()}
         async with self.db.session() as s:
-            await s.exec(upsert(self.db.dialect, RoleGrantRow, values, ("platform", "user_id")))  # type: ignore[call-overload]
+            await s.exec(upsert(self.db.dialect, RoleGrantRow, values, ("platform", "user_id")))
         self._grants = None
         note = ""
         if boot > role:
@@ -301,7 +302,7 @@ class AccessControl:
     async def revoke(self, platform: str, user_id: str, by: Actor) -> str:
         boot = self.bootstrap_role(platform, user_id)
         async with self.db.session() as s:
-            result = await s.exec(delete(RoleGrantRow).where(  # type: ignore[call-overload]
+            result = await s.exec(delete(RoleGrantRow).where(
                 col(RoleGrantRow.platform) == platform, col(RoleGrantRow.user_id) == user_id))
             removed = result.rowcount > 0
         self._grants = None

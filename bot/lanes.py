@@ -32,7 +32,7 @@ from dataclasses import dataclass
 
 from bot.dispatcher import Dispatcher
 from bot.identity import Actor, ChatRef
-from core.lifecycle import Supervisor
+from core.runtime import Supervisor
 
 log = logging.getLogger("tradectl.bot.lanes")
 Work = Callable[[], Awaitable[object]]
@@ -159,7 +159,7 @@ class ChatLanes:
             self.handled += 1
         except asyncio.CancelledError:
             raise
-        except Exception:  # noqa: BLE001 - one bad update never stops its chat's lane
+        except Exception:
             self.failed += 1
             log.exception("%s: handling an %s failed; the chat's next updates go on", self.name, what)
 
@@ -234,6 +234,6 @@ def is_urgent(dispatcher: Dispatcher, actor: Actor, chat: ChatRef, text: str | N
     ``/kill``, ``/closeall``, ``/pause`` and confirmation buttons from someone allowed to use them."""
     try:
         return dispatcher.urgent(actor, chat, text, payload)
-    except Exception:  # noqa: BLE001 - a classification bug must not drop the update
+    except Exception:
         log.exception("classifying an update for the kill lane failed; handled in its chat's lane")
         return False

@@ -21,7 +21,7 @@ string goes through one policy in two steps.
      link and ``<@id>``, ``<#id>``, ``<t:...>`` stay text — and a zero-width space after the ``@`` of
      ``@everyone`` / ``@here``. Discord hides the backslashes, so the text reads as typed. Every
      message also carries ``allowed_mentions`` with nothing to parse (see the senders and
-     :mod:`bot.discord.render`): that, not the text, is what guarantees no ping.
+     :mod:`bot.platforms.discord.render`): that, not the text, is what guarantees no ping.
    - :func:`discord_code`: inside a code block only a closing fence can do harm.
    - :func:`slack_mrkdwn`: ``&``, ``<`` and ``>`` as entities (no ``<!channel>``, ``<@U...>`` or
      ``<url|label>``), and a zero-width space after the ``@`` of ``@channel``, ``@here``,

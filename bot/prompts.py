@@ -23,7 +23,7 @@ from typing import Any
 from bot import format as fmt
 from bot.context import CommandContext
 from bot.errors import CommandError
-from core.views import PositionView
+from core.trading import PositionView
 
 LISTED = 4  # positions named in a prompt; the rest are counted ("and 3 more")
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections import OrderedDict, deque
 from datetime import datetime, timedelta
 
-from bot.context import Clock
+from exchanges.clock import Clock
 
 WINDOW = timedelta(minutes=1)
 # The kill lane: the commands that stop trading. Their own budget per actor, far above any human's

@@ -25,7 +25,7 @@ from bot.errors import UsageError
 from bot.identity import Role
 from bot.prompts import PromptFn
 from bot.reply import Reply
-from core.settings_models import ChatSettings
+from core.settings import ChatSettings
 
 Handler = Callable[[CommandContext, Any], Awaitable[Reply]]
 ArgKind = Literal["str", "int", "choice", "pair", "user", "role", "text"]
@@ -204,6 +204,10 @@ class CommandSpec:
             raise UsageError("too many arguments" if self.params else f"/{self.name} takes no arguments")
         return self.args_type(**values) if self.args_type is not None else None
 
+    def asks_confirmation(self, settings: ChatSettings) -> bool:
+        """Whether some call of this command asks for confirmation (see :func:`needs_confirmation`)."""
+        return needs_confirmation(self, settings)
+
     def pairs_in(self, parsed: Any) -> tuple[str, ...]:
         """The pair arguments of a parsed call (for per-trader pair limits)."""
         return tuple(getattr(parsed, p.name) for p in self.params
@@ -270,14 +274,13 @@ class Registry:
             self.add(spec)
 
     @classmethod
-    def from_modules(cls, *modules: types.ModuleType) -> "Registry":
+    def from_modules(cls, *modules: types.ModuleType) -> Registry:
         specs = [getattr(obj, _SPEC_ATTR) for module in modules for obj in vars(module).values()
                  if callable(obj) and hasattr(obj, _SPEC_ATTR)]
         return cls(specs)
 
-    def add(self, spec: CommandSpec | Handler) -> None:
-        if not isinstance(spec, CommandSpec):
-            spec = getattr(spec, _SPEC_ATTR)
+    def add(self, command: CommandSpec | Handler) -> None:
+        spec: CommandSpec = command if isinstance(command, CommandSpec) else getattr(command, _SPEC_ATTR)
         for n in (spec.name, *spec.aliases):
             if n in self._names:
                 raise ValueError(f"command name {n!r} is declared twice")

@@ -8,6 +8,7 @@ platform shows the same numbers.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Literal, TypeAlias
 
@@ -16,6 +17,10 @@ ButtonStyle = Literal["primary", "danger", "secondary"]
 
 # Telegram's callback_data limit; Discord (100) and Slack (2000) allow more, so this bounds all three.
 MAX_PAYLOAD_BYTES = 64
+# A command button's payload: ``run:`` and the command line it stands for, without the slash
+# (``run:trades 10 2``). Pressing it is the same as the presser typing ``/trades 10 2``.
+RUN_PREFIX = "run:"
+MAX_BUTTONS = 8  # choices offered as buttons at most; more are listed as text only
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,9 +83,42 @@ class Button:
             raise ValueError(f"button payload longer than {MAX_PAYLOAD_BYTES} bytes")
 
 
+def command_button(label: str, line: str, style: ButtonStyle = "secondary") -> Button | None:
+    """A button that runs ``line`` (``"trades 10 2"`` or ``"/trades 10 2"``) as whoever presses it, or
+    None when the line does not fit a payload (over :data:`MAX_PAYLOAD_BYTES`, or a ``#``, which
+    Discord's button ids reserve): the reply then names the command as text only.
+
+    The payload grants nothing: the dispatcher treats the press exactly as the presser typing the line
+    (allowlist, rate limit, role, arguments, confirmation, audit)."""
+    payload = RUN_PREFIX + line.strip().removeprefix("/")
+    if "#" in payload or len(payload.encode()) > MAX_PAYLOAD_BYTES:
+        return None
+    return Button(label, payload, style)
+
+
+def command_line(payload: str) -> str | None:
+    """``"/trades 10 2"`` for a command button's payload; None for any other payload (a confirmation)."""
+    if not payload.startswith(RUN_PREFIX):
+        return None
+    return "/" + payload[len(RUN_PREFIX):].strip().removeprefix("/")
+
+
 @dataclass(frozen=True, slots=True)
 class Buttons:
     choices: tuple[Button, ...]
+
+
+def more_buttons(more: str, line: str) -> tuple[Buttons, ...]:
+    """A "More" button running ``line`` (the next page) when the table has one (``more`` is its hint)."""
+    button = command_button("More", line) if more else None
+    return (Buttons((button,)),) if button is not None else ()
+
+
+def choice_buttons(lines: Sequence[tuple[str, str]]) -> tuple[Buttons, ...]:
+    """One command button per ``(label, line)``, at most :data:`MAX_BUTTONS` (the reply lists them all
+    as text as well, for the console and for the ones that do not fit)."""
+    buttons = tuple(b for b in (command_button(label, line) for label, line in lines[:MAX_BUTTONS]) if b is not None)
+    return (Buttons(buttons),) if buttons else ()
 
 
 Block: TypeAlias = Text | KeyValues | Table | Image | Buttons
@@ -99,14 +137,14 @@ class Reply:
     settled: bool = False
 
     @classmethod
-    def text(cls, text: str, style: TextStyle = "plain") -> "Reply":
+    def text(cls, text: str, style: TextStyle = "plain") -> Reply:
         return cls((Text(text, style),))
 
     @classmethod
-    def error(cls, text: str) -> "Reply":
+    def error(cls, text: str) -> Reply:
         return cls((Text(text, "error"),))
 
-    def __add__(self, other: "Reply") -> "Reply":
+    def __add__(self, other: Reply) -> Reply:
         return Reply(self.blocks + other.blocks, self.private and other.private, self.settled or other.settled)
 
     @property

@@ -13,14 +13,12 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
-from datetime import datetime
 
 from sqlalchemy import Table
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
-from sqlmodel import col, delete
 
-from bot.context import Clock
+from exchanges.clock import Clock
 from persistence.db import Database
 from persistence.models import ProcessedUpdateRow
 
@@ -66,10 +64,3 @@ class ProcessedUpdates:
         """Record the update in its own transaction, before acting on it."""
         async with self.db.begin() as conn:
             return await self.mark(conn, ref)
-
-    async def prune(self, older_than: datetime) -> int:
-        """Forget updates processed before ``older_than`` (platforms stop redelivering after a day)."""
-        async with self.db.session() as s:
-            result = await s.exec(delete(ProcessedUpdateRow).where(  # type: ignore[call-overload]
-                col(ProcessedUpdateRow.processed_at) < older_than))
-            return int(result.rowcount or 0)

@@ -1,27 +1,24 @@
-"""Plumbing shared by the live venue adapters: retries, backoff, JSON with exact decimals,
-timestamps, secrets and the translation of transport failures into :mod:`exchanges.errors`.
+"""Plumbing shared by the live venue adapters: the REST client's life cycle, JSON with exact
+decimals, timestamps, secrets and the translation of transport failures into :mod:`exchanges.errors`.
 
 Nothing here knows a venue. Each adapter keeps its own error vocabulary and signing; what is
-common is *how* a failure is classified and *when* a call may be repeated.
+common is *how* a failure is classified. *When* a call may be repeated is :mod:`exchanges.retry`.
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
-import random
 import time
-from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
-from typing import Any, TypeVar
+from typing import Any, Protocol
 
 import httpx
 from pydantic import SecretStr
 
-from exchanges.clock import Clock, SystemClock  # noqa: F401  (re-exported for the adapters)
+from exchanges.clock import SystemClock as SystemClock  # re-exported: benchmarks/bench_ws_ingest.py imports it here
 from exchanges.errors import (
     AuthError,
     ExchangeError,
@@ -29,63 +26,9 @@ from exchanges.errors import (
     RateLimited,
     TemporaryError,
 )
+from exchanges.retry import retry_after_seconds
 
 log = logging.getLogger(__name__)
-T = TypeVar("T")
-Sleep = Callable[[float], Awaitable[None]]
-
-
-@dataclass(frozen=True, slots=True)
-class Backoff:
-    """Exponential backoff with proportional jitter: ``initial_s * factor**attempt``, capped."""
-
-    initial_s: float = 0.5
-    max_s: float = 30.0
-    factor: float = 2.0
-    jitter: float = 0.2
-
-    def delay(self, attempt: int) -> float:
-        base = min(self.max_s, self.initial_s * self.factor ** max(0, attempt))
-        return base * (1 + random.uniform(-self.jitter, self.jitter)) if self.jitter else base
-
-
-@dataclass(frozen=True, slots=True)
-class RetryPolicy:
-    """How often a call that is *safe to repeat* is tried. ``attempts`` counts the first try."""
-
-    attempts: int = 4
-    backoff: Backoff = Backoff()
-
-
-NO_RETRY = RetryPolicy(attempts=1)
-
-
-async def with_retries(
-    call: Callable[[], Awaitable[T]],
-    policy: RetryPolicy,
-    *,
-    what: str,
-    sleep: Sleep = asyncio.sleep,
-) -> T:
-    """Run ``call``, repeating it after :class:`TemporaryError` (honouring ``retry_after``).
-
-    Only for calls whose repetition cannot do harm: queries, public data, cancels. Order
-    submission goes through the adapters' own look-up-before-resubmit logic instead.
-    """
-    attempt = 0
-    while True:
-        try:
-            return await call()
-        except TemporaryError as exc:
-            attempt += 1
-            if attempt >= policy.attempts:
-                raise
-            delay = policy.backoff.delay(attempt - 1)
-            if isinstance(exc, RateLimited) and exc.retry_after:
-                delay = max(delay, exc.retry_after)
-            log.warning("%s failed (%s: %s); retry %d/%d in %.2fs", what, type(exc).__name__, exc,
-                        attempt, policy.attempts - 1, delay)
-            await sleep(delay)
 
 
 def reveal(secret: SecretStr | str) -> str:
@@ -183,16 +126,6 @@ def transport_error(exc: httpx.HTTPError, what: str) -> TemporaryError:
     return TemporaryError(f"{what}: {kind} ({type(exc).__name__})")
 
 
-def retry_after_seconds(headers: Mapping[str, str]) -> float | None:
-    raw = headers.get("retry-after")
-    if not raw:
-        return None
-    try:
-        return max(0.0, float(raw))
-    except ValueError:
-        return None
-
-
 def http_status_error(status: int, headers: Mapping[str, str], what: str, detail: str = "") -> ExchangeError | None:
     """The error an HTTP status means on its own, or None when the body must decide."""
     suffix = f": {detail}" if detail else ""
@@ -205,8 +138,8 @@ def http_status_error(status: int, headers: Mapping[str, str], what: str, detail
     return None
 
 
-class HttpStatusError(Exception):
-    """Carries a non-2xx status as the ``__cause__`` of the translated error."""
+class HttpStatusError(ExchangeError):
+    """Carries a non-2xx status as the ``__cause__`` of the translated error (never raised itself)."""
 
     def __init__(self, status: int, body: str) -> None:
         super().__init__(f"HTTP {status}")
@@ -214,26 +147,84 @@ class HttpStatusError(Exception):
         self.body = body[:500]
 
 
-class TokenBucket:
-    """At most ``rate_per_s`` calls per second on average, bursts up to ``burst``; waits, never fails."""
+class RestClient:
+    """One ``httpx.AsyncClient`` per venue: opened on first use (or by ``open``), closed by ``close``;
+    both safe to call twice. ``send`` translates failures below HTTP into :class:`TemporaryError`."""
 
-    def __init__(self, rate_per_s: float, burst: float | None = None, *, sleep: Sleep = asyncio.sleep,
-                 monotonic: Callable[[], float] | None = None) -> None:
-        self.rate = rate_per_s
-        self.burst = burst if burst is not None else max(1.0, rate_per_s)
-        self._tokens = self.burst
-        self._monotonic = monotonic or time.monotonic
-        self._at = self._monotonic()
-        self._sleep = sleep
-        self._lock = asyncio.Lock()
+    def __init__(self, *, base_url: str, timeout_s: float = 10.0,
+                 transport: httpx.AsyncBaseTransport | None = None) -> None:
+        self.base_url = base_url.rstrip("/")
+        self._timeout = timeout_s
+        self._transport = transport
+        self._client: httpx.AsyncClient | None = None
 
-    async def acquire(self) -> None:
-        async with self._lock:
-            while True:
-                now = self._monotonic()
-                self._tokens = min(self.burst, self._tokens + (now - self._at) * self.rate)
-                self._at = now
-                if self._tokens >= 1:
-                    self._tokens -= 1
-                    return
-                await self._sleep((1 - self._tokens) / self.rate)
+    async def open(self) -> None:
+        if self._client is None:
+            self._client = httpx.AsyncClient(timeout=self._timeout, transport=self._transport,
+                                             headers={"User-Agent": "tradectl"})
+
+    async def close(self) -> None:
+        if self._client is not None:
+            client, self._client = self._client, None
+            await client.aclose()
+
+    async def send(self, verb: str, url: str, what: str, **kwargs: Any) -> httpx.Response:
+        if self._client is None:
+            await self.open()
+        assert self._client is not None
+        try:
+            return await self._client.request(verb, url, **kwargs)
+        except httpx.HTTPError as exc:
+            raise transport_error(exc, what) from exc
+
+
+# -- observation -------------------------------------------------------------------------------
+
+
+class RequestObserver(Protocol):
+    """Told of every HTTP exchange with a venue (the metrics, when enabled; this package never imports
+    them). ``host`` is the configured URL's host, ``outcome`` one of :func:`request_outcome`'s few words."""
+
+    def venue_request(self, host: str, seconds: float, outcome: str) -> None: ...
+
+
+def request_outcome(status: int | None, exc: BaseException | None = None) -> str:
+    """A bounded word for how one HTTP exchange ended: ``ok``, ``http_429``, ``http_4xx``, ``http_5xx``,
+    ``timeout`` or ``connection_error`` (never the venue's own message, which is free text)."""
+    if exc is not None:
+        return "timeout" if isinstance(exc, httpx.TimeoutException) else "connection_error"
+    if status is None or status < 400:
+        return "ok"
+    if status == 429:
+        return "http_429"
+    return "http_5xx" if status >= 500 else "http_4xx"
+
+
+class ObservedTransport(httpx.AsyncBaseTransport):
+    """An httpx transport that times each request through ``inner`` and tells ``observer`` how it ended.
+
+    Handed to a venue adapter by the composition root (every adapter takes ``transport``), so the REST
+    clients need no change to be measured. A failing observer is logged, never raised into the request."""
+
+    def __init__(self, observer: RequestObserver, inner: httpx.AsyncBaseTransport | None = None) -> None:
+        self._observer = observer
+        self._inner = inner if inner is not None else httpx.AsyncHTTPTransport()
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        started = time.perf_counter()
+        try:
+            response = await self._inner.handle_async_request(request)
+        except httpx.HTTPError as exc:
+            self._tell(request, started, request_outcome(None, exc))
+            raise
+        self._tell(request, started, request_outcome(response.status_code))
+        return response
+
+    def _tell(self, request: httpx.Request, started: float, outcome: str) -> None:
+        try:
+            self._observer.venue_request(request.url.host, time.perf_counter() - started, outcome)
+        except Exception:  # measuring never fails a request
+            log.warning("could not observe a venue request", exc_info=True)
+
+    async def aclose(self) -> None:
+        await self._inner.aclose()

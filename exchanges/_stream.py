@@ -5,6 +5,10 @@ reads with an idle timeout (venues send heartbeats, so silence means a dead link
 failure reports ``FeedStatus(connected=False)``, backs off, reconnects, resubscribes and asks the
 session to fill the gap from REST before live messages resume. It is an async generator driven
 by its consumer, so there is no background task to own: closing the iterator closes the socket.
+The waits between reconnects follow the same :class:`~exchanges.retry.Backoff` as every retry, but
+the loop is not tenacity's: it never gives up, starts again from the shortest wait after each
+successful connection, and yields events between attempts, and tenacity's ``with attempt:`` would
+swallow the ``GeneratorExit``/``CancelledError`` that closing or cancelling the iterator raises there.
 
 :class:`CandleCloser` turns the venues' running-candle updates into closed candles, each emitted
 once and in order per pair, whatever mix of snapshot, live update and REST gap fill supplies them.
@@ -14,16 +18,17 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import InvalidHandshake, InvalidURI, WebSocketException
 
-from exchanges._http import Backoff, Clock, Sleep
-from exchanges.base import Candle, FeedStatus
+from exchanges.base import Candle, FeedStatus, MarketEvent
+from exchanges.clock import Clock
 from exchanges.errors import MalformedResponse, TemporaryError
+from exchanges.retry import Backoff, Sleep
 
 log = logging.getLogger(__name__)
 
@@ -82,6 +87,11 @@ class CandleCloser:
         """Forget running candles (after a disconnect the REST gap fill supplies their final form)."""
         self._pending.clear()
 
+    def forget(self, pair: str) -> None:
+        """Forget ``pair``'s running candle (its stream was unsubscribed). Its last closed time stays, so a
+        pair subscribed again never emits a candle twice."""
+        self._pending.pop(pair, None)
+
     def _is_over(self, candle: Candle, now: datetime) -> bool:
         return now >= candle.ts + self.timeframe + self.grace
 
@@ -101,6 +111,76 @@ class FeedSession(Protocol):
     async def on_tick(self) -> Sequence[Any]: ...
     def on_disconnect(self) -> None: ...
     async def resync(self) -> Sequence[Any]: ...
+
+
+class PairSession(FeedSession, Protocol):
+    """A market-data session whose pairs can change on the open connection (``/pairs add``/``remove``).
+
+    ``add`` puts the pair in the session's set and, when connected, sends the venue's subscribe
+    messages on the connection; ``remove`` does the reverse. A send that fails (the link is going down)
+    is no error: :meth:`FeedSession.on_open` subscribes the current set on the next connection."""
+
+    async def add(self, pair: str) -> None: ...
+    async def remove(self, pair: str) -> None: ...
+
+
+class StreamFeed(AsyncIterator[MarketEvent]):
+    """:func:`run_feed` over one :class:`PairSession`, as an object: iterate it for the events, and
+    :meth:`add`/:meth:`remove` pairs while it runs (:class:`~exchanges.base.PairSubscriptions`).
+
+    The session is built on first use (``build`` may read the venue's symbols over REST), so the feed
+    can be handed out synchronously. ``add`` returns no history: the caller back-fills from REST.
+    """
+
+    def __init__(self, build: Callable[[], Awaitable[PairSession]], **run_options: Any) -> None:
+        self._build = build
+        self._options = run_options
+        self._session: PairSession | None = None
+        self._building = asyncio.Lock()
+        self._events: AsyncIterator[Any] | None = None
+        self._closed = False
+
+    async def session(self) -> PairSession:
+        async with self._building:
+            if self._session is None:
+                self._session = await self._build()
+            return self._session
+
+    def __aiter__(self) -> StreamFeed:
+        return self
+
+    async def __anext__(self) -> MarketEvent:
+        if self._closed:
+            raise StopAsyncIteration
+        if self._events is None:
+            self._events = run_feed(await self.session(), **self._options)
+        event: MarketEvent = await self._events.__anext__()
+        return event
+
+    async def aclose(self) -> None:
+        """Close the connection now (the iterator ends)."""
+        events, self._events, self._closed = self._events, None, True
+        aclose = getattr(events, "aclose", None)
+        if aclose is not None:
+            await aclose()
+
+    async def add(self, pair: str) -> Sequence[Candle]:
+        await (await self.session()).add(pair)
+        return ()
+
+    async def remove(self, pair: str) -> None:
+        await (await self.session()).remove(pair)
+
+
+async def send_quietly(ws: ClientConnection | None, name: str, *messages: str) -> None:
+    """Send ``messages`` on ``ws`` when there is one; a link going down is left to the reconnect."""
+    if ws is None:
+        return
+    try:
+        for message in messages:
+            await ws.send(message)
+    except (OSError, WebSocketException) as exc:
+        log.info("%s: not sent now (%s); the next connection subscribes the current pairs", name, exc)
 
 
 _CONNECTION_ERRORS = (OSError, TimeoutError, WebSocketException, InvalidHandshake, InvalidURI, TemporaryError)

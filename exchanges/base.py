@@ -5,6 +5,9 @@ Paper, Kraken and Coinbase all implement :class:`Exchange` and pass the same con
 :mod:`exchanges.errors` at the edge; nothing above ``exchanges/`` ever sees an httpx or websockets
 exception.
 
+Live venues (real money) also implement :class:`LiveExchange`: the preflight gate and the
+account's private stream.
+
 Pairs are always written ``BASE/QUOTE`` (``BTC/USD``) above this layer; each adapter maps them to
 its own names. Money and quantities are ``Decimal``; times are timezone-aware UTC.
 """
@@ -12,7 +15,7 @@ its own names. Money and quantities are ``Decimal``; times are timezone-aware UT
 from __future__ import annotations
 
 import enum
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
@@ -168,12 +171,22 @@ class FeedStatus:
 
 
 MarketEvent = Candle | Ticker | FeedStatus
+PrivateEvent = Order | Fill | FeedStatus
 
 
 @dataclass(frozen=True, slots=True)
 class FillsPage:
     fills: list[Fill]
     cursor: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PreflightCheck:
+    """One line of ``tradectl check --live``: a named check, whether it passed, and why (never a secret)."""
+
+    name: str
+    ok: bool
+    detail: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -215,3 +228,52 @@ class Exchange(Protocol):
         self, pair: str, timeframe_s: int, since: datetime | None = None, limit: int = 500
     ) -> list[Candle]: ...
     def market_events(self, pairs: list[str], timeframe_s: int) -> AsyncIterator[MarketEvent]: ...
+
+
+@runtime_checkable
+class LiveExchange(Exchange, Protocol):
+    """A venue that moves real money (Kraken, Coinbase): :class:`Exchange` plus what only a live
+    account has. Paper and replay venues do not implement it; the composition root builds a live
+    venue as this type, so the preflight gate needs no cast.
+    """
+
+    async def preflight(self, pairs: Sequence[str]) -> list[PreflightCheck]:
+        """Keys, withdrawal/transfer permission, clock skew, balances and one minimum order per pair.
+        Never raises for a failing check: each failure is a ``PreflightCheck(ok=False)``."""
+        ...
+
+    def private_events(self) -> AsyncIterator[PrivateEvent]:
+        """The account's own order updates and fills as they happen, with ``FeedStatus`` on reconnects."""
+        ...
+
+
+@runtime_checkable
+class PairSubscriptions(Protocol):
+    """A market-data feed whose pairs can change while it runs (``/pairs add`` / ``/pairs remove``).
+
+    Optional: the engine checks for it with ``isinstance``; a feed without it keeps the pairs it
+    was started with, and a change of pairs waits for a restart. The replay feed implements it, and so
+    do the live feeds (:class:`exchanges._stream.StreamFeed` for Kraken and Coinbase, the ccxt streams).
+    """
+
+    async def add(self, pair: str) -> Sequence[Candle]:
+        """Start streaming ``pair``. Returns the closed candles the feed already holds for it and will
+        not stream (its history, oldest first; empty when it has none, so the caller back-fills from
+        the venue). Raises a :class:`~exchanges.errors.TradectlError` (nothing changed) when the feed
+        has no data for the pair."""
+        ...
+
+    async def remove(self, pair: str) -> None:
+        """Stop streaming ``pair`` (a pair not streamed is no error)."""
+        ...
+
+
+@runtime_checkable
+class OpenMarkets(Protocol):
+    """A venue that trades whatever market it is given rules for (the paper venue), so a new pair is
+    opened on it rather than looked up in a listing. Optional, like :class:`PairSubscriptions`."""
+
+    async def open_market(self, pair: str) -> Market:
+        """Trade ``pair`` from now on (with the venue's rules for it); returns its market. Opening a
+        market it already trades returns that market."""
+        ...

@@ -1,17 +1,31 @@
-"""One documented hierarchy for everything a venue can say no with.
+"""The project's one exception tree, rooted here, and the venue family of it.
 
-Adapters raise these ``from`` the original exception. Retry decisions follow the type:
-:class:`RateLimited` and :class:`TemporaryError` may be retried (after ``retry_after``);
-the others must not be retried blindly.
+:class:`TradectlError` is the root of every error the project raises on purpose (it lives in
+``exchanges`` because that is the lowest package: ``strategies``, ``persistence``, ``core`` and ``bot``
+all import it, and it imports nothing of theirs). Each family has its own base — venue errors
+(:class:`ExchangeError`), configuration, secrets and vault, start-up, database, strategy, chat command
+and alert delivery errors — and docs/developing.md draws the whole tree. Foreign exceptions are
+translated at the edge and raised ``from`` the original.
+
+Retry decisions follow two attributes every error carries: ``retryable`` (may the same call simply be
+tried again?) and ``retry_after`` (seconds the other side asked us to wait, if it said). Venue adapters
+raise these ``from`` the original exception: :class:`RateLimited` and :class:`TemporaryError` may be
+retried (after ``retry_after``); the others must not be retried blindly.
 """
 
 from __future__ import annotations
 
 
-class ExchangeError(Exception):
-    """Base class; ``retryable`` says whether the same call may simply be tried again."""
+class TradectlError(Exception):
+    """Root of the project's exceptions. ``retryable``: the same call may be tried again;
+    ``retry_after``: how long the other side asked us to wait first (None: it did not say)."""
 
-    retryable = False
+    retryable: bool = False
+    retry_after: float | None = None
+
+
+class ExchangeError(TradectlError):
+    """Base class of everything a venue can say no with."""
 
 
 class TemporaryError(ExchangeError):

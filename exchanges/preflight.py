@@ -1,28 +1,25 @@
 """Checks a live venue must pass before real money moves (``tradectl check --live``).
 
-Each adapter's ``preflight(pairs)`` returns a list of :class:`PreflightCheck`. A check never
-raises: a failing call becomes ``ok=False`` with the reason, so the operator sees every problem
-at once. Details never contain credentials.
+Each live adapter's ``preflight(pairs)`` (:class:`exchanges.base.LiveExchange`) returns a list of
+:class:`PreflightCheck`, built by :func:`run_preflight` here from the two things that differ per venue:
+how to ask whether the key can move funds off the exchange, and how to read the venue's clock. A
+check never raises: a failing call becomes ``ok=False`` with the reason, so the operator sees every
+problem at once. Details never contain credentials.
 """
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 
-from exchanges.base import Balance, Market
+from exchanges.base import Balance, Exchange, Market, PreflightCheck
+from exchanges.clock import Clock
 from exchanges.errors import ExchangeError
 
+__all__ = ["PreflightCheck", "balances_check", "clock_skew_check", "guarded", "min_order_check", "run_preflight"]
+
 DEFAULT_MAX_SKEW_S = 5.0
-
-
-@dataclass(frozen=True, slots=True)
-class PreflightCheck:
-    name: str
-    ok: bool
-    detail: str
 
 
 async def guarded(name: str, check: Callable[[], Awaitable[PreflightCheck]]) -> PreflightCheck:
@@ -76,3 +73,41 @@ def min_order_check(pair: str, market: Market | None, balances: dict[str, Balanc
         if not ok:
             parts.append("not enough funds for even one minimum order")
     return PreflightCheck(name, ok, "; ".join(parts))
+
+
+async def run_preflight(venue: Exchange, pairs: list[str], *, clock: Clock, max_skew_s: float, holdings: str,
+                        permission: Callable[[bool], Awaitable[PreflightCheck]],
+                        venue_time: Callable[[], Awaitable[datetime]]) -> list[PreflightCheck]:
+    """The checks every live venue runs, in this order: the key authenticates (reading balances),
+    ``permission(keys_ok)`` (the venue's own withdrawal/transfer question), clock skew against
+    ``venue_time()``, the balances, and one minimum order per pair at the current ask.
+
+    ``holdings`` names what the balance count counts on this venue ("account(s)")."""
+    checks: list[PreflightCheck] = []
+    balances: dict[str, Balance] = {}
+
+    async def keys() -> PreflightCheck:
+        balances.update(await venue.balances())
+        return PreflightCheck("api key", True, f"authenticated; {len(balances)} {holdings}")
+
+    async def skew() -> PreflightCheck:
+        before = clock.now()
+        moment = await venue_time()
+        after = clock.now()
+        return clock_skew_check(moment, before, after, max_skew_s)
+
+    checks.append(await guarded("api key", keys))
+    checks.append(await permission(checks[0].ok))
+    checks.append(await guarded("clock skew", skew))
+    if checks[0].ok:
+        checks.append(balances_check(balances))
+    markets = await venue.markets()
+    for pair in pairs:
+        price = None
+        if pair in markets:
+            try:
+                price = (await venue.ticker(pair)).ask
+            except ExchangeError:
+                price = None
+        checks.append(min_order_check(pair, markets.get(pair), balances, price))
+    return checks

@@ -19,18 +19,22 @@ from __future__ import annotations
 
 import asyncio
 import enum
+import itertools
 import math
 import os
 import time
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from importlib import resources
+from pathlib import Path
 
 from exchanges.base import Candle
 from exchanges.clock import SimClock
+from exchanges.errors import TradectlError
+from exchanges.packed import PackedCandles, micros
 
 HEADER = ("timestamp", "open", "high", "low", "close", "volume")
 BUNDLED_FILE = "coinbase_BTC-USD_1h.csv"
@@ -38,7 +42,7 @@ _SAMPLE_LIMIT = 20
 _MAX_LAG_S = 1.0
 
 
-class ReplayError(Exception):
+class ReplayError(TradectlError):
     """The file as a whole is unusable (missing, wrong header, timeframe not determinable)."""
 
 
@@ -76,11 +80,12 @@ class LoadReport:
 
 @dataclass(frozen=True, slots=True)
 class CandleSeries:
-    """One pair's validated candles, oldest first, and the report of how they were loaded."""
+    """One pair's validated candles, oldest first, and the report of how they were loaded. A loaded file's
+    candles are :class:`~exchanges.packed.PackedCandles` (text until read: a Pi holds the whole file)."""
 
     pair: str
     timeframe_s: int
-    candles: tuple[Candle, ...]
+    candles: Sequence[Candle]
     report: LoadReport
     zero_volume_ts: frozenset[datetime] = field(default_factory=frozenset)
 
@@ -92,14 +97,19 @@ class CandleSeries:
 _Row = tuple[datetime, Decimal, Decimal, Decimal, Decimal, Decimal]
 
 
-def parse_rows(lines: Iterable[str], pair: str, *, timeframe_s: int | None = None, source: str = "<lines>") -> CandleSeries:
+def parse_rows(lines: Iterable[str], pair: str, *, timeframe_s: int | None = None,
+               source: str = "<lines>") -> CandleSeries:
     """Validate normalized CSV lines (header first) into a :class:`CandleSeries`.
 
     ``timeframe_s`` defaults to the most common spacing between accepted rows.
     """
     rejected: Counter[Reject] = Counter()
     samples: list[tuple[int, Reject]] = []
-    rows: list[_Row] = []
+    # Accepted rows are kept as their open time and their numbers' text, not as Decimals (see exchanges.packed);
+    # the timeframe is not known before the last row, so the pack gets it afterwards.
+    packed = PackedCandles(pair, 0)
+    zero_volume: set[datetime] = set()
+    last_ts: datetime | None = None
     seen_header = False
     count = 0
     for lineno, raw in enumerate(lines, start=1):
@@ -113,24 +123,27 @@ def parse_rows(lines: Iterable[str], pair: str, *, timeframe_s: int | None = Non
             seen_header = True
             continue
         count += 1
-        row_or_reason = _parse_line(line, rows[-1][0] if rows else None)
+        row_or_reason = _parse_line(line, last_ts)
         if isinstance(row_or_reason, Reject):
             rejected[row_or_reason] += 1
             if len(samples) < _SAMPLE_LIMIT:
                 samples.append((lineno, row_or_reason))
         else:
-            rows.append(row_or_reason)
+            last_ts = row_or_reason[0]
+            packed.append(last_ts, ",".join(part.strip() for part in line.split(",")[1:]))
+            if row_or_reason[5] == 0:
+                zero_volume.add(last_ts)
     if not seen_header:
         raise ReplayError(f"{source}: empty file")
-    tf = timeframe_s or _infer_timeframe(rows, source)
-    step = timedelta(seconds=tf)
-    candles = tuple(Candle(pair=pair, timeframe_s=tf, ts=ts, open=o, high=h, low=lo, close=c, volume=v)
-                    for ts, o, h, lo, c, v in rows)
-    fillers = frozenset(c.ts for c in candles if c.volume == 0)
-    gaps = sum(max(0, round((b.ts - a.ts) / step) - 1) for a, b in zip(candles, candles[1:]))
-    report = LoadReport(source=source, rows=count, accepted=len(candles), rejected=dict(rejected),
+    opens = [packed.open_us(i) for i in range(len(packed))]
+    tf = timeframe_s or _infer_timeframe(opens, source)
+    packed.timeframe_s = tf
+    step_us = tf * 1_000_000
+    gaps = sum(max(0, round((b - a) / step_us) - 1) for a, b in itertools.pairwise(opens))
+    fillers = frozenset(zero_volume)
+    report = LoadReport(source=source, rows=count, accepted=len(packed), rejected=dict(rejected),
                         zero_volume=len(fillers), gaps=gaps, samples=tuple(samples))
-    return CandleSeries(pair=pair, timeframe_s=tf, candles=candles, report=report, zero_volume_ts=fillers)
+    return CandleSeries(pair=pair, timeframe_s=tf, candles=packed, report=report, zero_volume_ts=fillers)
 
 
 def load_csv(path: str | os.PathLike[str], pair: str, *, timeframe_s: int | None = None) -> CandleSeries:
@@ -151,6 +164,42 @@ def load_bundled(pair: str = "BTC/USD") -> CandleSeries:
     ref = resources.files("exchanges").joinpath("data", BUNDLED_FILE)
     with resources.as_file(ref) as path:
         return load_csv(path, pair, timeframe_s=3600)
+
+
+def bundled_pairs() -> tuple[str, ...]:
+    """The pairs the package ships candles for, from the bundled files' names
+    (``<venue>_<BASE>-<QUOTE>_<timeframe>.csv``)."""
+    names = (f.name for f in resources.files("exchanges").joinpath("data").iterdir())
+    found = {parts[1].replace("-", "/") for n in names if n.endswith(".csv") and len(parts := n.split("_")) == 3}
+    return tuple(sorted(found))
+
+
+@dataclass(frozen=True, slots=True)
+class ReplaySource:
+    """Where the replay takes a pair's candles from, when a pair is added while it runs.
+
+    The rule of the start, a little stricter: the configured CSV (``replay.csv``) when there is one --
+    its candle spacing must be the timeframe traded --, else the bundled candles; a pair the bundled
+    files do not name is refused (start-up labels the bundled BTC/USD series with any configured pair;
+    a pair added from chat gets no borrowed prices).
+    """
+
+    csv: Path | None
+    timeframe_s: int
+
+    def __call__(self, pair: str) -> CandleSeries:
+        if self.csv is not None:
+            series = load_csv(self.csv, pair)  # its spacing, so a file of other candles is refused below
+        elif pair in bundled_pairs():
+            series = load_bundled(pair)
+        else:
+            raise ReplayError(f"no replay data exists for {pair}: the bundled candles are "
+                              f"{', '.join(bundled_pairs())} (set replay.csv to a file of {pair} candles)")
+        if series.timeframe_s != self.timeframe_s:
+            raise ReplayError(f"replay data for {pair} is {series.timeframe_s}s candles, not {self.timeframe_s}s")
+        if not series.candles:
+            raise ReplayError(f"no replay data exists for {pair}: {series.report.source} has no valid candles")
+        return series
 
 
 def _parse_line(line: str, last_ts: datetime | None) -> _Row | Reject:
@@ -187,8 +236,8 @@ def _parse_line(line: str, last_ts: datetime | None) -> _Row | Reject:
     return ts, o, h, lo, c, v
 
 
-def _infer_timeframe(rows: Sequence[_Row], source: str) -> int:
-    deltas = Counter(int((b[0] - a[0]).total_seconds()) for a, b in zip(rows, rows[1:]))
+def _infer_timeframe(opens_us: Sequence[int], source: str) -> int:
+    deltas = Counter(int((b - a) / 1_000_000) for a, b in itertools.pairwise(opens_us))
     if not deltas:
         raise ReplayError(f"{source}: fewer than two valid candles; pass timeframe_s explicitly")
     return deltas.most_common(1)[0][0]
@@ -197,6 +246,25 @@ def _infer_timeframe(rows: Sequence[_Row], source: str) -> int:
 def close_time(candle: Candle) -> datetime:
     """When a candle is complete: its open time plus its timeframe."""
     return candle.ts + timedelta(seconds=candle.timeframe_s)
+
+
+_Ref = tuple[Sequence[Candle], int]  # one candle of the feed: its series and its index there
+
+
+def _order(ref: _Ref) -> tuple[int, str, int]:
+    """The feed's order: close time, pair, open time (in microseconds; a packed series builds no candle)."""
+    candles, index = ref
+    if isinstance(candles, PackedCandles):
+        opened = candles.open_us(index)
+        return opened + candles.timeframe_s * 1_000_000, candles.pair, opened
+    candle = candles[index]
+    opened = micros(candle.ts)
+    return opened + candle.timeframe_s * 1_000_000, candle.pair, opened
+
+
+def _pair_of(ref: _Ref) -> str:
+    candles, index = ref
+    return candles.pair if isinstance(candles, PackedCandles) else candles[index].pair
 
 
 class ReplayFeed:
@@ -214,6 +282,11 @@ class ReplayFeed:
       candles of the same hour loses nothing). ``start_index`` skips that many events of the merged
       sequence. :attr:`cursor` / :attr:`cursors` are what to store to resume later.
 
+    - Pairs while running (:class:`~exchanges.base.PairSubscriptions`): with a ``source`` (a pair ->
+      :class:`CandleSeries`, e.g. :class:`ReplaySource`), :meth:`add` loads a pair's candles, hands back
+      those already closed at the feed's "now" as history and streams the rest in order with the
+      others; :meth:`remove` drops a pair's candles not yet handed out.
+
     One pass only; build a new feed to replay again.
     """
 
@@ -225,12 +298,14 @@ class ReplayFeed:
         speed: float = 0.0,
         start_index: int = 0,
         resume_after: datetime | Mapping[str, datetime] | None = None,
+        source: Callable[[str], CandleSeries] | None = None,
     ) -> None:
         if speed < 0 or math.isnan(speed):
             raise ValueError("speed must be >= 0 candles per second")
-        merged = [c for candles in candles_by_pair.values() for c in candles]
-        merged.sort(key=lambda c: (close_time(c), c.pair, c.ts))
-        self._events = merged
+        # references (sequence, index), not candles: a packed series stays packed until a candle is handed out
+        merged = [(candles, i) for candles in candles_by_pair.values() for i in range(len(candles))]
+        merged.sort(key=_order)
+        self._events: list[_Ref] = merged
         self._clock = clock
         self._interval = 0.0 if speed == 0 or math.isinf(speed) else 1.0 / speed
         self._resume = resume_after
@@ -240,6 +315,8 @@ class ReplayFeed:
         self.cursor: datetime | None = None
         self.cursors: dict[str, datetime] = {}
         self.emitted = 0
+        self._source = source
+        self._pairs = set(candles_by_pair)
 
     @property
     def total(self) -> int:
@@ -255,7 +332,8 @@ class ReplayFeed:
 
     async def __anext__(self) -> Candle:
         while self._next < len(self._events):
-            candle = self._events[self._next]
+            candles, index = self._events[self._next]
+            candle = candles[index]
             self._next += 1
             if self._skipped(candle):
                 continue
@@ -269,6 +347,35 @@ class ReplayFeed:
             self.emitted += 1
             return candle
         raise StopAsyncIteration
+
+    async def add(self, pair: str) -> Sequence[Candle]:
+        """Stream ``pair`` from the feed's "now" on; its candles closed by then come back as history.
+
+        "Now" is the clock when the feed has one, else the last candle handed out. Raises
+        :class:`ReplayError` (nothing changed) without a source or without data for the pair."""
+        if pair in self._pairs:
+            return ()
+        if self._source is None:
+            raise ReplayError(f"this replay cannot add {pair}: it was built without a candle source")
+        series = await asyncio.to_thread(self._source, pair)
+        if pair in self._pairs:  # added while loading
+            return ()
+        now = self._clock.now() if self._clock is not None else None
+        if now is not None:
+            past = [c for c in series.candles if close_time(c) <= now]
+        else:
+            past = [c for c in series.candles if self.cursor is not None and c.ts <= self.cursor]
+        future: list[_Ref] = [(series.candles, i) for i in range(len(past), len(series.candles))]
+        rest = self._events[self._next:] + future
+        rest.sort(key=_order)
+        self._events[self._next:] = rest
+        self._pairs.add(pair)
+        return tuple(past)
+
+    async def remove(self, pair: str) -> None:
+        """Drop ``pair``'s candles not handed out yet (those already out were processed)."""
+        self._pairs.discard(pair)
+        self._events[self._next:] = [ref for ref in self._events[self._next:] if _pair_of(ref) != pair]
 
     def _skipped(self, candle: Candle) -> bool:
         if self._resume is None:

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import re
+import sqlite3
+import time
 from collections.abc import AsyncIterator, Awaitable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
@@ -20,10 +22,12 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from exchanges.errors import TradectlError
+
 _SCHEMA_RE = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 
 
-class DatabaseError(Exception):
+class DatabaseError(TradectlError):
     """The database is unreachable or misconfigured; the message says what to do."""
 
 
@@ -47,17 +51,22 @@ def redacted_url(url: str) -> str:
 class Database:
     """Owns the engine. ``start()``/``stop()`` are safe to call twice."""
 
-    def __init__(self, url: str, *, schema: str | None = None, echo: bool = False) -> None:
+    def __init__(self, url: str, *, schema: str | None = None, echo: bool = False, inline: bool = False) -> None:
+        """``inline`` (SQLite only, for a private database such as a backtest's): statements run in the
+        event loop's thread, not aiosqlite's worker (see :mod:`persistence.inline_sqlite`)."""
         self.url = normalize_url(url)
+        self._dialect = make_url(self.url).get_backend_name()  # asked on hot paths: parse the URL once
+        self._inline = inline
         if schema is not None and not _SCHEMA_RE.match(schema):
             raise DatabaseError(f"invalid schema name {schema!r}")
         self.schema = schema
         self._echo = echo
         self._engine: AsyncEngine | None = None
+        self._reader: AsyncEngine | None = None
 
     @property
     def dialect(self) -> str:
-        return make_url(self.url).get_backend_name()
+        return self._dialect
 
     @property
     def is_sqlite(self) -> bool:
@@ -77,7 +86,11 @@ class Database:
             path = make_url(self.url).database
             if path and path != ":memory:":
                 Path(path).parent.mkdir(parents=True, exist_ok=True)
-            kwargs["connect_args"] = {"timeout": 30}
+            kwargs["connect_args"] = {"timeout": SQLITE_BUSY_S}
+            if self._inline:
+                from persistence import inline_sqlite
+
+                kwargs["connect_args"] = {"timeout": 0, "async_creator_fn": inline_sqlite.connect}
         else:
             settings = {"timezone": "UTC", "application_name": "tradectl"}
             if self.schema:
@@ -89,18 +102,20 @@ class Database:
         engine = create_async_engine(self.url, **kwargs)
         if self.is_sqlite:
             _configure_sqlite(engine)
+            # one option view for every read: building it costs more than a small read does
+            self._reader = engine.execution_options(tradectl_read=True)
         self._engine = engine
 
     async def stop(self) -> None:
         if self._engine is not None:
-            engine, self._engine = self._engine, None
+            engine, self._engine, self._reader = self._engine, None, None
             await engine.dispose()
 
     async def ping(self) -> None:
         try:
             async with self.engine.connect() as conn:
                 await conn.execute(text("SELECT 1"))
-        except Exception as exc:  # noqa: BLE001 - translated for the operator
+        except Exception as exc:
             raise DatabaseError(f"cannot reach the database at {redacted_url(self.url)}: {exc}") from exc
 
     @asynccontextmanager
@@ -136,7 +151,7 @@ class Database:
     @property
     def _read_engine(self) -> AsyncEngine:
         """On SQLite, transactions begin deferred (``BEGIN``), not ``BEGIN IMMEDIATE``: reads take no write lock."""
-        return self.engine.execution_options(tradectl_read=True) if self.is_sqlite else self.engine
+        return self._reader if self._reader is not None else self.engine
 
     @staticmethod
     @asynccontextmanager
@@ -162,6 +177,8 @@ class Database:
                 raw = (await conn.execute(text("SELECT strftime('%Y-%m-%d %H:%M:%f', 'now')"))).scalar_one()
                 return datetime.fromisoformat(raw).replace(tzinfo=UTC)
             value = (await conn.execute(text("SELECT now()"))).scalar_one()
+            if not isinstance(value, datetime):
+                raise DatabaseError(f"the database clock answered {type(value).__name__}, not a timestamp")
             return value.astimezone(UTC)
 
 
@@ -200,6 +217,28 @@ async def _to_the_end(step: Awaitable[None]) -> None:
         raise asyncio.CancelledError
 
 
+SQLITE_BUSY_S = 30  # how long a statement waits for another connection's lock on the file
+
+
+def _switch_to_wal(cursor: Any) -> None:
+    """Put the file in WAL mode, waiting (up to ``SQLITE_BUSY_S``) while another process holds its lock.
+
+    A file not yet in WAL (a new one) changes mode under an exclusive lock, and SQLite refuses that at once
+    with "database is locked", without its busy wait, when another connection is writing, as a second
+    replica's first `db upgrade` is. This runs on the driver's own thread, so the pause blocks no loop."""
+    deadline = time.monotonic() + SQLITE_BUSY_S
+    pause = 0.005
+    while True:
+        try:
+            cursor.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:  # what aiosqlite's adapted connection raises, too
+            if "locked" not in str(exc) or time.monotonic() >= deadline:
+                raise
+        time.sleep(pause)
+        pause = min(pause * 2, 0.1)
+
+
 def _configure_sqlite(engine: AsyncEngine) -> None:
     sync_engine = engine.sync_engine
 
@@ -208,8 +247,8 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
         # Let SQLAlchemy, not the sqlite3 module, decide when transactions begin.
         dbapi_conn.isolation_level = None
         cur = dbapi_conn.cursor()
-        cur.execute("PRAGMA journal_mode=WAL")
-        cur.execute("PRAGMA busy_timeout=30000")
+        cur.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_S * 1000}")
+        _switch_to_wal(cur)
         cur.execute("PRAGMA synchronous=NORMAL")
         cur.close()
 

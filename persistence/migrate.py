@@ -9,6 +9,10 @@ advisory lock, so the second waits, then finds the schema at head and does nothi
 transaction begins with ``BEGIN IMMEDIATE`` (see :mod:`persistence.db`), which takes the file's
 write lock for the same effect. A failure is raised as :class:`MigrationError` with a one-line
 reason, never the driver's multi-line text.
+
+Alembic is imported only to migrate (or to compare the models): every ``tradectl run`` checks the schema
+first, and on a database already at head that check is one query and a glance at the migration files'
+``revision`` lines, which spares the ~10 MB Alembic costs a Raspberry Pi.
 """
 
 from __future__ import annotations
@@ -16,26 +20,28 @@ from __future__ import annotations
 import hashlib
 import re
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from alembic import command
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
-from sqlalchemy import text
+from sqlalchemy import inspect, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DBAPIError
 
+from exchanges.errors import TradectlError
 from persistence.db import Database
+
+if TYPE_CHECKING:
+    from alembic.config import Config
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 LOCK_WAIT_S = 300  # how long an upgrade waits for another one before giving up
 
 
 _WRAPPED = re.compile(r"^<class '([\w.]+)'>: (.*)$")
+_REVISION = re.compile(r"""^revision(?:\s*:\s*str)?\s*=\s*['"]([^'"]+)['"]\s*$""", re.M)
+_DOWN_REVISION = re.compile(r"""^down_revision(?:\s*:[^=]+)?\s*=\s*(?:None|['"]([^'"]+)['"])\s*$""", re.M)
 
 
-class MigrationError(Exception):
+class MigrationError(TradectlError):
     """An upgrade failed; the message is one line that says why."""
 
 
@@ -62,12 +68,34 @@ def one_line(exc: BaseException) -> str:
 
 
 def alembic_config() -> Config:
+    from alembic.config import Config
+
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS))
     return cfg
 
 
 def head_revision() -> str:
+    """The newest migration's id, read from the migration files' ``revision``/``down_revision`` lines. A layout
+    this reading does not follow (a merge, a branch, a tuple of parents) is answered by Alembic itself."""
+    revisions: set[str] = set()
+    parents: set[str] = set()
+    for path in (MIGRATIONS / "versions").glob("[!_]*.py"):
+        source = path.read_text(encoding="utf-8")
+        rev, down = _REVISION.search(source), _DOWN_REVISION.search(source)
+        if rev is None or down is None:
+            return alembic_head()
+        revisions.add(rev.group(1))
+        if down.group(1):
+            parents.add(down.group(1))
+    heads = revisions - parents
+    return heads.pop() if len(heads) == 1 else alembic_head()
+
+
+def alembic_head() -> str:
+    """Alembic's own answer to :func:`head_revision` (it imports Alembic)."""
+    from alembic.script import ScriptDirectory
+
     head = ScriptDirectory.from_config(alembic_config()).get_current_head()
     assert head is not None
     return head
@@ -77,6 +105,9 @@ async def upgrade(db: Database, revision: str = "head") -> str | None:
     """Upgrade to ``revision`` in one transaction; safe to run from several processes at once.
 
     Returns the revision found once the lock was held (what this upgrade started from)."""
+
+    from alembic import command
+    from alembic.runtime.migration import MigrationContext
 
     def _run(conn: Connection) -> str | None:
         before = MigrationContext.configure(conn).get_current_revision()
@@ -91,12 +122,22 @@ async def upgrade(db: Database, revision: str = "head") -> str | None:
                 await conn.execute(text(f"SET LOCAL lock_timeout = '{LOCK_WAIT_S}s'"))
                 await conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": lock_key(db.schema)})
             return await conn.run_sync(_run)
-    except Exception as exc:  # noqa: BLE001 - driver, connection and Alembic errors alike
+    except Exception as exc:
         raise MigrationError(one_line(exc)) from exc
 
 
 async def current_revision(db: Database) -> str | None:
+    """The revision the database is at (None: never migrated), read with one query. Several rows in
+    Alembic's version table (branches) are left to Alembic to explain."""
+
     def _get(conn: Connection) -> str | None:
+        if not inspect(conn).has_table("alembic_version"):
+            return None
+        rows = list(conn.execute(text("SELECT version_num FROM alembic_version")).scalars())
+        if len(rows) <= 1:
+            return str(rows[0]) if rows else None
+        from alembic.runtime.migration import MigrationContext
+
         return MigrationContext.configure(conn).get_current_revision()
 
     async with db.engine.connect() as conn:
@@ -111,6 +152,7 @@ async def schema_status(db: Database) -> tuple[str | None, str]:
 async def pending_diff(db: Database) -> list[Any]:
     """Differences between the models and the migrated schema (empty when they match)."""
     from alembic.autogenerate import compare_metadata
+    from alembic.runtime.migration import MigrationContext
     from sqlmodel import SQLModel
 
     import persistence.models  # noqa: F401

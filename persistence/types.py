@@ -14,7 +14,6 @@ from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import String, types
-from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Dialect
 
 SQLITE_TS_FORMAT = "%Y-%m-%d %H:%M:%S.%f+00:00"
@@ -26,6 +25,8 @@ class Money(types.TypeDecorator[Decimal]):
 
     def load_dialect_impl(self, dialect: Dialect) -> types.TypeEngine[Any]:
         if dialect.name == "postgresql":
+            from sqlalchemy.dialects import postgresql
+
             return dialect.type_descriptor(postgresql.NUMERIC(asdecimal=True))
         return dialect.type_descriptor(String(64))
 
@@ -52,6 +53,8 @@ class UTCDateTime(types.TypeDecorator[datetime]):
 
     def load_dialect_impl(self, dialect: Dialect) -> types.TypeEngine[Any]:
         if dialect.name == "postgresql":
+            from sqlalchemy.dialects import postgresql  # loaded only where it is used (`tradectl health` on SQLite)
+
             return dialect.type_descriptor(postgresql.TIMESTAMP(timezone=True))
         return dialect.type_descriptor(String(32))
 
@@ -71,8 +74,3 @@ class UTCDateTime(types.TypeDecorator[datetime]):
         if isinstance(value, datetime):
             return value.astimezone(UTC) if value.tzinfo else value.replace(tzinfo=UTC)
         return datetime.fromisoformat(str(value)).astimezone(UTC)
-
-
-def sqlite_ts(value: datetime) -> str:
-    """The text form :class:`UTCDateTime` stores on SQLite (for hand-written SQL)."""
-    return value.astimezone(UTC).strftime(SQLITE_TS_FORMAT)

@@ -11,21 +11,21 @@ files load only when pinned by SHA-256 (see :mod:`strategies.external` for the m
 """
 
 from strategies.base import Candles, Direction, Signal
+from strategies.breakout import BreakoutParams
 from strategies.builtins import BUILTIN_NAMES, BUILTINS
+from strategies.candlestick import CandlesParams
 from strategies.config import StrategyConfig
 from strategies.confluence import Confluence, HigherTimeframeTrend
 from strategies.errors import StrategyConfigError, StrategyError
 from strategies.external import ExternalSpec, file_sha256, load_external
+from strategies.mean_reversion import MeanReversionParams
+from strategies.momentum import MomentumParams
 from strategies.params import params_from_dict, params_to_dict
 from strategies.registry import build_params, builtin, load_strategies
 from strategies.runner import RunResult, StrategyRunner, StrategyStats
 from strategies.scanner import ScanResult, StrategySet
-from strategies.spec import BoundStrategy, BuiltinStrategy
-from strategies.breakout import BreakoutParams
-from strategies.candlestick import CandlesParams
-from strategies.mean_reversion import MeanReversionParams
-from strategies.momentum import MomentumParams
 from strategies.sma_cross import SmaCrossParams
+from strategies.spec import BoundStrategy, BuiltinStrategy
 from strategies.trend import TrendParams
 
 __all__ = [

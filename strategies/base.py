@@ -60,5 +60,5 @@ class Signal:
     take_profit: Decimal | None = None
 
     @classmethod
-    def hold(cls, pair: str, strategy: str, reason: str = "no setup") -> "Signal":
+    def hold(cls, pair: str, strategy: str, reason: str = "no setup") -> Signal:
         return cls(pair=pair, direction=Direction.HOLD, strength=0.0, reason=reason, strategy=strategy)

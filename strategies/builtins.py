@@ -2,21 +2,38 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from types import MappingProxyType
+from typing import Any, Protocol
 
 from strategies import breakout, candlestick, mean_reversion, momentum, sma_cross, trend
+from strategies.base import Candles, Signal
+from strategies.common import DirectionArray
 from strategies.spec import BuiltinStrategy
 
 
-def _entry(module: object, params_type: type, summary: str) -> BuiltinStrategy:
+class _StrategyModule(Protocol):
+    """What a built-in strategy module provides (each module satisfies this structurally)."""
+
+    # read-only members, so a module function taking its own params type matches a callable taking Any
+    @property
+    def NAME(self) -> str: ...
+    @property
+    def evaluate(self) -> Callable[[Candles, Any], Signal]: ...
+    @property
+    def signals(self) -> Callable[[Candles, Any], DirectionArray]: ...
+    @property
+    def warmup(self) -> Callable[[Any], int]: ...
+
+
+def _entry(module: _StrategyModule, params_type: type, summary: str) -> BuiltinStrategy:
     return BuiltinStrategy(
-        name=getattr(module, "NAME"),
+        name=module.NAME,
         summary=summary,
         params_type=params_type,
-        evaluate=getattr(module, "evaluate"),
-        signals=getattr(module, "signals"),
-        warmup=getattr(module, "warmup"),
+        evaluate=module.evaluate,
+        signals=module.signals,
+        warmup=module.warmup,
     )
 
 

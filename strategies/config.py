@@ -48,7 +48,7 @@ class StrategyConfig:
     budget_s: float = 0.05
 
     @classmethod
-    def from_mapping(cls, data: Mapping[str, Any]) -> "StrategyConfig":
+    def from_mapping(cls, data: Mapping[str, Any]) -> StrategyConfig:
         """Build from plain data; unknown keys and malformed values raise naming the key."""
         allowed = {f.name for f in fields(cls)}
         unknown = sorted(set(data) - allowed)

@@ -6,8 +6,10 @@ Only configuration problems raise: a strategy that fails while evaluating candle
 
 from __future__ import annotations
 
+from exchanges.errors import TradectlError
 
-class StrategyError(Exception):
+
+class StrategyError(TradectlError):
     """Base of every error the strategy layer raises on purpose."""
 
 

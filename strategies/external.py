@@ -101,7 +101,7 @@ def _execute(label: str, name: str, digest: str, content: bytes, path: Path) -> 
     # Registered while executing so that dataclasses and pickling inside the module can find it.
     sys.modules[module_name] = module
     try:
-        exec(code, module.__dict__)  # noqa: S102 - the bytes were verified against the pinned hash
+        exec(code, module.__dict__)
     except Exception as exc:
         sys.modules.pop(module_name, None)
         raise StrategyConfigError(f"{label}: import failed: {type(exc).__name__}: {exc}") from exc

@@ -20,7 +20,7 @@ from strategies.runner import StrategyRunner
 from strategies.scanner import StrategySet
 from strategies.spec import BoundStrategy, BuiltinStrategy
 
-__all__ = ["BUILTINS", "BUILTIN_NAMES", "builtin", "build_params", "load_strategies"]
+__all__ = ["BUILTINS", "BUILTIN_NAMES", "build_params", "builtin", "load_strategies"]
 
 
 def builtin(name: str) -> BuiltinStrategy:

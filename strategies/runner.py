@@ -84,7 +84,7 @@ class StrategyRunner:
                 signal = produced
             else:
                 error = f"returned an unusable signal: {problem}"
-        except Exception as exc:  # noqa: BLE001 - containment is this function's purpose
+        except Exception as exc:
             error = f"{type(exc).__name__}: {exc}"
             log.warning("strategy %s failed on %s", name, candles.pair, exc_info=True)
         elapsed = self._clock() - started
@@ -114,7 +114,7 @@ class StrategyRunner:
 class _Counter:
     """Mutable running totals behind :class:`StrategyStats` (updated on every call, so kept cheap)."""
 
-    __slots__ = ("calls", "errors", "timeouts", "last_error", "total_s", "max_s")
+    __slots__ = ("calls", "errors", "last_error", "max_s", "timeouts", "total_s")
 
     def __init__(self) -> None:
         self.calls = 0

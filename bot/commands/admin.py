@@ -16,8 +16,7 @@ from bot.context import CommandContext
 from bot.errors import CommandError
 from bot.identity import Role, parse_user_ref
 from bot.registry import arg, command
-from bot.reply import Reply, Table, Text
-
+from bot.reply import Reply, Table, Text, more_buttons
 
 Scope = Literal["all"]
 
@@ -35,7 +34,8 @@ def _every_chat(ctx: CommandContext, scope: Scope | None, name: str) -> bool:
 
 @dataclass(frozen=True)
 class RolesArgs:
-    scope: Scope | None = arg(None, help="all: everyone, from every chat (in a private chat only)")
+    # arg() is the registry's dataclasses.field; ruff cannot tell a Literal alias or Role is immutable
+    scope: Scope | None = arg(None, help="all: everyone, from every chat (in a private chat only)")  # noqa: RUF009
 
 
 @command("roles", role=Role.ADMIN, mutates=False, args=RolesArgs,
@@ -48,7 +48,7 @@ async def roles(ctx: CommandContext, args: RolesArgs) -> Reply:
                                           [(e.platform, e.user_id) for e in entries if e.platform == ctx.chat.platform])
     if every:
         rows = tuple((_user(e.platform, e.user_id, names), e.role.label, e.source,
-                      _user(*e.granted_by.split(":", 1), names) if ":" in e.granted_by else e.granted_by or fmt.DASH)
+                      _granter(e.granted_by, names))
                      for e in entries)
         return Reply((Table("Roles, everyone", ("user", "role", "from", "granted by"), rows, key=("user",),
                             optional=("granted by",)),
@@ -65,10 +65,16 @@ def _user(platform: str, user_id: str, names: dict[tuple[str, str], str]) -> str
     return fmt.person(f"{platform}:{user_id}", names.get((platform, user_id), ""))
 
 
+def _granter(granted_by: str, names: dict[tuple[str, str], str]) -> str:
+    """Who granted a role: a person (``platform:id``) named as :func:`_user` does, or what the record says."""
+    platform, colon, user_id = granted_by.partition(":")
+    return _user(platform, user_id, names) if colon else granted_by or fmt.DASH
+
+
 @dataclass(frozen=True)
 class GrantArgs:
     user: str = arg(kind="user", help="a stable platform user id, or platform:id")
-    role: Role = arg(help="viewer, trader or admin")
+    role: Role = arg(help="viewer, trader or admin")  # noqa: RUF009 - see RolesArgs
 
 
 def _target(ctx: CommandContext, text: str) -> tuple[str, str]:
@@ -100,7 +106,7 @@ async def revoke(ctx: CommandContext, args: RevokeArgs) -> Reply:
 
 @dataclass(frozen=True)
 class AuditArgs:
-    scope: Scope | None = arg(None, help="all: every chat (in a private chat only)")
+    scope: Scope | None = arg(None, help="all: every chat (in a private chat only)")  # noqa: RUF009 - see RolesArgs
     n: int = arg(10, min=1, max=50, help="how many entries per page")
     page: int = arg(1, min=1, max=100, help="which page, 1 = the newest")
 
@@ -133,6 +139,7 @@ async def audit(ctx: CommandContext, args: AuditArgs) -> Reply:
             "Only this chat. Every chat: /audit all in a private chat with the bot.")
     call = "/audit all" if every else "/audit"
     headers = ("time", "user", "command", "args", "decision", "result", "ref") + (("chat",) if every else ())
-    table = Table(title, headers, rows, key=("time", "command"), optional=("result", "args", "ref", *(("chat",) if every else ())),
+    optional = ("result", "args", "ref", *(("chat",) if every else ()))
+    table = Table(title, headers, rows, key=("time", "command"), optional=optional,
                   more=f"Older entries: {call} {args.n} {args.page + 1}" if more else "")
-    return Reply((table, Text(note)))
+    return Reply((table, Text(note), *more_buttons(table.more, f"{call} {args.n} {args.page + 1}")))

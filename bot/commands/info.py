@@ -1,6 +1,6 @@
 """Read-only commands (viewer role): what the service is doing and how it has done.
 
-Each asks :class:`~core.views.TradingService` for a frozen view and turns it into blocks of
+Each asks :class:`~core.trading.views.TradingService` for a frozen view and turns it into blocks of
 pre-formatted strings. No markup and no platform knowledge here.
 """
 
@@ -17,9 +17,9 @@ from bot.context import CommandContext
 from bot.errors import CommandError
 from bot.identity import CONSOLE
 from bot.notify.formats import Style, exit_reason
-from bot.registry import NAME_RE, arg, command, needs_confirmation
-from bot.reply import Block, KeyValues, Reply, Table, Text
-from core.views import PositionView
+from bot.registry import NAME_RE, arg, command
+from bot.reply import Block, KeyValues, Reply, Table, Text, TextStyle, more_buttons
+from core.trading import PositionView
 
 # --- help and identity -------------------------------------------------------------------------
 
@@ -38,13 +38,13 @@ async def help_(ctx: CommandContext, args: HelpArgs) -> Reply:
         if spec is None or spec.role > ctx.role:
             raise CommandError("No such command for your role. Send /help for the list.")
         items = [("minimum role", spec.role.label),
-                 ("confirmation", "yes" if needs_confirmation(spec, ctx.settings) else "no")]
+                 ("confirmation", "yes" if spec.asks_confirmation(ctx.settings) else "no")]
         if spec.aliases:
             items.append(("aliases", ", ".join(f"/{a}" for a in spec.aliases)))
         return Reply((Text(spec.usage_text()), KeyValues(f"/{spec.name}", tuple(items))))
     rows = []
     for spec in ctx.registry.visible(ctx.role):
-        note = " (asks for confirmation)" if needs_confirmation(spec, ctx.settings) else ""
+        note = " (asks for confirmation)" if spec.asks_confirmation(ctx.settings) else ""
         rows.append((spec.synopsis(), spec.help + note))
     return Reply((Table(f"Commands for your role ({ctx.role.label})", ("command", "what it does"), tuple(rows)),))
 
@@ -67,6 +67,7 @@ async def whoami(ctx: CommandContext, args: None) -> Reply:
 # --- status and positions ----------------------------------------------------------------------
 
 STATE_MARK = {"running": "🟢", "paused": "⏸", "killed": "🛑"}
+_STATE_STYLE: dict[str, TextStyle] = {"killed": "error", "paused": "warning"}
 
 
 def _common_quote(positions: Sequence[PositionView]) -> str:
@@ -92,7 +93,8 @@ _POSITION_OPTIONAL = ("stop", "entry", "PnL %")  # a narrow table leaves these o
 def _positions_table(title: str, positions: Sequence[PositionView]) -> Table:
     common = _common_quote(positions)
     title += f", PnL in {common}" if common else ""
-    return Table(title, _POSITION_HEADERS, _position_rows(positions, common), key=("pair",), optional=_POSITION_OPTIONAL)
+    return Table(title, _POSITION_HEADERS, _position_rows(positions, common), key=("pair",),
+                 optional=_POSITION_OPTIONAL)
 
 
 def _compact_positions(positions: Sequence[PositionView]) -> Table:
@@ -119,9 +121,10 @@ async def status(ctx: CommandContext, args: None) -> Reply:
     st = await ctx.services.status()
     q = st.quote
     today = fmt.pnl(st.today_pnl, st.today_pnl_pct, q)
-    headline = (f"{STATE_MARK.get(st.state, '')} {st.state.capitalize()} · equity {fmt.money(st.equity, q)} · "
+    paper = f"{st.paper_label} · " if st.paper_label else ""  # simulated money on real prices: say so first
+    headline = (f"{STATE_MARK.get(st.state, '')} {st.state.capitalize()} · {paper}equity {fmt.money(st.equity, q)} · "
                 f"today {today} · unrealized {fmt.signed(st.unrealized, q)}").strip()
-    blocks: list[Block] = [Text(headline, {"killed": "error", "paused": "warning"}.get(st.state, "plain"))]
+    blocks: list[Block] = [Text(headline, _STATE_STYLE.get(st.state, "plain"))]
     if st.state != "running":
         since = ""
         if st.state_changed_at is not None:
@@ -130,13 +133,15 @@ async def status(ctx: CommandContext, args: None) -> Reply:
         why = f": {st.state_reason}" if st.state_reason else ""
         todo = ("No new orders. An admin must /rearm, then /resume." if st.state == "killed"
                 else "Open positions keep their stops and exits. /resume to trade.")
-        blocks.append(Text(f"{st.state.capitalize()}{since}{why}\n{todo}", "error" if st.state == "killed" else "warning"))
+        blocks.append(Text(f"{st.state.capitalize()}{since}{why}\n{todo}",
+                           "error" if st.state == "killed" else "warning"))
     ages = [a for a in st.data_age_s.values() if a is not None]
     missing = [p for p, a in sorted(st.data_age_s.items()) if a is None]
     data = f"{fmt.age(max(ages))} old" if ages else "none yet"
     if ages and missing:
         data += f" (none for {', '.join(missing)})"
-    blocks.append(KeyValues("Details", (("mode", f"{st.mode} on {st.venue}"), ("open orders", str(st.open_orders)),
+    mode = f"{st.paper_label} (simulated orders and balances)" if st.paper_label else f"{st.mode} on {st.venue}"
+    blocks.append(KeyValues("Details", (("mode", mode), ("open orders", str(st.open_orders)),
                                         ("market data", data))))
     if st.positions:
         blocks.append(_compact_positions(st.positions))
@@ -269,14 +274,16 @@ async def trades(ctx: CommandContext, args: TradesArgs) -> Reply:
     more = len(rows) > args.n
     rows = rows[: args.n]
     first = skip + 1
-    title = f"Closed trades {first}-{skip + len(rows)}, newest first" if args.page > 1 else f"Last {len(rows)} closed trades"
+    title = (f"Closed trades {first}-{skip + len(rows)}, newest first" if args.page > 1
+             else f"Last {len(rows)} closed trades")
     style = Style(timezone=ctx.timezone)
     table = Table(title, ("pair", "qty", "entry", "exit", "PnL", "closed", "reason"), tuple(
-        (t.pair, fmt.qty(t.qty, t.qty_step), fmt.price(t.entry_price, t.price_tick), fmt.price(t.exit_price, t.price_tick),
-         fmt.pnl(t.pnl, t.pnl_pct, t.quote), ctx.clock_time(t.closed_at), fmt.clip(exit_reason(t.exit_reason, style), 40))
+        (t.pair, fmt.qty(t.qty, t.qty_step), fmt.price(t.entry_price, t.price_tick),
+         fmt.price(t.exit_price, t.price_tick), fmt.pnl(t.pnl, t.pnl_pct, t.quote), ctx.clock_time(t.closed_at),
+         fmt.clip(exit_reason(t.exit_reason, style), 40))
         for t in rows), key=("pair",), optional=("reason", "entry", "qty"),
         more=f"Older trades: /trades {args.n} {args.page + 1}" if more else "")
-    return Reply((table,))
+    return Reply((table, *more_buttons(table.more, f"trades {args.n} {args.page + 1}")))
 
 
 @command("performance", help="Realized PnL per pair, best first")

@@ -6,7 +6,7 @@ which say what to do instead. Confirmations, roles and stale-message checks happ
 these functions run (see :mod:`bot.dispatcher`).
 
 A close or a kill reports what it did from the typed values the engine hands back
-(:class:`~core.intents.ClosedPosition`, :class:`~core.intents.OpenItem`): every position closed with
+(:class:`~core.trading.intents.ClosedPosition`, :class:`~core.trading.intents.OpenItem`): every position closed with
 its exit and PnL, and the totals (count, value, realized PnL, fees) per quote currency.
 """
 
@@ -22,8 +22,18 @@ from bot.errors import CommandError
 from bot.identity import Role
 from bot.prompts import close_prompt, closeall_prompt, kill_prompt
 from bot.registry import arg, command
-from bot.reply import Block, KeyValues, Reply, Table, Text
-from core.intents import ClosedPosition, ClosePosition, CloseAll, IntentResult, Kill, OpenItem, PauseEntries, Rearm, Resume
+from bot.reply import Block, KeyValues, Reply, Table, Text, choice_buttons
+from core.trading import (
+    CloseAll,
+    ClosedPosition,
+    ClosePosition,
+    IntentResult,
+    Kill,
+    OpenItem,
+    PauseEntries,
+    Rearm,
+    Resume,
+)
 
 HALTED = "Trading stays halted until an admin sends /rearm (then /resume)."
 
@@ -54,7 +64,8 @@ def closed_blocks(closed: Sequence[ClosedPosition]) -> list[Block]:
         counts[c.quote] = counts.get(c.quote, 0) + 1
     for quote, (value, pnl, fees) in sums.items():
         title = "Totals" if len(sums) == 1 else f"Totals in {quote}"
-        blocks.append(KeyValues(title, (("closed", fmt.count(counts[quote], "position")), ("value", fmt.money(value, quote)),
+        blocks.append(KeyValues(title, (("closed", fmt.count(counts[quote], "position")),
+                                        ("value", fmt.money(value, quote)),
                                         ("realized PnL", fmt.signed(pnl, quote)), ("fees", fmt.money(fees, quote)))))
     return blocks
 
@@ -96,7 +107,8 @@ def kill_reply(result: IntentResult) -> Reply:
     if not result.ok and not (done or result.pending):  # refused (e.g. this instance is a standby)
         raise CommandError("\n".join((result.message, *result.details)))
     if not result.ok:
-        lines = ["🛑 Trading is KILLED, but NOT everything is flat yet" + (f" ({', '.join(done)})" if done else "") + "."]
+        so_far = f" ({', '.join(done)})" if done else ""
+        lines = [f"🛑 Trading is KILLED, but NOT everything is flat yet{so_far}."]
         if result.pending:
             lines.append(f"Still open: {_items(result.pending)}.")
         lines.append("Send /kill again to retry closing them. " + HALTED)
@@ -104,7 +116,8 @@ def kill_reply(result: IntentResult) -> Reply:
     if not done:
         return Reply((Text("🛑 Trading is KILLED. Nothing was open: no positions to close, no orders to cancel.",
                            "success"), Text(HALTED)))
-    blocks: list[Block] = [Text(f"🛑 Trading is KILLED: {' and '.join(done)}.", "success"), *closed_blocks(result.closed)]
+    blocks: list[Block] = [Text(f"🛑 Trading is KILLED: {' and '.join(done)}.", "success"),
+                           *closed_blocks(result.closed)]
     if result.cancelled:
         blocks.append(Text(f"Cancelled: {_items(result.cancelled)}."))
     blocks.append(Text(HALTED))
@@ -118,7 +131,8 @@ class ReasonArgs:
 
 @dataclass(frozen=True)
 class PairArgs:
-    pair: str | None = arg(None, kind="pair", help="the pair, e.g. BTC/USD (without it: the open positions)")
+    pair: str | None = arg(None, kind="pair",
+                           help="the pair, e.g. BTC/USD (without it: the open positions, to choose from)")
 
 
 @command("pause", role=Role.TRADER, args=ReasonArgs, help="Stop new entries; open positions keep their stops and exits",
@@ -142,7 +156,8 @@ async def closable(ctx: CommandContext) -> tuple[str, ...]:
 
 @command("close", role=Role.TRADER, confirm=True, destructive=True, args=PairArgs, prompt=close_prompt,
          confirm_when=lambda args: args.pair is not None,
-         help="Close one position at market", usage="Example: /close BTC/USD. Without a pair: the open positions.")
+         help="Close one position at market",
+         usage="Example: /close BTC/USD. Without a pair: the open positions you may close, a button for each.")
 async def close(ctx: CommandContext, args: PairArgs) -> Reply:
     if args.pair is None:
         positions = {p.pair: p for p in await ctx.services.positions()}
@@ -151,8 +166,10 @@ async def close(ctx: CommandContext, args: PairArgs) -> Reply:
             return Reply.text("No open positions to close.")
         rows = tuple((pair, fmt.qty(positions[pair].qty, positions[pair].qty_step),
                       fmt.signed(positions[pair].unrealized_pnl, positions[pair].quote)) for pair in pairs)
+        # A button per pair runs /close <pair> as the presser, which then asks for confirmation as typed
         return Reply((Table("Open positions", ("pair", "qty", "PnL"), rows, key=("pair",)),
-                      Text(f"Send /close {pairs[0]} (or another pair above) to close one.")))
+                      Text(f"Send /close {pairs[0]} (or another pair above) to close one, or press its button."),
+                      *choice_buttons([(pair, f"close {pair}") for pair in pairs])))
     if args.pair not in ctx.services.pairs:
         raise CommandError(f"Unknown pair {args.pair}; traded pairs: {', '.join(ctx.services.pairs)}")
     return close_reply(await ctx.services.submit(ClosePosition(requested_by=ctx.requested_by, pair=args.pair)))

@@ -36,14 +36,15 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import update
 from sqlmodel import col, select
 
-from bot.notify.ratelimit import TokenBucket
 from bot.notify.formats import Alert, Style, from_payload
+from bot.notify.ratelimit import PacingObserver, TokenBucket
 from bot.notify.senders import AlertMessage, DeliveryError, Sender
-from core.events import DestinationFailing, EventBus
-from core.leader import Lease
-from core.lifecycle import finish
-from core.outbox import OutboxWriter
-from core.settings_models import Destination, NotifySettings
+from bot.retrying import Escalating
+from core.ops import Lease, OutboxWriter
+from core.runtime import finish
+from core.settings import Destination, NotifySettings
+from core.trading import DestinationFailing, EventBus
+from exchanges.retry import Backoff
 from persistence.db import Database
 from persistence.models import DisplayNameRow, OutboxRow
 
@@ -67,8 +68,10 @@ class OutboxDispatcher:
         claim_grace_s: float | None = None,
         events: EventBus | None = None,
         timezone: str = "UTC",
+        pacing: PacingObserver | None = None,
     ) -> None:
         self.db = db
+        self.pacing = pacing  # told each wait of a destination's pace (the metrics, when enabled)
         self.settings = settings
         self.senders = senders
         self.instance_id = instance_id
@@ -89,8 +92,6 @@ class OutboxDispatcher:
         self._wake = asyncio.Event()
         self._stopping = asyncio.Event()
         self._held: dict[str, tuple[Lease, int]] = {}
-        self.sent_messages = 0
-        self.delivered_rows = 0
 
     def destinations(self) -> list[Destination]:
         return [d for d in self.settings.destinations if d.platform in self.senders]
@@ -133,7 +134,7 @@ class OutboxDispatcher:
         for lease, epoch in list(self._held.values()):
             try:
                 await lease.release(self.instance_id, epoch)
-            except Exception:  # noqa: BLE001 - the lease then simply expires
+            except Exception:
                 log.warning("could not release %s", lease.name, exc_info=True)
         self._held.clear()
 
@@ -143,6 +144,7 @@ class OutboxDispatcher:
         sender = self.senders[dest.platform]
         target = self.targets.get(dest.name, dest.target)
         failures = 0
+        retries = Escalating(Backoff(initial_s=self.base_backoff_s, max_s=self.settings.max_backoff_s, jitter=0))
         warned = False
         epoch: int | None = None
         renewed = 0.0
@@ -179,7 +181,11 @@ class OutboxDispatcher:
                     continue
                 wait = bucket.wait_time()
                 if wait > 0:
-                    await self._pause(wait)
+                    slowed = bucket.blocked()  # a 429's wait: counted when it was answered, below
+                    paused = time.monotonic()
+                    await self._pause(wait)  # ends early when the dispatcher stops
+                    if self.pacing is not None and not slowed:
+                        self.pacing.chat_send_waited(dest.platform, "pace", time.monotonic() - paused)
                     continue
                 batch, message = self._compose(rows, sender.max_chars, await self._style())
                 if not await lease.holds(self.instance_id, epoch):
@@ -194,12 +200,13 @@ class OutboxDispatcher:
                 except DeliveryError as exc:
                     del self._in_flight[dest.name]
                     failures += 1
+                    delay = retries.next()  # a 429 counts as a failure too, as for the warning below
                     if exc.retry_after is not None:
                         bucket.block_for(exc.retry_after)
                         delay = exc.retry_after
-                    else:
-                        delay = min(self.settings.max_backoff_s, self.base_backoff_s * 2 ** min(failures - 1, 16))
-                    await self._failed(batch, str(exc), delay, permanent=exc.permanent)
+                        if self.pacing is not None:  # the rows wait that long (their next attempt) and the bucket
+                            self.pacing.chat_send_waited(dest.platform, "retry_after", delay)
+                    await self._failed(batch, str(exc), delay, permanent=not exc.retryable)
                     log.warning("alert delivery to %s failed (%d): %s; retry in %.1fs", dest.name, failures, exc, delay)
                     if failures >= self.settings.failing_warn_after and not warned:
                         warned = True
@@ -207,14 +214,13 @@ class OutboxDispatcher:
                     continue
                 self._unmarked[dest.name] = self._in_flight.pop(dest.name)
                 failures = 0
+                retries.reset()
                 warned = False
-                self.sent_messages += 1
-                self.delivered_rows += len(batch)
                 await self._delivered(self._unmarked[dest.name])
                 del self._unmarked[dest.name]
             except asyncio.CancelledError:
                 raise
-            except Exception as exc:  # noqa: BLE001 - the database may be briefly away; keep serving
+            except Exception as exc:
                 db_errors += 1
                 if db_errors == 1:
                     log.warning("alert dispatcher for %s hit an error; retrying every %.1fs%s", dest.name, self.poll_s,
@@ -277,14 +283,16 @@ class OutboxDispatcher:
         if time.monotonic() - self._names_at > 60:
             try:
                 async with self.db.session() as s:
-                    rows = (await s.exec(select(DisplayNameRow.platform, DisplayNameRow.user_id, DisplayNameRow.name))).all()
+                    rows = (await s.exec(select(DisplayNameRow.platform, DisplayNameRow.user_id,
+                                                DisplayNameRow.name))).all()
                 self._names = {f"{p}:{u}": n for p, u, n in rows if n}
-            except Exception:  # noqa: BLE001 - names are a courtesy: ids alone still identify
+            except Exception:
                 log.debug("display names unavailable", exc_info=True)
             self._names_at = time.monotonic()
         return Style(timezone=self.timezone, verbose=self.settings.verbose, names=self._names)
 
-    def _compose(self, rows: list[OutboxRow], max_chars: int, style: Style | None = None) -> tuple[list[OutboxRow], AlertMessage]:
+    def _compose(self, rows: list[OutboxRow], max_chars: int,
+                 style: Style | None = None) -> tuple[list[OutboxRow], AlertMessage]:
         """One alert (or, with a backlog, a digest of one line per alert with its local time and severity
         mark), formatted per event kind (:mod:`bot.notify.formats`)."""
         style = style or Style(timezone=self.timezone, verbose=self.settings.verbose)
@@ -320,20 +328,20 @@ class OutboxDispatcher:
         until = datetime.now(UTC) + timedelta(seconds=self.lease_ttl_s)
         ids = [r.id for r in batch]
         async with self.db.session() as s:
-            res = await s.exec(update(OutboxRow).where(col(OutboxRow.id).in_(ids), OutboxRow.status == "pending")  # type: ignore[call-overload]
+            res = await s.exec(update(OutboxRow).where(col(OutboxRow.id).in_(ids), col(OutboxRow.status) == "pending")
                                .values(claimed_by=self.instance_id, claimed_until=until))
         return bool(res.rowcount == len(ids))
 
     async def _release(self, ids: list[int]) -> None:
         async with self.db.session() as s:
-            await s.exec(update(OutboxRow).where(col(OutboxRow.id).in_(ids), OutboxRow.status == "pending",  # type: ignore[call-overload]
-                                                 OutboxRow.claimed_by == self.instance_id)
+            await s.exec(update(OutboxRow).where(col(OutboxRow.id).in_(ids), col(OutboxRow.status) == "pending",
+                                                 col(OutboxRow.claimed_by) == self.instance_id)
                          .values(claimed_by="", claimed_until=None))
 
     async def _delivered(self, ids: list[int]) -> None:
         now = datetime.now(UTC)
         async with self.db.session() as s:
-            await s.exec(update(OutboxRow).where(col(OutboxRow.id).in_(ids), OutboxRow.status == "pending")  # type: ignore[call-overload]
+            await s.exec(update(OutboxRow).where(col(OutboxRow.id).in_(ids), col(OutboxRow.status) == "pending")
                          .values(status="delivered", delivered_at=now, claimed_by=self.instance_id))
 
     async def _failed(self, batch: list[OutboxRow], error: str, delay: float, *, permanent: bool) -> None:

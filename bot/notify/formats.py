@@ -26,6 +26,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from bot import format as fmt
+from core.trading import ExitKind
 
 log = logging.getLogger("tradectl.notify.formats")
 
@@ -124,14 +125,40 @@ _TARGET = re.compile(r"^price (?P<price>\S+) >= target (?P<level>\S+)$")
 _CLOSED_BY = re.compile(r"^closed by (?P<key>\S+)$")
 
 
+_EXIT_WORDS = {ExitKind.STOP: "stop", ExitKind.TRAILING: "trailing stop", ExitKind.TAKE_PROFIT: "take-profit"}
+
+
+def exit_words(kind: ExitKind, style: Style, *, level: Decimal | None = None, by: str = "", reason: str = "") -> str:
+    """Why a position closed, in plain words, from its typed exit kind; ``reason`` (free text) is
+    shown only when verbose, and never decides the words."""
+    detail = f": {reason}" if style.verbose and reason else ""
+    if kind in _EXIT_WORDS:
+        what = _EXIT_WORDS[kind]
+        return (f"{what} {fmt.price(level)} reached" if level is not None else f"{what} reached") + detail
+    if kind is ExitKind.MANUAL:  # its reason text only repeats who asked
+        return f"closed by {who(by, style)}" if by else "closed by hand"
+    if kind is ExitKind.KILL:
+        return "kill switch"
+    if kind is ExitKind.STRATEGY:
+        return "strategy exit" + detail
+    return exit_reason(reason, style)
+
+
 def exit_reason(reason: str, style: Style) -> str:
-    """Why a position closed, in plain words; a strategy's own reasoning only when verbose."""
+    """Why a position closed, from text alone: for events stored before exit kinds (and the trade
+    list, which has the position's recorded exit). The text is an order purpose (``stop``,
+    ``take_profit``: what the books record) or, in older alerts, the trigger's arithmetic."""
     reason = str(reason or "")
+    purpose = ExitKind.of_purpose(reason)
+    if purpose is not ExitKind.UNKNOWN:
+        return exit_words(purpose, style)
     for pattern, what in ((_STOP, "stop"), (_TARGET, "take-profit")):
         m = pattern.match(reason)
         if m:
             level, price = _dec(m.group("level")), _dec(m.group("price"))
-            return f"{what} {fmt.price(level)} reached (price {fmt.price(price)})" if level is not None else f"{what} reached"
+            if level is None:
+                return f"{what} reached"
+            return f"{what} {fmt.price(level)} reached (price {fmt.price(price)})"
     m = _CLOSED_BY.match(reason)
     if m:
         return f"closed by {who(m.group('key'), style)}"
@@ -140,6 +167,14 @@ def exit_reason(reason: str, style: Style) -> str:
     if not reason:
         return ""
     return f"strategy exit: {reason}" if style.verbose else "strategy exit"
+
+
+def _exit_kind(value: Any) -> ExitKind:
+    """The stored exit kind; UNKNOWN when absent (a row from before exit kinds) or not one we know."""
+    try:
+        return ExitKind(str(value)) if value not in (None, "") else ExitKind.UNKNOWN
+    except ValueError:
+        return ExitKind.UNKNOWN
 
 
 # -- one formatter per kind ------------------------------------------------------------------------
@@ -193,7 +228,8 @@ def _position_closed(d: Mapping[str, Any], s: Style) -> tuple[str, list[str], li
     pair, quote = str(d["pair"]), fmt.quote_of(str(d["pair"]))
     qty, exit_price = _dec(d["qty"]), _dec(d["exit_price"])
     title = f"Closed {pair}: {fmt.pnl(_dec(d['pnl']), _dec(d.get('pnl_pct')), quote)}"
-    why = exit_reason(str(d.get("reason", "")), s)
+    why = exit_words(_exit_kind(d.get("exit_kind")), s, level=_dec(d.get("level")), by=str(d.get("by") or ""),
+                     reason=str(d.get("reason") or ""))
     lines = [why] if why else []
     lines.append(f"sold {fmt.qty(qty)} @ {fmt.price(exit_price)} (entry {fmt.price(_dec(d.get('entry_price')))})")
     return title, lines, [("fees", fmt.money(_dec(d.get("fees")), quote))]
@@ -232,7 +268,8 @@ def _closed_totals(closed: Sequence[Mapping[str, Any]]) -> list[tuple[str, str]]
         sums[2] += _dec(p.get("fees")) or Decimal(0)
     out: list[tuple[str, str]] = []
     for quote, (value, pnl, fees) in by_quote.items():
-        out += [("value", fmt.money(value, quote)), ("realized PnL", fmt.signed(pnl, quote)), ("fees", fmt.money(fees, quote))]
+        out += [("value", fmt.money(value, quote)), ("realized PnL", fmt.signed(pnl, quote)),
+                ("fees", fmt.money(fees, quote))]
     return out
 
 
@@ -252,10 +289,10 @@ def _killed(d: Mapping[str, Any], s: Style) -> tuple[str, list[str], list[tuple[
     lines = [f"{p['pair']} {fmt.qty(_dec(p.get('qty')))} @ {fmt.price(_dec(p.get('exit_price')))}: "
              f"{fmt.signed(_dec(p.get('pnl')), fmt.quote_of(str(p['pair'])))}" for p in closed]
     if left:
-        lines.append("NOT flat yet: " + ", ".join(f"{o.get('what', 'position')} {fmt.qty(_dec(o.get('qty')))} {o.get('pair')}"
-                                                  for o in left) + " (send /kill again to retry)")
+        still = ", ".join(f"{o.get('what', 'position')} {fmt.qty(_dec(o.get('qty')))} {o.get('pair')}" for o in left)
+        lines.append(f"NOT flat yet: {still} (send /kill again to retry)")
     lines.append("trading stays halted until an admin sends /rearm")
-    fields = [("closed", str(len(closed)))] + _closed_totals(closed) if closed else []
+    fields = [("closed", str(len(closed))), *_closed_totals(closed)] if closed else []
     flat = d.get("flat_s")
     if s.verbose and isinstance(flat, (int, float, str)) and flat not in ("", None):
         fields.append(("flat after", f"{float(flat) * 1000:.0f} ms"))
@@ -277,7 +314,30 @@ def _error(d: Mapping[str, Any], s: Style) -> tuple[str, list[str], list[tuple[s
     return f"Error in {place}", lines, []
 
 
+def _amounts(ours: Decimal | None, venue: Decimal | None, step: Decimal | None) -> tuple[str, str]:
+    """Two quantities to the market's step, unless that would make two different ones read the same
+    (a venue balance short by less than a step): then both in full."""
+    a, b = fmt.qty(ours, step), fmt.qty(venue, step)
+    if a == b and ours != venue:
+        a, b = fmt.qty(ours), fmt.qty(venue)
+    return a, b
+
+
 def _reconcile(d: Mapping[str, Any], s: Style) -> tuple[str, list[str], list[tuple[str, str]]]:
+    step = _dec(d.get("qty_step"))
+    if d.get("subject") == "balance":
+        cur = str(d.get("currency", ""))
+        ours, venue = _amounts(_dec(d.get("ours_qty")), _dec(d.get("venue_qty")), step)
+        ids = ", ".join(f"#{i}" for i in d.get("positions") or ())
+        return (f"Differs from the venue: {cur} balance below open positions",
+                [f"open positions{f' {ids}' if ids else ''} hold {ours} {cur}, the venue has {venue} {cur}",
+                 "nothing was changed; check and correct by hand"], [])
+    if d.get("subject") == "order":
+        what = (f"order {d.get('client_order_id', '')} "
+                f"({d.get('side', '')} {fmt.qty(_dec(d.get('qty')), step)} {d.get('pair', '')})")
+        return (f"Differs from the venue: {what}", [f"ours {d.get('ours', '')}, venue {d.get('venue', '')}",
+                                                    "nothing was changed; check and correct by hand"], [])
+    # stored before differences carried values: its text as it was written
     ours, venue = d.get("ours", ""), d.get("venue", "")
     ours_text = fmt.qty(_dec(ours)) if _dec(ours) is not None else str(ours)
     venue_text = fmt.qty(_dec(venue)) if _dec(venue) is not None else str(venue)
@@ -321,7 +381,8 @@ def _recovery(d: Mapping[str, Any], s: Style) -> tuple[str, list[str], list[tupl
 def _interrupted(d: Mapping[str, Any], s: Style) -> tuple[str, list[str], list[tuple[str, str]]]:
     at = _time(d.get("confirmed_at"))
     return (f"/{d.get('command', '?')} was interrupted by a restart",
-            [f"confirmed by {who(d.get('requested_by', ''), s)} at {fmt.when(at, s.timezone)}", str(d.get("outcome", ""))], [])
+            [f"confirmed by {who(d.get('requested_by', ''), s)} at {fmt.when(at, s.timezone)}",
+             str(d.get("outcome", ""))], [])
 
 
 def _checkin(d: Mapping[str, Any], s: Style) -> tuple[str, list[str], list[tuple[str, str]]]:
@@ -355,7 +416,8 @@ def _report(d: Mapping[str, Any], s: Style, title: str) -> tuple[str, list[str],
     fields.append(("max drawdown", fmt.money(_dec(d.get("max_drawdown")), quote)
                    + (f" ({fmt.pct(-dd_pct)})" if dd_pct else "")))
     if d.get("equity_start") not in (None, "") and d.get("equity_end") not in (None, ""):
-        fields.append(("equity", f"{fmt.money(_dec(d['equity_start']), quote)} -> {fmt.money(_dec(d['equity_end']), quote)}"))
+        fields.append(("equity",
+                       f"{fmt.money(_dec(d['equity_start']), quote)} -> {fmt.money(_dec(d['equity_end']), quote)}"))
     return f"{title}: {d.get('label', '')}", [], fields
 
 
@@ -397,10 +459,10 @@ FORMATTERS: dict[str, Formatter] = {
 
 
 def format_event(kind: str, severity: str, data: Mapping[str, Any], style: Style, *, fallback: str = "",
-                 now: datetime | None = None, repeats: int = 1) -> Alert:
+                 now: datetime | None = None, repeats: int = 1, label: str = "") -> Alert:
     """The alert for one event. ``fallback`` (the event's summary) is used when there is no formatter
     for ``kind`` or its data cannot be read; ``repeats`` > 1 says the alert was raised that often while
-    it could not be stored."""
+    it could not be stored; ``label`` ("PAPER · live Kraken prices") heads the title."""
     severity = severity if severity in SEVERITIES else "info"
     ts = _time(data.get("ts"))
     formatter = FORMATTERS.get(kind)
@@ -417,6 +479,8 @@ def format_event(kind: str, severity: str, data: Mapping[str, Any], style: Style
         title, *lines = title.splitlines()
     if repeats > 1:
         lines.append(f"raised {repeats} times while the database was unreachable")
+    if label:
+        title = f"{label} · {title}"
     when = fmt.clock(ts, style.timezone, now) if ts is not None else ""
     time = fmt.clock(ts, style.timezone, now, with_zone=False) if ts is not None else ""
     zone = fmt.abbreviation(fmt.local(ts, style.timezone)) if ts is not None else ""
@@ -429,11 +493,11 @@ def from_payload(payload: Mapping[str, Any], style: Style, *, now: datetime | No
     data = payload.get("data")
     return format_event(str(payload.get("kind", "")), str(payload.get("severity", "info")),
                         data if isinstance(data, Mapping) else {}, style, fallback=str(payload.get("text", "")),
-                        now=now, repeats=int(payload.get("repeats") or 1))
+                        now=now, repeats=int(payload.get("repeats") or 1), label=str(payload.get("label") or ""))
 
 
 def from_event(event: Any, style: Style, *, now: datetime | None = None) -> Alert:
-    """The alert for a live :class:`core.events.Event` (the console, a report shown to who asked)."""
+    """The alert for a live :class:`core.trading.events.Event` (the console, a report shown to who asked)."""
     data = event.to_dict()
     data.pop("image_png", None)
     return format_event(event.kind, event.severity, data, style, fallback=event.summary(), now=now)

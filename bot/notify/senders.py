@@ -1,26 +1,32 @@
 """What the dispatcher hands a platform: one alert message (or digest) for one target.
 
 Each platform adapter provides a :class:`Sender`. It raises :class:`DeliveryError` — with
-``retry_after`` when the platform said to slow down, ``permanent`` when retrying cannot help —
+``retry_after`` when the platform said to slow down, ``retryable=False`` when retrying cannot help —
 and nothing else. :class:`WebhookSender` covers Discord and Slack incoming webhooks.
 
 An alert's lines carry user text (a ``/pause`` reason becomes ``trading running -> paused by ...:
 <reason>``), so every sender builds its text with :func:`alert_text` and the escaper of its format
 (:mod:`bot.neutral`), and turns off what would make text live: Discord messages carry
-``allowed_mentions`` that parse nothing and suppress link embeds; Slack messages go without mrkdwn,
+``allowed_mentions`` that parse nothing and suppress link embeds (an embed alert's content line has
+its addresses escaped instead: :func:`discord_content`); Slack messages go without mrkdwn,
 ``link_names`` or unfurling. Escaping lengthens text, so the limit is applied after it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import re
+import ssl
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
-from typing import Any, Protocol
-
-import httpx
+from typing import TYPE_CHECKING, Any, Protocol
 
 from bot.neutral import ELLIPSIS, clean, cut, discord_markdown, slack_mrkdwn, telegram_html
-from bot.notify.formats import Alert
+from bot.notify.formats import MARK, Alert
+from exchanges.errors import TradectlError
+from exchanges.retry import parse_retry_after, retry_after_seconds
+
+if TYPE_CHECKING:
+    import httpx  # imported where a webhook is sent: the embedded default sends none (a Pi pays for each module)
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,11 +48,17 @@ class AlertMessage:
         return "\n".join(self.lines)
 
 
-class DeliveryError(Exception):
-    def __init__(self, message: str, *, retry_after: float | None = None, permanent: bool = False) -> None:
+class DeliveryError(TradectlError):
+    """An alert the platform did not take. ``retryable`` False: sending it again cannot help (a refused
+    token, an unknown channel) — the outbox still tries a few times, then marks the row failed;
+    ``retry_after``: the platform asked us to wait that long first."""
+
+    retryable = True
+
+    def __init__(self, message: str, *, retry_after: float | None = None, retryable: bool = True) -> None:
         super().__init__(message)
         self.retry_after = retry_after
-        self.permanent = permanent
+        self.retryable = retryable
 
 
 class Sender(Protocol):
@@ -171,7 +183,8 @@ def discord_embed(message: AlertMessage) -> dict[str, Any]:
         embed["description"] = alert_text(body, EMBED_DESCRIPTION, discord_markdown)
     if not message.digest:
         alert = message.alerts[0]
-        fields = [{"name": cut(k, FIELD_NAME, discord_markdown), "value": cut(v, FIELD_VALUE, discord_markdown) or discord_markdown("-"),
+        fields = [{"name": cut(k, FIELD_NAME, discord_markdown),
+                   "value": cut(v, FIELD_VALUE, discord_markdown) or discord_markdown("-"),
                    "inline": True} for k, v in alert.fields[:MAX_FIELDS]]
         if fields:
             embed["fields"] = fields
@@ -182,6 +195,26 @@ def discord_embed(message: AlertMessage) -> dict[str, Any]:
     if total > EMBED_TOTAL and "description" in embed:
         embed["description"] = alert_text(body, max(1, EMBED_DESCRIPTION - (total - EMBED_TOTAL)), discord_markdown)
     return embed
+
+
+PUSH_LINE = 200  # a phone's notification shows a line or two; the embed below has the rest
+
+
+def discord_content(message: AlertMessage) -> str:
+    """The plain line beside a structured alert's embed: a phone's push notification shows a
+    message's content, not its embed, so without it the notification says nothing. Severity mark and
+    headline (a digest: its count and its first alert), on one line, escaped like all alert text."""
+    first = message.alerts[0]
+    mark = MARK.get(message.severity if message.digest else first.severity, MARK["info"])
+    head = f"{len(message.alerts)} alerts: " if message.digest else ""
+    line = " ".join(f"{head}{first.headline()}".split())
+    return _NO_UNFURL.sub(r"\1\\:", cut(line if line.startswith(mark) else f"{mark} {line}", PUSH_LINE,
+                                        discord_markdown))
+
+
+# An address in a message's content gets a preview card, which the embed's message must not suppress
+# (the flag would hide the embed too): an escaped colon keeps it text, shown as typed.
+_NO_UNFURL = re.compile(r"\b(https?):(?=//)", re.IGNORECASE)
 
 
 def slack_blocks(message: AlertMessage) -> list[dict[str, Any]]:
@@ -209,18 +242,31 @@ def slack_blocks(message: AlertMessage) -> list[dict[str, Any]]:
 class WebhookSender:
     """Posts to an incoming-webhook URL (Discord: ``content``; Slack: ``text``).
 
-    The target is the webhook URL itself (a secret: it is never logged).
+    The target is the webhook URL itself (a secret: it is never logged). Without a ``client``, one is
+    made for the first webhook sent (a Slack sender that posts to channel ids never needs it), with the
+    shared ``tls`` context when given.
     """
 
-    def __init__(self, platform: str, client: httpx.AsyncClient | None = None, timeout: float = 10.0) -> None:
+    def __init__(self, platform: str, client: httpx.AsyncClient | None = None, timeout: float = 10.0,
+                 tls: ssl.SSLContext | None = None) -> None:
         self.platform = platform
         self.max_chars = 2000 if platform == "discord" else 3000
-        self._client = client or httpx.AsyncClient(timeout=timeout)
+        self._client = client
+        self._timeout = timeout
+        self._tls = tls
+
+    def _http(self) -> httpx.AsyncClient:
+        if self._client is None:
+            import httpx
+
+            self._client = httpx.AsyncClient(timeout=self._timeout, verify=self._tls if self._tls is not None else True)
+        return self._client
 
     async def send(self, target: str, message: AlertMessage) -> None:
         body: dict[str, object]
         if self.platform == "discord" and message.alerts:
-            body = {"content": "", "embeds": [discord_embed(message)], "allowed_mentions": NO_MENTIONS,
+            body = {"content": discord_content(message), "embeds": [discord_embed(message)],
+                    "allowed_mentions": NO_MENTIONS,
                     "flags": SUPPRESS_NOTIFICATIONS if message.silent else 0}
         elif self.platform == "discord":
             body = {"content": alert_text(message, self.max_chars, discord_markdown), "allowed_mentions": NO_MENTIONS,
@@ -229,30 +275,41 @@ class WebhookSender:
             body = {"text": alert_text(message, self.max_chars, slack_mrkdwn), **SLACK_INERT}
             if message.alerts:
                 body["blocks"] = slack_blocks(message)
+        import httpx
+
         try:
-            resp = await self._client.post(target, json=body)
+            resp = await self._http().post(target, json=body)
         except httpx.HTTPError as exc:
             raise DeliveryError(f"{self.platform} webhook unreachable: {type(exc).__name__}") from exc
         if resp.status_code == 429:
-            raise DeliveryError(f"{self.platform} rate limited", retry_after=_retry_after(resp))
+            raise DeliveryError(f"{self.platform} rate limited", retry_after=retry_after(resp.headers, json_body(resp)))
         if resp.status_code >= 500:
             raise DeliveryError(f"{self.platform} webhook answered {resp.status_code}")
         if resp.status_code >= 400:
-            raise DeliveryError(f"{self.platform} webhook refused the message ({resp.status_code})", permanent=True)
+            raise DeliveryError(f"{self.platform} webhook refused the message ({resp.status_code})", retryable=False)
 
     async def aclose(self) -> None:
-        await self._client.aclose()
+        if self._client is not None:
+            await self._client.aclose()
 
 
-def _retry_after(resp: httpx.Response) -> float:
-    for header in ("Retry-After", "X-RateLimit-Reset-After"):
-        value = resp.headers.get(header)
-        if value:
-            try:
-                return max(0.0, float(value))
-            except ValueError:
-                pass
+def retry_after(headers: Mapping[str, object], body: object = None, *, default: float = 1.0) -> float:
+    """How long a platform's "slow down" answer asks us to wait, read the same way for every sender.
+
+    A JSON body's ``retry_after`` first (Discord's, to the millisecond), then the ``Retry-After`` header
+    (seconds or an HTTP date, :func:`exchanges.retry.retry_after_seconds`), then Discord's
+    ``X-RateLimit-Reset-After``; ``default`` when none of them is readable. Never negative."""
+    if isinstance(body, Mapping):
+        seconds = parse_retry_after(str(body.get("retry_after", "")))
+        if seconds is not None:
+            return seconds
+    seconds = retry_after_seconds(headers, "Retry-After", "X-RateLimit-Reset-After")
+    return default if seconds is None else seconds
+
+
+def json_body(resp: httpx.Response) -> object:
+    """The response's JSON document, or None when it has none (a proxy's HTML page, an empty body)."""
     try:
-        return float(resp.json().get("retry_after", 1.0))
-    except Exception:  # noqa: BLE001
-        return 1.0
+        return resp.json()
+    except ValueError:
+        return None

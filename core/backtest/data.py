@@ -7,7 +7,7 @@ recovered from the floats with ``Decimal(repr(x))``, which is exact for any pric
 most 15 significant digits.
 
 Screening: the engine's market data refuses misaligned candles and moves larger than
-``trading.outlier_max_move`` (see :mod:`core.market_data`). :func:`screen` applies the same rules
+``trading.outlier_max_move`` (see :mod:`core.trading.market_data`). :func:`screen` applies the same rules
 up front so both modes see the same candles and bar numbers; what it drops is reported. The outlier
 check runs on floats here and on Decimals in the engine: they could only disagree for a move of
 exactly the limit, to the last digit.
@@ -20,12 +20,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from importlib import resources
 from pathlib import Path
 
 import numpy as np
 
+from core.backtest.candlefile import FileReport, read_candles
 from exchanges.base import Candle
-from exchanges.replay import CandleSeries, load_bundled, load_csv
+from exchanges.replay import BUNDLED_FILE
 from strategies.base import Candles
 
 
@@ -37,6 +39,7 @@ class Bars:
     candles: tuple[Candle, ...] | None = None
     dropped: Counter[str] = field(default_factory=Counter)
     source: str = ""
+    report: FileReport | None = None  # what reading the file found (None for synthetic or cut series)
 
     @property
     def pair(self) -> str:
@@ -117,26 +120,30 @@ def screen(bars: Bars, outlier_max_move: float | None) -> Bars:
         return bars
     idx = np.flatnonzero(keep)
     candles = tuple(bars.candles[i] for i in idx) if bars.candles is not None else None
-    return Bars(arrays=_take(bars.arrays, keep), candles=candles, dropped=bars.dropped + dropped, source=bars.source)
-
-
-def from_series(series: CandleSeries, start: datetime | None = None, end: datetime | None = None) -> Bars:
-    """Bars for ``[start, end)`` (open times) of a loaded series."""
-    candles = tuple(c for c in series.candles if (start is None or c.ts >= start) and (end is None or c.ts < end))
-    return Bars(arrays=to_arrays(series.pair, series.timeframe_s, candles), candles=candles,
-                source=series.report.source)
+    return Bars(arrays=_take(bars.arrays, keep), candles=candles, dropped=bars.dropped + dropped, source=bars.source,
+                report=bars.report)
 
 
 def load_bars(pair: str, timeframe_s: int, *, csv: Path | None = None, start: datetime | None = None,
-              end: datetime | None = None) -> Bars:
-    """Candles from ``csv``, else the bundled hourly BTC/USD file; ``ValueError`` when they do not fit."""
-    series = load_csv(csv, pair, timeframe_s=timeframe_s) if csv else load_bundled(pair)
-    if series.timeframe_s != timeframe_s:
-        raise ValueError(f"the candles are {series.timeframe_s}s apart but the timeframe asked for is {timeframe_s}s")
-    bars = from_series(series, start, end)
-    if len(bars) < 2:
-        raise ValueError(f"fewer than two candles between {start or 'the start'} and {end or 'the end'} in {series.report.source}")
-    return bars
+              end: datetime | None = None, lenient: bool = False) -> Bars:
+    """Candles from ``csv``, else the bundled hourly BTC/USD file, read by :func:`read_candles`.
+
+    ``ValueError`` (:class:`~core.backtest.candlefile.DataError` for the file's own problems) when they
+    do not fit.
+    """
+    if csv is not None:
+        candles, report = read_candles(csv, pair, timeframe_s, lenient=lenient, start=start, end=end)
+    else:
+        ref = resources.files("exchanges").joinpath("data", BUNDLED_FILE)
+        with resources.as_file(ref) as path:
+            if timeframe_s != 3600:
+                raise ValueError(f"the bundled candles are hourly (3600s), not {timeframe_s}s; pass --csv")
+            candles, report = read_candles(path, pair, timeframe_s, lenient=lenient, start=start, end=end,
+                                           source=f"the bundled file {BUNDLED_FILE}")
+    if len(candles) < 2:
+        raise ValueError(f"fewer than two candles between {start or 'the start'} and {end or 'the end'} "
+                         f"in {report.source}")
+    return Bars(arrays=to_arrays(pair, timeframe_s, candles), candles=candles, source=report.source, report=report)
 
 
 def synthetic(n: int, *, seed: int, pair: str = "BTC/USD", timeframe_s: int = 3600, start_price: float = 10_000.0,

@@ -35,11 +35,13 @@ import numpy as np
 from core.backtest.data import Bars
 from core.backtest.fastlane import LaneInputs, walk
 from core.backtest.fastloop import Fill, Judge, Position, Simulation, Venue
+from core.backtest.fasttrades import FastTrades, integer_fills, total_pnl
 from core.backtest.model import BacktestResult, RunSpec, Trade, TradeTable
 from core.backtest.runner import market_rules, run_settings, start_equity
 from core.backtest.stats import first_breach
-from core.config import Settings
+from core.settings.config import Settings
 from exchanges.base import Side
+from exchanges.errors import TradectlError
 from exchanges.paper.model import quote_fee, slipped_price
 from strategies import Direction, load_strategies
 from strategies.base import Candles
@@ -50,11 +52,9 @@ Q = Decimal("0.00000001")
 CENTS = Decimal("0.01")
 # Built-ins whose every BUY/SELL has at least this strength and no stop or take-profit.
 PLAIN_STRENGTH = {"sma_cross": 0.5}
-# Up to this many trades, a fast run builds its exact trades at once; beyond, on first access.
-EAGER_TRADES = 2_000
 
 
-class FastUnsupported(ValueError):
+class FastUnsupported(TradectlError, ValueError):
     """The configuration needs engine mode; the message says which setting."""
 
 
@@ -192,38 +192,41 @@ def _lane(settings: Settings, bars: Bars, spec: RunSpec, sig: np.ndarray, strate
     table = TradeTable(entry_bar=entries, exit_bar=np.r_[exits, np.full(entries.size - closed, -1, dtype=np.int64)],
                        pnl=pnl, cost=buy, fees=np.r_[(buy[:closed] + sell) * rate, buy[closed:] * rate])
     in_position = _holding(n, entries, exits)
-    fills: list[tuple[int, int | None]] = list(zip(lane.entries, [*lane.exits, None][:entries.size]))
-    last_close = bars.price(n - 1, "close")
-
-    def build() -> list[Trade]:
-        """One whole fill in, one out: the arithmetic of :func:`_trade` without its generality."""
-        out = []
-        ts = a.ts.tolist()
-        for f, g in fills:
-            buy = price_fill(bars, f, Side.BUY, qty, venue)
-            cost = qty * buy.price + buy.fee
-            if g is None:
-                pnl, exit_price, exit_time, fees = qty * last_close - cost, last_close, None, buy.fee
-            else:
-                sell = price_fill(bars, g, Side.SELL, qty, venue)
-                pnl, exit_price, fees = qty * sell.price - sell.fee - cost, sell.price.quantize(Q), buy.fee + sell.fee
-                exit_time = datetime.fromtimestamp(ts[g], UTC)
-            out.append(Trade(pair=bars.pair, entry_bar=f, exit_bar=g, entry_time=datetime.fromtimestamp(ts[f], UTC),
-                             exit_time=exit_time, qty=qty, entry_price=buy.price.quantize(Q), exit_price=exit_price,
-                             fees=fees, pnl=pnl.quantize(Q), pnl_pct=(pnl / cost * 100).quantize(CENTS),
-                             exit_reason="exit" if g is not None else "open"))
-        return out
-
-    trades = build() if len(fills) <= EAGER_TRADES else None
-    # exact when the trades are built; else the float curve's last point (the trades are not needed)
-    end = sum((t.pnl for t in trades), cash) if trades is not None else Decimal(repr(float(equity[-1])))
+    trades = _trades(bars, venue, qty, lane.entries, lane.exits, lane.buy_prices, lane.sell_prices)
+    total = total_pnl(qty, m.price_tick, trades.buys, trades.sells) if trades.sells.bar.size else None
+    end = sum((t.pnl for t in trades), cash) if total is None else cash + total
+    if total is not None and len(trades) > closed:
+        end += trades[closed].pnl
     result = BacktestResult(mode="fast", pair=bars.pair, timeframe_s=bars.timeframe_s,
                             start_equity=start_equity(settings, bars), end_equity=end,
                             equity_ts=a.ts + a.timeframe_s, equity=equity, in_position=in_position, bars=n,
-                            trades=trades, table=table, build_trades=build)
+                            trades=trades, table=table)
     if lane.unfilled_at_end:
         result.notes.append("an entry placed on the last candle was never filled")
     return result
+
+
+def _trades(bars: Bars, venue: Venue, qty: Decimal, entries: list[int], exits: list[int], buy_prices: list[float],
+            sell_prices: list[float]) -> FastTrades:
+    """The lane's round trips as integer records (:mod:`core.backtest.fasttrades`); the open one built here."""
+    m = venue.market
+    exact = bars.candles is None  # real candles' Decimal prices may carry more digits than their floats
+    buys = integer_fills(np.asarray(entries, dtype=np.int64), buy_prices, qty=qty, tick=m.price_tick, rate=m.taker_fee,
+                         exact=exact, price_fill=lambda k: price_fill(bars, k, Side.BUY, qty, venue))
+    sells = integer_fills(np.asarray(exits, dtype=np.int64), sell_prices, qty=qty, tick=m.price_tick, rate=m.taker_fee,
+                          exact=exact, price_fill=lambda k: price_fill(bars, k, Side.SELL, qty, venue))
+    still_open = None
+    if len(entries) > len(exits):
+        f = entries[-1]
+        buy = price_fill(bars, f, Side.BUY, qty, venue)
+        cost = qty * buy.price + buy.fee
+        last_close = bars.price(len(bars) - 1, "close")
+        pnl = qty * last_close - cost
+        still_open = Trade(pair=bars.pair, entry_bar=f, exit_bar=None, entry_time=_at(bars, f, 0), exit_time=None,
+                           qty=qty, entry_price=buy.price.quantize(Q), exit_price=last_close, fees=buy.fee,
+                           pnl=pnl.quantize(Q), pnl_pct=(pnl / cost * 100).quantize(CENTS), exit_reason="open")
+    return FastTrades(pair=bars.pair, qty=qty, tick=m.price_tick, ts=bars.arrays.ts, buys=buys, sells=sells,
+                      still_open=still_open)
 
 
 def _holding(n: int, entries: np.ndarray, exits: np.ndarray) -> np.ndarray:

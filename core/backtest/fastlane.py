@@ -21,6 +21,7 @@ from bisect import bisect_left
 from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
+from typing import NamedTuple
 
 import numpy as np
 
@@ -87,27 +88,40 @@ def _fill_prices(ref: np.ndarray, volume: np.ndarray, bars: np.ndarray, inp: Lan
     per_unit = round(1 / tick)
     whole = per_unit > 0 and abs(per_unit * tick - 1) < 1e-12  # ticks per unit: 100 for cents
     if inp.slippage_bps == 0 and inp.impact_bps == 0 and whole and (np.rint(ref * per_unit) / per_unit == ref).all():
-        return ref.tolist()
+        exact: list[float] = ref.tolist()
+        return exact
     impact = np.divide(inp.impact_bps * inp.qty, volume, out=np.zeros_like(volume), where=volume > 0)
     ticks = ref * (1 + sign * (inp.slippage_bps + impact) / 10_000) / tick
     gap = np.abs(ticks - np.round(ticks))
     unsure = gap <= np.maximum(1e-9, 1e-12 * np.abs(ticks)) if whole else np.ones(ticks.shape, dtype=np.bool_)
     rounded = np.maximum(np.ceil(ticks) if sign > 0 else np.floor(ticks), 1.0)
-    out = (rounded / per_unit if whole else rounded * tick).tolist()  # n / 100 is the float nearest n cents
+    out: list[float] = (rounded / per_unit if whole else rounded * tick).tolist()  # n / 100: the float nearest n cents
     for i in np.flatnonzero(unsure).tolist():
         out[i] = inp.exact_price(int(bars[i]), sign)
     return out
 
 
-def _side(bars_at: np.ndarray, inp: LaneInputs, next_fill: np.ndarray, full: np.ndarray, sign: int) -> dict[str, list]:
-    """Everything the walk reads about the candidates of one side, gathered in one go."""
+class _Side(NamedTuple):
+    """Everything the walk reads about the candidates of one side, as plain lists (one per candidate)."""
+
+    bar: list[int]
+    close: list[float]
+    close_ts: list[int]
+    fill: list[int]  # the candle the order fills on (n: never)
+    full: list[bool]  # filled whole there
+    price: list[float]
+    fill_close_ts: list[int]
+
+
+def _side(bars_at: np.ndarray, inp: LaneInputs, next_fill: np.ndarray, full: np.ndarray, sign: int) -> _Side:
+    """The candidates of one side, gathered in one go."""
     n = inp.open.shape[0]
     fill = next_fill[bars_at + 1]
     at = np.minimum(fill, n - 1)
-    return {"bar": bars_at.tolist(), "close": inp.close[bars_at].tolist(), "close_ts": inp.close_ts[bars_at].tolist(),
-            "fill": fill.tolist(), "full": (full[at] & (fill < n)).tolist(),
-            "price": _fill_prices(inp.open[at], inp.volume[at], at, inp, sign),
-            "fill_close_ts": inp.close_ts[at].tolist()}
+    return _Side(bar=bars_at.tolist(), close=inp.close[bars_at].tolist(), close_ts=inp.close_ts[bars_at].tolist(),
+                 fill=fill.tolist(), full=(full[at] & (fill < n)).tolist(),
+                 price=_fill_prices(inp.open[at], inp.volume[at], at, inp, sign),
+                 fill_close_ts=inp.close_ts[at].tolist())
 
 
 def walk(inp: LaneInputs) -> LaneResult | None:
@@ -118,9 +132,10 @@ def walk(inp: LaneInputs) -> LaneResult | None:
     fillable = np.where(liq >= inp.qty_step * (1 - MARGIN), np.arange(n), n)  # else it fills nothing
     next_fill = np.r_[np.minimum.accumulate(fillable[::-1])[::-1], n]
     buys, sells = _side(inp.buys, inp, next_fill, full, 1), _side(inp.sells, inp, next_fill, full, -1)
-    b_bar, b_close, b_ts, b_fill, b_full, b_price = (buys[k] for k in ("bar", "close", "close_ts", "fill", "full", "price"))
+    b_bar, b_close, b_ts, b_fill, b_full, b_price = (
+        buys.bar, buys.close, buys.close_ts, buys.fill, buys.full, buys.price)
     s_bar, s_close, s_fill, s_full, s_price, s_fill_ts = (
-        sells[k] for k in ("bar", "close", "fill", "full", "price", "fill_close_ts"))
+        sells.bar, sells.close, sells.fill, sells.full, sells.price, sells.fill_close_ts)
     qty, fee, cooldown, min_notional = inp.qty, inp.taker_fee, inp.cooldown_s, inp.min_notional
     cash = inp.cash
     entry_cost = qty * (1 + 2 * fee)

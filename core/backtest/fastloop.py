@@ -1,6 +1,6 @@
 """The fast mode's inner loop: the engine's per-candle rules, visited only where something happens.
 
-One candle in the engine (:meth:`core.engine.Engine.on_candle`) is, for one pair: (1) the paper
+One candle in the engine (:meth:`core.trading.engine.Engine.on_candle`) is, for one pair: (1) the paper
 venue matches the resting order at the candle's open; (2) protection checks the stop against the
 low and the take-profit against the high; (3) the strategy's signal: SELL exits an open position,
 BUY enters when there is none; an order placed with ``fill_on = last_close`` fills at once at the
@@ -27,7 +27,12 @@ from core.backtest.model import RunSpec
 from core.backtest.sizing import plain_entry
 from exchanges.base import Market, OrderStatus, OrderType, Side
 from exchanges.paper.model import (
-    PaperOrder, floor_to_step, market_headroom, quote_fee, reservation, slipped_price,
+    PaperOrder,
+    floor_to_step,
+    market_headroom,
+    quote_fee,
+    reservation,
+    slipped_price,
 )
 
 ZERO = Decimal(0)

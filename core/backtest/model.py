@@ -7,7 +7,7 @@ never need to know which one ran.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -16,7 +16,7 @@ from typing import Literal
 import numpy as np
 import numpy.typing as npt
 
-from core.settings_models import BacktestSettings
+from core.settings.settings_models import BacktestSettings
 
 Mode = Literal["engine", "fast"]
 Sizing = Literal["risk", "fixed", "fraction"]
@@ -27,10 +27,11 @@ FillConvention = Literal["next_open", "last_close"]
 class RunSpec:
     """What to simulate besides the service settings: sizing and the fill convention.
 
-    ``sizing``: ``risk`` is the live :class:`~core.risk.RiskManager`; ``fixed`` buys ``qty`` units
+    ``sizing``: ``risk`` is the live :class:`~core.trading.risk.RiskManager`; ``fixed`` buys ``qty`` units
     per entry; ``fraction`` buys ``fraction`` of equity (capped by cash after fees). ``fill_on``:
     ``next_open`` fills a market order at the next candle's open, ``last_close`` at the signal
-    candle's close.
+    candle's close. ``prescan``: engine mode skips the strategy scan on candles where no strategy's
+    vectorized signal fires (:mod:`core.backtest.prescan`); False scans every candle.
     """
 
     sizing: Sizing = "risk"
@@ -38,9 +39,10 @@ class RunSpec:
     fraction: Decimal = Decimal("0.95")
     fill_on: FillConvention = "next_open"
     resume_after_pause: Literal["next_day", "never"] = "next_day"
+    prescan: bool = True
 
     @classmethod
-    def from_settings(cls, b: BacktestSettings) -> "RunSpec":
+    def from_settings(cls, b: BacktestSettings) -> RunSpec:
         return cls(sizing=b.sizing, qty=b.qty, fraction=b.fraction, fill_on=b.fill_on,
                    resume_after_pause=b.resume_after_pause)
 
@@ -102,10 +104,11 @@ class TradeTable:
     fees: npt.NDArray[np.float64]
 
     @classmethod
-    def from_trades(cls, trades: list[Trade]) -> "TradeTable":
+    def from_trades(cls, trades: Sequence[Trade]) -> TradeTable:
         n = len(trades)
         return cls(entry_bar=np.fromiter((t.entry_bar for t in trades), dtype=np.int64, count=n),
-                   exit_bar=np.fromiter((-1 if t.exit_bar is None else t.exit_bar for t in trades), dtype=np.int64, count=n),
+                   exit_bar=np.fromiter((-1 if t.exit_bar is None else t.exit_bar for t in trades),
+                                        dtype=np.int64, count=n),
                    pnl=np.fromiter((float(t.pnl) for t in trades), dtype=np.float64, count=n),
                    cost=np.fromiter((float(t.qty * t.entry_price) for t in trades), dtype=np.float64, count=n),
                    fees=np.fromiter((float(t.fees) for t in trades), dtype=np.float64, count=n))
@@ -117,35 +120,26 @@ class TradeTable:
 class BacktestResult:
     """Trades, the per-bar equity curve (at each candle's close) and what the run noticed.
 
-    ``trades`` are exact (``Decimal``); a fast run with many thousands of trades builds them on first
-    access, while its statistics read ``table``. ``notes`` say where a result should be read with
-    care (a fast run that met a situation it does not model exactly, an order left unfilled).
+    ``trades`` are exact (``Decimal``); a fast run keeps them as integer records and makes each
+    :class:`Trade` when it is read (:mod:`core.backtest.fasttrades`), while its statistics read
+    ``table``. ``notes`` say where a result should be read with care (a fast run that met a situation
+    it does not model exactly, an order left unfilled).
     """
 
     def __init__(self, *, mode: Mode, pair: str, timeframe_s: int, start_equity: Decimal, end_equity: Decimal,
                  equity_ts: npt.NDArray[np.int64], equity: npt.NDArray[np.float64],
-                 in_position: npt.NDArray[np.bool_], bars: int, trades: list[Trade] | None = None,
-                 table: TradeTable | None = None, build_trades: Callable[[], list[Trade]] | None = None) -> None:
-        if trades is None and build_trades is None:
-            raise ValueError("a result needs its trades or a way to build them")
+                 in_position: npt.NDArray[np.bool_], bars: int, trades: Sequence[Trade],
+                 table: TradeTable | None = None) -> None:
         self.mode, self.pair, self.timeframe_s, self.bars = mode, pair, timeframe_s, bars
         self.start_equity, self.end_equity = start_equity, end_equity
         self.equity_ts, self.equity, self.in_position = equity_ts, equity, in_position
-        self._trades = trades
-        self._build = build_trades
-        self.table = table if table is not None else TradeTable.from_trades(self.trades)
+        self.trades = trades
+        self.table = table if table is not None else TradeTable.from_trades(trades)
         self.elapsed_s = 0.0
         self.exact = True
         self.notes: list[str] = []
         self.pauses: list[Pause] = []
         self.params: dict[str, object] = {}
-
-    @property
-    def trades(self) -> list[Trade]:
-        if self._trades is None:
-            assert self._build is not None
-            self._trades = self._build()
-        return self._trades
 
     @property
     def bars_per_s(self) -> float:

@@ -1,6 +1,6 @@
 """What a backtest leaves on disk: the trades as CSV and the equity curve as PNG.
 
-The chart is :func:`core.charts.render_equity_png`, the same picture the bot's ``/chart`` sends, so
+The chart is :func:`core.ops.charts.render_equity_png`, the same picture the bot's ``/chart`` sends, so
 a backtest and a live account look alike. A long run is thinned to a few thousand points first
 (keeping the drawdown's peak and trough, so the shaded fall is the true one).
 """
@@ -16,9 +16,10 @@ from pathlib import Path
 
 import numpy as np
 
-from core.backtest.files import atomic_write
+from core.backtest.markets import quote_decimals
 from core.backtest.model import BacktestResult, Trade
 from core.backtest.stats import drawdown
+from core.runtime.files import atomic_write
 
 CSV_COLUMNS = ("pair", "entry_time", "exit_time", "qty", "entry_price", "exit_price", "fees", "pnl", "pnl_pct",
                "exit_reason")
@@ -50,21 +51,27 @@ def write_trades_csv(path: Path, trades: Iterable[Trade]) -> None:
     atomic_write(path, buf.getvalue().encode("utf-8"))
 
 
-def equity_points(result: BacktestResult, limit: int = MAX_POINTS) -> list[tuple[datetime, Decimal]]:
-    """The equity curve thinned to about ``limit`` points, always keeping the drawdown's ends."""
+def equity_points(result: BacktestResult, limit: int = MAX_POINTS, quote: str = "") -> list[tuple[datetime, Decimal]]:
+    """The equity curve thinned to about ``limit`` points, always keeping the drawdown's ends.
+
+    Values keep the quote currency's decimals (8 for BTC), so that a curve moving by fractions of a
+    cent of BTC is not drawn flat. A run without trades has a flat curve, drawn as one.
+    """
     n = result.equity.size
     if n == 0:
         return []
-    keep = np.unique(np.r_[np.linspace(0, n - 1, min(n, limit)).astype(np.int64),
-                           [i for i in drawdown(result.equity)[2:] if i is not None]])
-    return [(datetime.fromtimestamp(int(result.equity_ts[i]), UTC), Decimal(repr(round(float(result.equity[i]), 2))))
+    ends = np.asarray([i for i in drawdown(result.equity)[2:] if i is not None], dtype=np.int64)
+    keep = np.unique(np.r_[np.linspace(0, n - 1, min(n, limit)).astype(np.int64), ends])
+    places = quote_decimals(quote)
+    return [(datetime.fromtimestamp(int(result.equity_ts[i]), UTC),
+             Decimal(repr(round(float(result.equity[i]), places))))
             for i in keep]
 
 
 def equity_png(result: BacktestResult, title: str, quote: str = "") -> bytes:
-    from core.charts import render_equity_png
+    from core.ops.charts import render_equity_png
 
-    return render_equity_png(equity_points(result), title, quote=quote)
+    return render_equity_png(equity_points(result, quote=quote), title, quote=quote)
 
 
 def write_equity_png(path: Path, result: BacktestResult, title: str, quote: str = "") -> None:

@@ -1,6 +1,6 @@
 """Backtest sizing rules that replace the live risk manager's position sizing, and nothing else.
 
-The live :class:`~core.risk.RiskManager` sizes from the stop distance, caps by a Kelly bet and by
+The live :class:`~core.trading.risk.RiskManager` sizes from the stop distance, caps by a Kelly bet and by
 exposure, and sets a default stop. That is what a backtest should use by default (sizing ``risk``),
 but it makes a trade-for-trade comparison with another backtester impossible: no other tool sizes
 that way. :class:`PlainSizing` keeps every *rule* of an entry (one position per pair, the open
@@ -24,8 +24,8 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 
 from core.backtest.model import Sizing
-from core.risk import Portfolio, RiskDecision, RiskManager, TradeStats
-from core.settings_models import RiskSettings
+from core.settings.settings_models import RiskSettings
+from core.trading.risk import Portfolio, RiskDecision, RiskManager, TradeStats
 from exchanges.base import Market
 
 ZERO = Decimal(0)

@@ -1,10 +1,10 @@
 """Statistics of a backtest result: the figures ``tradectl backtest`` prints and ``tune`` ranks by.
 
 Computed with numpy from the result's float trade table and equity curve, so a million-candle run
-is summarised in milliseconds. The Sharpe ratio is :func:`core.accounting.sharpe`'s formula (per-bar
+is summarised in milliseconds. The Sharpe ratio is :func:`core.trading.accounting.sharpe`'s formula (per-bar
 returns of equity, sample standard deviation, annualised for the bar interval over a 365-day year);
 the drawdown is the largest peak-to-trough fall of equity at candle closes, as
-:func:`core.accounting.max_drawdown` measures it.
+:func:`core.trading.accounting.max_drawdown` measures it.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from zoneinfo import ZoneInfo
 
 import numpy as np
 
+from core.backtest.markets import money
 from core.backtest.model import BacktestResult
 
 METRICS = ("sharpe", "return", "profit_factor", "expectancy", "win_rate", "max_drawdown", "trades")
@@ -54,7 +55,7 @@ class BacktestStats:
         return -math.inf if value is None or math.isnan(value) else float(value)
 
     def rows(self, quote: str = "") -> list[tuple[str, str]]:
-        """(label, value) lines for display."""
+        """(label, value) lines for display; amounts with ``quote``'s decimals (8 for BTC, 2 for USD)."""
         def opt(value: float | None, fmt: str) -> str:
             return "n/a" if value is None else format(value, fmt)
 
@@ -62,15 +63,16 @@ class BacktestStats:
                    if self.drawdown_peak and self.drawdown_trough else "")
         return [
             ("period", f"{self.start:%Y-%m-%d %H:%M} -> {self.end:%Y-%m-%d %H:%M} UTC, {self.bars} candles"),
-            ("equity", f"{self.start_equity:,.2f} -> {self.end_equity:,.2f} {quote}".rstrip()),
+            ("equity", f"{money(self.start_equity, quote)} -> {money(self.end_equity, quote)}"),
             ("return", f"{self.return_pct:+.2f}% (buy and hold {self.buy_hold_pct:+.2f}%)"),
             ("trades", f"{self.trades} closed" + (f", {self.open_trades} open at the end" if self.open_trades else "")),
             ("win rate", opt(self.win_rate_pct, ".1f") + ("%" if self.win_rate_pct is not None else "")),
             ("profit factor", opt(self.profit_factor, ".2f")),
-            ("expectancy", opt(self.expectancy, ",.2f") + (f" {quote} per trade" if self.expectancy is not None else "")),
-            ("max drawdown", f"{self.max_drawdown_pct:.2f}% ({self.max_drawdown:,.2f} {quote}){dd_when}"),
+            ("expectancy",
+             money(self.expectancy, quote) + (" per trade" if self.expectancy is not None else "")),
+            ("max drawdown", f"{self.max_drawdown_pct:.2f}% ({money(self.max_drawdown, quote)}){dd_when}"),
             ("sharpe", opt(self.sharpe, ".2f") + " (annualised)"),
-            ("fees paid", f"{self.fees:,.2f} {quote}".rstrip()),
+            ("fees paid", money(self.fees, quote)),
             ("exposure", f"{self.exposure_pct:.1f}% of candles in a position"),
         ]
 
@@ -80,7 +82,7 @@ def _time(ts: int) -> datetime:
 
 
 def sharpe(equity: np.ndarray, bar_seconds: int) -> float | None:
-    """:func:`core.accounting.sharpe` on an array."""
+    """:func:`core.trading.accounting.sharpe` on an array."""
     if equity.size < 3:
         return None
     prev, cur = equity[:-1], equity[1:]
@@ -140,7 +142,7 @@ def first_breach(result: BacktestResult, *, daily_loss_limit: float, max_drawdow
     """The first candle close where the engine's breakers (daily loss, drawdown) would trip, or None.
 
     The engine compares each close's equity with the first close of the same local day and with the
-    running peak (:meth:`core.risk.RiskManager.breach`).
+    running peak (:meth:`core.trading.risk.RiskManager.breach`).
     """
     eq, ts = result.equity, result.equity_ts
     if eq.size == 0:

@@ -1,4 +1,4 @@
-"""Coinbase Advanced Trade spot as an :class:`exchanges.base.Exchange`.
+"""Coinbase Advanced Trade spot as an :class:`exchanges.base.LiveExchange`.
 
 Coinbase refuses to create a second order with a ``client_order_id`` it has already seen and
 answers with the existing order instead, so resubmitting after a lost reply is safe. The adapter
@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Iterable, Sequence
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -18,23 +18,41 @@ from typing import Any
 import httpx
 from pydantic import SecretStr
 
-from exchanges._http import Backoff, Clock, RetryPolicy, Sleep, SystemClock, epoch_seconds, utc_from_iso
-from exchanges._stream import run_feed
+from exchanges._http import epoch_seconds, utc_from_iso
+from exchanges._stream import StreamFeed, run_feed
 from exchanges._validate import check_order
 from exchanges.base import (
-    Balance, Candle, Capabilities, Fill, FillsPage, Market, MarketEvent, Order, OrderBook, OrderRequest,
-    OrderStatus, OrderType, Ticker,
+    Balance,
+    Candle,
+    Capabilities,
+    Fill,
+    FillsPage,
+    Market,
+    Order,
+    OrderBook,
+    OrderRequest,
+    OrderStatus,
+    OrderType,
+    PreflightCheck,
+    PrivateEvent,
+    Ticker,
 )
+from exchanges.clock import Clock, SystemClock
 from exchanges.coinbase import parse
 from exchanges.coinbase.auth import CoinbaseSigner
-from exchanges.coinbase.preflight import run_preflight
+from exchanges.coinbase.preflight import permission_check, venue_time
 from exchanges.coinbase.rest import CoinbaseOrderRefused, CoinbaseRest, order_failure
-from exchanges.coinbase.symbols import CoinbaseSymbols
+from exchanges.coinbase.symbols import CoinbaseProduct, CoinbaseSymbols
 from exchanges.coinbase.ws import MarketSession, UserSession
 from exchanges.errors import (
-    ExchangeError, MalformedResponse, OrderNotFound, RateLimited, TemporaryError, UnknownPair,
+    ExchangeError,
+    MalformedResponse,
+    OrderNotFound,
+    TemporaryError,
+    UnknownPair,
 )
-from exchanges.preflight import PreflightCheck
+from exchanges.preflight import guarded, run_preflight
+from exchanges.retry import DEFAULT_RETRY, WS_RECONNECT, Backoff, RetryPolicy, Sleep, submit_with_lookup
 
 log = logging.getLogger(__name__)
 
@@ -64,9 +82,9 @@ class CoinbaseExchange:
         ws_url: str = DEFAULT_WS_URL,
         ws_user_url: str = DEFAULT_WS_USER_URL,
         clock: Clock | None = None,
-        retry: RetryPolicy = RetryPolicy(),
+        retry: RetryPolicy = DEFAULT_RETRY,
         submit_attempts: int = 3,
-        ws_backoff: Backoff = Backoff(initial_s=1.0, max_s=60.0),
+        ws_backoff: Backoff = WS_RECONNECT,
         ws_idle_timeout_s: float = 10.0,
         close_grace_s: float = 2.0,
         request_timeout_s: float = 10.0,
@@ -168,6 +186,7 @@ class CoinbaseExchange:
         return None
 
     def order_body(self, request: OrderRequest, product_id: str) -> dict[str, Any]:
+        config: dict[str, dict[str, str | bool]]
         if request.type is OrderType.MARKET:
             config = {"market_market_ioc": {"base_size": _fmt(request.qty)}}
         else:
@@ -184,21 +203,18 @@ class CoinbaseExchange:
         if known:
             return await self._get(known)
         body = self.order_body(request, product.product_id)
-        for attempt in range(1, self.submit_attempts + 1):
-            try:
-                reply = await self.rest.request("POST", "/orders", body=body, retry=False)
-                break
-            except TemporaryError as exc:
-                log.warning("order %s: submit failed ambiguously (%s); looking it up", request.client_order_id, exc)
-                found = await self._find(request.client_order_id, request.pair)
-                if found is not None:
-                    return found
-                if attempt == self.submit_attempts:
-                    raise
-                wait = self.retry.backoff.delay(attempt - 1)
-                if isinstance(exc, RateLimited) and exc.retry_after:
-                    wait = max(wait, exc.retry_after)
-                await self._sleep(wait)
+
+        async def submit() -> dict[str, Any]:
+            reply: dict[str, Any] = await self.rest.request("POST", "/orders", body=body, retry=False)
+            return reply
+
+        policy = RetryPolicy(self.submit_attempts, self.retry.backoff)
+        outcome = await submit_with_lookup(submit, lambda: self._find(request.client_order_id, request.pair),
+                                           policy, what=f"order {request.client_order_id}: submit",
+                                           sleep=self._sleep)
+        if isinstance(outcome, Order):
+            return outcome
+        reply = outcome
         if not reply.get("success"):
             failure = reply.get("error_response") or {}
             if "DUPLICATE" in str(failure.get("error", "")).upper():
@@ -249,7 +265,7 @@ class CoinbaseExchange:
     # -- fills ----------------------------------------------------------------------------------
 
     @staticmethod
-    def cursor_at(moment: datetime, ids: Sequence[str] = ()) -> str:
+    def cursor_at(moment: datetime, ids: Iterable[str] = ()) -> str:
         return f"{moment.astimezone(UTC).strftime('%Y-%m-%dT%H:%M:%S.%fZ')}|{','.join(sorted(ids))}"
 
     async def fills_since(self, cursor: str | None) -> FillsPage:
@@ -268,7 +284,7 @@ class CoinbaseExchange:
         raw_fills: list[tuple[datetime, str, dict[str, Any]]] = []
         page_cursor = None
         for _ in range(50):
-            paging = [("cursor", page_cursor)] if page_cursor else []
+            paging: list[tuple[str, Any]] = [("cursor", page_cursor)] if page_cursor else []
             page = await self.rest.request("GET", "/orders/historical/fills", params=params + paging, retry=True)
             for raw in page.get("fills") or []:
                 seq = utc_from_iso(raw.get("sequence_timestamp") or raw["trade_time"])
@@ -287,8 +303,8 @@ class CoinbaseExchange:
         fills = [parse.parse_fill(r, symbols, self._cid_by_order_id.get(r["order_id"], "")) for _, _, r in raw_fills
                  if r.get("product_id") in {p.product_id for p in symbols.products}]
         last_ts = raw_fills[-1][0]
-        ids = {e for ts, e, _ in raw_fills if ts == last_ts} | (boundary_ids if last_ts == boundary_ts else set())
-        return fills, self.cursor_at(last_ts, ids)
+        last_ids = {e for ts, e, _ in raw_fills if ts == last_ts} | (boundary_ids if last_ts == boundary_ts else set())
+        return fills, self.cursor_at(last_ts, last_ids)
 
     async def _learn_client_ids(self, order_ids: set[str]) -> None:
         for order_id in sorted(order_ids - set(self._cid_by_order_id)):
@@ -341,22 +357,27 @@ class CoinbaseExchange:
     def _jwt(self) -> str | None:
         return self.signer.ws_jwt() if self.signer else None
 
-    async def market_events(self, pairs: list[str], timeframe_s: int) -> AsyncIterator[MarketEvent]:
-        """Closed candles and tickers, ``FeedStatus`` on disconnect/reconnect, REST gap fill between."""
-        symbols = await self.symbols()
-        if timeframe_s not in GRANULARITY:
-            raise ExchangeError(f"coinbase has no {timeframe_s}s candles")
+    def market_events(self, pairs: list[str], timeframe_s: int) -> StreamFeed:
+        """Closed candles and tickers, ``FeedStatus`` on disconnect/reconnect, REST gap fill between.
+        Pairs can be added and removed while it runs (:class:`~exchanges.base.PairSubscriptions`)."""
 
         async def gap(pair: str, after: datetime) -> list[Candle]:
             return [c for c in await self.candles(pair, timeframe_s, since=after, limit=1000) if c.ts > after]
 
-        session = MarketSession(self.ws_url, [symbols.by_pair(p) for p in pairs], timeframe_s, self.clock,
-                                self._jwt, gap, self.close_grace_s)
-        async for event in run_feed(session, clock=self.clock, backoff=self.ws_backoff,
-                                    idle_timeout_s=self.ws_idle_timeout_s, sleep=self._sleep):
-            yield event
+        async def resolve(pair: str) -> CoinbaseProduct:
+            return (await self.symbols()).by_pair(pair)
 
-    async def private_events(self) -> AsyncIterator[Order | Fill | Any]:
+        async def build() -> MarketSession:
+            symbols = await self.symbols()
+            if timeframe_s not in GRANULARITY:
+                raise ExchangeError(f"coinbase has no {timeframe_s}s candles")
+            return MarketSession(self.ws_url, [symbols.by_pair(p) for p in pairs], timeframe_s, self.clock,
+                                 self._jwt, gap, self.close_grace_s, resolve=resolve)
+
+        return StreamFeed(build, clock=self.clock, backoff=self.ws_backoff, idle_timeout_s=self.ws_idle_timeout_s,
+                          sleep=self._sleep)
+
+    async def private_events(self) -> AsyncIterator[PrivateEvent]:
         """Own order updates from the ``user`` channel, the fills behind them, and ``FeedStatus``."""
         symbols = await self.symbols()
         session = UserSession(self.ws_user_url, symbols, self.clock, self._jwt, self.fills_after,
@@ -371,4 +392,8 @@ class CoinbaseExchange:
 
     async def preflight(self, pairs: Sequence[str]) -> list[PreflightCheck]:
         """Keys, transfer permission, clock skew, balances and minimum order per pair."""
-        return await run_preflight(self, list(pairs))
+        return await run_preflight(self, list(pairs), clock=self.clock, max_skew_s=self.max_clock_skew_s,
+                                   holdings="account(s)",
+                                   permission=lambda _keys_ok: guarded("no transfer permission",
+                                                                       lambda: permission_check(self.rest)),
+                                   venue_time=lambda: venue_time(self.rest))

@@ -10,18 +10,9 @@ from typing import Any
 from urllib.parse import urlencode
 
 import httpx
+from aiolimiter import AsyncLimiter
 
-from exchanges._http import (
-    NO_RETRY,
-    HttpStatusError,
-    RetryPolicy,
-    Sleep,
-    TokenBucket,
-    http_status_error,
-    loads,
-    transport_error,
-    with_retries,
-)
+from exchanges._http import HttpStatusError, RestClient, http_status_error, loads
 from exchanges.coinbase.auth import CoinbaseSigner
 from exchanges.errors import (
     AuthError,
@@ -32,6 +23,7 @@ from exchanges.errors import (
     OrderNotFound,
     UnknownPair,
 )
+from exchanges.retry import NO_RETRY, RetryPolicy, Sleep, with_retries
 
 BROKERAGE = "/api/v3/brokerage"
 Params = Mapping[str, Any] | Sequence[tuple[str, Any]]
@@ -41,12 +33,12 @@ _FUNDS = ("INSUFFICIENT_FUND", "INSUFFICIENT_FUNDS")
 _PRODUCT = ("UNKNOWN_PRODUCT_ID", "INVALID_PRODUCT_ID", "PRODUCT_NOT_FOUND")
 
 
-class CoinbaseOrderRefused(Exception):
+class CoinbaseOrderRefused(ExchangeError):
     """Coinbase's own ``error_response``, kept as the ``__cause__`` of the translated error."""
 
     def __init__(self, error_response: Mapping[str, Any]) -> None:
         super().__init__(str(dict(error_response))[:300])
-        self.error_response = dict(error_response)
+        self.error_response = dict(error_response)  # never raised itself: the translated error is
 
 
 def order_failure(error_response: Mapping[str, Any], what: str) -> ExchangeError:
@@ -62,28 +54,19 @@ def order_failure(error_response: Mapping[str, Any], what: str) -> ExchangeError
     return InvalidOrder(text)
 
 
-class CoinbaseRest:
+class CoinbaseRest(RestClient):
+    """Requests are paced by a leaky bucket (aiolimiter) of ``rate_per_s`` per second with bursts of
+    as many: Coinbase counts requests per second per key and answers 429 above its limit."""
+
     def __init__(self, *, base_url: str, signer: CoinbaseSigner | None, retry: RetryPolicy,
                  timeout_s: float = 10.0, rate_per_s: float = 25.0, sleep: Sleep = asyncio.sleep,
                  transport: httpx.AsyncBaseTransport | None = None) -> None:
-        self.base_url = base_url.rstrip("/")
+        super().__init__(base_url=base_url, timeout_s=timeout_s, transport=transport)
         self.signer = signer
         self.retry = retry
-        self._timeout = timeout_s
         self._sleep = sleep
-        self._transport = transport
-        self._bucket = TokenBucket(rate_per_s, sleep=sleep)
-        self._client: httpx.AsyncClient | None = None
-
-    async def open(self) -> None:
-        if self._client is None:
-            self._client = httpx.AsyncClient(timeout=self._timeout, transport=self._transport,
-                                             headers={"User-Agent": "tradectl"})
-
-    async def close(self) -> None:
-        if self._client is not None:
-            client, self._client = self._client, None
-            await client.aclose()
+        burst = max(1.0, rate_per_s)
+        self._limiter = AsyncLimiter(burst, time_period=burst / rate_per_s)
 
     def url(self, path: str, params: Params | None = None) -> str:
         query = f"?{urlencode(list(params.items()) if isinstance(params, Mapping) else list(params))}" if params else ""
@@ -104,16 +87,9 @@ class CoinbaseRest:
         url = self.url(path, params)
 
         async def once() -> Any:
-            await self._bucket.acquire()
-            if self._client is None:
-                await self.open()
-            assert self._client is not None
+            await self._limiter.acquire()
             headers = self.headers(method, url, auth=auth)
-            try:
-                response = await self._client.request(method, url, headers=headers,
-                                                      json=body if body is not None else None)
-            except httpx.HTTPError as exc:
-                raise transport_error(exc, what) from exc
+            response = await self.send(method, url, what, headers=headers, json=body if body is not None else None)
             return self._decode(response, what, not_found)
 
         return await with_retries(once, self.retry if retry else NO_RETRY, what=what, sleep=self._sleep)

@@ -22,9 +22,10 @@ from typing import Any
 
 from websockets.asyncio.client import ClientConnection
 
-from exchanges._http import Clock, dec, dec_or_zero, loads, utc_from_epoch, utc_from_iso
-from exchanges._stream import CandleCloser
+from exchanges._http import dec, dec_or_zero, loads, utc_from_epoch, utc_from_iso
+from exchanges._stream import CandleCloser, send_quietly
 from exchanges.base import Candle, Fill, Order, OrderType, Ticker
+from exchanges.clock import Clock
 from exchanges.coinbase.parse import order_status, side
 from exchanges.coinbase.symbols import CoinbaseProduct, CoinbaseSymbols
 from exchanges.errors import AuthError, ExchangeError, MalformedResponse, TemporaryError
@@ -34,8 +35,9 @@ WS_CANDLE_S = 300
 CandleSource = Callable[[str, datetime], Awaitable[list[Candle]]]
 
 
-def subscribe_message(channel: str, product_ids: Sequence[str] | None, jwt: str | None) -> str:
-    body: dict[str, Any] = {"type": "subscribe", "channel": channel}
+def subscribe_message(channel: str, product_ids: Sequence[str] | None, jwt: str | None,
+                      kind: str = "subscribe") -> str:
+    body: dict[str, Any] = {"type": kind, "channel": channel}
     if product_ids:
         body["product_ids"] = list(product_ids)
     if jwt:
@@ -74,9 +76,17 @@ class _Sequenced:
 
 
 class MarketSession(_Sequenced):
+    """``ticker`` (and ``candles`` at five minutes, else REST polls) for a set of products that can change
+    on the open connection (:class:`~exchanges._stream.PairSession`): ``add`` subscribes the new product,
+    ``remove`` unsubscribes it, a reconnect subscribes the set as it is then. Messages of a removed
+    product still in flight are dropped."""
+
     def __init__(self, ws_url: str, products: Sequence[CoinbaseProduct], timeframe_s: int, clock: Clock,
-                 jwt: Callable[[], str | None], rest_candles: CandleSource, close_grace_s: float = 2.0) -> None:
+                 jwt: Callable[[], str | None], rest_candles: CandleSource, close_grace_s: float = 2.0,
+                 resolve: Callable[[str], Awaitable[CoinbaseProduct]] | None = None) -> None:
         super().__init__()
+        self._resolve = resolve
+        self._ws: ClientConnection | None = None
         self.name = "coinbase:market"
         self._url = ws_url
         self.products = list(products)
@@ -99,26 +109,53 @@ class MarketSession(_Sequenced):
     async def on_open(self, ws: ClientConnection) -> None:
         if not self.streams_candles and self._next_poll is None:
             self._next_poll = self._bar_start(self.clock.now()) + timedelta(seconds=self.timeframe_s) + self.grace
-        ids = [p.product_id for p in self.products]
+        self._ws = ws
         await ws.send(subscribe_message("heartbeats", None, self._jwt()))
-        await ws.send(subscribe_message("ticker", ids, self._jwt()))
-        if self.streams_candles:
-            await ws.send(subscribe_message("candles", ids, self._jwt()))
+        for message in self._subscribes([p.product_id for p in self.products]):
+            await ws.send(message)
+
+    def _subscribes(self, ids: list[str], kind: str = "subscribe") -> list[str]:
+        channels = ("ticker", "candles") if self.streams_candles else ("ticker",)
+        return [subscribe_message(channel, ids, self._jwt(), kind) for channel in channels]
+
+    async def add(self, pair: str) -> None:
+        """Stream ``pair`` from now on; raises UnknownPair for a product Coinbase does not list."""
+        if any(p.pair == pair for p in self.products):
+            return
+        if self._resolve is None:
+            raise ExchangeError(f"{self.name}: this stream was built without symbols; cannot add {pair}")
+        found = await self._resolve(pair)
+        self._pair[found.product_id] = found.pair
+        self.products.append(found)
+        await send_quietly(self._ws, self.name, *self._subscribes([found.product_id]))
+
+    async def remove(self, pair: str) -> None:
+        gone = [p for p in self.products if p.pair == pair]
+        if not gone:
+            return
+        self.products = [p for p in self.products if p.pair != pair]
+        self.closer.forget(pair)
+        await send_quietly(self._ws, self.name, *self._subscribes([gone[0].product_id], "unsubscribe"))
 
     async def on_message(self, raw: str | bytes) -> Sequence[Any]:
         msg = self._envelope(raw)
         channel = msg.get("channel")
         out: list[Any] = []
+        streamed = {p.pair for p in self.products}
         try:
             if channel == "ticker":
                 ts = utc_from_iso(msg["timestamp"]) if msg.get("timestamp") else self.clock.now()
                 for event in msg.get("events") or ():
                     for t in event.get("tickers") or ():
+                        if self._pair_of(t["product_id"]) not in streamed:
+                            continue  # unsubscribed; its last messages were in flight
                         out.append(Ticker(self._pair_of(t["product_id"]), dec(t["best_bid"]), dec(t["best_ask"]),
                                           dec(t["price"]), ts))
             elif channel == "candles" and self.streams_candles:
                 for event in msg.get("events") or ():
                     for c in event.get("candles") or ():
+                        if self._pair_of(c["product_id"]) not in streamed:
+                            continue
                         candle = Candle(self._pair_of(c["product_id"]), WS_CANDLE_S, utc_from_epoch(c["start"]),
                                         dec(c["open"]), dec(c["high"]), dec(c["low"]), dec(c["close"]),
                                         dec(c["volume"]))
@@ -151,7 +188,7 @@ class MarketSession(_Sequenced):
             return []
         out: list[Candle] = []
         try:
-            for p in self.products:
+            for p in list(self.products):
                 since = self.closer.last_closed(p.pair) or bar_start - 2 * span  # exclusive
                 out.extend(self.closer.update_many(await self._rest_candles(p.pair, since)))
         except TemporaryError as exc:
@@ -166,11 +203,12 @@ class MarketSession(_Sequenced):
 
     def on_disconnect(self) -> None:
         super().on_disconnect()
+        self._ws = None
         self.closer.drop_running()
 
     async def resync(self) -> Sequence[Any]:
         out: list[Any] = []
-        for p in self.products:
+        for p in list(self.products):
             since = self.closer.last_closed(p.pair)
             if since is not None:
                 out.extend(self.closer.update_many(await self._rest_candles(p.pair, since)))

@@ -16,8 +16,8 @@ from exchanges.errors import (
 )
 
 
-class KrakenApiError(Exception):
-    """The venue's own words, kept as the ``__cause__`` of the translated error."""
+class KrakenApiError(ExchangeError):
+    """The venue's own words, kept as the ``__cause__`` of the translated error (never raised itself)."""
 
     def __init__(self, errors: Sequence[str]) -> None:
         super().__init__("; ".join(errors))
@@ -26,6 +26,8 @@ class KrakenApiError(Exception):
 
 _RATE = ("EAPI:Rate limit exceeded", "EOrder:Rate limit exceeded", "EGeneral:Too many requests",
          "EGeneral:Temporary lockout", "EAPI:Temporary lockout")
+
+
 class InvalidNonce(AuthError):
     """Kraken refused the nonce as not larger than the last it saw for the key (``EAPI:Invalid nonce``).
 

@@ -1,4 +1,4 @@
-"""Kraken spot as an :class:`exchanges.base.Exchange`.
+"""Kraken spot as an :class:`exchanges.base.LiveExchange`.
 
 Order submission is the one call never simply retried: a submit whose answer was lost may have
 been accepted. ``place_order`` therefore looks the order up by its client id (Kraken
@@ -19,24 +19,41 @@ from typing import Any
 import httpx
 from pydantic import SecretStr
 
-from exchanges._http import Backoff, Clock, RetryPolicy, Sleep, SystemClock, epoch_seconds, stripped, utc_from_epoch
-from exchanges._stream import run_feed
+from exchanges._http import epoch_seconds, stripped, utc_from_epoch
+from exchanges._stream import StreamFeed, run_feed
 from exchanges._validate import check_order
 from exchanges.base import (
-    Balance, Candle, Capabilities, Fill, FillsPage, Market, MarketEvent, Order, OrderBook, OrderRequest,
-    OrderType, Ticker,
+    Balance,
+    Candle,
+    Capabilities,
+    Fill,
+    FillsPage,
+    Market,
+    Order,
+    OrderBook,
+    OrderRequest,
+    OrderType,
+    PreflightCheck,
+    PrivateEvent,
+    Ticker,
 )
+from exchanges.clock import Clock, SystemClock
 from exchanges.errors import (
-    ExchangeError, InvalidOrder, MalformedResponse, OrderNotFound, RateLimited, TemporaryError,
+    ExchangeError,
+    InvalidOrder,
+    MalformedResponse,
+    OrderNotFound,
+    TemporaryError,
 )
 from exchanges.kraken import parse
 from exchanges.kraken.auth import Nonces, NonceSource, venue_client_id
-from exchanges.kraken.preflight import run_preflight
+from exchanges.kraken.preflight import venue_time, withdraw_check
 from exchanges.kraken.ratelimit import TIERS, DecayCounter, Tier
 from exchanges.kraken.rest import KrakenRest
-from exchanges.kraken.symbols import KrakenSymbols
+from exchanges.kraken.symbols import KrakenPair, KrakenSymbols
 from exchanges.kraken.ws import BookSession, ExecutionsSession, MarketSession
-from exchanges.preflight import PreflightCheck
+from exchanges.preflight import run_preflight
+from exchanges.retry import DEFAULT_RETRY, WS_RECONNECT, Backoff, RetryPolicy, Sleep, submit_with_lookup
 
 log = logging.getLogger(__name__)
 
@@ -66,13 +83,13 @@ class KrakenExchange:
         ws_auth_url: str = DEFAULT_WS_AUTH_URL,
         tier: str | Tier = "starter",
         clock: Clock | None = None,
-        retry: RetryPolicy = RetryPolicy(),
+        retry: RetryPolicy = DEFAULT_RETRY,
         submit_attempts: int = 3,
-        ws_backoff: Backoff = Backoff(initial_s=1.0, max_s=60.0),
+        ws_backoff: Backoff = WS_RECONNECT,
         ws_idle_timeout_s: float = 10.0,
         close_grace_s: float = 2.0,
         request_timeout_s: float = 10.0,
-        nonces: Nonces | None = None,  # None: in memory only (tests, tools); the service stores them (core/live.py)
+        nonces: Nonces | None = None,  # None: in memory only (tests, tools); the service stores them (core/app/live.py)
         max_clock_skew_s: float = 5.0,
         sleep: Sleep = asyncio.sleep,
         transport: httpx.AsyncBaseTransport | None = None,
@@ -200,26 +217,16 @@ class KrakenExchange:
                               limit_price=request.limit_price, created_at=self.clock.now())
 
     async def _submit(self, data: dict[str, str], venue_cid: str, cid: str) -> str | Order:
-        for attempt in range(1, self.submit_attempts + 1):
+        async def add_order() -> str:
+            result = await self.rest.private("AddOrder", data, retry=False)
             try:
-                result = await self.rest.private("AddOrder", data, retry=False)
-                try:
-                    return str(result["txid"][0])
-                except (KeyError, IndexError, TypeError) as exc:
-                    raise MalformedResponse("Kraken AddOrder: no txid in the reply") from exc
-            except TemporaryError as exc:
-                # The answer is lost, not necessarily the order: look before trying again.
-                log.warning("AddOrder for %s failed ambiguously (%s); looking it up", cid, exc)
-                found = await self._find(venue_cid)
-                if found is not None:
-                    return found
-                if attempt == self.submit_attempts:
-                    raise
-                wait = self.retry.backoff.delay(attempt - 1)
-                if isinstance(exc, RateLimited) and exc.retry_after:
-                    wait = max(wait, exc.retry_after)
-                await self._sleep(wait)
-        raise AssertionError("unreachable")
+                return str(result["txid"][0])
+            except (KeyError, IndexError, TypeError) as exc:
+                raise MalformedResponse("Kraken AddOrder: no txid in the reply") from exc
+
+        policy = RetryPolicy(self.submit_attempts, self.retry.backoff)
+        return await submit_with_lookup(add_order, lambda: self._find(venue_cid), policy,
+                                        what=f"AddOrder for {cid}", sleep=self._sleep)
 
     async def fetch_order(self, pair: str, client_order_id: str) -> Order | None:
         venue_cid = venue_client_id(client_order_id)
@@ -326,20 +333,25 @@ class KrakenExchange:
     async def _gap_candles(self, pair: str, after: datetime, timeframe_s: int) -> list[Candle]:
         return [c for c in await self.candles(pair, timeframe_s, since=after, limit=720) if c.ts > after]
 
-    async def market_events(self, pairs: list[str], timeframe_s: int) -> AsyncIterator[MarketEvent]:
+    def market_events(self, pairs: list[str], timeframe_s: int) -> StreamFeed:
         """Closed candles and tickers for ``pairs`` from WebSocket v2, with ``FeedStatus`` on
-        disconnect/reconnect and REST gap fill in between (see :mod:`exchanges._stream`)."""
-        symbols = await self.symbols()
-        self.ohlc_params("", timeframe_s, None)  # validates the timeframe before connecting
+        disconnect/reconnect and REST gap fill in between (see :mod:`exchanges._stream`). Pairs can be
+        added and removed while it runs (:class:`~exchanges.base.PairSubscriptions`)."""
 
         async def gap(pair: str, after: datetime) -> list[Candle]:
             return await self._gap_candles(pair, after, timeframe_s)
 
-        session = MarketSession(self.ws_url, [symbols.by_pair(p) for p in pairs], timeframe_s, self.clock, gap,
-                                self.close_grace_s)
-        async for event in run_feed(session, clock=self.clock, backoff=self.ws_backoff,
-                                    idle_timeout_s=self.ws_idle_timeout_s, sleep=self._sleep):
-            yield event
+        async def resolve(pair: str) -> KrakenPair:
+            return (await self.symbols()).by_pair(pair)
+
+        async def build() -> MarketSession:
+            symbols = await self.symbols()
+            self.ohlc_params("", timeframe_s, None)  # validates the timeframe before connecting
+            return MarketSession(self.ws_url, [symbols.by_pair(p) for p in pairs], timeframe_s, self.clock, gap,
+                                 self.close_grace_s, resolve=resolve)
+
+        return StreamFeed(build, clock=self.clock, backoff=self.ws_backoff, idle_timeout_s=self.ws_idle_timeout_s,
+                          sleep=self._sleep)
 
     async def book_events(self, pairs: list[str], depth: int = 10) -> AsyncIterator[OrderBook | Any]:
         """Order books kept from the ``book`` channel, one :class:`OrderBook` per change."""
@@ -356,7 +368,7 @@ class KrakenExchange:
         except (KeyError, TypeError) as exc:
             raise MalformedResponse("Kraken GetWebSocketsToken: no token") from exc
 
-    async def private_events(self) -> AsyncIterator[Order | Fill | Any]:
+    async def private_events(self) -> AsyncIterator[PrivateEvent]:
         """Own fills and order updates from the private ``executions`` stream, plus ``FeedStatus``.
 
         Fills missed while disconnected are fetched from ``TradesHistory`` on reconnect.
@@ -375,4 +387,7 @@ class KrakenExchange:
 
     async def preflight(self, pairs: Sequence[str]) -> list[PreflightCheck]:
         """Keys, withdrawal permission, clock skew, balances and minimum order per pair."""
-        return await run_preflight(self, list(pairs))
+        return await run_preflight(self, list(pairs), clock=self.clock, max_skew_s=self.max_clock_skew_s,
+                                   holdings="asset(s) in the account",
+                                   permission=lambda keys_ok: withdraw_check(self.rest, keys_ok=keys_ok),
+                                   venue_time=lambda: venue_time(self.rest))

@@ -35,6 +35,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from persistence.db import Database
 from persistence.models.ops import ApiNonceRow
+from persistence.upsert import table_of
 
 log = logging.getLogger(__name__)
 
@@ -126,17 +127,17 @@ class StoredNonces:
     async def _advance(self, floor: int) -> int:
         """One atomic upsert: the new high-water mark, at least ``floor - 1 + block`` and above every
         block reserved before."""
-        table = ApiNonceRow.__table__  # type: ignore[attr-defined]
+        table = table_of(ApiNonceRow)
         pg = not self.db.is_sqlite
         insert = postgresql.insert(table) if pg else sqlite.insert(table)
         greatest = func.greatest if pg else func.max  # SQLite's two-argument max() is scalar
         base = floor - 1
-        stmt = insert.values(key_hash=self.key_hash, venue=self.venue, high_water=base + self.block_us,
-                             updated_at=datetime.now(UTC))
-        stmt = stmt.on_conflict_do_update(
+        row = insert.values(key_hash=self.key_hash, venue=self.venue, high_water=base + self.block_us,
+                            updated_at=datetime.now(UTC))
+        stmt = row.on_conflict_do_update(
             index_elements=["key_hash"],
             set_={"high_water": greatest(table.c.high_water, base) + self.block_us,
-                  "updated_at": stmt.excluded.updated_at},
+                  "updated_at": row.excluded.updated_at},
         ).returning(table.c.high_water)
         async with self.db.begin() as conn:
             return int((await conn.execute(stmt)).scalar_one())

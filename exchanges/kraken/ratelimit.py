@@ -4,6 +4,12 @@ Kraken adds to a counter per call (2 for ledger and trade-history queries, 1 for
 nothing for placing and cancelling orders, which have their own per-pair limits) and lets it decay
 at a rate that depends on the account tier. Going over the tier's maximum earns
 ``EAPI:Rate limit exceeded`` and, repeated, a temporary lockout.
+
+This is a leaky bucket, but not aiolimiter's (which paces Coinbase): Kraken's answer "over the limit"
+must *fill* our mirror at once (:meth:`DecayCounter.saturate`) and tell how long one call has to wait
+(the ``retry_after`` of the :class:`~exchanges.errors.RateLimited` we raise), which ``AsyncLimiter``
+offers only through its private ``_level``; and ``AsyncLimiter`` reads the event loop's clock, so the
+tier arithmetic could no longer be tested with an injected clock (tests/exchanges/kraken).
 """
 
 from __future__ import annotations

@@ -20,21 +20,12 @@ from urllib.parse import urlencode
 import httpx
 from pydantic import SecretStr
 
-from exchanges._http import (
-    NO_RETRY,
-    HttpStatusError,
-    RetryPolicy,
-    Sleep,
-    http_status_error,
-    loads,
-    reveal,
-    transport_error,
-    with_retries,
-)
+from exchanges._http import HttpStatusError, RestClient, http_status_error, loads, reveal
 from exchanges.errors import AuthError, ExchangeError, MalformedResponse, RateLimited
 from exchanges.kraken._errors import InvalidNonce, KrakenApiError, translate
 from exchanges.kraken.auth import Nonces, sign
 from exchanges.kraken.ratelimit import DecayCounter, call_cost
+from exchanges.retry import NO_RETRY, RetryPolicy, Sleep, with_retries
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +44,7 @@ class PreparedRequest:
     headers: dict[str, str] = field(repr=False)
 
 
-class KrakenRest:
+class KrakenRest(RestClient):
     def __init__(
         self,
         *,
@@ -67,29 +58,14 @@ class KrakenRest:
         sleep: Sleep = asyncio.sleep,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
-        self.base_url = base_url.rstrip("/")
+        super().__init__(base_url=base_url, timeout_s=timeout_s, transport=transport)
         self._key = api_key
         self._secret = api_secret
         self.nonces = nonces
         self.counter = counter
         self.retry = retry
-        self._timeout = timeout_s
         self._sleep = sleep
-        self._transport = transport
-        self._client: httpx.AsyncClient | None = None
         self._private_lock = asyncio.Lock()
-
-    # -- lifecycle ------------------------------------------------------------------------------
-
-    async def open(self) -> None:
-        if self._client is None:
-            self._client = httpx.AsyncClient(timeout=self._timeout, transport=self._transport,
-                                             headers={"User-Agent": "tradectl"})
-
-    async def close(self) -> None:
-        if self._client is not None:
-            client, self._client = self._client, None
-            await client.aclose()
 
     @property
     def has_credentials(self) -> bool:
@@ -122,7 +98,7 @@ class KrakenRest:
         url = self.public_url(method, params)
 
         async def once() -> Any:
-            return self._decode(await self._send("GET", url, what), what)
+            return self._decode(await self.send("GET", url, what), what)
 
         return await with_retries(once, self.retry if retry else NO_RETRY, what=what, sleep=self._sleep)
 
@@ -135,7 +111,7 @@ class KrakenRest:
             if not self.has_credentials:
                 raise AuthError(f"{what}: no API key configured")
             request = self.prepare_private(method, data, await self.nonces.issue())
-            response = await self._send("POST", request.url, what, content=request.body, headers=request.headers)
+            response = await self.send("POST", request.url, what, content=request.body, headers=request.headers)
             return self._decode(response, what)
 
         async def once() -> Any:
@@ -151,15 +127,6 @@ class KrakenRest:
                     return await signed()
 
         return await with_retries(once, self.retry if retry else NO_RETRY, what=what, sleep=self._sleep)
-
-    async def _send(self, verb: str, url: str, what: str, **kwargs: Any) -> httpx.Response:
-        if self._client is None:
-            await self.open()
-        assert self._client is not None
-        try:
-            return await self._client.request(verb, url, **kwargs)
-        except httpx.HTTPError as exc:
-            raise transport_error(exc, what) from exc
 
     def _decode(self, response: httpx.Response, what: str) -> Any:
         status = response.status_code

@@ -19,9 +19,10 @@ from typing import Any
 
 from websockets.asyncio.client import ClientConnection
 
-from exchanges._http import Clock, dec, dec_or_zero, loads, utc_from_iso
-from exchanges._stream import CandleCloser
+from exchanges._http import dec, dec_or_zero, loads, utc_from_iso
+from exchanges._stream import CandleCloser, send_quietly
 from exchanges.base import Candle, Fill, Order, OrderBook, OrderType, Side, Ticker
+from exchanges.clock import Clock
 from exchanges.errors import ExchangeError, MalformedResponse, UnknownPair
 from exchanges.kraken.parse import average_price, order_status
 from exchanges.kraken.symbols import KrakenPair
@@ -119,11 +120,24 @@ def check_ack(msg: Mapping[str, Any]) -> None:
 CandleSource = Callable[[str, datetime], Awaitable[list[Candle]]]
 
 
+def unsubscribe_message(channel: str, symbols: Sequence[str], **params: Any) -> str:
+    return json.dumps({"method": "unsubscribe", "params": {"channel": channel, "symbol": list(symbols), **params},
+                       "req_id": next(_req_ids)})
+
+
 class MarketSession:
-    """``ohlc`` + ``ticker`` on one public connection; REST ``OHLC`` fills gaps after reconnects."""
+    """``ohlc`` + ``ticker`` on one public connection; REST ``OHLC`` fills gaps after reconnects.
+
+    Pairs change on the open connection (:class:`~exchanges._stream.PairSession`): ``add`` subscribes
+    both channels for the new symbol, ``remove`` unsubscribes them, and a reconnect subscribes the set as
+    it is then. A subscription refused for an added pair drops that pair (logged) instead of ending the
+    stream of the others; one refused at start still ends it, as before. Messages of a removed pair still
+    in flight are dropped.
+    """
 
     def __init__(self, ws_url: str, pairs: Sequence[KrakenPair], timeframe_s: int, clock: Clock,
-                 rest_candles: CandleSource, close_grace_s: float = 2.0) -> None:
+                 rest_candles: CandleSource, close_grace_s: float = 2.0,
+                 resolve: Callable[[str], Awaitable[KrakenPair]] | None = None) -> None:
         self.name = "kraken:market"
         self._url = ws_url
         self.pairs = list(pairs)
@@ -132,22 +146,63 @@ class MarketSession:
         self.parser = KrakenWsParser(names, timeframe_s, clock)
         self.closer = CandleCloser(timeframe_s, clock, close_grace_s)
         self._rest_candles = rest_candles
+        self._resolve = resolve
+        self._ws: ClientConnection | None = None
+        self._added_reqs: dict[int, str] = {}  # req_id of a runtime subscribe -> its pair
 
     async def url(self) -> str:
         return self._url
 
+    def _subscribes(self, symbols: list[str]) -> tuple[str, str]:
+        return (subscribe_message("ohlc", symbols, interval=self.timeframe_s // 60, snapshot=True),
+                subscribe_message("ticker", symbols))
+
     async def on_open(self, ws: ClientConnection) -> None:
-        symbols = [p.ws_symbol for p in self.pairs]
-        await ws.send(subscribe_message("ohlc", symbols, interval=self.timeframe_s // 60, snapshot=True))
-        await ws.send(subscribe_message("ticker", symbols))
+        self._ws = ws
+        for message in self._subscribes([p.ws_symbol for p in self.pairs]):
+            await ws.send(message)
+
+    async def add(self, pair: str) -> None:
+        """Stream ``pair`` from now on (see the class docstring); raises UnknownPair for a symbol Kraken
+        does not list (nothing changed)."""
+        if any(p.pair == pair for p in self.pairs):
+            return
+        if self._resolve is None:
+            raise ExchangeError(f"{self.name}: this stream was built without symbols; cannot add {pair}")
+        found = await self._resolve(pair)
+        self.parser.pair_by_symbol |= {found.wsname: found.pair, found.ws_symbol: found.pair}
+        self.pairs.append(found)
+        messages = self._subscribes([found.ws_symbol])
+        for message in messages:
+            self._added_reqs[json.loads(message)["req_id"]] = pair
+        await send_quietly(self._ws, self.name, *messages)
+
+    async def remove(self, pair: str) -> None:
+        gone = [p for p in self.pairs if p.pair == pair]
+        if not gone:
+            return
+        self.pairs = [p for p in self.pairs if p.pair != pair]
+        self.closer.forget(pair)
+        symbols = [gone[0].ws_symbol]
+        await send_quietly(self._ws, self.name, unsubscribe_message("ohlc", symbols, interval=self.timeframe_s // 60),
+                           unsubscribe_message("ticker", symbols))
 
     async def on_message(self, raw: str | bytes) -> Sequence[Any]:
         msg = loads(raw, what="Kraken WebSocket message")
         if isinstance(msg, dict) and "method" in msg:
+            req_id = msg.get("req_id")
+            added = self._added_reqs.pop(req_id, None) if isinstance(req_id, int) else None
+            if added is not None and msg.get("success") is False:
+                log.warning("%s: %s refused (%s); it is not streamed", self.name, added, msg.get("error"))
+                await self.remove(added)
+                return ()
             check_ack(msg)
             return ()
         events: list[Any] = []
+        streamed = {p.pair for p in self.pairs}
         for item in self.parser.parse_message(msg):
+            if item.pair not in streamed:
+                continue  # unsubscribed; its last messages were in flight
             if isinstance(item, Candle):
                 events.extend(self.closer.update(item))
             else:
@@ -158,11 +213,13 @@ class MarketSession:
         return self.closer.tick()
 
     def on_disconnect(self) -> None:
+        self._ws = None
+        self._added_reqs.clear()  # the next connection's subscribe answers for the whole set
         self.closer.drop_running()
 
     async def resync(self) -> Sequence[Any]:
         out: list[Any] = []
-        for p in self.pairs:
+        for p in list(self.pairs):
             since = self.closer.last_closed(p.pair)
             if since is not None:
                 out.extend(self.closer.update_many(await self._rest_candles(p.pair, since)))

@@ -13,16 +13,27 @@ import uuid
 from collections import deque
 from datetime import datetime, timedelta
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
+from typing import TypeVar
 
 from exchanges.base import Candle, Fill, Market, OrderBook, OrderRequest, OrderStatus, OrderType, Side, Ticker
 from exchanges.clock import Clock
 from exchanges.errors import InsufficientFunds, InvalidOrder, TemporaryError, UnknownPair
 from exchanges.paper.model import (
-    BPS, ZERO, BalanceState, MarketRules, PaperOrder, floor_to_step, market_headroom, on_step, quote_fee,
-    reservation, slipped_price,
+    BPS,
+    ZERO,
+    BalanceState,
+    MarketRules,
+    PaperOrder,
+    floor_to_step,
+    market_headroom,
+    on_step,
+    quote_fee,
+    reservation,
+    slipped_price,
 )
 
 log = logging.getLogger("tradectl.paper")
+V = TypeVar("V")
 Snapshot = dict[str, tuple[Decimal, Decimal]]
 Cursor = tuple[datetime, Decimal]  # (open time of the last candle matched, its liquidity left)
 MarketState = tuple[datetime | None, Decimal | None, Decimal | None, tuple[Decimal, datetime] | None]
@@ -30,14 +41,16 @@ MarketState = tuple[datetime | None, Decimal | None, Decimal | None, tuple[Decim
 
 class PaperBook:
     def __init__(self, markets: dict[str, Market], *, slippage_bps: Decimal, impact_bps: Decimal,
-                 volume_share: Decimal, clock: Clock, history: int) -> None:
+                 volume_share: Decimal, clock: Clock, history: int, limit_through: bool = False) -> None:
         self.markets = markets
+        self.limit_through = limit_through
         self.slippage_bps, self.impact_bps, self.volume_share = slippage_bps, impact_bps, volume_share
         self.headroom = market_headroom(slippage_bps, impact_bps, volume_share)
         self.clock = clock
         self.balances: dict[str, BalanceState] = {}
         self.open: dict[str, PaperOrder] = {}
         self.marks: dict[str, tuple[Decimal, datetime]] = {}
+        self.quotes: dict[str, tuple[Decimal, Decimal]] = {}  # best bid and ask, from a live feed's tickers
         self.volume: dict[str, Decimal] = {}
         self.liquidity: dict[str, Decimal] = {}
         self.history: dict[str, deque[Candle]] = {pair: deque(maxlen=history) for pair in markets}
@@ -87,6 +100,9 @@ class PaperBook:
     def ticker(self, pair: str) -> Ticker:
         market = self.market(pair)
         last, ts = self.mark(pair)
+        quote = self.quotes.get(pair)
+        if quote is not None:
+            return Ticker(pair=pair, bid=quote[0], ask=quote[1], last=last, ts=ts)
         return Ticker(pair=pair, bid=self._slipped(last, Side.SELL, ZERO, market),
                       ask=self._slipped(last, Side.BUY, ZERO, market), last=last, ts=ts)
 
@@ -119,12 +135,13 @@ class PaperBook:
             if request.limit_price is None or request.limit_price <= 0:
                 raise InvalidOrder("a limit order needs a positive limit price")
             if not on_step(request.limit_price, market.price_tick):
-                raise InvalidOrder(f"limit price {request.limit_price} is not a multiple of the tick {market.price_tick}")
+                raise InvalidOrder(f"limit price {request.limit_price} is not a multiple of the tick "
+                                   f"{market.price_tick}")
             ref = request.limit_price
         elif request.limit_price is not None:
             raise InvalidOrder("a market order takes no limit price")
         else:
-            ref = self.mark(market.pair)[0]
+            ref = self.reference(market.pair, request.side)
         if qty * ref < market.min_notional:
             raise InvalidOrder(f"order value {qty * ref} {market.quote} is below the minimum {market.min_notional}")
         now = self.clock.now()
@@ -134,8 +151,8 @@ class PaperBook:
         currency, needed = reservation(order, market, self.headroom)
         bal = self.balances.get(currency, BalanceState(ZERO, ZERO))
         if needed > bal.total - bal.locked:
-            raise InsufficientFunds(f"{request.side.value} {qty} {market.pair} needs {needed.normalize():f} {currency}, "
-                                    f"{(bal.total - bal.locked).normalize():f} available")
+            raise InsufficientFunds(f"{request.side.value} {qty} {market.pair} needs {needed.normalize():f} "
+                                    f"{currency}, {(bal.total - bal.locked).normalize():f} available")
         return order
 
     def add(self, order: PaperOrder, *, fill_now: bool) -> list[Fill]:
@@ -148,7 +165,7 @@ class PaperBook:
         qty = self._fillable(order, market)
         if qty <= 0:
             return []
-        price = self._slipped(self.marks[order.pair][0], order.side, qty, market)
+        price = self._slipped(self.reference(order.pair, order.side), order.side, qty, market)
         if order.type is OrderType.LIMIT:
             price = min(price, order.ref_price) if order.side is Side.BUY else max(price, order.ref_price)
         fill = self._fill(order, market, qty, price, "taker")
@@ -178,11 +195,9 @@ class PaperBook:
         history = self.history.get(pair)
         while history and (last is None or history[-1].ts > last):
             history.pop()
-        for table, value in ((self.volume, volume), (self.liquidity, liquidity), (self.marks, mark)):
-            if value is None:
-                table.pop(pair, None)  # type: ignore[attr-defined]
-            else:
-                table[pair] = value  # type: ignore[index]
+        _put(self.volume, pair, volume)
+        _put(self.liquidity, pair, liquidity)
+        _put(self.marks, pair, mark)
 
     def on_candle(self, candle: Candle) -> tuple[list[PaperOrder], list[Fill]] | None:
         """Match the pair's resting orders against a new candle; None when the candle is not new.
@@ -213,24 +228,72 @@ class PaperBook:
                 continue
             if order.type is OrderType.MARKET:
                 fill = self._fill(order, market, qty, self._slipped(candle.open, order.side, qty, market), "taker")
-            elif (candle.low <= order.ref_price) if order.side is Side.BUY else (candle.high >= order.ref_price):
+            elif self._crossed(order, candle.low if order.side is Side.BUY else candle.high):
                 fill = self._fill(order, market, qty, order.ref_price, "maker")
             else:
                 continue
             touched.append(order)
             fills.extend([fill] if fill else [])
-        self.marks[pair] = (candle.close, candle.ts + timedelta(seconds=candle.timeframe_s))
+        end = candle.ts + timedelta(seconds=candle.timeframe_s)
+        if pair not in self.marks or self.marks[pair][1] <= end:  # a live ticker after the candle is newer
+            self.marks[pair] = (candle.close, end)
+        return touched, fills
+
+    def on_ticker(self, ticker: Ticker) -> tuple[list[PaperOrder], list[Fill]]:
+        """A live quote: the new last price and best bid/ask, then the pair's resting orders matched.
+
+        Market orders still waiting fill at the ask (buys) or bid (sells) plus slippage, limits fill
+        at their limit when the last trade went through them; both within the liquidity the last
+        candle left (a ticker carries no traded volume of its own).
+        """
+        pair = ticker.pair
+        if pair not in self.markets:
+            return [], []
+        self.marks[pair] = (ticker.last, ticker.ts)
+        if 0 < ticker.bid <= ticker.ask:
+            self.quotes[pair] = (ticker.bid, ticker.ask)
+        market = self.markets[pair]
+        touched: list[PaperOrder] = []
+        fills: list[Fill] = []
+        for order in [o for o in self.open.values() if o.pair == pair]:
+            qty = self._fillable(order, market)
+            if qty <= 0:
+                continue
+            if order.type is OrderType.MARKET:
+                price = self._slipped(self.reference(pair, order.side), order.side, qty, market)
+                fill = self._fill(order, market, qty, price, "taker")
+            elif self._crossed(order, ticker.last):
+                fill = self._fill(order, market, qty, order.ref_price, "maker")
+            else:
+                continue
+            touched.append(order)
+            fills.extend([fill] if fill else [])
         return touched, fills
 
     # -- matching ----------------------------------------------------------------------------
+
+    def reference(self, pair: str, side: Side) -> Decimal:
+        """The price a taker trades against: the best ask (buy) or bid (sell) when a live feed
+        quotes the pair, else the last price."""
+        quote = self.quotes.get(pair)
+        if quote is not None:
+            return quote[1] if side is Side.BUY else quote[0]
+        return self.mark(pair)[0]
+
+    def _crossed(self, order: PaperOrder, price: Decimal) -> bool:
+        """Whether a trade at ``price`` reaches a resting limit: touching it, or (``limit_through``)
+        going through it, which is what a live feed's paper venue asks for."""
+        if order.side is Side.BUY:
+            return price < order.ref_price if self.limit_through else price <= order.ref_price
+        return price > order.ref_price if self.limit_through else price >= order.ref_price
 
     def _marketable(self, order: PaperOrder) -> bool:
         if order.type is OrderType.MARKET:
             return True
         if order.pair not in self.marks:
             return False
-        last = self.marks[order.pair][0]
-        return order.ref_price >= last if order.side is Side.BUY else order.ref_price <= last
+        ref = self.reference(order.pair, order.side)
+        return order.ref_price >= ref if order.side is Side.BUY else order.ref_price <= ref
 
     def _fillable(self, order: PaperOrder, market: Market) -> Decimal:
         left = self.liquidity.get(order.pair)
@@ -290,3 +353,11 @@ def _tick(value: Decimal, market: Market, rounding: str) -> Decimal:
 def _order_id() -> str:
     """Unique, and sorting in creation order among orders placed at the same simulated instant."""
     return f"{time.time_ns():016x}{uuid.uuid4().hex[:16]}"
+
+
+def _put(table: dict[str, V], pair: str, value: V | None) -> None:
+    """Set ``table[pair]``, or forget it when ``value`` is None."""
+    if value is None:
+        table.pop(pair, None)
+    else:
+        table[pair] = value

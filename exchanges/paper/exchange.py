@@ -26,10 +26,16 @@ Latency: every API call first sleeps ``latency_ms`` of wall time *outside* the v
 concurrent calls overlap as they would against a remote venue; only the in-memory update and the
 database write are serialised.
 
+Live feeds (paper trading on live prices, :mod:`core.app.paper_live`): the feed's tickers go to
+:meth:`PaperExchange.on_ticker`, which keeps the best bid and ask. Market orders then fill at the ask
+(buys) or the bid (sells) plus slippage instead of at the last price, :meth:`ticker` shows the real
+quotes, and resting orders are matched on every ticker too: a limit fills at its limit once the last
+trade went *through* it (``limit_through=True``, which the candles obey as well), within the
+liquidity the last candle left. A ticker's own fills have no cursor: tickers are never re-fed.
+
 The synthetic order book puts ``depth`` levels on each side of the last price, spaced by the same
 slippage and impact model that fills use, each sized ``volume_share * volume / depth`` of the last
-candle; sizes are 0 when no candle volume is known. Matching uses candles only; tickers fed through
-:meth:`on_ticker` move the last price but fill nothing by themselves.
+candle; sizes are 0 when no candle volume is known.
 
 Exactly once per candle: the fills a candle made and a per-pair cursor (that candle and the
 liquidity it has left) are stored in one transaction, so a candle fed again after a crash -- its
@@ -44,16 +50,26 @@ time-in-force, stop order or order expiry.
 
 from __future__ import annotations
 
-from typing import Any
-
 import asyncio
+from collections import deque
 from collections.abc import AsyncIterator, Mapping
 from datetime import datetime
 from decimal import Decimal
+from typing import Any
 
 from exchanges.base import (
-    Balance, Candle, Capabilities, FeedStatus, Fill, FillsPage, Market, MarketEvent, Order, OrderBook,
-    OrderRequest, Ticker,
+    Balance,
+    Candle,
+    Capabilities,
+    FeedStatus,
+    Fill,
+    FillsPage,
+    Market,
+    MarketEvent,
+    Order,
+    OrderBook,
+    OrderRequest,
+    Ticker,
 )
 from exchanges.clock import Clock, SystemClock
 from exchanges.errors import ExchangeError, OrderNotFound, TemporaryError
@@ -89,6 +105,7 @@ class PaperExchange:
         timeframe_s: int = 3600,
         history: int = 1000,
         fills_page: int = 500,
+        limit_through: bool = False,
     ) -> None:
         if not (ZERO < volume_share <= 1):
             raise ValueError("volume_share must be in (0, 1]")
@@ -102,7 +119,7 @@ class PaperExchange:
         self._store = PaperStore(db, venue)
         self._book = PaperBook({pair: rules.market(pair) for pair, rules in markets.items()},
                                slippage_bps=slippage_bps, impact_bps=impact_bps, volume_share=volume_share,
-                               clock=self.clock, history=history)
+                               clock=self.clock, history=history, limit_through=limit_through)
         self._seed = {c: Decimal(v) for c, v in (starting_balances or {}).items()}
         self._latency_s = latency_ms / 1000
         self._fills_page = fills_page
@@ -148,15 +165,23 @@ class PaperExchange:
     # -- market data in ----------------------------------------------------------------------
 
     async def on_market_event(self, event: MarketEvent) -> None:
-        """Engine market hook: candles are matched, tickers move the last price."""
+        """Engine market hook: candles and tickers move the price and match resting orders."""
         if isinstance(event, Candle):
             await self.on_candle(event)
         elif isinstance(event, Ticker):
             await self.on_ticker(event)
 
     async def on_ticker(self, ticker: Ticker) -> None:
-        if ticker.pair in self._book.markets:
-            self._book.marks[ticker.pair] = (ticker.last, ticker.ts)
+        """Take a live quote (last, best bid and ask) and match the pair's resting orders against it."""
+        await self._ensure_loaded()
+        saved: asyncio.Future[None] | None = None
+        async with self._lock:
+            before = self._book.snapshot()
+            touched, fills = self._book.on_ticker(ticker)
+            if touched:
+                saved = self._commit(touched, fills, before)
+        if saved is not None:
+            await saved
 
     async def on_candle(self, candle: Candle) -> None:
         """Match resting orders of the candle's pair against it, then take its close as last price.
@@ -185,6 +210,21 @@ class PaperExchange:
     async def markets(self) -> dict[str, Market]:
         await self._delay()
         return dict(self._book.markets)
+
+    async def open_market(self, pair: str, rules: MarketRules | None = None) -> Market:
+        """Trade ``pair`` from now on (``/pairs add``, see :class:`~exchanges.base.OpenMarkets`), with
+        ``rules`` -- the real venue's, when paper trades on a live feed -- or else the rules of the venue's
+        first market (replay has no venue to copy from). A market already traded is returned as it is."""
+        book = self._book
+        if pair not in book.markets:
+            if rules is None:
+                t = next(iter(book.markets.values()), None) or MarketRules().market(pair)
+                rules = MarketRules(min_qty=t.min_qty, qty_step=t.qty_step, price_tick=t.price_tick,
+                                    min_notional=t.min_notional, maker_fee=t.maker_fee, taker_fee=t.taker_fee)
+            book.markets[pair] = rules.market(pair)
+            book.history.setdefault(pair, deque(maxlen=next(iter(book.history.values())).maxlen if book.history
+                                                else None))
+        return book.markets[pair]
 
     async def balances(self) -> dict[str, Balance]:
         await self._delay()
@@ -249,8 +289,9 @@ class PaperExchange:
             after = int(cursor) if cursor else 0
         except ValueError as exc:
             raise ExchangeError(f"not a paper fills cursor: {cursor!r}") from exc
-        if not self._fills_dirty and cursor is not None and cursor == self._drained_at:
-            return FillsPage(fills=[], cursor=cursor)  # nothing stored since this cursor was drained
+        if not self._fills_dirty and cursor == self._drained_at:
+            # nothing stored since this cursor was drained (None: no fill was ever stored for this venue)
+            return FillsPage(fills=[], cursor=cursor)
         self._fills_dirty = False
         page = await self._store.fills_after(after, self._fills_page)
         new_cursor = str(page[-1][0]) if page else cursor
@@ -261,7 +302,7 @@ class PaperExchange:
         return FillsPage(fills=[f for _, f in page], cursor=new_cursor)
 
     async def ticker(self, pair: str) -> Ticker:
-        """Bid and ask sit ``slippage_bps`` either side of the last price."""
+        """The live feed's best bid and ask, else ``slippage_bps`` either side of the last price."""
         await self._delay()
         return self._book.ticker(pair)
 
@@ -329,7 +370,8 @@ class PaperExchange:
         record that it was matched are stored together.
         """
         fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        cursors = {p: cur for p in pairs if (cur := self._book.cursor(p)) is not None and cur != self._book.matched.get(p)}
+        cursors = {p: cur for p in pairs
+                   if (cur := self._book.cursor(p)) is not None and cur != self._book.matched.get(p)}
         self._pending.append((list(orders), list(fills), dict(self._book.changed_since(before)), cursors, fut))
         if self._flusher is None or self._flusher.done():
             self._flusher = asyncio.get_running_loop().create_task(self._flush(), name="paper:persist")

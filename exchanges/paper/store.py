@@ -13,21 +13,31 @@ from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from decimal import Decimal
 
+import sqlalchemy as sa
 from sqlmodel import col, select
 
 from exchanges.base import Fill, OrderStatus, OrderType, Side
 from exchanges.paper.model import ZERO, BalanceState, PaperOrder
 from persistence.db import Database
 from persistence.models import PaperBalanceRow, PaperFillRow, PaperOrderRow, RuntimeValue
-from persistence.upsert import insert_ignore, upsert
+from persistence.upsert import insert_ignore, table_of, upsert_rows
 
 OPEN_STATUSES = (OrderStatus.SUBMITTED.value, OrderStatus.PARTIALLY_FILLED.value)
+ORDER_COLUMNS = tuple(c.name for c in table_of(PaperOrderRow).columns)  # _to_values gives every one
 
 
 class PaperStore:
     def __init__(self, db: Database, venue: str) -> None:
         self.db = db
         self.venue = venue
+        # built once: every order placed or filled is saved, and building the statements each time
+        # cost more than running them on a backtest's database
+        dialect = db.dialect
+        self._save_order = upsert_rows(dialect, table_of(PaperOrderRow), ORDER_COLUMNS, ("client_order_id",))
+        self._save_fill = sa.insert(table_of(PaperFillRow))
+        self._save_balance = upsert_rows(dialect, table_of(PaperBalanceRow), ("venue", "currency", "total", "locked"),
+                                         ("venue", "currency"))
+        self._save_cursor = upsert_rows(dialect, table_of(RuntimeValue), ("key", "value", "updated_at"), ("key",))
 
     async def load(self, seed: Mapping[str, Decimal]) -> tuple[dict[str, BalanceState], list[PaperOrder]]:
         """Balances (seeded from ``seed`` when this venue has none yet) and the open orders."""
@@ -36,7 +46,7 @@ class PaperStore:
             if not rows and seed:
                 for currency, amount in seed.items():
                     values = {"venue": self.venue, "currency": currency, "total": Decimal(amount), "locked": ZERO}
-                    await s.exec(insert_ignore(self.db.dialect, PaperBalanceRow.__table__, values,  # type: ignore[call-overload]
+                    await s.exec(insert_ignore(self.db.dialect, table_of(PaperBalanceRow), values,
                                                ("venue", "currency")))
                 rows = (await s.exec(select(PaperBalanceRow).where(PaperBalanceRow.venue == self.venue))).all()
             balances = {r.currency: BalanceState(r.total, r.locked) for r in rows}
@@ -75,29 +85,29 @@ class PaperStore:
                    balances: Mapping[str, BalanceState],
                    cursors: Mapping[str, tuple[datetime, Decimal]] | None = None) -> None:
         """Write changed orders, new fills, changed balances and candle cursors in one transaction."""
-        dialect = self.db.dialect
-        async with self.db.session() as s:
-            for order in orders:
-                await s.exec(upsert(dialect, PaperOrderRow.__table__, _to_values(order, self.venue),  # type: ignore[call-overload]
-                                    ("client_order_id",)))
-            for fill in fills:
-                s.add(PaperFillRow(venue=self.venue, fill_id=fill.fill_id, client_order_id=fill.client_order_id,
-                                   venue_order_id=fill.venue_order_id, pair=fill.pair, side=fill.side.value,
-                                   qty=fill.qty, price=fill.price, fee=fill.fee, fee_currency=fill.fee_currency,
-                                   liquidity=fill.liquidity, ts=fill.ts))
-            for currency, bal in balances.items():
-                values = {"venue": self.venue, "currency": currency, "total": bal.total, "locked": bal.locked}
-                await s.exec(upsert(dialect, PaperBalanceRow.__table__, values, ("venue", "currency")))  # type: ignore[call-overload]
-            for pair, (ts, left) in (cursors or {}).items():
-                values = {"key": self._cursor_key(pair), "value": f"{ts.isoformat()}|{left}", "updated_at": datetime.now(UTC)}
-                await s.exec(upsert(dialect, RuntimeValue.__table__, values, ("key",)))  # type: ignore[call-overload]
+        order_rows = [_to_values(order, self.venue) for order in orders]
+        fill_rows = [{"venue": self.venue, "fill_id": f.fill_id, "client_order_id": f.client_order_id,
+                      "venue_order_id": f.venue_order_id, "pair": f.pair, "side": f.side.value, "qty": f.qty,
+                      "price": f.price, "fee": f.fee, "fee_currency": f.fee_currency, "liquidity": f.liquidity,
+                      "ts": f.ts} for f in fills]
+        balance_rows = [{"venue": self.venue, "currency": currency, "total": bal.total, "locked": bal.locked}
+                        for currency, bal in balances.items()]
+        now = datetime.now(UTC)
+        cursor_rows = [{"key": self._cursor_key(pair), "value": f"{ts.isoformat()}|{left}", "updated_at": now}
+                       for pair, (ts, left) in (cursors or {}).items()]
+        async with self.db.begin() as conn:
+            for stmt, rows in ((self._save_order, order_rows), (self._save_fill, fill_rows),
+                               (self._save_balance, balance_rows), (self._save_cursor, cursor_rows)):
+                if rows:
+                    await conn.execute(stmt, rows)
 
     async def fills_after(self, seq: int, limit: int) -> list[tuple[int, Fill]]:
-        async with self.db.read() as s:
-            stmt = (select(PaperFillRow)
-                    .where(PaperFillRow.venue == self.venue, col(PaperFillRow.seq) > seq)
-                    .order_by(col(PaperFillRow.seq)).limit(limit))
-            rows = (await s.exec(stmt)).all()
+        t = table_of(PaperFillRow).c  # plain rows: the engine reads every fill right after it is stored
+        stmt = (sa.select(t.seq, t.fill_id, t.client_order_id, t.venue_order_id, t.pair, t.side, t.qty, t.price, t.fee,
+                       t.fee_currency, t.ts, t.liquidity)
+                .where(t.venue == self.venue, t.seq > seq).order_by(t.seq).limit(limit))
+        async with self.db.connect() as conn:
+            rows = (await conn.execute(stmt)).all()
         return [(r.seq or 0, Fill(fill_id=r.fill_id, client_order_id=r.client_order_id,
                                   venue_order_id=r.venue_order_id, pair=r.pair, side=Side(r.side), qty=r.qty,
                                   price=r.price, fee=r.fee, fee_currency=r.fee_currency, ts=r.ts,

@@ -24,7 +24,7 @@ class ConfirmationRow(SQLModel, table=True):
 
     Closing it with outcome ``confirmed`` is the durable record of the intent; ``executed_at`` is set
     once the command has run (whatever its result). A row confirmed but not executed is an intent a
-    crash interrupted, which the engine completes on start (:mod:`core.confirmed`).
+    crash interrupted, which the engine completes on start (:mod:`core.trading.confirmed`).
     """
 
     __tablename__ = "confirmations"
@@ -43,6 +43,9 @@ class ConfirmationRow(SQLModel, table=True):
     outcome: str = Field(default="", max_length=16)
     executed_at: datetime | None = ts(nullable=True, default_now=False)
     result: str = Field(default="", max_length=200)
+    # where the prompt was posted ("<chat id>:<message id>" on Telegram, "<channel>:<ts>" on Slack,
+    # "<channel>:<message id>" on Discord), so a prompt nobody pressed loses its buttons once it expires
+    message_ref: str = Field(default="", max_length=200)
 
 
 class AuditRow(SQLModel, table=True):

@@ -9,11 +9,12 @@ from typing import Any
 import pytest
 
 from bot.app import build_dispatcher
-from bot.harness import ChatHarness, ManualClock
+from bot.harness import ChatHarness
 from bot.identity import Actor, ChatRef
-from core.settings_models import ChatSettings
+from core.settings.settings_models import ChatSettings
 from persistence.db import Database
 from tests.bot.fake_trading import FakeTrading
+from tests.fakes.clock import ManualClock
 
 ADMIN = Actor("telegram", "1", "alice")
 TRADER = Actor("telegram", "2", "bob")

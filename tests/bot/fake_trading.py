@@ -1,9 +1,9 @@
-"""An in-memory stand-in for the trading engine, implementing :class:`core.views.TradingService`.
+"""An in-memory stand-in for the trading engine, implementing :class:`core.trading.views.TradingService`.
 
 It is a fake, and says so: no venue, no orders, no market data. It records every intent it is
 given and changes its own state the way the engine does (pause keeps exits, resume is refused
 while killed, kill flattens and reports, rearm leaves trading paused), so the command core can be
-tested on its own. With a :class:`core.state.StateStore` the trading state is persisted like the
+tested on its own. With a :class:`core.trading.state.StateStore` the trading state is persisted like the
 engine's, which lets tests restart the chat side and see the state survive.
 """
 
@@ -12,14 +12,41 @@ from __future__ import annotations
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
-from core.intents import ClosedPosition, ClosePosition, CloseAll, Intent, IntentResult, Kill, PauseEntries, Rearm, Resume
-from core.state import KILLED, PAUSED, RUNNING, StateStore
-from core.views import (
-    BalanceView, HealthView, JobOutcome, JobRunSummary, JobView, PairPerformance, PeriodPnl, Period, PeriodUnit, PnlSummary, PositionView, StatusView,
-    ServiceUnavailable, TradeView,
+from core.trading.intents import (
+    CloseAll,
+    ClosedPosition,
+    ClosePosition,
+    Intent,
+    IntentResult,
+    Kill,
+    ListOrders,
+    ListPairs,
+    PairView,
+    PauseEntries,
+    Rearm,
+    Resume,
+)
+from core.trading.state import KILLED, PAUSED, RUNNING, StateStore
+from core.trading.views import (
+    BalanceView,
+    HealthView,
+    JobOutcome,
+    JobRunSummary,
+    JobView,
+    PairPerformance,
+    Period,
+    PeriodPnl,
+    PeriodUnit,
+    PnlSummary,
+    PositionView,
+    ServiceUnavailable,
+    StatusView,
+    TradeView,
 )
 
 T0 = datetime(2024, 1, 1, 12, 0, tzinfo=UTC)
+# intents that only read (answered through submit, see core.trading.intents)
+READ_ONLY = frozenset({"ListOrders", "ListPairs"})
 ZERO = Decimal(0)
 
 
@@ -43,10 +70,11 @@ class FakeTrading:
         self.closed: list[TradeView] = []
         self.fail_with: BaseException | None = None  # makes status() raise, to test internal failures
 
-    async def load(self) -> "FakeTrading":
+    async def load(self) -> FakeTrading:
         if self.store is not None:
             st = await self.store.load()
-            self.state, self.reason, self.changed_by, self.changed_at = st.state, st.reason, st.changed_by, st.changed_at
+            self.state, self.reason = st.state, st.reason
+            self.changed_by, self.changed_at = st.changed_by, st.changed_at
         return self
 
     @property
@@ -101,6 +129,12 @@ class FakeTrading:
                 return IntentResult(True, "no open positions")
             n = len(self.open)
             return IntentResult(True, f"closing {n} position(s)", closed=self._flatten(sorted(self.open)))
+        if isinstance(intent, ListOrders):  # no venue, so no open order (test_manual_orders.py has real ones)
+            return IntentResult(True, "open orders")
+        if isinstance(intent, ListPairs):  # every pair with its fake state; changing them is the engine's (tests/bot)
+            stopped = "" if self.state == RUNNING else self.state
+            return IntentResult(True, f"{len(self._pairs)} traded pair(s)", pairs=tuple(
+                PairView(p, p.replace("/", ""), "open" if p in self.open else "", stopped, 12.0) for p in self._pairs))
         return IntentResult(False, f"unsupported intent {type(intent).__name__}")
 
     async def status(self) -> StatusView:
@@ -166,5 +200,7 @@ class FakeTrading:
             self.open[pair] = make_position(pair)
 
     def submitted(self) -> list[str]:
-        return [type(i).__name__ for i in self.intents]
+        """The intents that act, by name: a preview (what a confirmation shows) or a listing only reads."""
+        return [type(i).__name__ for i in self.intents
+                if not getattr(i, "preview", False) and type(i).__name__ not in READ_ONLY]
 

@@ -94,13 +94,9 @@ def assert_telegram_inert(html: str, own: frozenset[str] = frozenset({"bold", "p
     """Telegram would parse it, and the only entities are the renderer's own (bold titles and keys,
     monospace tables): no link, spoiler or anything else a user's ``<tag>`` could open."""
     assert_clean(html, "telegram html")
-    text, entities = parse_html(html)
+    _, entities = parse_html(html)
     assert {e["type"] for e in entities} <= own, entities
     assert "<a" not in html and "<tg-" not in html
-
-
-def assert_telegram_plain(text: str) -> None:
-    assert_clean(text, "telegram text")
 
 
 # --- Discord -------------------------------------------------------------------------------------

@@ -20,11 +20,11 @@ import sys
 import tempfile
 from pathlib import Path
 
-from bot.console import render_console
-from bot.discord.render import render_discord_messages
+from bot.platforms.console import render_console
+from bot.platforms.discord.render import render_discord_messages
+from bot.platforms.slack.render import render_slack_messages
+from bot.platforms.telegram.render import TextMessage, render_telegram
 from bot.reply import Reply
-from bot.slack.render import render_slack_messages
-from bot.telegram.render import TextMessage, render_telegram
 from persistence.db import Database
 from persistence.migrate import upgrade
 from tests.bot.phone_replies import Shown, every_reply, phone_harness

@@ -13,7 +13,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 from bot.harness import ChatHarness
-from core.views import JobRunSummary, JobView, TradeView
+from core.trading.views import JobRunSummary, JobView, TradeView
 from tests.bot.fake_trading import FakeTrading, make_position
 
 PAIRS = ("PEPE/USD", "DOGE/USD", "SOL/USD", "ETH/USD", "BTC/USD")

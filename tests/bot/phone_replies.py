@@ -15,12 +15,13 @@ from datetime import timedelta
 
 from bot.app import build_dispatcher
 from bot.confirmations import parse_payload
-from bot.harness import ChatHarness, ManualClock
+from bot.harness import ChatHarness
 from bot.reply import Reply
-from core.settings_models import ChatSettings
+from core.settings.settings_models import ChatSettings
 from persistence.db import Database
 from tests.bot.conftest import ADMIN, BASE_SETTINGS
 from tests.bot.phone_fixture import T_END, PhoneTrading, fill_audit_log
+from tests.fakes.clock import ManualClock
 
 # Each command with the arguments it is shown with, in the order they run.
 SAMPLES: tuple[tuple[str, tuple[str, ...]], ...] = (

@@ -5,9 +5,9 @@ from __future__ import annotations
 from datetime import timedelta
 
 from bot.confirmations import cancel_payload, confirm_payload, new_nonce
-from bot.harness import ManualClock
 from tests.bot.conftest import ADMIN2, GROUP, TRADER, VIEWER, MakeHarness
 from tests.bot.fake_trading import FakeTrading
+from tests.fakes.clock import ManualClock
 
 
 async def decisions(h, n: int = 50) -> list[tuple[str, str]]:  # type: ignore[no-untyped-def]
@@ -21,7 +21,8 @@ async def test_kill_asks_then_confirming_halts_and_flattens(make_harness: MakeHa
     assert all(len(b.payload.encode()) <= 64 for b in asked.buttons)
     assert fake.intents == []  # nothing happens before the press
     done = await h.press(asked.confirm_payload)
-    assert "KILLED" in done.text and "BTC/USD | 0.5 | 41,000.00" in done.text and "ETH/USD | 0.5 | 41,000.00" in done.text
+    assert "KILLED" in done.text
+    assert "BTC/USD | 0.5 | 41,000.00" in done.text and "ETH/USD | 0.5 | 41,000.00" in done.text
     assert fake.state == "killed" and fake.open == {}
     refused = await h.send("/resume")
     assert refused.has_style("error") and "/rearm" in refused.text
@@ -51,7 +52,8 @@ async def test_press_after_expiry(make_harness: MakeHarness, fake: FakeTrading, 
     assert (await decisions(h))[-2:] == [("kill", "expired"), ("kill", "invalid")]
 
 
-async def test_press_just_inside_the_ttl_works(make_harness: MakeHarness, fake: FakeTrading, clock: ManualClock) -> None:
+async def test_press_just_inside_the_ttl_works(make_harness: MakeHarness, fake: FakeTrading,
+                                               clock: ManualClock) -> None:
     h = await make_harness(confirm_ttl_s=60)
     asked = await h.send("/close ETH/USD")
     clock.advance(59)

@@ -5,9 +5,9 @@ from __future__ import annotations
 import asyncio
 
 from bot.audit import AuditLog
-from core.confirmed import unfinished
-from core.intents import Intent, IntentResult
-from core.standby import LeaderBoundService
+from core.app.standby import LeaderBoundService
+from core.trading.confirmed import unfinished
+from core.trading.intents import Intent, IntentResult
 from persistence.db import Database
 from persistence.models import ConfirmationRow
 from tests.bot.conftest import ADMIN, MakeHarness

@@ -10,11 +10,11 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 
-from bot.console import ConsoleChat, FileReader, open_fd_reader, render_console, render_event
 from bot.dispatcher import Dispatcher
+from bot.platforms.console import ConsoleChat, FileReader, open_fd_reader, render_console, render_event
 from bot.reply import Button, Buttons, Image, KeyValues, Reply, Table, Text
-from core.intents import ClosedPosition
-from core.events import EventBus, Killed, PositionClosed
+from core.trading.events import EventBus, Killed, PositionClosed
+from core.trading.intents import ClosedPosition
 from tests.bot.conftest import MakeHarness
 from tests.bot.fake_trading import FakeTrading
 
@@ -90,7 +90,8 @@ async def test_console_session_status_kill_confirm_resume_rearm(make_harness: Ma
     assert [i.requested_by for i in fake.intents] == ["console:local"] * 3
 
 
-async def test_console_confirms_with_yes_nonce_and_cancels_with_no(make_harness: MakeHarness, fake: FakeTrading) -> None:
+async def test_console_confirms_with_yes_nonce_and_cancels_with_no(make_harness: MakeHarness,
+                                                                   fake: FakeTrading) -> None:
     h = await make_harness()
     out = io.StringIO()
     console = ConsoleChat(h.dispatcher, reader=FileReader(io.BytesIO(b"")), out=out)
@@ -127,7 +128,8 @@ async def test_console_reads_a_regular_file_and_prints_events(make_harness: Make
         await console.stop()
     text = out.getvalue()
     assert re.search(r"user id +local", text) and "/kill" in text
-    assert "[critical] 🛑 Kill switch by the console operator: 1 position closed: BTC/USD 0.5 @ 41,000.00: +500.00 USD" in text
+    assert ("[critical] 🛑 Kill switch by the console operator: 1 position closed: "
+            "BTC/USD 0.5 @ 41,000.00: +500.00 USD") in text
 
 
 async def test_console_keeps_going_when_the_database_fails(make_harness: MakeHarness, fake: FakeTrading) -> None:
@@ -157,3 +159,32 @@ async def test_console_saves_images_and_says_where(make_harness: MakeHarness, tm
     # without a directory (and in the pure renderer) the image is only described
     plain = ConsoleChat(h.dispatcher, reader=FileReader(io.BytesIO(b"")), out=io.StringIO())
     assert "saved to" not in (await plain.handle_line("/chart 7") or "")
+
+
+async def test_console_events_carry_the_paper_on_live_prices_heading(make_harness: MakeHarness) -> None:
+    """Paper trading on a live feed: the console's event lines say so first, with the heading the chat
+    platforms' alerts carry (the outbox payload's ``label``), so a simulated close never reads as real."""
+    from bot.notify.formats import Style, from_payload
+    from core.settings.settings_models import TradingSettings
+    from tests.core.waiting import eventually
+
+    label = TradingSettings(mode="paper", feed="kraken").paper_label
+    assert label == "PAPER · live Kraken prices"
+    h = await make_harness()
+    bus = EventBus()
+    out = io.StringIO()
+    console = ConsoleChat(h.dispatcher, reader=FileReader(io.BytesIO(b"")), out=out, events=bus.subscribe(),
+                          label=label)
+    event = Killed(by="console:local", complete=True, closed=())
+    await console.start()
+    try:
+        bus.publish(event)
+        await eventually(lambda: "Kill switch" in out.getvalue(), timeout=5, what="the event line")
+    finally:
+        await console.stop()
+    line = out.getvalue().strip().splitlines()[-1]
+    platforms = from_payload({"kind": event.kind, "severity": event.severity, "data": event.to_dict(),
+                              "label": label}, Style())
+    assert platforms.title.startswith(f"{label} · ")
+    assert line.endswith(f"[critical] {platforms.headline()}")
+    assert render_event(event).endswith(f"[critical] {platforms.headline().removeprefix(label + ' · ')}")

@@ -10,7 +10,7 @@ from typing import TextIO
 
 import pytest
 
-from bot.console import ConsoleChat, FileReader, terminal_width
+from bot.platforms.console import ConsoleChat, FileReader, terminal_width
 from persistence.db import Database
 from tests.bot.phone_replies import phone_harness
 

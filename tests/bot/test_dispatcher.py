@@ -7,13 +7,14 @@ import logging
 import pytest
 
 from bot.app import build_dispatcher
-from bot.harness import ChatHarness, ManualClock
+from bot.harness import ChatHarness
 from bot.identity import CONSOLE_ACTOR, CONSOLE_CHAT
-from core.settings_models import ChatSettings
-from core.state import StateStore
+from core.settings.settings_models import ChatSettings
+from core.trading.state import StateStore
 from persistence.db import Database
 from tests.bot.conftest import ADMIN, BASE_SETTINGS, GROUP, STRANGER, TRADER, VIEWER, MakeHarness
 from tests.bot.fake_trading import FakeTrading
+from tests.fakes.clock import ManualClock
 
 
 async def test_redelivered_update_is_not_executed_twice(make_harness: MakeHarness, fake: FakeTrading) -> None:

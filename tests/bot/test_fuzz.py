@@ -10,15 +10,15 @@ from sqlmodel import func, select
 
 from bot.app import build_dispatcher
 from bot.commands import build_registry
-from bot.console import render_console
-from bot.harness import ManualClock
 from bot.identity import Actor, ChatRef
+from bot.platforms.console import render_console
 from bot.reply import Reply
-from core.settings_models import ChatSettings
+from core.settings.settings_models import ChatSettings
 from persistence.db import Database
 from persistence.models import ConfirmationRow, RoleGrantRow
 from tests.bot.conftest import ADMIN, BASE_SETTINGS, GROUP, OTHER_GROUP, STRANGER, TRADER, VIEWER
 from tests.bot.fake_trading import FakeTrading
+from tests.fakes.clock import ManualClock
 
 NAMES = sorted({n for spec in build_registry() for n in (spec.name, *spec.aliases)})
 NASTY = [
@@ -71,14 +71,15 @@ def dispatcher(db: Database, fake: FakeTrading):  # type: ignore[no-untyped-def]
 
 @FUZZ
 @given(text=commands, actor=LOW_ACTORS, chat=CHATS)
-async def test_viewers_and_strangers_change_nothing(db: Database, text: str, actor: Actor, chat: ChatRef | None) -> None:
+async def test_viewers_and_strangers_change_nothing(db: Database, text: str, actor: Actor,
+                                                    chat: ChatRef | None) -> None:
     fake = FakeTrading()
     fake.add_positions("BTC/USD")
     d = dispatcher(db, fake)
     before = await state(db)
     reply = await d.handle_text(actor, chat or ChatRef("telegram", actor.user_id), text, None, None)
     check_reply(reply)
-    assert fake.intents == []
+    assert fake.submitted() == []  # reads (/orders) go through submit too, and change nothing
     assert await state(db) == before
 
 
@@ -104,13 +105,14 @@ async def test_admins_never_skip_a_confirmation(db: Database, text: str) -> None
     d = dispatcher(db, fake)
     reply = await d.handle_text(ADMIN, ChatRef("telegram", ADMIN.user_id), text, None, None)
     check_reply(reply)
-    assert not {"Kill", "CloseAll", "ClosePosition"} & set(fake.submitted())
+    assert not {"Kill", "CloseAll", "ClosePosition", "PlaceOrder", "CancelOrders"} & set(fake.submitted())
     assert "BTC/USD" in fake.open
 
 
 @FUZZ
 @given(payload=payloads, actor=st.one_of(st.sampled_from([ADMIN, TRADER, VIEWER, STRANGER]), RANDOM_USER), chat=CHATS)
-async def test_random_button_payloads_do_nothing(db: Database, payload: str, actor: Actor, chat: ChatRef | None) -> None:
+async def test_random_button_payloads_do_nothing(db: Database, payload: str, actor: Actor,
+                                                 chat: ChatRef | None) -> None:
     fake = FakeTrading()
     fake.add_positions("BTC/USD")
     d = dispatcher(db, fake)
@@ -118,4 +120,4 @@ async def test_random_button_payloads_do_nothing(db: Database, payload: str, act
     assert asked is not None and asked.buttons
     reply = await d.handle_callback(actor, chat or ChatRef("telegram", actor.user_id), payload, None)
     check_reply(reply)
-    assert fake.intents == []
+    assert fake.submitted() == []

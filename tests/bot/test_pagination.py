@@ -16,11 +16,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bot.console import render_console
-from bot.discord.render import render_discord, render_discord_messages
+from bot.platforms.console import render_console
+from bot.platforms.discord.render import render_discord, render_discord_messages
+from bot.platforms.slack.render import render_slack, render_slack_messages
+from bot.platforms.telegram.render import TextMessage, render_telegram
 from bot.reply import Reply, Table, Text
-from bot.slack.render import render_slack, render_slack_messages
-from bot.telegram.render import TextMessage, render_telegram
 from persistence.db import Database
 from tests.bot.phone_replies import every_reply, phone_harness
 from tests.fakes.telegram import parse_html
@@ -199,3 +199,13 @@ def test_any_table_is_shown_whole_and_within_the_limits_on_every_platform(table:
         texts = _sections([s])
         assert len(s.blocks) <= 50 and all(len(t) <= 3000 for t in texts) and sum(map(len, texts)) <= 10000
     assert _keys("".join(_sections(slack))) == every
+
+
+def test_discord_pages_keep_room_for_the_numbering_their_titles_get_later() -> None:
+    """The pages of one table filled a message to 6,000 characters before " (1/2)" was added to the
+    first page's title: 6,002, and Discord refuses the whole message."""
+    rows = tuple((f"R{i:04d}x", "x" * 7) for i in range(370))
+    reply = Reply((Text("intro"), Table("T", ("h0", "h1"), rows), Text("outro")))
+    messages = render_discord_messages(reply)
+    assert all(sum(len(e) for e in m.embeds) <= 6000 for m in messages)
+    assert _keys("".join(e.description or "" for m in messages for e in m.embeds)) == {r[0] for r in rows}

@@ -10,15 +10,16 @@ from decimal import Decimal
 import pytest
 
 from bot.app import build_dispatcher
-from bot.harness import ChatHarness, ManualClock
-from core.intents import ClosedPosition, IntentResult, Kill, OpenItem
-from core.reports import DailyReport
-from core.settings_models import ChatSettings
-from core.state import KILLED, PAUSED
-from core.views import JobOutcome, JobRunSummary, JobView, TradeView
+from bot.harness import ChatHarness
+from core.ops.reports import DailyReport
+from core.settings.settings_models import ChatSettings
+from core.trading.intents import ClosedPosition, IntentResult, Kill, OpenItem
+from core.trading.state import KILLED, PAUSED
+from core.trading.views import JobOutcome, JobRunSummary, JobView, TradeView
 from persistence.db import Database
 from tests.bot.conftest import ADMIN, BASE_SETTINGS, GROUP, TRADER
 from tests.bot.fake_trading import T0, FakeTrading, make_position
+from tests.fakes.clock import ManualClock
 
 BERLIN = "Europe/Berlin"
 # an amount of 1 or more with more than two decimals (163.91069585, 4439.71000000): only crypto-quoted money has them
@@ -60,9 +61,11 @@ async def test_times_in_replies_are_local_to_the_service_time_zone(db: Database,
     assert "Paused since 13:00 CET by alice (telegram:1): lunch" in status
     audit = text(await h.send("/audit 5"))
     assert "13:00 CET" in audit and "12:00" not in audit
-    fake.closed.append(TradeView(pair="BTC/USD", qty=Decimal("0.5"), entry_price=Decimal(40000), exit_price=Decimal(41000),
+    fake.closed.append(TradeView(pair="BTC/USD", qty=Decimal("0.5"), entry_price=Decimal(40000),
+                                 exit_price=Decimal(41000),
                                  pnl=Decimal(500), pnl_pct=Decimal("2.5"), fees=Decimal(0), opened_at=T0,
-                                 closed_at=datetime(2023, 12, 31, 23, 30, tzinfo=UTC), exit_reason="closed by telegram:1"))
+                                 closed_at=datetime(2023, 12, 31, 23, 30, tzinfo=UTC),
+                                 exit_reason="closed by telegram:1"))
     trades = text(await h.send("/trades"))
     assert "00:30 CET" in trades  # 23:30 UTC on New Year's Eve is already the 1st in Berlin (today)
 
@@ -117,7 +120,8 @@ async def test_a_btc_quoted_account_counts_in_satoshis(db: Database, clock: Manu
 # --- /status ---------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("state", "mark", "style"), [("running", "🟢 Running", "plain"), (PAUSED, "⏸ Paused", "warning"),
+@pytest.mark.parametrize(("state", "mark", "style"), [("running", "🟢 Running", "plain"), (PAUSED, "⏸ Paused",
+                                                                                          "warning"),
                                                       (KILLED, "🛑 Killed", "error")])
 async def test_status_first_line_is_state_equity_today_and_unrealized(db: Database, clock: ManualClock, state: str,
                                                                       mark: str, style: str) -> None:
@@ -144,7 +148,8 @@ async def test_kill_lists_what_it_closed_with_totals(db: Database, clock: Manual
     shown = text(await harness(db, fake, clock).confirm("/kill"))
     assert shown.startswith("🛑 Trading is KILLED: closed 2 positions.")
     for expected in ("BTC/USD | 0.5 | 41,000.00 | +500.00 USD (+2.50%)", "closed: 2 positions", "value: 41,000.00 USD",
-                     "realized PnL: +1,000.00 USD", "fees: 82.00 USD", "Trading stays halted until an admin sends /rearm"):
+                     "realized PnL: +1,000.00 USD", "fees: 82.00 USD",
+                     "Trading stays halted until an admin sends /rearm"):
         assert expected in shown, (expected, shown)
     assert not RAW_DECIMAL.search(shown)
 
@@ -193,7 +198,8 @@ async def test_close_without_a_pair_lists_the_open_positions_without_asking(db: 
     fake.add_positions("BTC/USD", "ETH/USD")
     h = harness(db, fake, clock, trader_pairs={"telegram:2": ("ETH/USD",)})
     sent = await h.send("/close")
-    assert not sent.buttons and fake.intents == []  # nothing to confirm: it only lists
+    # nothing to confirm: it only lists, with a button per pair that runs /close <pair>
+    assert [b.payload for b in sent.buttons] == ["run:close BTC/USD", "run:close ETH/USD"] and fake.intents == []
     assert "BTC/USD | 0.5 | +500.00 USD" in text(sent) and "Send /close BTC/USD" in text(sent)
     mine = text(await h.send("/close", as_=TRADER))
     assert "ETH/USD" in mine and "BTC/USD" not in mine  # a trader sees the pairs they may close
@@ -207,8 +213,10 @@ async def test_close_without_a_pair_lists_the_open_positions_without_asking(db: 
 async def test_trades_and_audit_pages_say_how_to_get_the_next(db: Database, clock: ManualClock) -> None:
     fake = FakeTrading()
     for n in range(25):
-        fake.closed.append(TradeView(pair="BTC/USD", qty=Decimal(1), entry_price=Decimal(100), exit_price=Decimal(101 + n),
-                                     pnl=Decimal(1 + n), pnl_pct=Decimal(1), fees=Decimal(0), opened_at=T0, closed_at=T0,
+        fake.closed.append(TradeView(pair="BTC/USD", qty=Decimal(1), entry_price=Decimal(100),
+                                     exit_price=Decimal(101 + n),
+                                     pnl=Decimal(1 + n), pnl_pct=Decimal(1), fees=Decimal(0), opened_at=T0,
+                                     closed_at=T0,
                                      exit_reason="stop"))
     h = harness(db, fake, clock)
     first = (await h.send("/trades 10")).reply
@@ -235,9 +243,11 @@ async def test_report_answers_with_the_report_and_its_chart(db: Database, clock:
             report = DailyReport(ts=T0, period="day", label="Sun 2023-12-31", start=start, end=T0, timezone=BERLIN,
                                  quote="USD", realized=Decimal("163.91069585"), unrealized=Decimal("-4"),
                                  fees=Decimal("16.075857"), trades=3, wins=2, losses=1, win_rate=Decimal("0.6667"),
-                                 best_pair="BTC/USD", best_pnl=Decimal(170), worst_pair="ETH/USD", worst_pnl=Decimal(-6),
+                                 best_pair="BTC/USD", best_pnl=Decimal(170), worst_pair="ETH/USD",
+                                 worst_pnl=Decimal(-6),
                                  max_drawdown=Decimal("12.5"), max_drawdown_pct=Decimal("0.12"),
-                                 equity_start=Decimal(10000), equity_end=Decimal("10163.91"), image_png=b"\x89PNG chart")
+                                 equity_start=Decimal(10000), equity_end=Decimal("10163.91"),
+                                 image_png=b"\x89PNG chart")
             return JobOutcome("finished", (report,))
 
     reply = (await harness(db, WithReports(), clock).send("/report daily_report")).reply

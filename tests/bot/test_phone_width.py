@@ -16,17 +16,42 @@ from collections.abc import Callable
 
 import pytest
 
-from bot.console import render_console
-from bot.discord.render import (
-    MAX_CONTENT, MAX_DESCRIPTION, MAX_EMBED_TOTAL, MAX_EMBEDS, MAX_FIELD_NAME, MAX_FIELD_VALUE, MAX_FIELDS,
-    MAX_TITLE, DiscordMessage, render_discord, render_discord_messages,
+from bot.platforms.console import render_console
+from bot.platforms.discord.render import (
+    MAX_CONTENT,
+    MAX_DESCRIPTION,
+    MAX_EMBED_TOTAL,
+    MAX_EMBEDS,
+    MAX_FIELD_NAME,
+    MAX_FIELD_VALUE,
+    MAX_FIELDS,
+    MAX_TITLE,
+    DiscordMessage,
+    render_discord,
+    render_discord_messages,
 )
-from bot.discord.render import MAX_MESSAGES as DISCORD_MESSAGES
+from bot.platforms.discord.render import MAX_MESSAGES as DISCORD_MESSAGES
+from bot.platforms.slack.render import (
+    MAX_BLOCKS,
+    MAX_FIELD,
+    MAX_MESSAGE_TEXT,
+    MAX_SECTION,
+    SlackMessage,
+    render_slack,
+    render_slack_messages,
+)
+from bot.platforms.slack.render import MAX_FIELDS as SLACK_FIELDS
+from bot.platforms.slack.render import MAX_MESSAGES as SLACK_MESSAGES
+from bot.platforms.telegram.render import (
+    MAX_CAPTION,
+    MAX_MESSAGES,
+    MAX_TEXT,
+    PhotoMessage,
+    TextMessage,
+    render_telegram,
+    units,
+)
 from bot.reply import Reply
-from bot.slack.render import MAX_BLOCKS, MAX_FIELD, MAX_FIELDS as SLACK_FIELDS, MAX_MESSAGE_TEXT, MAX_SECTION
-from bot.slack.render import MAX_MESSAGES as SLACK_MESSAGES
-from bot.slack.render import SlackMessage, render_slack, render_slack_messages
-from bot.telegram.render import MAX_CAPTION, MAX_MESSAGES, MAX_TEXT, PhotoMessage, TextMessage, render_telegram, units
 from persistence.db import Database
 from tests.bot.phone_replies import Shown, every_reply, phone_harness
 from tests.fakes.telegram import parse_html

@@ -6,12 +6,13 @@ import dataclasses
 from datetime import UTC, datetime
 
 from bot.app import build_dispatcher
-from bot.harness import ChatHarness, ManualClock
-from core.settings_models import ChatSettings
-from core.views import StatusView
+from bot.harness import ChatHarness
+from core.settings.settings_models import ChatSettings
+from core.trading.views import StatusView
 from persistence.db import Database
 from tests.bot.conftest import ADMIN, BASE_SETTINGS, TRADER, MakeHarness
 from tests.bot.fake_trading import FakeTrading, make_position
+from tests.fakes.clock import ManualClock
 
 
 class WithOrders(FakeTrading):

@@ -11,8 +11,8 @@ import pytest
 from bot.commands import build_registry
 from bot.errors import UsageError
 from bot.identity import Role
-from bot.reply import Reply
 from bot.registry import Registry, arg, command
+from bot.reply import Reply
 
 
 @dataclass(frozen=True)
@@ -84,11 +84,11 @@ def test_built_in_commands_roles_and_confirmations() -> None:
     assert {n for n, r in roles.items() if r is Role.VIEWER} >= {
         "help", "whoami", "status", "positions", "balance", "pnl", "daily", "weekly", "monthly", "trades",
         "performance", "health"}
-    assert {n for n, r in roles.items() if r is Role.TRADER} == {"pause", "resume", "close"}
+    assert {n for n, r in roles.items() if r is Role.TRADER} == {"pause", "resume", "close", "buy", "sell", "cancel"}
     assert {n for n, r in roles.items() if r is Role.ADMIN} == {"closeall", "kill", "rearm", "roles", "grant",
                                                                  "revoke", "audit", "report"}
-    assert {s.name for s in reg if s.confirm} == {"close", "closeall", "kill"}
-    assert {s.name for s in reg if s.destructive} == {"close", "closeall", "kill"}
+    assert {s.name for s in reg if s.confirm} == {"close", "closeall", "kill", "buy", "sell", "cancel", "pairs"}
+    assert {s.name for s in reg if s.destructive} == {"close", "closeall", "kill", "buy", "sell", "cancel"}
     assert reg.get("START") is reg.get("help") and reg.get("profit") is reg.get("pnl")
     assert [n for n, _ in reg.menu(Role.VIEWER)][:3] == ["help", "whoami", "status"]
     assert all(len(h) <= 256 for _, h in reg.menu(Role.ADMIN))  # Telegram's limit for menu descriptions

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from bot.harness import ManualClock
 from bot.identity import Actor
 from tests.bot.conftest import ADMIN, ADMIN2, GROUP, OTHER_GROUP, STRANGER, TRADER, VIEWER, MakeHarness
 from tests.bot.fake_trading import FakeTrading
+from tests.fakes.clock import ManualClock
 
 READ_ONLY = ["/status", "/positions", "/balance", "/pnl", "/pnl week", "/daily 3", "/weekly", "/monthly 2",
              "/trades 5", "/performance", "/health", "/whoami", "/help"]
@@ -43,7 +43,7 @@ async def test_trader_pauses_resumes_and_closes_but_not_admin_commands(make_harn
 
 async def test_admin_may_do_everything(make_harness: MakeHarness, fake: FakeTrading) -> None:
     h = await make_harness()
-    for text in READ_ONLY + ["/pause", "/resume", "/roles", "/audit 3", "/grant 9 viewer", "/revoke 9", "/rearm"]:
+    for text in [*READ_ONLY, "/pause", "/resume", "/roles", "/audit 3", "/grant 9 viewer", "/revoke 9", "/rearm"]:
         sent = await h.send(text)
         if text == "/rearm":
             assert "not killed" in sent.text  # allowed, refused by the engine for a reason

@@ -7,11 +7,11 @@ from datetime import timedelta
 import pytest
 
 from bot.app import build_dispatcher
-from bot.harness import ManualClock
-from core.settings_models import ChatSettings
+from core.settings.settings_models import ChatSettings
 from persistence.db import Database
 from tests.bot.conftest import BASE_SETTINGS, GROUP, TRADER, MakeHarness
 from tests.bot.fake_trading import FakeTrading
+from tests.fakes.clock import ManualClock
 
 TWO_HOURS = timedelta(hours=2)
 
@@ -39,7 +39,7 @@ async def test_stale_commands_are_configurable(make_harness: MakeHarness, fake: 
 
 def test_an_unknown_stale_command_is_a_configuration_error(db: Database) -> None:
     settings = ChatSettings(**{**BASE_SETTINGS, "stale_commands": ("kill", "kil")})
-    with pytest.raises(ValueError, match="chat.stale_commands: 'kil'"):
+    with pytest.raises(ValueError, match=r"chat\.stale_commands: 'kil'"):
         build_dispatcher(db, FakeTrading(), settings)
 
 
@@ -68,7 +68,8 @@ async def test_a_payload_that_is_not_exactly_what_was_sent_does_nothing(make_har
                                                                           fake: FakeTrading) -> None:
     h = await make_harness()
     asked = await h.send("/kill")
-    for altered in [asked.confirm_payload + "\n", asked.confirm_payload + "\x00", asked.confirm_payload[:-1] + "\ud800"]:
+    for altered in [asked.confirm_payload + "\n", asked.confirm_payload + "\x00",
+                    asked.confirm_payload[:-1] + "\ud800"]:
         refused = await h.press(altered)
         assert refused.text == "This button is not valid.", (altered, refused.text)
     assert fake.intents == []

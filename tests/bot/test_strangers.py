@@ -6,15 +6,16 @@ from __future__ import annotations
 from sqlmodel import func, select
 
 from bot.app import build_dispatcher
-from bot.harness import ChatHarness, ManualClock
+from bot.harness import ChatHarness
 from bot.identity import Actor, ChatRef
 from bot.ratelimit import RateLimiter
-from core.settings_models import ChatSettings
+from core.settings.settings_models import ChatSettings
 from persistence.db import Database
 from persistence.models import AuditRow, ProcessedUpdateRow
 from tests.bot.conftest import ADMIN, BASE_SETTINGS, GROUP, STRANGER, VIEWER, MakeHarness
 from tests.bot.fake_trading import FakeTrading
 from tests.bot.sql_counter import statements, writes
+from tests.fakes.clock import ManualClock
 
 NOT_ALLOWED = ChatRef("telegram", "-999", "group")
 STRANGER_DM = ChatRef("telegram", STRANGER.user_id, "private")

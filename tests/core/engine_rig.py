@@ -13,13 +13,13 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from core.config import Settings, load_settings
-from core.engine import Engine
-from core.events import Event, EventBus
-from core.executor import Executor
-from core.market_data import MarketData
-from core.risk import RiskManager
-from core.state import StateStore
+from core.settings.config import Settings, load_settings
+from core.trading.engine import Engine
+from core.trading.events import Event, EventBus
+from core.trading.executor import Executor
+from core.trading.market_data import MarketData
+from core.trading.risk import RiskManager
+from core.trading.state import StateStore
 from exchanges.base import Candle
 from exchanges.clock import SimClock
 from exchanges.paper import MarketRules, PaperExchange
@@ -70,7 +70,8 @@ class Rig:
     def __init__(self, db: Database, strategy: ScriptedStrategy | None = None, *, latency_ms: int = 0,
                  settings: Settings | None = None, clock: SimClock | None = None, pairs: tuple[str, ...] = (PAIR,),
                  trading: dict[str, Any] | None = None, volume_share: str = "1",
-                 feed: AsyncIterator[Any] | None = None, on_feed_end: Callable[[], None] | None = None) -> None:
+                 feed: AsyncIterator[Any] | None = None, on_feed_end: Callable[[], None] | None = None,
+                 on_failure: Callable[[BaseException], None] | None = None) -> None:
         self.db = db
         self.settings = settings or load_settings(env={}, dotenv_path=None, overrides={
             "trading": {"pairs": list(pairs), **(trading or {})},
@@ -80,6 +81,7 @@ class Rig:
         self.volume_share = Decimal(volume_share)
         self.feed = feed
         self.on_feed_end = on_feed_end
+        self.on_failure = on_failure
         self.strategy = strategy or ScriptedStrategy()
         self.clock = clock or SimClock(T0)
         self.latency_ms = latency_ms
@@ -95,12 +97,14 @@ class Rig:
         self.paper = PaperExchange(self.db, {p: rules for p in self.pairs}, starting_balances={"USD": Decimal(10000)},
                                    slippage_bps=Decimal(0), impact_bps=Decimal(0), volume_share=self.volume_share,
                                    latency_ms=self.latency_ms, clock=self.clock, timeframe_s=3600)
-        self.engine = Engine(db=self.db, exchange=self.paper, feed=self.feed or _idle_feed(), market_data=MarketData(3600),
+        self.engine = Engine(db=self.db, exchange=self.paper, feed=self.feed or _idle_feed(),
+                             market_data=MarketData(3600),
                              evaluate=self.strategy, risk=RiskManager(s.risk),
                              executor=Executor(self.db, self.paper, self.events, self.clock, backoff_s=0.01),
                              state=StateStore(self.db, "default"), clock=self.clock, events=self.events,
                              trading=s.trading, timezone="UTC", mode="paper",
                              market_hooks=(self.paper.on_market_event,), on_feed_end=self.on_feed_end,
+                             on_failure=self.on_failure,
                              stale_command_s=s.chat.stale_command_s)
         return self.engine
 

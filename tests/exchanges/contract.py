@@ -276,7 +276,8 @@ class ExchangeContract:
             top = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
             for k in range(3, 0, -1):
                 p = PRICE + k
-                await _maybe_await(add(setup.pair, tf, top - timedelta(seconds=tf * k), p, p + 10, p - 10, p, Decimal(5)))
+                ts = top - timedelta(seconds=tf * k)
+                await _maybe_await(add(setup.pair, tf, ts, p, p + 10, p - 10, p, Decimal(5)))
         candles = await setup.ex.candles(setup.pair, tf, limit=10)
         assert 0 < len(candles) <= 10
         assert all(isinstance(c, Candle) and c.pair == setup.pair and c.timeframe_s == tf for c in candles)

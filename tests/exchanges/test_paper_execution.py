@@ -31,7 +31,8 @@ def market(cid: str, side: Side, qty: str) -> OrderRequest:
 
 
 def limit(cid: str, side: Side, qty: str, price: str) -> OrderRequest:
-    return OrderRequest(client_order_id=cid, pair=PAIR, side=side, type=OrderType.LIMIT, qty=D(qty), limit_price=D(price))
+    return OrderRequest(client_order_id=cid, pair=PAIR, side=side, type=OrderType.LIMIT, qty=D(qty),
+                        limit_price=D(price))
 
 
 async def flat(ctl: PaperController, price: str, volume: str) -> None:
@@ -155,7 +156,8 @@ async def test_market_buy_no_longer_affordable_is_cancelled_for_the_rest(sqlite_
 
 
 async def test_latency_applies_to_every_call_but_concurrent_calls_overlap(sqlite_db: Database) -> None:
-    async with paper_venue(sqlite_db, markets=RULES, latency_ms=100, starting_balances={"USD": D(10**6)}) as (paper, ctl):
+    venue = paper_venue(sqlite_db, markets=RULES, latency_ms=100, starting_balances={"USD": D(10**6)})
+    async with venue as (paper, ctl):
         await flat(ctl, "20000", "100")
         t0 = time.monotonic()
         await paper.balances()

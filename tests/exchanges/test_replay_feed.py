@@ -12,7 +12,7 @@ import pytest
 
 from exchanges.base import Candle
 from exchanges.clock import SimClock
-from exchanges.replay import ReplayError, ReplayFeed, Reject, load_bundled, load_csv, parse_rows
+from exchanges.replay import Reject, ReplayError, ReplayFeed, load_bundled, load_csv, parse_rows
 
 T0 = datetime(2024, 1, 1, tzinfo=UTC)
 HEADER = "timestamp,open,high,low,close,volume"

@@ -110,6 +110,7 @@ class FakeDiscord:
         self.messages: dict[str, dict[str, Any]] = {}
         self.channel_posts: dict[str, list[dict[str, Any]]] = defaultdict(list)  # REST posts by the bot
         self.channel_bodies: dict[str, list[dict[str, Any]]] = defaultdict(list)  # those posts' JSON as received
+        self.channel_edits: list[tuple[str, str, dict[str, Any]]] = []  # the bot editing its messages (REST)
         self.interactions: dict[str, FakeInteraction] = {}
         self.commands: dict[str, list[dict[str, Any]]] = {}  # guild id (or "global") -> definitions
         self.down = False
@@ -127,7 +128,7 @@ class FakeDiscord:
 
     # -- server ---------------------------------------------------------------------------------
 
-    async def __aenter__(self) -> "FakeDiscord":
+    async def __aenter__(self) -> FakeDiscord:
         app = web.Application()
         r = app.router
         r.add_get("/api/v10/users/@me", self._me)
@@ -135,6 +136,7 @@ class FakeDiscord:
         r.add_put("/api/v10/applications/{app}/guilds/{guild}/commands", self._put_commands)
         r.add_put("/api/v10/applications/{app}/commands", self._put_commands)
         r.add_post("/api/v10/channels/{channel}/messages", self._channel_message)
+        r.add_patch("/api/v10/channels/{channel}/messages/{mid}", self._channel_edit)
         r.add_post("/api/v10/interactions/{iid}/{token}/callback", self._callback)
         r.add_post("/api/v10/webhooks/{app}/{token}", self._followup)
         r.add_patch("/api/v10/webhooks/{app}/{token}/messages/{mid}", self._edit)
@@ -255,6 +257,20 @@ class FakeDiscord:
         self.channel_bodies[channel].append(body)
         self.channel_posts[channel].append(msg)
         return _json(msg, headers=limited)
+
+    async def _channel_edit(self, request: web.Request) -> web.Response:
+        """The bot editing one of its messages in a channel (``channel_edits``: channel, message id, body)."""
+        if not self._authorized(request):
+            return self._unauthorized()
+        channel, mid = request.match_info["channel"], request.match_info["mid"]
+        msg = self.messages.get(mid)
+        if msg is None or msg["channel_id"] != channel or msg["flags"] & EPHEMERAL:
+            return _json({"message": "Unknown Message", "code": 10008}, status=404)
+        body, _ = await self._body(request)
+        self.channel_edits.append((channel, mid, body))
+        msg.update({k: v for k, v in body.items() if k in ("content", "embeds", "components")})
+        msg["edited_timestamp"] = datetime.now(UTC).isoformat()
+        return _json(msg)
 
     def _message(self, channel: str, data: dict[str, Any], files: tuple[tuple[str, bytes], ...] | list[Any] = (),
                  flags: int = 0) -> dict[str, Any]:

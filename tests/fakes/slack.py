@@ -6,6 +6,8 @@
   ``files_upload_v2``, and ``apps.connections.open`` (app-level token) returning the WebSocket URL.
 - Socket Mode (``/link``): says hello, takes envelopes pushed by the test (:meth:`FakeSlack.command`,
   :meth:`FakeSlack.press`) and records each acknowledgement with the time it took.
+- ``views.publish``: records each Home tab view published (:attr:`FakeSlack.views`, per user);
+  :meth:`FakeSlack.open_home` sends the ``app_home_opened`` event a user's click on the tab produces.
 - ``response_url`` (``/respond/<n>``): records what the app answered, so a test reads the channel the
   way a user would; :meth:`FakeSlack.press` presses a button on such a message.
 
@@ -79,12 +81,14 @@ class FakeSlack:
         self.posted: list[Posted] = []
         self.uploads: dict[str, bytes] = {}
         self.completed_uploads: list[dict[str, Any]] = []
+        self.views: list[tuple[str, dict[str, Any]]] = []  # (user_id, view) per views.publish
         self.acks: dict[str, tuple[dict[str, Any], float]] = {}
         self.down = False
         self.hang = False
         self.unavailable = 0  # requests refused (down) or left hanging (hang)
+        self.respond_failures = 0  # the next n answers to a response_url are refused with 503
+        self.respond_refused = 0
         self.status_429 = 0
-        self.connections_opened = 0
         self.sockets: list[web.WebSocketResponse] = []
         self._buckets: dict[str, tuple[float, float]] = {}
         self._release = asyncio.Event()
@@ -94,7 +98,7 @@ class FakeSlack:
         self._runner: web.AppRunner | None = None
         self.base = self.api_base = ""
 
-    async def __aenter__(self) -> "FakeSlack":
+    async def __aenter__(self) -> FakeSlack:
         app = web.Application()
         app.router.add_post("/api/{method}", self._api)
         app.router.add_get("/link", self._socket)
@@ -160,7 +164,6 @@ class FakeSlack:
         if method == "apps.connections.open":
             if token != self.app_token:
                 return web.json_response({"ok": False, "error": "invalid_auth"})
-            self.connections_opened += 1
             return web.json_response({"ok": True, "url": self.base.replace("http://", "ws://") + "/link"})
         if token != self.bot_token:
             return web.json_response({"ok": False, "error": "invalid_auth"})
@@ -195,6 +198,16 @@ class FakeSlack:
             files = json.loads(files) if isinstance(files, str) else files
             self.completed_uploads.append({**args, "files": files})
             return web.json_response({"ok": True, "files": [{"id": f["id"], "title": f.get("title")} for f in files]})
+        if method == "views.publish":
+            view = args.get("view")
+            view = json.loads(view) if isinstance(view, str) else view
+            user = str(args.get("user_id", ""))
+            if not user.startswith(("U", "W")) or not isinstance(view, dict) or view.get("type") != "home":
+                return web.json_response({"ok": False, "error": "invalid_arguments"})
+            if len(view.get("blocks") or []) > 100:
+                return web.json_response({"ok": False, "error": "invalid_blocks"})
+            self.views.append((user, view))
+            return web.json_response({"ok": True, "view": {"id": f"V{next(self._ids):08d}", **view}})
         return web.json_response({"ok": False, "error": "unknown_method"})
 
     async def _upload(self, request: web.Request) -> web.Response:
@@ -203,6 +216,10 @@ class FakeSlack:
 
     async def _respond(self, request: web.Request) -> web.Response:
         body = await request.json()
+        if self.respond_failures > 0:
+            self.respond_failures -= 1
+            self.respond_refused += 1
+            return web.Response(status=503, text="service unavailable")
         rid = request.match_info["rid"]
         channel = self._response_channels.get(rid, "?")
         self.posted.append(Posted(channel, str(body.get("text", "")), list(body.get("blocks") or []),
@@ -271,6 +288,22 @@ class FakeSlack:
                               "is_ephemeral": message.ephemeral},
                 "message": {"type": "message", "ts": message.ts, "text": message.text, "blocks": message.blocks},
                 "response_url": self._response_url(message.channel), "actions": [action]}
+
+    def home_views(self, user: str) -> list[dict[str, Any]]:
+        return [view for who, view in self.views if who == user]
+
+    def home_payload(self, *, user: str, channel: str, team: str = TEAM, tab: str = "home") -> dict[str, Any]:
+        """The Events API callback Slack sends when ``user`` opens one of the app's tabs."""
+        now = time.time()
+        return {"token": "legacy", "team_id": team, "api_app_id": APP_ID, "type": "event_callback",
+                "event_id": f"Ev{next(self._ids):08d}", "event_time": int(now),
+                "event": {"type": "app_home_opened", "user": user, "channel": channel, "tab": tab,
+                          "event_ts": f"{now:.6f}"}}
+
+    async def open_home(self, *, user: str, channel: str, team: str = TEAM, tab: str = "home",
+                        via: int = 0) -> tuple[dict[str, Any], float]:
+        return await self.push("events_api", self.home_payload(user=user, channel=channel, team=team, tab=tab),
+                               via=via)
 
     async def command(self, text: str, *, user: str, channel: str, team: str = TEAM,
                       via: int = 0) -> tuple[dict[str, Any], float]:

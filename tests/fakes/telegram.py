@@ -122,6 +122,7 @@ class BotMessage:
     at: float
     photo_bytes: int = 0
     silent: bool = False
+    reply_keyboard: dict[str, Any] | None = None  # a ReplyKeyboardMarkup as sent (rows under "keyboard")
 
     @property
     def buttons(self) -> list[dict[str, Any]]:
@@ -471,7 +472,11 @@ class FakeTelegram:
         self._rate_check(chat_id)
         reply = params.get("reply_parameters") or {}
         m = BotMessage(next(self._message_ids), chat_id, kind, raw, text, entities, keyboard,
-                       reply.get("message_id"), time.monotonic(), photo_bytes, _flag(params.get("disable_notification")))
+                       reply.get("message_id"), time.monotonic(), photo_bytes,
+                       _flag(params.get("disable_notification")))
+        markup = params.get("reply_markup") or {}
+        if isinstance(markup, dict) and "keyboard" in markup:
+            m.reply_keyboard = markup
         self.sent.append(m)
         self.messages[m.message_id] = m
         self._changed.set()

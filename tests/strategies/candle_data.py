@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
+
 from strategies.base import Candles
 
 DATA = Path(__file__).resolve().parents[2] / "exchanges" / "data" / "coinbase_BTC-USD_1h.csv"

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from tests.strategies.candle_data import DATA, load_csv
 from strategies.base import Candles
+from tests.strategies.candle_data import DATA, load_csv
 
 
 @pytest.fixture(scope="session")

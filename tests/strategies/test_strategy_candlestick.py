@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from tests.strategies.candle_data import make_candles
 from strategies import candlestick
 from strategies.base import Candles, Direction
+from tests.strategies.candle_data import make_candles
 
 
 def _decline_then_gap_engulfing() -> Candles:
@@ -19,8 +19,8 @@ def _decline_then_gap_engulfing() -> Candles:
     """
     closes = [130 - 1.3 * k for k in range(20)] + [103.0, 95.0, 101.0]
     opens = [c + 1.0 for c in closes[:20]] + [105.0, 100.0, 94.0]
-    highs = [max(o, c) + 0.3 for o, c in zip(opens, closes)]
-    lows = [min(o, c) - 0.3 for o, c in zip(opens, closes)]
+    highs = [max(o, c) + 0.3 for o, c in zip(opens, closes, strict=True)]
+    lows = [min(o, c) - 0.3 for o, c in zip(opens, closes, strict=True)]
     return make_candles(opens, highs, lows, closes)
 
 

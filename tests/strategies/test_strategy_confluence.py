@@ -8,10 +8,10 @@ from decimal import Decimal
 import numpy as np
 import pytest
 
-from tests.strategies.candle_data import make_candles, window
 from strategies.base import Candles, Direction, Signal
 from strategies.confluence import Confluence, HigherTimeframeTrend
 from strategies.errors import StrategyConfigError
+from tests.strategies.candle_data import make_candles, window
 
 PAIR = "BTC/USD"
 KNOWN = ("trend", "momentum", "breakout", "candles")
@@ -56,7 +56,7 @@ def test_empty_weights_and_bad_thresholds_are_refused() -> None:
 
 def test_unknown_weight_is_checked_against_the_builtins_by_default() -> None:
     Confluence({"sma_cross": 1.0, "mean_reversion": 2.0})
-    with pytest.raises(StrategyConfigError, match="weights.my_strategy"):
+    with pytest.raises(StrategyConfigError, match=r"weights\.my_strategy"):
         Confluence({"my_strategy": 1.0})
 
 
@@ -144,9 +144,9 @@ def test_higher_timeframe_on_real_daily_trend(btc: Candles) -> None:
     # Rebuild 4-hour candles from the real hourly ones; late 2017 rose, late 2018 fell.
     def four_hourly(c: Candles) -> Candles:
         n = len(c) // 4 * 4
-        o, h, l, cl = (c.open[:n:4], c.high[:n].reshape(-1, 4).max(1), c.low[:n].reshape(-1, 4).min(1),
-                       c.close[3:n:4])
-        return make_candles(o, h, l, cl, pair=c.pair, timeframe_s=4 * 3600)
+        o, h, lo, cl = (c.open[:n:4], c.high[:n].reshape(-1, 4).max(1), c.low[:n].reshape(-1, 4).min(1),
+                        c.close[3:n:4])
+        return make_candles(o, h, lo, cl, pair=c.pair, timeframe_s=4 * 3600)
 
     htf = HigherTimeframeTrend(50)
     rising = four_hourly(window(btc, 3000, 3800))   # Nov-Dec 2017

@@ -11,9 +11,9 @@ from decimal import Decimal
 import numpy as np
 import talib
 
-from tests.strategies.candle_data import window
 from strategies import breakout, candlestick, mean_reversion, momentum, sma_cross, trend
 from strategies.base import Candles
+from tests.strategies.candle_data import window
 
 SLICE = (6000, 10000)
 
@@ -60,7 +60,7 @@ def test_trend_uses_talib_ema_adx_and_atr(btc: Candles) -> None:
 def test_mean_reversion_uses_talib_rsi_and_bollinger_bands(btc: Candles) -> None:
     c = _real(btc)
     rsi = talib.RSI(c.close, 14)
-    upper, middle, lower = talib.BBANDS(c.close, 20, 2.0, 2.0)
+    _upper, middle, lower = talib.BBANDS(c.close, 20, 2.0, 2.0)
     atr = talib.ATR(c.high, c.low, c.close, 14)
     expected = []
     for i in range(len(c)):
@@ -80,7 +80,7 @@ def test_mean_reversion_upper_exit_band(btc: Candles) -> None:
     c = _real(btc)
     p = mean_reversion.MeanReversionParams(exit_band="upper")
     rsi = talib.RSI(c.close, 14)
-    upper, _, lower = talib.BBANDS(c.close, 20, 2.0, 2.0)
+    upper, _, _lower = talib.BBANDS(c.close, 20, 2.0, 2.0)
     sells = (c.close > upper) | (rsi >= 70)
     assert np.array_equal(mean_reversion.signals(c, p) == -1, sells)
 

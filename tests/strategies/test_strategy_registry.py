@@ -10,7 +10,6 @@ from pathlib import Path
 
 import pytest
 
-from tests.strategies.candle_data import window
 from strategies.base import Candles, Direction
 from strategies.builtins import BUILTIN_NAMES
 from strategies.config import StrategyConfig
@@ -18,6 +17,7 @@ from strategies.errors import StrategyConfigError
 from strategies.external import file_sha256
 from strategies.registry import build_params, builtin, load_strategies
 from strategies.trend import TrendParams
+from tests.strategies.candle_data import window
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -91,7 +91,7 @@ def test_bad_configuration_is_refused_naming_it(config: dict[str, object], named
 
 
 def test_service_settings_section_loads_as_is() -> None:
-    from core.settings_models import StrategySettings
+    from core.settings.settings_models import StrategySettings
 
     settings = StrategySettings.model_validate({"enabled": ("trend", "momentum"), "weights": {"trend": 2.0},
                                                 "params": {"momentum": {"mode": "histogram"}},
@@ -174,7 +174,7 @@ def test_external_cannot_shadow_a_builtin_and_weight_applies(tmp_path: Path) -> 
 
 
 def test_unreadable_external_file_is_named(tmp_path: Path) -> None:
-    with pytest.raises(StrategyConfigError, match="always_buy.*cannot read"):
+    with pytest.raises(StrategyConfigError, match=r"always_buy.*cannot read"):
         load_strategies(external(tmp_path / "absent.py", "0" * 64))
 
 

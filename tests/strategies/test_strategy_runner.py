@@ -7,13 +7,13 @@ from decimal import Decimal
 
 import pytest
 
-from tests.strategies.candle_data import window
 from strategies.base import Candles, Direction, Signal
 from strategies.builtins import BUILTINS
 from strategies.confluence import Confluence
 from strategies.runner import StrategyRunner
 from strategies.scanner import StrategySet
 from strategies.spec import BoundStrategy
+from tests.strategies.candle_data import window
 
 
 def explode(candles: Candles) -> Signal:

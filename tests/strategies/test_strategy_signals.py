@@ -10,10 +10,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tests.strategies.candle_data import make_candles, window, with_close
 from strategies.base import Candles, Direction, Signal
 from strategies.builtins import BUILTINS
 from strategies.spec import BuiltinStrategy
+from tests.strategies.candle_data import make_candles, window, with_close
 
 NAMES = sorted(BUILTINS)
 CODES = {Direction.BUY: 1, Direction.SELL: -1, Direction.HOLD: 0}
@@ -120,7 +120,8 @@ def test_non_finite_prices_give_hold(btc: Candles, name: str, bad: float, where:
     assert "NaN" in sig.reason
 
 
-def _signals_at_active_bars(entry: BuiltinStrategy, c: Candles, direction: int, limit: int = 40) -> list[tuple[Signal, float]]:
+def _signals_at_active_bars(entry: BuiltinStrategy, c: Candles, direction: int,
+                            limit: int = 40) -> list[tuple[Signal, float]]:
     params = entry.default_params()
     codes = entry.signals(c, params)
     out = []

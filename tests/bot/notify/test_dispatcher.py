@@ -7,9 +7,9 @@ import re
 from decimal import Decimal
 
 from bot.notify import OutboxDispatcher, WebhookSender
-from core.events import EventBus, PositionClosed
-from core.outbox import OutboxWriter
-from core.settings_models import Destination, NotifySettings
+from core.ops.outbox import OutboxWriter
+from core.settings.settings_models import Destination, NotifySettings
+from core.trading.events import EventBus, PositionClosed
 from persistence.db import Database
 from tests.fakes.webhook import FakeWebhook
 
@@ -36,11 +36,12 @@ async def eventually(pred, timeout: float = 20.0, step: float = 0.05) -> None:  
 
 
 def texts(fake: FakeWebhook, channel: str) -> list[str]:
-    """What a reader sees of each message: Discord content and embeds, or Slack text."""
+    """What a reader sees of each message: a Discord embed (its content line repeats the headline) or
+    content, or Slack text."""
     out = []
     for m in fake.received[channel]:
         embeds = [f"{e.get('title', '')}\n{e.get('description', '')}" for e in m.get("embeds") or []]
-        out.append("\n".join([m.get("content") or m.get("text") or "", *embeds]))
+        out.append("\n".join([*embeds] if embeds else [m.get("content") or m.get("text") or ""]))
     return out
 
 

@@ -14,12 +14,21 @@ from sqlalchemy.exc import OperationalError
 from bot.notify.dispatcher import OutboxDispatcher
 from bot.notify.formats import Style, format_event, from_event, from_payload
 from bot.notify.senders import AlertMessage, discord_embed, slack_blocks, telegram_html_text
-from core.events import (AutoPaused, EngineError, Event, Killed, LeadershipChanged, OrderFilled, PositionClosed,
-                         PositionOpened, StateChanged)
-from core.intents import ClosedPosition, OpenItem
-from core.outbox import OutboxWriter
-from core.reports import DailyReport
-from core.settings_models import Destination, NotifySettings
+from core.ops.outbox import OutboxWriter
+from core.ops.reports import DailyReport
+from core.settings.settings_models import Destination, NotifySettings
+from core.trading.events import (
+    AutoPaused,
+    EngineError,
+    Event,
+    Killed,
+    LeadershipChanged,
+    OrderFilled,
+    PositionClosed,
+    PositionOpened,
+    StateChanged,
+)
+from core.trading.intents import ClosedPosition, OpenItem
 
 AT = datetime(2024, 5, 1, 13, 45, tzinfo=UTC)
 BERLIN = Style(timezone="Europe/Berlin", names={"telegram:1": "alice"})
@@ -104,7 +113,8 @@ def test_leadership_changes_in_plain_words() -> None:
 
 
 def test_an_engine_error_reaches_chat_without_its_raw_text(caplog: pytest.LogCaptureFixture) -> None:
-    exc = OperationalError("INSERT INTO positions (secret_col) VALUES (?)", {}, Exception("/var/lib/tradectl/db.sqlite"))
+    exc = OperationalError("INSERT INTO positions (secret_col) VALUES (?)", {},
+                           Exception("/var/lib/tradectl/db.sqlite"))
     with caplog.at_level("ERROR", "tradectl.events"):
         event = EngineError.from_exception("feed", exc)
     title, lines, _ = stored(event)
@@ -118,7 +128,8 @@ def test_an_engine_error_reaches_chat_without_its_raw_text(caplog: pytest.LogCap
 def test_reports_and_digests_show_local_times_and_severity_per_line() -> None:
     report = DailyReport(ts=AT, period="day", label="Tue 2024-04-30", start=AT, end=AT, timezone="Europe/Berlin",
                          quote="USD", realized=D("163.91069585"), unrealized=D("-4.5"), fees=D("16.075857"), trades=0,
-                         wins=0, losses=0, win_rate=None, best_pair=None, best_pnl=None, worst_pair=None, worst_pnl=None,
+                         wins=0, losses=0, win_rate=None, best_pair=None, best_pnl=None, worst_pair=None,
+                         worst_pnl=None,
                          max_drawdown=D("0"), max_drawdown_pct=D("0"), equity_start=None, equity_end=None)
     title, _, fields = stored(report)
     assert title == "Daily PnL report: Tue 2024-04-30"
@@ -134,7 +145,8 @@ def test_every_kind_has_a_formatter_and_a_row_from_another_version_still_goes_ou
                           "data": {"pair": "BTC/USD"}}, BERLIN)
     assert alert.title == "closed BTC/USD [#1]"  # its fields unreadable here: the stored summary goes out
     earlier_kill = from_payload({"kind": "killed", "severity": "critical", "text": "KILLED by telegram:1 (complete): x",
-                                 "data": {"by": "telegram:1", "complete": True, "report": ["closed 0.5 BTC/USD @ 41000"]}},
+                                 "data": {"by": "telegram:1", "complete": True,
+                                          "report": ["closed 0.5 BTC/USD @ 41000"]}},
                                 BERLIN)
     assert earlier_kill.lines == ("closed 0.5 BTC/USD @ 41000",)  # not "nothing was open"
     unknown = from_payload({"kind": "something_new", "severity": "warning", "text": "a new kind\nsecond line"}, BERLIN)
@@ -143,7 +155,8 @@ def test_every_kind_has_a_formatter_and_a_row_from_another_version_still_goes_ou
 
 def test_alerts_render_natively_on_each_platform() -> None:
     alert = from_event(PositionClosed(pair="BTC/USD", qty=D("0.25"), entry_price=D("64000"), exit_price=D("64655.6"),
-                                      fees=D("16.08"), pnl=D("-163.91"), pnl_pct=D("-1.02"), reason="closed by telegram:1",
+                                      fees=D("16.08"), pnl=D("-163.91"), pnl_pct=D("-1.02"),
+                                      reason="closed by telegram:1",
                                       ts=AT), BERLIN, now=AT)
     message = AlertMessage(alert.kind, "error", alert.text_lines(), False, alerts=(alert,))
     html = telegram_html_text(message, 4096)
@@ -153,18 +166,19 @@ def test_alerts_render_natively_on_each_platform() -> None:
     assert embed["title"] == "Closed BTC/USD: -163.91 USD (-1.02%)" and embed["timestamp"] == AT.isoformat()
     assert embed["fields"] == [{"name": "fees", "value": "16\\.08 USD", "inline": True}]  # escaped: no list item
     colours = {sev: discord_embed(AlertMessage("x", sev, ("t",), False, alerts=(
-        format_event("x", sev, {}, BERLIN, fallback="t"),)))["color"] for sev in ("info", "warning", "error", "critical")}
+        format_event("x", sev, {}, BERLIN, fallback="t"),)))["color"]
+        for sev in ("info", "warning", "error", "critical")}
     assert len(set(colours.values())) == 4  # a colour per severity
     blocks = slack_blocks(message)
-    assert blocks[0] == {"type": "header", "text": {"type": "plain_text", "text": "Closed BTC/USD: -163.91 USD (-1.02%)",
+    assert blocks[0] == {"type": "header", "text": {"type": "plain_text",
+                                                    "text": "Closed BTC/USD: -163.91 USD (-1.02%)",
                                                     "emoji": True}}
     assert blocks[-1]["elements"][0]["text"] == "info · 15:45 CEST"
 
 
 async def test_the_dispatcher_writes_alerts_in_the_service_time_zone_with_display_names(db) -> None:  # type: ignore[no-untyped-def]
-    from bot.identity import DisplayNames
-    from bot.harness import ManualClock
-    from bot.identity import Actor
+    from bot.identity import Actor, DisplayNames
+    from tests.fakes.clock import ManualClock
 
     await DisplayNames(db, ManualClock()).remember(Actor("telegram", "1", "alice"))
     settings = NotifySettings(destinations=(Destination(name="ops", platform="discord", target="1"),))

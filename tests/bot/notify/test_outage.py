@@ -18,10 +18,10 @@ from aiohttp import web
 from sqlmodel import col, select
 
 from bot.notify import OutboxDispatcher, WebhookSender
-from core.events import EngineError, EventBus, PositionClosed
-from core.leader import Lease
-from core.outbox import OutboxWriter
-from core.settings_models import Destination, NotifySettings
+from core.ops.leader import Lease
+from core.ops.outbox import OutboxWriter
+from core.settings.settings_models import Destination, NotifySettings
+from core.trading.events import EngineError, EventBus, PositionClosed
 from persistence.db import Database
 from persistence.models import OutboxRow
 from tests.fakes.webhook import FakeWebhook
@@ -47,11 +47,12 @@ async def eventually(pred: Callable[[], Any], timeout: float = 20.0, what: str =
 
 
 def texts(fake: FakeWebhook, channel: str = "ops") -> list[str]:
-    """What a reader sees of each message: Discord content and embeds, or Slack text."""
+    """What a reader sees of each message: a Discord embed (its content line repeats the headline) or
+    content, or Slack text."""
     out = []
     for m in fake.received[channel]:
         embeds = [f"{e.get('title', '')}\n{e.get('description', '')}".strip() for e in m.get("embeds") or []]
-        out.append("\n".join(x for x in [m.get("content") or m.get("text") or "", *embeds] if x))
+        out.append("\n".join(x for x in (embeds or [m.get("content") or m.get("text") or ""]) if x))
     return out
 
 

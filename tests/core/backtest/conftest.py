@@ -15,7 +15,7 @@ import pytest
 from core.backtest.data import Bars, load_bars, to_arrays
 from core.backtest.model import BacktestResult, RunSpec
 from core.backtest.runner import run_engine
-from core.config import Settings
+from core.settings.config import Settings
 
 # Hourly bundled candles 13100..13600 (2018-12-29 .. 2019-01-19): no zero-volume candle inside.
 REFERENCE_SLICE = (13100, 13600)

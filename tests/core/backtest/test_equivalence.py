@@ -11,7 +11,7 @@ import pytest
 from core.backtest.data import Bars
 from core.backtest.fast import run_fast
 from core.backtest.model import BacktestResult, RunSpec, Trade
-from core.config import Settings
+from core.settings.config import Settings
 from tests.core.backtest.conftest import WHOLE_UNIT, reference_settings
 
 pytestmark = pytest.mark.slow
@@ -35,7 +35,8 @@ def test_sma_cross_whole_units(engine_reference: tuple[Bars, BacktestResult]) ->
     assert_equivalent(run_fast(reference_settings(5, 12), bars, WHOLE_UNIT), engine)
 
 
-def test_stops_targets_slippage_and_partial_fills(engine_protected: tuple[Bars, Settings, RunSpec, BacktestResult]) -> None:
+def test_stops_targets_slippage_and_partial_fills(
+        engine_protected: tuple[Bars, Settings, RunSpec, BacktestResult]) -> None:
     bars, settings, spec, engine = engine_protected
     fast = run_fast(settings, bars, spec)
     assert_equivalent(fast, engine)

@@ -6,6 +6,7 @@ checked against the paper venue's documented arithmetic, and the shortcut agains
 
 from __future__ import annotations
 
+import itertools
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 
 import numpy as np
@@ -14,7 +15,7 @@ import pytest
 from core.backtest.data import Bars, synthetic
 from core.backtest.fast import FastUnsupported, run_fast
 from core.backtest.model import BacktestResult, RunSpec
-from core.config import Settings
+from core.settings.config import Settings
 from strategies.sma_cross import SmaCrossParams, signals
 from tests.core.backtest.conftest import WHOLE_UNIT, cut, make_settings, reference_settings
 
@@ -36,7 +37,8 @@ def _tick(value: Decimal, rounding: str) -> Decimal:
 ])
 @pytest.mark.parametrize("qty", ["1", "0.37"])
 def test_shortcut_agrees_with_the_general_loop(paper: dict[str, object], qty: str) -> None:
-    settings = make_settings("sma_cross", {"fast": 8, "slow": 21}, paper={"starting_balances": {"USD": "1000000"}, **paper})
+    settings = make_settings("sma_cross", {"fast": 8, "slow": 21},
+                             paper={"starting_balances": {"USD": "1000000"}, **paper})
     bars = synthetic(15_000, seed=7)
     spec = RunSpec(sizing="fixed", qty=Decimal(qty))
     quick, general = run_fast(settings, bars, spec), run_fast(settings, bars, spec, shortcut=False)
@@ -58,7 +60,8 @@ def test_signal_on_close_fills_at_next_open_with_fees_on_both_sides(bundled: Bar
         if t.closed:
             assert t.exit_bar is not None
             assert sig[t.exit_bar - 1] == -1 and t.exit_price == bars.price(t.exit_bar, "open")
-            fee = (t.entry_price * Decimal("0.001")).quantize(Decimal("1e-8")) + (t.exit_price * Decimal("0.001")).quantize(Decimal("1e-8"))
+            step = Decimal("1e-8")
+            fee = (t.entry_price * Decimal("0.001")).quantize(step) + (t.exit_price * Decimal("0.001")).quantize(step)
             assert t.fees == fee
             assert t.pnl == t.exit_price - t.entry_price - fee
 
@@ -119,7 +122,7 @@ def test_cooldown_after_a_loss_skips_the_next_entries(bundled: Bars) -> None:
                            risk={"cooldown_after_loss_s": 6 * 3600})
     strict = run_fast(cooled, bars, WHOLE_UNIT)
     assert len(strict.trades) < len(loose.trades)
-    for before, after in zip(strict.trades, strict.trades[1:]):
+    for before, after in itertools.pairwise(strict.trades):
         if before.pnl < 0 and before.exit_time is not None:
             assert (after.entry_time - before.exit_time).total_seconds() >= 6 * 3600 - 3600
 

@@ -79,7 +79,7 @@ def assert_same_trades(ours: BacktestResult, bars: Bars, fast: int, slow: int) -
     rest = ref[len(closed):]
     still_open = [t for t in ours.trades if not t.closed]
     assert len(rest) == len(still_open) <= 1
-    for mine, theirs in zip(still_open, rest):
+    for mine, theirs in zip(still_open, rest, strict=True):
         assert (mine.entry_bar, mine.qty, mine.entry_price) == (theirs[0], theirs[2], theirs[3])
 
 

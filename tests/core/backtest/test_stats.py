@@ -8,9 +8,9 @@ from decimal import Decimal
 import numpy as np
 import pytest
 
-from core import accounting
 from core.backtest.model import BacktestResult, Trade
 from core.backtest.stats import compute, first_breach, sharpe
+from core.trading import accounting
 
 T0 = datetime(2019, 1, 1, tzinfo=UTC)
 H = 3600
@@ -69,5 +69,6 @@ def test_undefined_figures_rank_last() -> None:
 
 def test_breakers_found_on_the_curve() -> None:
     r = result([1000, 990, 940, 1000, 1010], [], [False] * 5)
-    assert first_breach(r, daily_loss_limit=0.05, max_drawdown=0.5, timezone="UTC") == "daily loss 6.00% at 2019-01-01 03:00 UTC"
+    breach = first_breach(r, daily_loss_limit=0.05, max_drawdown=0.5, timezone="UTC")
+    assert breach == "daily loss 6.00% at 2019-01-01 03:00 UTC"
     assert first_breach(r, daily_loss_limit=0.5, max_drawdown=0.5, timezone="UTC") is None

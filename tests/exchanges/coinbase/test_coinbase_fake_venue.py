@@ -8,7 +8,6 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from exchanges._http import RetryPolicy
 from exchanges.base import OrderRequest, OrderStatus, OrderType, Side
 from exchanges.coinbase import CoinbaseExchange
 from exchanges.errors import (
@@ -21,6 +20,7 @@ from exchanges.errors import (
     TemporaryError,
     UnknownPair,
 )
+from exchanges.retry import RetryPolicy
 from tests.exchanges.fakes import FakeCoinbase, fast_settings
 
 NO_RETRY = RetryPolicy(attempts=1)
@@ -51,7 +51,8 @@ async def test_market_order_fills_with_a_fee(venue: CoinbaseExchange, funded: Fa
     assert balances["BTC"].total == Decimal("0.01") and balances["USD"].total == Decimal("9698.2")
 
 
-async def test_limit_order_rests_holds_funds_and_fills_when_crossed(venue: CoinbaseExchange, funded: FakeCoinbase) -> None:
+async def test_limit_order_rests_holds_funds_and_fills_when_crossed(venue: CoinbaseExchange,
+                                                                   funded: FakeCoinbase) -> None:
     order = await venue.place_order(buy("tc-cb-limit", limit="29000"))
     assert order.status is OrderStatus.SUBMITTED
     assert [o.client_order_id for o in await venue.open_orders("BTC/USD")] == ["tc-cb-limit"]
@@ -133,7 +134,8 @@ async def test_a_malformed_body_is_malformed_and_harmless(funded: FakeCoinbase) 
 
 async def test_a_key_that_does_not_verify_is_an_auth_error(fake: FakeCoinbase) -> None:
     other = ec.generate_private_key(ec.SECP256R1()).private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.TraditionalOpenSSL, serialization.NoEncryption()).decode()
+        serialization.Encoding.PEM, serialization.PrivateFormat.TraditionalOpenSSL,
+        serialization.NoEncryption()).decode()
     venue = CoinbaseExchange(fake.key_name, other, rest_url=fake.rest_url, **fast_settings())
     with pytest.raises(AuthError) as info:
         await venue.markets()
@@ -214,7 +216,8 @@ async def test_the_adapter_is_an_exchange(venue: CoinbaseExchange) -> None:
     assert set(venue.capabilities.timeframes_s) >= {60, 300, 3600, 86400}
 
 
-async def test_an_order_refusal_keeps_the_venues_words_as_its_cause(venue: CoinbaseExchange, fake: FakeCoinbase) -> None:
+async def test_an_order_refusal_keeps_the_venues_words_as_its_cause(venue: CoinbaseExchange,
+                                                                   fake: FakeCoinbase) -> None:
     await fake.set_price("BTC/USD", Decimal("30000"))
     with pytest.raises(InsufficientFunds) as info:
         await venue.place_order(buy("tc-cb-cause"))

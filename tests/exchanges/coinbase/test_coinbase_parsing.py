@@ -44,7 +44,8 @@ def test_closed_market_order_matches_the_reference() -> None:
     order = parse.parse_order(case["httpResponse"]["orders"][0], SYMBOLS)
     expected = case["parsedResponse"][0]
     assert order.venue_order_id == expected["id"] and order.client_order_id == expected["clientOrderId"]
-    assert (order.pair, order.side, order.type, order.status) == ("ADA/USDT", Side.SELL, OrderType.MARKET, OrderStatus.FILLED)
+    assert (order.pair, order.side, order.type, order.status) == ("ADA/USDT", Side.SELL, OrderType.MARKET,
+                                                                  OrderStatus.FILLED)
     assert order.qty == Decimal("10") and order.filled_qty == Decimal("10")
     assert order.avg_price == Decimal("0.392") and order.fee == Decimal("0.03136") and order.fee_currency == "USDT"
     assert order.created_at == datetime(2023, 11, 26, 10, 19, 47, 423220, tzinfo=UTC)
@@ -90,8 +91,9 @@ def test_ticker_matches_the_reference() -> None:
 
 
 def test_candles_come_out_oldest_first() -> None:
-    payload = {"candles": [{"start": "1700000060", "low": "1", "high": "3", "open": "2", "close": "2.5", "volume": "10"},
-                           {"start": "1700000000", "low": "1", "high": "2", "open": "1", "close": "2", "volume": "5"}]}
+    payload = {"candles": [
+        {"start": "1700000060", "low": "1", "high": "3", "open": "2", "close": "2.5", "volume": "10"},
+        {"start": "1700000000", "low": "1", "high": "2", "open": "1", "close": "2", "volume": "5"}]}
     candles = parse.parse_candles(payload, "BTC/USD", 60)
     assert [c.ts.timestamp() for c in candles] == [1700000000, 1700000060] and candles[1].close == Decimal("2.5")
 
@@ -104,7 +106,8 @@ def test_accounts_add_holds_to_the_total() -> None:
     assert balances["USD"].total == Decimal("100.0") and balances["USD"].available == Decimal("90.5")
 
 
-@pytest.mark.parametrize(("code", "kind"), [("INSUFFICIENT_FUND", InsufficientFunds), ("UNKNOWN_PRODUCT_ID", UnknownPair),
+@pytest.mark.parametrize(("code", "kind"), [("INSUFFICIENT_FUND", InsufficientFunds),
+                                            ("UNKNOWN_PRODUCT_ID", UnknownPair),
                                             ("INVALID_LIMIT_PRICE_POST_ONLY", InvalidOrder)])
 def test_order_failures_map_to_the_hierarchy(code: str, kind: type) -> None:
     error = order_failure({"error": code, "message": "m"}, "Coinbase order tc-1")

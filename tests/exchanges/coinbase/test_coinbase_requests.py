@@ -43,7 +43,8 @@ async def submit(venue: CoinbaseExchange, request: OrderRequest) -> dict:
 
 async def test_market_sell_matches_the_recorded_request(recorded_venue: CoinbaseExchange) -> None:
     case = recorded("request", "coinbase", "createOrder", "Spot market sell")
-    sent = await submit(recorded_venue, OrderRequest("tc-sell-1", "ADA/USDT", Side.SELL, OrderType.MARKET, Decimal("10")))
+    sent = await submit(recorded_venue,
+                        OrderRequest("tc-sell-1", "ADA/USDT", Side.SELL, OrderType.MARKET, Decimal("10")))
     assert sent["url"] == case["url"]
     assert without(sent["body"], SKIP) == without(json.loads(case["output"]), SKIP)
     assert sent["body"]["client_order_id"] == "tc-sell-1" and sent["auth"].startswith("Bearer ey")
@@ -65,7 +66,8 @@ async def test_cancel_and_fetch_order_match_the_recorded_requests(recorded_venue
     order_id = "9fd0cadc-2ccc-45e8-b254-ea511c34e5b2"
     base = recorded("response", "coinbase", "fetchClosedOrders")["httpResponse"]["orders"][0]
     open_order = {**base, "order_id": order_id, "product_id": "DOGE-USDT", "status": "OPEN", "client_order_id": "tc-c",
-                  "order_configuration": {"limit_limit_gtc": {"base_size": "10", "limit_price": "0.05", "post_only": False}}}
+                  "order_configuration": {"limit_limit_gtc": {"base_size": "10", "limit_price": "0.05",
+                                                              "post_only": False}}}
     t.replies.update({
         "/api/v3/brokerage/orders/historical/batch": {"orders": [open_order], "has_next": False, "cursor": ""},
         f"/api/v3/brokerage/orders/historical/{order_id}": {"order": open_order},
@@ -87,17 +89,20 @@ async def test_open_orders_balances_and_market_data_urls_match(recorded_venue: C
         "/api/v3/brokerage/products/BTC-USDT/ticker": recorded("response", "coinbase", "fetchTicker")["httpResponse"],
         "/api/v3/brokerage/product_book": {"pricebook": {"product_id": "BTC-USD", "bids": [], "asks": []}},
         "/api/v3/brokerage/products/BTC-USDT/candles": {"candles": []},
-        "/api/v3/brokerage/time": {"iso": "2024-03-04T10:53:56Z", "epochSeconds": "1709549636", "epochMillis": "1709549636000"},
+        "/api/v3/brokerage/time": {"iso": "2024-03-04T10:53:56Z", "epochSeconds": "1709549636",
+                                   "epochMillis": "1709549636000"},
     })
     await recorded_venue.open_orders()
     assert str(t.sent("/historical/batch")[0].url) == recorded("request", "coinbase", "fetchOpenOrders")["url"]
     await recorded_venue.balances()
-    assert str(t.sent("/accounts")[0].url) == recorded("request", "coinbase", "fetchBalance", "fetch spot balance v3")["url"]
+    expected_url = recorded("request", "coinbase", "fetchBalance", "fetch spot balance v3")["url"]
+    assert str(t.sent("/accounts")[0].url) == expected_url
     await recorded_venue.ticker("BTC/USDT")
     assert str(t.sent("/ticker")[0].url) == recorded("request", "coinbase", "fetchTicker")["url"]
 
     await recorded_venue.order_book("BTC/USD", depth=5)
-    book, expected = t.sent("/product_book")[0], recorded("request", "coinbase", "fetchOrderBook", "fetch orderbook")["url"]
+    book = t.sent("/product_book")[0]
+    expected = recorded("request", "coinbase", "fetchOrderBook", "fetch orderbook")["url"]
     assert book.url.path == urlsplit(expected).path and query(str(book.url)) == {**query(expected), "limit": "5"}
 
     since = datetime.fromtimestamp(1678012344.389, UTC)

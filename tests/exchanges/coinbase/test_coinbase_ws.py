@@ -111,7 +111,8 @@ async def test_tickers_and_a_sequence_gap_triggers_a_resync_not_a_reconnect(
     assert resynced.ts == t0 and fake.ws_connections["market"] == 1
 
 
-async def test_a_malformed_message_is_skipped(fake: FakeCoinbase, streaming: CoinbaseExchange, clock: ManualClock) -> None:
+async def test_a_malformed_message_is_skipped(fake: FakeCoinbase, streaming: CoinbaseExchange,
+                                              clock: ManualClock) -> None:
     await fake.set_price("BTC/USD", Decimal("30000"))
     stream = streaming.market_events(["BTC/USD"], 300)
     try:

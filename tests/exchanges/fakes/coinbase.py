@@ -74,6 +74,8 @@ class FakeCoinbase(CoinbaseOrdersMixin, CoinbaseWsMixin, FakeServer):
             ("GET", "/products", self._products, True),
             ("GET", "/products/{product_id}/ticker", self._ticker, True),
             ("GET", "/products/{product_id}/candles", self._candles, True),
+            # the public candles (no key): same data, as `tradectl data download` reads it
+            ("GET", "/market/products/{product_id}/candles", self._candles, False),
             ("GET", "/product_book", self._book, True),
             ("GET", "/accounts", self._accounts, True),
             ("GET", "/key_permissions", self._key_permissions, True),
@@ -85,6 +87,20 @@ class FakeCoinbase(CoinbaseOrdersMixin, CoinbaseWsMixin, FakeServer):
         ]
         for verb, path, handler, auth in routes:
             r.add_route(verb, PREFIX + path, self._endpoint(f"{verb} {path}", handler, auth))
+        # What ccxt's coinbase class asks for while loading markets (the native adapter does not):
+        # the public product list, the account's fee tier, and the v2 currency lists and rates.
+        extra: list[tuple[str, Callable[..., Awaitable[Any]], bool]] = [
+            (PREFIX + "/market/products", self._products, False),
+            (PREFIX + "/market/products/{product_id}/ticker", self._ticker, False),
+            (PREFIX + "/market/products/{product_id}/candles", self._candles, False),
+            (PREFIX + "/market/product_book", self._book, False),
+            (PREFIX + "/transaction_summary", self._transaction_summary, True),
+            ("/v2/currencies", self._v2_fiat, False),
+            ("/v2/currencies/crypto", self._v2_crypto, False),
+            ("/v2/exchange-rates", self._v2_rates, False),
+        ]
+        for path, handler, auth in extra:
+            r.add_get(path, self._endpoint(f"GET {path.removeprefix(PREFIX)}", handler, auth))
         r.add_get("/ws", self._ws_market)
         r.add_get("/ws-user", self._ws_user)
 
@@ -137,11 +153,16 @@ class FakeCoinbase(CoinbaseOrdersMixin, CoinbaseWsMixin, FakeServer):
         now = time.time()
         if header.get("alg") != "ES256" or header.get("kid") != self.key_name or not header.get("nonce"):
             return "bad header"
-        if claims.get("iss") != "cdp" or claims.get("sub") != self.key_name:
+        # "cdp" is what Coinbase's SDKs send; "coinbase-cloud" is the issuer of Coinbase's earlier Advanced
+        # Trade examples, which ccxt's coinbase class still sends for ES256 keys.
+        if claims.get("iss") not in ("cdp", "coinbase-cloud") or claims.get("sub") != self.key_name:
             return "bad issuer or subject"
         if not (claims["nbf"] <= now + 5 and now < claims["exp"] <= claims["nbf"] + 120):
             return "expired or not yet valid"
-        if uri is not None and claims.get("uri") != uri:
+        # ccxt strips only "https://" from the URL it signs; on this plain-http loopback fake the scheme
+        # stays in the claim, which is accepted here (a real Coinbase URL is always https).
+        method, _, rest = (uri or "").partition(" ")
+        if uri is not None and claims.get("uri") not in (uri, f"{method} http://{rest}"):
             return f"uri mismatch: {claims.get('uri')!r} != {uri!r}"
         return None
 
@@ -161,7 +182,8 @@ class FakeCoinbase(CoinbaseOrdersMixin, CoinbaseWsMixin, FakeServer):
                     return web.json_response({"error": "rate_limit_exceeded", "message": "Too many requests"},
                                              status=429, headers={"Retry-After": str(fault.retry_after)})
                 if fault.kind == "http500":
-                    return web.Response(status=503, text="<html>503 Service Unavailable</html>", content_type="text/html")
+                    return web.Response(status=503, text="<html>503 Service Unavailable</html>",
+                                        content_type="text/html")
                 if fault.kind == "error":
                     return web.json_response({"error": fault.error, "message": fault.error}, status=400)
                 if fault.kind == "malformed":
@@ -216,7 +238,8 @@ class FakeCoinbase(CoinbaseOrdersMixin, CoinbaseWsMixin, FakeServer):
         pid = self._product(request.match_info["product_id"])["product_id"]
         q = request.query
         seconds = {"ONE_MINUTE": 60, "FIVE_MINUTE": 300, "FIFTEEN_MINUTE": 900, "THIRTY_MINUTE": 1800,
-                   "ONE_HOUR": 3600, "TWO_HOUR": 7200, "SIX_HOUR": 21600, "ONE_DAY": 86400}.get(q.get("granularity", ""))
+                   "ONE_HOUR": 3600, "TWO_HOUR": 7200, "SIX_HOUR": 21600,
+                   "ONE_DAY": 86400}.get(q.get("granularity", ""))
         if seconds is None:
             raise CoinbaseRefusal(400, "INVALID_ARGUMENT", "granularity is required")
         start, end = int(q["start"]), int(q["end"])
@@ -235,6 +258,32 @@ class FakeCoinbase(CoinbaseOrdersMixin, CoinbaseWsMixin, FakeServer):
                      "ready": True, "hold": {"value": f"{held.get(ccy, Decimal(0)):f}", "currency": ccy},
                      "retail_portfolio_id": "fake-portfolio"} for ccy, amount in self.balances.items()]
         return {"accounts": accounts, "has_next": False, "cursor": "", "size": len(accounts)}
+
+    def _currencies(self) -> tuple[list[str], list[str]]:
+        """(fiat, crypto) ids the products use; USD/EUR/GBP count as fiat as on Coinbase."""
+        ids = {p[k] for p in self.products.values() for k in ("base_currency_id", "quote_currency_id")
+               if p.get("product_type") == "SPOT" and p[k]}
+        fiat = sorted(i for i in ids if i in ("USD", "EUR", "GBP"))
+        return fiat, sorted(ids - set(fiat))
+
+    async def _v2_fiat(self, request: web.Request, body: Any) -> Any:
+        return {"data": [{"id": c, "name": c, "min_size": "0.01"} for c in self._currencies()[0]]}
+
+    async def _v2_crypto(self, request: web.Request, body: Any) -> Any:
+        return {"data": [{"asset_id": str(uuid.uuid5(uuid.NAMESPACE_OID, c)), "code": c, "name": c, "color": "#000000",
+                          "sort_index": 100, "exponent": 8, "type": "crypto", "address_regex": ".*"}
+                         for c in self._currencies()[1]]}
+
+    async def _v2_rates(self, request: web.Request, body: Any) -> Any:
+        fiat, crypto = self._currencies()
+        return {"data": {"currency": "USD", "rates": {c: "1" for c in fiat + crypto}}}
+
+    async def _transaction_summary(self, request: web.Request, body: Any) -> Any:
+        return {"total_volume": 0, "total_fees": 0, "advanced_trade_only_volume": 0, "advanced_trade_only_fees": 0,
+                "coinbase_pro_volume": 0, "coinbase_pro_fees": 0, "total_balance": "0", "has_promo_fee": False,
+                "fee_tier": {"pricing_tier": "Advanced 1", "usd_from": "0", "usd_to": "1000",
+                             "taker_fee_rate": f"{self.taker_fee:f}", "maker_fee_rate": f"{self.maker_fee:f}",
+                             "aop_from": "", "aop_to": ""}}
 
     async def _key_permissions(self, request: web.Request, body: Any) -> Any:
         return {"can_view": True, "can_trade": True, "can_transfer": self.can_transfer,

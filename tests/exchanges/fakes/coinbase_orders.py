@@ -113,8 +113,9 @@ class CoinbaseOrdersMixin:
 
     @staticmethod
     def _success(order: dict[str, Any]) -> dict[str, Any]:
-        return {"success": True, "success_response": {"order_id": order["order_id"], "product_id": order["product_id"],
-                                                      "side": order["side"], "client_order_id": order["client_order_id"]},
+        return {"success": True,
+                "success_response": {"order_id": order["order_id"], "product_id": order["product_id"],
+                                     "side": order["side"], "client_order_id": order["client_order_id"]},
                 "order_configuration": order["order_configuration"]}
 
     @staticmethod

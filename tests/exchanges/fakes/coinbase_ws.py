@@ -76,6 +76,11 @@ class CoinbaseWsMixin:
                 "order_type": o["order_type"], "limit_price": cfg.get("limit_price", "")}
 
     async def _on_sub(self, ws: web.WebSocketResponse, msg: dict[str, Any]) -> None:
+        if msg.get("type") == "unsubscribe":
+            for pid in msg.get("product_ids") or []:
+                self._chans[ws].discard((msg.get("channel", ""), pid))
+            await self._emit(ws, "subscriptions", [{"subscriptions": {}}])
+            return
         if msg.get("type") != "subscribe":
             return
         channel = msg.get("channel", "")

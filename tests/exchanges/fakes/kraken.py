@@ -98,7 +98,8 @@ class FakeKraken(KrakenPrivateMixin, KrakenWsMixin, FakeServer):
             if order["_pair"] == rest_id and order["status"] == "open" and order["descr"]["ordertype"] == "limit":
                 limit = Decimal(order["descr"]["price"])
                 bid, ask = self.quote(rest_id)
-                if (order["descr"]["type"] == "buy" and ask <= limit) or (order["descr"]["type"] == "sell" and bid >= limit):
+                side = order["descr"]["type"]
+                if (side == "buy" and ask <= limit) or (side == "sell" and bid >= limit):
                     await self._execute(order, self._fill_qty(order), limit, maker=True)
 
     def quote(self, rest_id: str) -> tuple[Decimal, Decimal]:
@@ -130,9 +131,11 @@ class FakeKraken(KrakenPrivateMixin, KrakenWsMixin, FakeServer):
         fault = self.fault_for(method)
         if fault is not None:
             if fault.kind == "http429":
-                return web.Response(status=429, text="Too Many Requests", headers={"Retry-After": str(fault.retry_after)})
+                return web.Response(status=429, text="Too Many Requests",
+                                    headers={"Retry-After": str(fault.retry_after)})
             if fault.kind == "http500":
-                return web.Response(status=502, text="<html><body>502 Bad Gateway</body></html>", content_type="text/html")
+                return web.Response(status=502, text="<html><body>502 Bad Gateway</body></html>",
+                                    content_type="text/html")
             if fault.kind == "rate_limit":
                 return self._json({"error": ["EAPI:Rate limit exceeded"]})
             if fault.kind == "error":
@@ -208,6 +211,17 @@ class FakeKraken(KrakenPrivateMixin, KrakenWsMixin, FakeServer):
 
     async def _pub_AssetPairs(self, params: Mapping[str, str]) -> Any:
         return self.asset_pairs
+
+    async def _pub_Assets(self, params: Mapping[str, str]) -> Any:
+        """Kraken's ``Assets`` shape for every asset the pairs use (ccxt's ``load_markets`` asks for it;
+        the native adapter does not). Fiat (``Z...`` codes and USDT) has 4 decimals, crypto 10."""
+        out: dict[str, Any] = {}
+        for info in self.asset_pairs.values():
+            for code, alt in zip((info["base"], info["quote"]), info["wsname"].split("/"), strict=True):
+                fiat = code.startswith("Z") or code in ("USDT", "USDC")
+                out[code] = {"aclass": "currency", "altname": alt, "decimals": 4 if fiat else 10,
+                             "display_decimals": 2 if fiat else 5, "collateral_value": 1, "status": "enabled"}
+        return out
 
     async def _pub_Ticker(self, params: Mapping[str, str]) -> Any:
         rest_id = self._pair_param(params)

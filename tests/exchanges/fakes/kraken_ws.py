@@ -79,10 +79,17 @@ class KrakenWsMixin:
         if method == "ping":
             await self.send(ws, {"method": "pong", "req_id": msg.get("req_id")})  # type: ignore[attr-defined]
             return
-        if method != "subscribe":
-            return
         channel = params.get("channel")
         interval = int(params.get("interval", 1))
+        if method == "unsubscribe":
+            for symbol in params.get("symbol", []):
+                rest_id = self._rest_id_for_symbol(symbol)
+                self._subs[ws].discard((channel, rest_id or "", interval if channel == "ohlc" else 0))
+                await self.send(ws, {"method": "unsubscribe", "success": rest_id is not None,  # type: ignore[attr-defined]
+                                     "req_id": msg.get("req_id"), "result": {"channel": channel, "symbol": symbol}})
+            return
+        if method != "subscribe":
+            return
         for symbol in params.get("symbol", []):
             rest_id = self._rest_id_for_symbol(symbol)
             if rest_id is None:
@@ -102,7 +109,8 @@ class KrakenWsMixin:
             elif channel == "book" and rest_id in self.mid:  # type: ignore[attr-defined]
                 bid, ask = self.quote(rest_id)  # type: ignore[attr-defined]
                 await self.send(ws, {"channel": "book", "type": "snapshot", "data": [{  # type: ignore[attr-defined]
-                    "symbol": symbol, "bids": [{"price": num(bid), "qty": 1.0}], "asks": [{"price": num(ask), "qty": 1.0}],
+                    "symbol": symbol, "bids": [{"price": num(bid), "qty": 1.0}],
+                    "asks": [{"price": num(ask), "qty": 1.0}],
                     "checksum": 0}]})
 
     async def _publish(self, channel: str, rest_id: str, interval: int, payload: Mapping[str, Any]) -> None:
@@ -119,7 +127,8 @@ class KrakenWsMixin:
 
     async def push_ticker(self, pair: str) -> None:
         rest_id = self.rest_id(pair)  # type: ignore[attr-defined]
-        await self._publish("ticker", rest_id, 0, {"channel": "ticker", "type": "update", "data": [self.ticker_v2(rest_id)]})
+        await self._publish("ticker", rest_id, 0,
+                            {"channel": "ticker", "type": "update", "data": [self.ticker_v2(rest_id)]})
 
     async def push_raw(self, text: str) -> None:
         """Send arbitrary text (e.g. malformed JSON) to every public connection."""

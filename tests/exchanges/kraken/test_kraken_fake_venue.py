@@ -8,7 +8,6 @@ from decimal import Decimal
 
 import pytest
 
-from exchanges._http import RetryPolicy
 from exchanges.base import OrderRequest, OrderStatus, OrderType, Side
 from exchanges.errors import (
     AuthError,
@@ -20,6 +19,7 @@ from exchanges.errors import (
     TemporaryError,
 )
 from exchanges.kraken import KrakenExchange, NonceSource
+from exchanges.retry import RetryPolicy
 from tests.exchanges.fakes import UNTHROTTLED, FakeKraken, fast_settings
 
 NO_RETRY = RetryPolicy(attempts=1)
@@ -64,7 +64,8 @@ async def test_limit_order_rests_then_fills_when_the_price_crosses(venue: Kraken
     assert await venue.open_orders() == []
 
 
-async def test_placing_the_same_client_id_twice_returns_the_first_order(venue: KrakenExchange, funded: FakeKraken) -> None:
+async def test_placing_the_same_client_id_twice_returns_the_first_order(venue: KrakenExchange,
+                                                                      funded: FakeKraken) -> None:
     first = await venue.place_order(buy("tc-twice", limit="29000"))
     fresh = adapter(funded)  # a restarted process knows nothing locally
     second = await fresh.place_order(buy("tc-twice", limit="29000"))
@@ -270,7 +271,8 @@ async def test_the_local_api_counter_paces_private_calls(funded: FakeKraken) -> 
     assert elapsed >= 0.15  # four calls beyond the burst of two, at 20 units/s
 
 
-async def test_lookup_by_client_id_survives_kraken_refusing_the_filter(venue: KrakenExchange, funded: FakeKraken) -> None:
+async def test_lookup_by_client_id_survives_kraken_refusing_the_filter(venue: KrakenExchange,
+                                                                      funded: FakeKraken) -> None:
     funded.inject("OpenOrders", "error", error="EGeneral:Invalid arguments:cl_ord_id")
     order = await venue.place_order(buy("tc-nofilter", limit="29000"))
     again = await venue.place_order(buy("tc-nofilter", limit="29000"))

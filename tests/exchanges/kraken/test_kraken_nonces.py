@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 from sqlalchemy import text
 
-from core.config import load_settings
-from core.live import build_live_exchange
+from core.app.live import build_live_exchange
+from core.settings.config import load_settings
 from exchanges.base import OrderRequest, OrderType, Side
 from exchanges.errors import AuthError
 from exchanges.kraken import KrakenExchange, StoredNonces
@@ -44,7 +44,8 @@ def venue(fake: FakeKraken, nonces: Any = None, **kw: Any) -> KrakenExchange:
 
 async def stored_rows(db: Database) -> list[tuple[Any, ...]]:
     async with db.connect() as conn:
-        return [tuple(r) for r in (await conn.execute(text("SELECT key_hash, venue, high_water FROM api_nonces"))).all()]
+        result = await conn.execute(text("SELECT key_hash, venue, high_water FROM api_nonces"))
+        return [tuple(r) for r in result.all()]
 
 
 async def test_a_restart_with_the_clock_30s_behind_continues_above_every_nonce_used(db: Database) -> None:

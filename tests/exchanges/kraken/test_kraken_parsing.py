@@ -38,7 +38,8 @@ def test_open_limit_order() -> None:
     assert order.limit_price == Decimal("50") and order.filled_qty == 0 and order.avg_price is None
 
 
-@pytest.mark.parametrize("case", recorded_cases("response", "kraken", "fetchOpenOrders"), ids=lambda c: c["description"])
+@pytest.mark.parametrize("case", recorded_cases("response", "kraken", "fetchOpenOrders"),
+                         ids=lambda c: c["description"])
 def test_every_recorded_open_order_parses_like_the_reference(case: dict) -> None:
     (order,) = parse.parse_orders(case["httpResponse"]["result"]["open"], SYMBOLS)
     (expected,) = case["parsedResponse"]
@@ -102,7 +103,8 @@ def test_partially_filled_order_without_cost_keeps_its_filled_volume() -> None:
 
 
 def test_trades_are_returned_oldest_first_with_fees() -> None:
-    trades = {"T2": trade(time=Decimal("1688667800.1"), fee="0.5"), "T1": trade(time=Decimal("1688667700.0"), fee="0.1")}
+    trades = {"T2": trade(time=Decimal("1688667800.1"), fee="0.5"),
+              "T1": trade(time=Decimal("1688667700.0"), fee="0.1")}
     fills = parse.parse_trades(trades, SYMBOLS)
     assert [f.fill_id for f in fills] == ["T1", "T2"] and [f.fee for f in fills] == [Decimal("0.1"), Decimal("0.5")]
     assert all(f.fee_currency == "USD" and f.ts.tzinfo is UTC for f in fills)

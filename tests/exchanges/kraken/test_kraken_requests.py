@@ -83,7 +83,8 @@ async def test_open_orders_and_balance_urls_match(recorded_venue: KrakenExchange
     await recorded_venue.balances()
     (open_req,) = recorded_venue.transport.sent("/OpenOrders")  # type: ignore[attr-defined]
     assert str(open_req.url) == recorded("request", "kraken", "fetchOpenOrders")["url"]
-    assert form(open_req.content, {"nonce"}) == form(recorded("request", "kraken", "fetchOpenOrders")["output"], {"nonce"})
+    expected = recorded("request", "kraken", "fetchOpenOrders")["output"]
+    assert form(open_req.content, {"nonce"}) == form(expected, {"nonce"})
     (bal_req,) = recorded_venue.transport.sent("/BalanceEx")  # type: ignore[attr-defined]
     assert str(bal_req.url) == recorded("request", "kraken", "fetchBalance", "Fetch spot Balance")["url"]
 

@@ -11,7 +11,18 @@ from typing import Any
 
 import pytest
 
-from exchanges.base import Candle, FeedStatus, Fill, Order, OrderBook, OrderRequest, OrderStatus, OrderType, Side, Ticker
+from exchanges.base import (
+    Candle,
+    FeedStatus,
+    Fill,
+    Order,
+    OrderBook,
+    OrderRequest,
+    OrderStatus,
+    OrderType,
+    Side,
+    Ticker,
+)
 from exchanges.kraken import KrakenExchange
 from tests.exchanges.fakes import FakeKraken, ManualClock, fast_settings
 
@@ -116,7 +127,8 @@ async def test_tickers_stream(fake: FakeKraken, streaming: KrakenExchange) -> No
     finally:
         await stream.aclose()  # type: ignore[attr-defined]
     assert (snapshot.bid, snapshot.ask) == (Decimal("29999"), Decimal("30001"))
-    assert (update.pair, update.bid, update.ask, update.last) == ("BTC/USD", Decimal("30999"), Decimal("31001"), Decimal("31000"))
+    assert (update.pair, update.bid, update.ask, update.last) == ("BTC/USD", Decimal("30999"), Decimal("31001"),
+                                                                 Decimal("31000"))
 
 
 async def test_a_malformed_message_is_skipped_without_dropping_the_feed(

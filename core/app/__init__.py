@@ -1,0 +1,3 @@
+"""The composition root and the command line: builds every component from the settings (the only place
+that imports ``bot``), runs the service, and offers the ``tradectl`` commands. Nothing imports it.
+"""

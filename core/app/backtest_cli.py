@@ -1,0 +1,251 @@
+"""``tradectl backtest``: parse options, call :mod:`core.backtest`, print (``tune`` reuses the options here).
+
+Mounted on the main app by :func:`register` (``register(app)`` in :mod:`core.app.cli`). Exit codes as
+everywhere: 0 ok, 1 failure, 2 usage or configuration error.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from datetime import UTC, datetime
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from core.settings.config import ConfigError, Settings, load_settings
+
+EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
+
+ConfigOpt = Annotated[Path | None, typer.Option("--config", "-c", help=(
+    "TOML settings file (default: ./tradectl.toml if present)."), dir_okay=False)]
+PairOpt = Annotated[str | None, typer.Option("--pair", help="Pair, BASE/QUOTE (default: the first of trading.pairs).")]
+PairsOpt = Annotated[list[str] | None, typer.Option("--pair", help=(
+    "Pair, BASE/QUOTE; repeat for a portfolio backtest in the engine sharing cash and risk limits "
+    "(default: trading.pairs)."))]
+CsvsOpt = Annotated[list[Path] | None, typer.Option("--csv", dir_okay=False, help=(
+    "Candles CSV (timestamp,open,high,low,close,volume), one per --pair in the same order; default: replay.csv, "
+    "else what `tradectl data download` stored for the pair and timeframe, else the bundled BTC/USD 1h file."))]
+TimeframeOpt = Annotated[str | None, typer.Option("--timeframe", help=(
+    "Candle timeframe, e.g. 1h (default: trading.timeframe)."))]
+FromOpt = Annotated[str | None, typer.Option("--from", help="First candle's open time, UTC (YYYY-MM-DD or ISO 8601).")]
+ToOpt = Annotated[str | None, typer.Option("--to", help="End, exclusive, UTC (YYYY-MM-DD or ISO 8601).")]
+CsvOpt = Annotated[Path | None, typer.Option("--csv", dir_okay=False, help=(
+    "Candles CSV (timestamp,open,high,low,close,volume); default: replay.csv, else what `tradectl data download` "
+    "stored for the pair and timeframe, else the bundled BTC/USD 1h file."))]
+StrategyOpt = Annotated[list[str] | None, typer.Option("--strategy", help=(
+    "Run only this strategy (repeat for several); default: strategies.enabled."))]
+ParamOpt = Annotated[list[str] | None, typer.Option("--param", help=(
+    "Strategy parameter, STRATEGY.PARAM=VALUE (repeatable)."))]
+SizingOpt = Annotated[str | None, typer.Option("--sizing", help="risk | fixed | fraction (default: backtest.sizing).")]
+QtyOpt = Annotated[str | None, typer.Option("--qty", help="Units per entry with --sizing fixed.")]
+FractionOpt = Annotated[str | None, typer.Option("--fraction", help=(
+    "Share of equity per entry with --sizing fraction."))]
+FillOpt = Annotated[str | None, typer.Option("--fill-on", help="next_open | last_close (default: backtest.fill_on).")]
+FeeOpt = Annotated[str | None, typer.Option("--fee", help=(
+    "Fee rate for both taker and maker, e.g. 0.001 (default: paper fees)."))]
+SlipOpt = Annotated[str | None, typer.Option("--slippage-bps", help=(
+    "Slippage on market orders in basis points (default: paper.slippage_bps)."))]
+ImpactOpt = Annotated[str | None, typer.Option("--impact-bps", help=(
+    "Extra slippage per 100% of candle volume taken (default: paper.impact_bps)."))]
+ShareOpt = Annotated[str | None, typer.Option("--volume-share", help=(
+    "Largest share of a candle's volume one order fills; the rest fills in later candles."))]
+CashOpt = Annotated[str | None, typer.Option("--cash", help=(
+    "Starting cash in the quote currency (default: paper.starting_balances)."))]
+ModeOpt = Annotated[str | None, typer.Option("--mode", help="auto | engine | fast (default: backtest.mode).")]
+LenientOpt = Annotated[bool, typer.Option("--lenient", help=(
+    "Drop bad candle rows (counted per problem) instead of refusing the file."))]
+TickOpt = Annotated[str | None, typer.Option("--tick", help=(
+    "Price tick (default: the pair's recorded market data, else the candles' price decimals)."))]
+StepOpt = Annotated[str | None, typer.Option("--step", help="Quantity step (default: as for --tick).")]
+MinQtyOpt = Annotated[str | None, typer.Option("--min-qty", help="Minimum order quantity (default: as for --tick).")]
+MinNotionalOpt = Annotated[str | None, typer.Option("--min-notional", help=(
+    "Minimum order value in the quote currency (default: the recorded market data, else paper.min_notional "
+    "for a fiat or stablecoin quote and none otherwise)."))]
+# the backtest's market-rule flags, overrides of the paper settings (see core.backtest.markets)
+RULE_FLAGS = (("price_tick", "--tick"), ("qty_step", "--step"), ("min_qty", "--min-qty"),
+              ("min_notional", "--min-notional"))
+FullScanOpt = Annotated[bool, typer.Option("--full-scan", help=(
+    "Engine mode: run the strategies on every candle, also where their vectorized signals say all would hold "
+    "(slower; the same trades, which this lets you check)."))]
+QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")]
+
+
+def _fail(message: str, code: int = EXIT_USAGE) -> typer.Exit:
+    typer.echo(message, err=True)
+    return typer.Exit(code)
+
+
+def _when(text: str | None, name: str) -> datetime | None:
+    if not text:
+        return None
+    try:
+        value = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise _fail(f"{name}: {text!r} is not a date (YYYY-MM-DD or ISO 8601)") from None
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def _dec(text: str | None, name: str) -> str | None:
+    if text is None:
+        return None
+    try:
+        Decimal(text)
+    except InvalidOperation:
+        raise _fail(f"{name}: {text!r} is not a number") from None
+    return text
+
+
+def _overrides(*, pair: str | list[str] | None, timeframe: str | None, strategy: list[str] | None,
+               param: list[str] | None, sizing: str | None, qty: str | None, fraction: str | None,
+               fill_on: str | None, fee: str | None,
+               slippage_bps: str | None, impact_bps: str | None, volume_share: str | None,
+               mode: str | None, rules: dict[str, str | None] | None = None) -> dict[str, Any]:
+    from core.backtest.tune import parse_value
+
+    out: dict[str, dict[str, Any]] = {"trading": {}, "strategies": {}, "paper": {}, "backtest": {}}
+    if pair:
+        out["trading"]["pairs"] = [pair] if isinstance(pair, str) else list(pair)
+    if timeframe:
+        out["trading"]["timeframe"] = timeframe
+    if strategy:
+        out["strategies"]["enabled"] = list(strategy)
+    params: dict[str, dict[str, Any]] = {}
+    for item in param or ():
+        key, sep, value = item.partition("=")
+        name, dot, field = key.partition(".")
+        if not (sep and dot and name and field):
+            raise _fail(f"--param {item!r}: write STRATEGY.PARAM=VALUE, e.g. sma_cross.fast=10")
+        params.setdefault(name, {})[field] = parse_value(value)
+    if params:
+        out["strategies"]["params"] = params
+    for name, option in (("sizing", sizing), ("qty", _dec(qty, "--qty")), ("fraction", _dec(fraction, "--fraction")),
+                         ("fill_on", fill_on), ("mode", mode)):
+        if option is not None:
+            out["backtest"][name] = option
+    if fee is not None:
+        out["paper"]["taker_fee"] = out["paper"]["maker_fee"] = _dec(fee, "--fee")
+    for name, option in (("slippage_bps", _dec(slippage_bps, "--slippage-bps")),
+                         ("impact_bps", _dec(impact_bps, "--impact-bps")),
+                         ("volume_share", _dec(volume_share, "--volume-share")),
+                         *((name, _dec((rules or {}).get(flag), flag)) for name, flag in RULE_FLAGS)):
+        if option is not None:
+            out["paper"][name] = option
+    return {k: v for k, v in out.items() if v}
+
+
+def _load(config: Path | None, overrides: dict[str, Any], cash: str | None) -> Settings:
+    """The settings with the command's options on top; ``--cash`` is in the traded pair's quote."""
+    try:
+        settings = load_settings(config, overrides=overrides)
+        if cash is not None:
+            quote = settings.trading.pairs[0].split("/")[1]
+            paper = {**overrides.get("paper", {}), "starting_balances": {quote: _dec(cash, "--cash")}}
+            settings = load_settings(config, overrides={**overrides, "paper": paper})
+        return settings
+    except ConfigError as exc:
+        raise _fail(f"configuration error: {exc}") from None
+
+
+def _quiet_logs() -> None:
+    from core.runtime.logs import setup_logging
+
+    setup_logging(level="WARNING", fmt="text")
+
+
+def _downloaded(settings: Settings, pair: str | None = None) -> Path | None:
+    """The file ``tradectl data download`` stored for the pair and timeframe (the choice is printed); None if none."""
+    from core.backtest.download import find_candles
+
+    found = find_candles(settings.service.data_dir, pair or settings.trading.pairs[0], settings.trading.timeframe,
+                         prefer=settings.trading.venue)
+    if found is None:
+        return None
+    typer.echo(found.describe())
+    return found.path
+
+
+def _bars(settings: Settings, csv: Path | None, start: datetime | None, end: datetime | None,
+          lenient: bool = False, pair: str | None = None) -> Any:
+    from core.backtest.api import prepare_bars
+
+    pair = pair or settings.trading.pairs[0]
+    csv = csv or settings.replay.csv or _downloaded(settings, pair)
+    try:
+        return prepare_bars(settings, pair, settings.trading.timeframe_s,
+                            csv=csv, start=start, end=end, lenient=lenient)
+    except Exception as exc:  # noqa: BLE001 - a bad file or range is the user's to fix; say what it is
+        raise _fail(f"candles: {exc}") from None
+
+
+def backtest(config: ConfigOpt = None, pair: PairsOpt = None, timeframe: TimeframeOpt = None, start: FromOpt = None,
+             end: ToOpt = None, csv: CsvsOpt = None, strategy: StrategyOpt = None, param: ParamOpt = None,
+             mode: ModeOpt = None, sizing: SizingOpt = None, qty: QtyOpt = None, fraction: FractionOpt = None,
+             fill_on: FillOpt = None, fee: FeeOpt = None, slippage_bps: SlipOpt = None, impact_bps: ImpactOpt = None,
+             volume_share: ShareOpt = None, cash: CashOpt = None, lenient: LenientOpt = False,
+             tick: TickOpt = None, step: StepOpt = None, min_qty: MinQtyOpt = None,
+             min_notional: MinNotionalOpt = None,
+             out: Annotated[Path | None, typer.Option("--out", file_okay=False, help=(
+                 "Directory for the trades CSV and the equity PNG (default: backtest.output_dir)."))] = None,
+             full_scan: FullScanOpt = False, quiet: QuietOpt = False) -> None:
+    """Backtest the configured strategies on historical candles with the engine's own code path.
+
+    Signals are taken on a candle's close and filled at the next candle's open (see docs/backtesting.md);
+    prints the statistics and writes a trades CSV and an equity-curve PNG. Several pairs (--pair repeated, or
+    trading.pairs) run as one portfolio in the engine.
+    """
+    _quiet_logs()
+    overrides = _overrides(pair=pair, timeframe=timeframe, strategy=strategy, param=param, sizing=sizing, qty=qty,
+                           fraction=fraction, fill_on=fill_on, fee=fee, slippage_bps=slippage_bps,
+                           impact_bps=impact_bps, volume_share=volume_share, mode=mode,
+                           rules={"--tick": tick, "--step": step, "--min-qty": min_qty, "--min-notional": min_notional})
+    settings = _load(config, overrides, cash)
+    from core.backtest.api import chart_title, output_stem, run_backtest, write_outputs
+    from core.backtest.model import RunSpec
+    from core.backtest.runner import pair_rules
+
+    pairs, files = settings.trading.pairs, list(csv or ())
+    if len(files) > 1 and len(files) != len(pairs):
+        raise _fail(f"--csv given {len(files)} times for {len(pairs)} pairs: give one per --pair, in the same order")
+    if len(pairs) > 1 and len(files) == 1:
+        raise _fail(f"one --csv for {len(pairs)} pairs: give one per --pair, in the same order")
+    spec = dataclasses.replace(RunSpec.from_settings(settings.backtest), prescan=not full_scan)
+    if len(pairs) > 1:
+        from core.app.portfolio_cli import run as run_portfolio
+
+        series = tuple(_bars(settings, files[i] if files else None, _when(start, "--from"), _when(end, "--to"),
+                             lenient, pair=p) for i, p in enumerate(pairs))
+        run_portfolio(settings, series, spec, out, quiet)
+        return
+    bars = _bars(settings, files[0] if files else None, _when(start, "--from"), _when(end, "--to"), lenient)
+    try:
+        outcome = run_backtest(settings, bars, spec, settings.backtest.mode, progress=False if quiet else None)
+    except ValueError as exc:
+        raise _fail(str(exc)) from None
+    result, quote_ccy = outcome.result, bars.pair.split("/")[1]
+    typer.echo(f"{bars.pair} {settings.trading.timeframe}, strategies: {', '.join(settings.strategies.enabled)}; "
+               f"sizing {spec.sizing}, fill on {spec.fill_on}")
+    for line in bars.report.lines() if bars.report is not None else ():
+        typer.echo(line)
+    typer.echo(f"market rules: {pair_rules(settings, bars).describe()}")
+    scanned = "; every candle scanned (--full-scan)" if full_scan and result.mode == "engine" else ""
+    typer.echo(f"mode: {result.mode} ({outcome.mode_reason}){scanned}; {result.bars} candles in "
+               f"{result.elapsed_s:.2f}s ({result.bars_per_s:,.0f} candles/s)")
+    for label, value in outcome.stats.rows(quote_ccy):
+        typer.echo(f"  {label:>14}  {value}")
+    for note in result.notes:
+        typer.echo(f"  note: {note}")
+    for pause in result.pauses:
+        resumed = f", resumed {pause.resumed_at:%Y-%m-%d %H:%M}" if pause.resumed_at else ", never resumed"
+        typer.echo(f"  paused {pause.at:%Y-%m-%d %H:%M}: {pause.reason}{resumed}")
+    names = settings.strategies.enabled
+    written = write_outputs(outcome, out or settings.backtest.output_dir, output_stem(bars, names),
+                            chart_title(bars, names), quote_ccy)
+    typer.echo(f"trades: {written.trades_csv}")
+    typer.echo(f"equity chart: {written.equity_png}")
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``backtest`` to the ``tradectl`` app (``tune`` is :mod:`core.app.tune_cli`)."""
+    app.command("backtest")(backtest)

@@ -1,0 +1,324 @@
+"""Candle history from the venues' public REST endpoints, stored where backtests find it.
+
+``tradectl data download`` calls :func:`download`; ``tradectl backtest``/``tune`` call
+:func:`find_candles`. Files live at ``<service.data_dir>/candles/<venue>/<BASE-QUOTE>_<tf>.csv`` in the
+strict format :mod:`core.backtest.candlefile` reads (ISO 8601 open times, oldest first, exact decimals).
+
+What each venue gives, honestly:
+
+- **Kraken** (``GET /0/public/OHLC``) serves only the most recent 720 candles of a timeframe, whatever
+  ``since`` asks for: 30 days of hourly candles, 12 hours of 1-minute ones. Older history is not
+  available from Kraken's API (Kraken sells it as downloadable files). One call per download; run it
+  again later and the file grows from where it ends (resumable), so a file kept up to date by a
+  regular download has no hole.
+- **Coinbase** (``GET /api/v3/brokerage/market/products/{id}/candles``, the public market endpoint that
+  needs no key) serves any range, 350 candles per call; the calls go through the Coinbase adapter's
+  REST transport and its rate limiter (10 requests/s, the public endpoints' limit). Coinbase leaves out
+  intervals without trades, so an illiquid pair has gaps that are not errors.
+
+Only closed candles are stored. A second run continues after the last stored candle (and fetches the
+part before the first one when ``since`` asks for it); stored rows are never changed by a later
+download. The file is replaced in one rename every :data:`CHECKPOINT_PAGES` pages and at the end, so
+it is never half-written and an interrupted run keeps what it fetched up to its last checkpoint.
+Gaps are counted over the whole file and reported, never filled: the backtest sees the market as the
+venue recorded it.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Protocol
+
+from core.backtest.candlefile import HEADER, read_candles
+from core.runtime.files import atomic_write
+from core.settings.settings_models import TIMEFRAMES
+from exchanges.base import Candle
+from exchanges.errors import ExchangeError, UnknownPair
+
+VENUES = ("kraken", "coinbase")
+KRAKEN_LIMIT = 720  # candles Kraken's OHLC endpoint returns, newest; older ones are out of reach
+COINBASE_PAGE = 350  # candles per Coinbase call (its documented maximum)
+COINBASE_PUBLIC_RATE = 10.0  # requests per second on Coinbase's public endpoints
+DEFAULT_SPAN = timedelta(days=365)  # what a first download asks for without --since
+CHECKPOINT_PAGES = 20  # the file is rewritten every this many pages, so an interrupted run keeps its work
+
+Progress = Callable[[int, datetime], None]  # (candles so far, the newest open time fetched)
+
+
+class CandleSource(Protocol):
+    """One venue's public candle history: closed candles with open times in ``[start, end)``."""
+
+    name: str
+
+    def pages(self, pair: str, timeframe_s: int, start: datetime, end: datetime) -> AsyncIterator[list[Candle]]:
+        """The candles page by page, as the venue serves them."""
+        ...
+
+    async def close(self) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Gaps:
+    """Holes in a series: ``count`` gaps, ``missing`` candles in all; the first and the last hole's
+    (last candle before it, candles missing)."""
+
+    count: int = 0
+    missing: int = 0
+    first: tuple[datetime, int] | None = None
+    last: tuple[datetime, int] | None = None
+
+    def describe(self, timeframe_s: int) -> str:
+        if not self.count or self.first is None or self.last is None:
+            return "none"
+        span = timedelta(seconds=timeframe_s)
+
+        def hole(at: tuple[datetime, int]) -> str:
+            return f"{at[1]} missing from {at[0] + span:%Y-%m-%d %H:%M}"
+        text = f"{self.count} ({self.missing} candles missing); first: {hole(self.first)}"
+        return text + (f"; last: {hole(self.last)}" if self.count > 1 else "")
+
+
+@dataclass(frozen=True, slots=True)
+class Stored:
+    """A candle file on disk and what it holds."""
+
+    path: Path
+    venue: str
+    pair: str
+    timeframe: str
+    rows: int
+    first: datetime | None
+    last: datetime | None
+    gaps: Gaps
+
+
+@dataclass(frozen=True, slots=True)
+class Downloaded:
+    stored: Stored
+    added: int
+    requested: tuple[datetime, datetime]
+    notes: tuple[str, ...] = ()
+
+
+def timeframe_seconds(timeframe: str) -> int:
+    if timeframe not in TIMEFRAMES:
+        raise ValueError(f"timeframe {timeframe!r}: use one of {', '.join(TIMEFRAMES)}")
+    return TIMEFRAMES[timeframe]
+
+
+def _pair_file(pair: str) -> str:
+    base, sep, quote = pair.upper().partition("/")
+    if not (sep and base.isalnum() and quote.isalnum()):
+        raise ValueError(f"pair {pair!r}: write BASE/QUOTE, e.g. BTC/USD")
+    return f"{base}-{quote}"
+
+
+def candle_path(data_dir: Path, venue: str, pair: str, timeframe: str) -> Path:
+    return data_dir / "candles" / venue / f"{_pair_file(pair)}_{timeframe}.csv"
+
+
+def find_gaps(candles: list[Candle] | tuple[Candle, ...], timeframe_s: int) -> Gaps:
+    holes = [(a.ts, int((b.ts - a.ts).total_seconds()) // timeframe_s - 1) for a, b in itertools.pairwise(candles)]
+    holes = [h for h in holes if h[1] > 0]
+    if not holes:
+        return Gaps()
+    return Gaps(count=len(holes), missing=sum(n for _, n in holes), first=holes[0], last=holes[-1])
+
+
+def render(candles: list[Candle]) -> str:
+    """The file's text: the strict header, one row per candle, exact decimals as the venue sent them."""
+    lines = [",".join(HEADER)]
+    lines += [f"{c.ts:%Y-%m-%dT%H:%M:%SZ},{c.open:f},{c.high:f},{c.low:f},{c.close:f},{c.volume:f}" for c in candles]
+    return "\n".join(lines) + "\n"
+
+
+def _read(path: Path, pair: str, timeframe_s: int) -> list[Candle]:
+    if not path.exists():
+        return []
+    candles, _report = read_candles(path, pair, timeframe_s)  # DataError names the line if it was edited badly
+    return list(candles)
+
+
+def _describe(path: Path, venue: str, pair: str, timeframe: str, candles: list[Candle]) -> Stored:
+    return Stored(path=path, venue=venue, pair=pair, timeframe=timeframe, rows=len(candles),
+                  first=candles[0].ts if candles else None, last=candles[-1].ts if candles else None,
+                  gaps=find_gaps(candles, TIMEFRAMES[timeframe]))
+
+
+def _floor(moment: datetime, timeframe_s: int) -> datetime:
+    seconds = int(moment.timestamp())
+    return datetime.fromtimestamp(seconds - seconds % timeframe_s, UTC)
+
+
+async def download(source: CandleSource, data_dir: Path, pair: str, timeframe: str, *,
+                   since: datetime | None = None, until: datetime | None = None, now: datetime | None = None,
+                   progress: Progress | None = None, checkpoint_pages: int = CHECKPOINT_PAGES) -> Downloaded:
+    """Fetch what the file lacks in ``[since, until)`` and store the merged series.
+
+    Without ``since`` a new file starts :data:`DEFAULT_SPAN` back and an existing one continues after its
+    last candle. ``until`` defaults to the running candle's open (only closed candles are stored).
+    """
+    tf_s = timeframe_seconds(timeframe)
+    pair = pair.upper()
+    path = candle_path(data_dir, source.name, pair, timeframe)
+    have = _read(path, pair, tf_s)
+    current = _floor(now or datetime.now(UTC), tf_s)  # the running candle's open: only closed ones before it
+    end = min(until, current) if until is not None else current
+    start = _floor(since, tf_s) if since is not None else None
+    ranges: list[tuple[datetime, datetime]] = []
+    if not have:
+        ranges.append((start or _floor(end - DEFAULT_SPAN, tf_s), end))
+    else:
+        if start is not None and start < have[0].ts:
+            ranges.append((start, have[0].ts))
+        ranges.append((max(have[-1].ts + timedelta(seconds=tf_s), start or have[0].ts), end))
+    fetched: dict[datetime, Candle] = {}
+    notes: list[str] = []
+    reach = current - timedelta(seconds=tf_s) * KRAKEN_LIMIT
+    known = {c.ts for c in have}
+
+    def save() -> list[Candle]:
+        merged = sorted([*have, *(c for ts, c in fetched.items() if ts not in known)], key=lambda c: c.ts)
+        if len(merged) > len(have):
+            atomic_write(path, render(merged).encode("utf-8"))
+        return merged
+
+    count = pages = 0
+    for lo, hi in ranges:
+        if lo >= hi:
+            continue
+        earliest: datetime | None = None
+        async for page in source.pages(pair, tf_s, lo, hi):
+            got = [c for c in page if lo <= c.ts < hi]
+            fetched.update((c.ts, c) for c in got)
+            if got:
+                earliest = min(earliest or got[0].ts, got[0].ts)
+                count += len(got)
+                if progress is not None:
+                    progress(count, got[-1].ts)
+            pages += 1
+            if hi == end and pages % checkpoint_pages == 0:
+                # an interrupted download keeps what it fetched and the next run continues after it; only
+                # forward, where what is kept joins the file (a part before it would leave a hole)
+                save()
+        if source.name == "kraken" and lo < reach:
+            what = f"got from {earliest:%Y-%m-%d %H:%M} UTC" if earliest else "got nothing"
+            notes.append(f"Kraken serves only its most recent {KRAKEN_LIMIT} candles: asked from "
+                         f"{lo:%Y-%m-%d %H:%M}, {what}. Older history is not available from Kraken's API; "
+                         "use --venue coinbase for it, and run this download regularly to keep the file growing.")
+    merged = save()
+    added = len(merged) - len(have)
+    requested = (ranges[0][0], end)
+    if not merged:
+        notes.append("the venue returned no candles in that range; nothing stored")
+    return Downloaded(stored=_describe(path, source.name, pair, timeframe, merged), added=added,
+                      requested=requested, notes=tuple(notes))
+
+
+def _parse_name(path: Path) -> tuple[str, str] | None:
+    stem, sep, timeframe = path.stem.rpartition("_")
+    base, dash, quote = stem.partition("-")
+    if not (sep and dash and timeframe in TIMEFRAMES and base and quote):
+        return None
+    return f"{base}/{quote}", timeframe
+
+
+def stored_files(data_dir: Path) -> list[Path]:
+    root = data_dir / "candles"
+    return sorted(p for p in root.glob("*/*.csv") if _parse_name(p) is not None) if root.is_dir() else []
+
+
+def describe_file(path: Path) -> Stored:
+    """What a stored file holds (DataError if it no longer reads as a candle file)."""
+    parsed = _parse_name(path)
+    if parsed is None:
+        raise ValueError(f"{path}: not a downloaded candle file name (BASE-QUOTE_tf.csv)")
+    pair, timeframe = parsed
+    return _describe(path, path.parent.name, pair, timeframe, _read(path, pair, TIMEFRAMES[timeframe]))
+
+
+@dataclass(frozen=True, slots=True)
+class Found:
+    path: Path
+    venue: str
+    others: tuple[str, ...]  # venues that also have this pair and timeframe
+
+    def describe(self) -> str:
+        also = f"; also stored from {', '.join(self.others)} (pass --csv to pick one)" if self.others else ""
+        return f"candles: {self.path} (downloaded from {self.venue}{also})"
+
+
+def find_candles(data_dir: Path, pair: str, timeframe: str, prefer: str | None = None) -> Found | None:
+    """The downloaded file for ``pair``/``timeframe``: ``prefer``'s (the configured venue) if it has one,
+    else the venue whose file was written last. None when nothing is stored."""
+    try:
+        name = f"{_pair_file(pair)}_{timeframe}.csv"
+    except ValueError:
+        return None
+    root = data_dir / "candles"
+    hits = [p for p in root.glob(f"*/{name}")] if root.is_dir() else []
+    if not hits:
+        return None
+    hits.sort(key=lambda p: (p.parent.name != prefer, -p.stat().st_mtime, p.parent.name))
+    return Found(path=hits[0], venue=hits[0].parent.name, others=tuple(p.parent.name for p in hits[1:]))
+
+
+class KrakenSource:
+    """Kraken's public OHLC through :class:`~exchanges.kraken.adapter.KrakenExchange` (no key needed)."""
+
+    name = "kraken"
+
+    def __init__(self, rest_url: str | None = None) -> None:
+        from exchanges.kraken.adapter import DEFAULT_REST_URL, KrakenExchange
+
+        self.venue = KrakenExchange(rest_url=rest_url or DEFAULT_REST_URL)
+
+    async def pages(self, pair: str, timeframe_s: int, start: datetime, end: datetime) -> AsyncIterator[list[Candle]]:
+        await self.venue.start()
+        rows = await self.venue.candles(pair, timeframe_s, since=start, limit=KRAKEN_LIMIT)  # one page is all
+        yield [c for c in rows if start <= c.ts < end]
+
+    async def close(self) -> None:
+        await self.venue.stop()
+
+
+class CoinbaseSource:
+    """Coinbase's public market candles through the Coinbase adapter's REST transport and limiter."""
+
+    name = "coinbase"
+
+    def __init__(self, rest_url: str | None = None, rate_per_s: float = COINBASE_PUBLIC_RATE) -> None:
+        from exchanges.coinbase.adapter import DEFAULT_REST_URL, CoinbaseExchange
+
+        self.venue = CoinbaseExchange(rest_url=rest_url or DEFAULT_REST_URL, rate_per_s=rate_per_s)
+
+    async def pages(self, pair: str, timeframe_s: int, start: datetime, end: datetime) -> AsyncIterator[list[Candle]]:
+        from exchanges.coinbase import parse
+        from exchanges.coinbase.symbols import to_product_id
+
+        rest = self.venue.rest
+        await rest.open()
+        span = timedelta(seconds=timeframe_s)
+        lo = start
+        while lo < end:
+            hi = min(lo + span * COINBASE_PAGE, end)
+            params = self.venue.candle_params(timeframe_s, lo, hi - span)  # ExchangeError for a timeframe it lacks
+            payload = await rest.request("GET", f"/market/products/{to_product_id(pair)}/candles", params=params,
+                                         retry=True, auth=False, not_found=UnknownPair)
+            yield [c for c in parse.parse_candles(payload, pair, timeframe_s) if lo <= c.ts < hi]
+            lo = hi
+
+    async def close(self) -> None:
+        await self.venue.rest.close()
+
+
+def make_source(venue: str, rest_url: str | None = None) -> CandleSource:
+    if venue == "kraken":
+        return KrakenSource(rest_url)
+    if venue == "coinbase":
+        return CoinbaseSource(rest_url)
+    raise ExchangeError(f"venue {venue!r}: candles download from {' or '.join(VENUES)}")

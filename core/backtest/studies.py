@@ -1,0 +1,166 @@
+"""Where ``tradectl tune`` keeps its Optuna studies: beside or inside the project's database.
+
+- **Embedded** (``database.url = sqlite:///data/tradectl.db``): an Optuna RDB storage in its own SQLite
+  file beside the database (``data/tradectl-optuna.db``), so the service's schema and migrations never
+  meet Optuna's tables. Several processes on one machine can join a study in it.
+- **PostgreSQL** (``postgresql://`` or ``postgresql+asyncpg://``): shared by every machine that reaches
+  the database. Optuna's RDB storage needs a synchronous driver; when psycopg2, psycopg (3) or pg8000
+  is installed it is used. The project itself installs only asyncpg, so otherwise the study goes into
+  an Optuna *journal* kept in one table (``tradectl_optuna_journal``, created on first use) through
+  :class:`PostgresJournal`: every process appends Optuna's log records under a table lock, so records
+  are numbered without holes in commit order, which is what Optuna's journal storage requires to let
+  several processes work on one study.
+
+Optuna is imported here only when a storage is opened (``tradectl tune`` alone needs it).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.util
+import json
+import threading
+from collections.abc import Callable, Coroutine, Iterable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
+from urllib.parse import urlsplit, urlunsplit
+
+from exchanges.errors import TradectlError
+
+if TYPE_CHECKING:
+    from optuna.storages import BaseStorage
+
+T = TypeVar("T")
+JOURNAL_TABLE = "tradectl_optuna_journal"
+SYNC_DRIVERS = (("psycopg2", "psycopg2"), ("psycopg", "psycopg"), ("pg8000", "pg8000"))  # (module, dialect)
+
+
+class OptunaMissing(TradectlError, RuntimeError):
+    """Optuna is not installed: ``tradectl tune`` needs the ``research`` extra."""
+
+
+def require_optuna() -> Any:
+    try:
+        import optuna
+    except ImportError as exc:
+        raise OptunaMissing("tradectl tune needs Optuna: pip install 'tradectl[research]'") from exc
+    optuna.logging.set_verbosity(optuna.logging.ERROR)  # our own progress lines say what happens
+    return optuna
+
+
+def sqlite_beside(url: str) -> str:
+    """``sqlite:///data/tradectl.db`` -> ``sqlite:///data/tradectl-optuna.db`` (its directory created)."""
+    path = Path(url.split("///", 1)[1]) if "///" in url else Path("data/tradectl.db")
+    target = path.with_name(f"{path.stem}-optuna.db")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    return f"sqlite:///{target}"
+
+
+def sync_driver() -> str | None:
+    """The SQLAlchemy dialect of an installed synchronous PostgreSQL driver, or None."""
+    for module, dialect in SYNC_DRIVERS:
+        if importlib.util.find_spec(module) is not None:
+            return dialect
+    return None
+
+
+def _scheme(url: str) -> str:
+    return urlsplit(url).scheme.split("+", 1)[0]
+
+
+def describe(url: str) -> str:
+    """The storage as printed: no password."""
+    parts = urlsplit(url)
+    if parts.password:
+        netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
+        return urlunsplit(parts._replace(netloc=netloc))
+    return url
+
+
+def storage_url(database_url: str, override: str | None = None) -> str:
+    """The study storage's URL: ``override`` (``--storage``) or the project's database turned into one."""
+    url = override or database_url
+    scheme = _scheme(url)
+    if scheme == "sqlite":
+        return url if override else sqlite_beside(url)
+    if scheme in ("postgresql", "postgres"):
+        return url
+    raise ValueError(f"study storage {describe(url)!r}: use sqlite:///FILE or postgresql://...")
+
+
+def open_storage(url: str) -> tuple[BaseStorage, Callable[[], None]]:
+    """An Optuna storage for ``url`` (see the module docstring for which kind) and how to close it."""
+    optuna = require_optuna()
+    if _scheme(url) == "sqlite":
+        rdb = optuna.storages.RDBStorage(url, engine_kwargs={"connect_args": {"timeout": 30}})
+        return rdb, rdb.engine.dispose
+    rest = url.split("://", 1)[1]
+    dialect = sync_driver()
+    if dialect is not None:
+        rdb = optuna.storages.RDBStorage(f"postgresql+{dialect}://{rest}")
+        return rdb, rdb.engine.dispose
+    journal = PostgresJournal(f"postgresql://{rest}")
+    return optuna.storages.JournalStorage(journal), journal.close
+
+
+class PostgresJournal:
+    """Optuna's journal (append-only log records) in one PostgreSQL table, through asyncpg.
+
+    asyncpg is asynchronous and Optuna calls synchronously, so the connection lives on a private event
+    loop in a daemon thread and each call waits for its result. Calls are serialised (one connection).
+    It has the two methods of Optuna's ``BaseJournalBackend`` (which only calls them); it does not
+    subclass it so that this module imports without Optuna.
+    """
+
+    def __init__(self, dsn: str) -> None:
+        import asyncpg  # type: ignore[import-untyped]  # asyncpg ships no type information
+
+        self._lock = threading.Lock()
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, name="optuna-journal", daemon=True)
+        self._thread.start()
+        try:
+            self._conn = self._call(asyncpg.connect(dsn))
+            self._call(self._create_table())
+        except BaseException:
+            self._stop()
+            raise
+
+    async def _create_table(self) -> None:
+        """Create the table once, however many workers start together: PostgreSQL's ``CREATE TABLE IF NOT
+        EXISTS`` is not safe against itself (two at once fail on its catalogue's unique index), so the
+        creators queue on an advisory lock held until their transaction ends."""
+        async with self._conn.transaction():
+            await self._conn.execute("SELECT pg_advisory_xact_lock(hashtext($1))", f"tradectl:{JOURNAL_TABLE}")
+            await self._conn.execute(
+                f"CREATE TABLE IF NOT EXISTS {JOURNAL_TABLE} (seq BIGINT PRIMARY KEY, log TEXT NOT NULL)")
+
+    def _call(self, coro: Coroutine[Any, Any, T]) -> T:
+        with self._lock:
+            return asyncio.run_coroutine_threadsafe(coro, self._loop).result()
+
+    def read_logs(self, log_number_from: int) -> Iterable[dict[str, Any]]:
+        rows = self._call(self._conn.fetch(f"SELECT log FROM {JOURNAL_TABLE} WHERE seq >= $1 ORDER BY seq",
+                                           log_number_from))
+        return [json.loads(row["log"]) for row in rows]
+
+    def append_logs(self, logs: list[dict[str, Any]]) -> None:
+        async def append() -> None:
+            async with self._conn.transaction():
+                # one writer at a time: numbers are handed out without holes and become visible in order
+                await self._conn.execute(f"LOCK TABLE {JOURNAL_TABLE} IN EXCLUSIVE MODE")
+                start = await self._conn.fetchval(f"SELECT COALESCE(MAX(seq) + 1, 0) FROM {JOURNAL_TABLE}")
+                await self._conn.executemany(f"INSERT INTO {JOURNAL_TABLE} (seq, log) VALUES ($1, $2)",
+                                             [(start + i, json.dumps(log)) for i, log in enumerate(logs)])
+        self._call(append())
+
+    def close(self) -> None:
+        try:
+            self._call(self._conn.close())
+        finally:
+            self._stop()
+
+    def _stop(self) -> None:
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(timeout=5)
+        self._loop.close()

@@ -1,0 +1,400 @@
+"""``tradectl tune`` on Optuna: a seeded search over one strategy's parameters, judged out of sample.
+
+The candles are split in time: the first part (**in-sample**) is what the search optimises; the last
+``oos_share`` (**out-of-sample**) is never seen by it and is backtested only for the best sets, so the
+user sees whether a set that shone in-sample still works on later data. (Each window is backtested
+on its own, so indicators warm up again at the start of the out-of-sample window.)
+
+Each trial backtests the in-sample window in ``chunks`` growing steps (the first third, two thirds,
+all of it, by default) and reports the metric after each one; Optuna's median pruner stops a trial
+whose partial result is below the median of earlier trials at the same step, so hopeless sets cost
+a fraction of a full run. The trial's value is the metric over the whole in-sample window (-inf when
+it has fewer than ``min_trades`` closed trades).
+
+Sampler: a grid of listed values small enough for the trial budget is tried exhaustively (Optuna's
+``GridSampler``, in seeded order, so ``--grid`` keeps its old meaning); otherwise, or with ranges
+(``fast=5..50``), Optuna's TPE sampler, seeded. A study run by one process is reproducible from its
+seed; several processes (``--jobs``, or other machines joining with ``--study``) share what they
+learn and are not. A repeated parameter set reuses the earlier trial's value instead of running again.
+
+Optuna is imported only here and in :mod:`core.backtest.studies`, and only when a study runs.
+"""
+
+from __future__ import annotations
+
+import math
+import multiprocessing
+import os
+import socket
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, cast
+
+from core.backtest.data import Bars, to_arrays
+from core.backtest.model import RunSpec
+from core.backtest.stats import METRICS, BacktestStats, compute
+from core.backtest.studies import open_storage, require_optuna
+from core.backtest.tune import Runner, Value, parse_value, with_params
+from core.settings.config import Settings
+from strategies import BUILTIN_NAMES
+from strategies.errors import StrategyConfigError
+
+if TYPE_CHECKING:
+    from optuna import Study, Trial
+    from optuna.trial import FrozenTrial
+
+Say = Callable[[str], None]
+STAT_ATTRS = ("trades", "return_pct", "win_rate_pct", "profit_factor", "max_drawdown_pct", "sharpe")
+
+
+@dataclass(frozen=True, slots=True)
+class Axis:
+    """One parameter's values: listed ``choices``, or a range ``low..high`` (``step`` optional)."""
+
+    name: str
+    choices: tuple[Value, ...] = ()
+    low: float = 0.0
+    high: float = 0.0
+    step: float | None = None
+    integer: bool = False
+
+    def suggest(self, trial: Trial) -> Value:
+        if self.choices:
+            return cast(Value, trial.suggest_categorical(self.name, list(self.choices)))
+        if self.integer:
+            return trial.suggest_int(self.name, int(self.low), int(self.high), step=int(self.step or 1))
+        return trial.suggest_float(self.name, self.low, self.high, step=self.step)
+
+    def text(self) -> str:
+        if self.choices:
+            return f"{self.name}={','.join(str(c) for c in self.choices)}"
+        bounds = (f"{int(self.low)}..{int(self.high)}" if self.integer else f"{self.low!r}..{self.high!r}")
+        return f"{self.name}={bounds}" + (f":{self.step:g}" if self.step else "")
+
+
+@dataclass(frozen=True, slots=True)
+class Space:
+    strategy: str
+    axes: tuple[Axis, ...]
+
+    @property
+    def grid_size(self) -> int | None:
+        """The number of combinations when every axis is a list, else None."""
+        if any(not a.choices for a in self.axes):
+            return None
+        return math.prod(len(a.choices) for a in self.axes)
+
+    def grid(self) -> dict[str, list[Value]]:
+        return {a.name: list(a.choices) for a in self.axes}
+
+    def signature(self) -> str:
+        return f"{self.strategy}: " + " ".join(a.text() for a in self.axes)
+
+
+def _axis(name: str, text: str) -> Axis:
+    lo, dots, rest = text.partition("..")
+    if not dots:
+        values = tuple(dict.fromkeys(parse_value(v) for v in text.split(",") if v.strip()))
+        if not values:
+            raise ValueError(f"{name}: no values")
+        return Axis(name, choices=values)
+    hi, colon, step_text = rest.partition(":")
+    bounds = [parse_value(lo), parse_value(hi), *([parse_value(step_text)] if colon else [])]
+    if not all(isinstance(b, (int, float)) and not isinstance(b, bool) for b in bounds):
+        raise ValueError(f"{name}={text}: a range is LOW..HIGH or LOW..HIGH:STEP with numbers")
+    low, high = float(bounds[0]), float(bounds[1])
+    step = float(bounds[2]) if colon else None
+    if not low < high or (step is not None and step <= 0):
+        raise ValueError(f"{name}={text}: LOW must be below HIGH and STEP positive")
+    return Axis(name, low=low, high=high, step=step, integer=all(isinstance(b, int) for b in bounds))
+
+
+def parse_space(specs: Sequence[str]) -> Space:
+    """``["sma_cross.fast=5..50", "sma_cross.slow=50,100,200"]`` -> a :class:`Space`; ValueError naming
+    the bad part. One strategy per study."""
+    strategy, axes = "", {}
+    for spec in specs:
+        key, sep, values = spec.partition("=")
+        name, dot, param = key.strip().partition(".")
+        if not (sep and dot and name and param and values.strip()):
+            raise ValueError(f"grid {spec!r}: write STRATEGY.PARAM=V1,V2,... or STRATEGY.PARAM=LOW..HIGH[:STEP]")
+        if strategy and name != strategy:
+            raise ValueError(f"a study tunes one strategy at a time; got {strategy!r} and {name!r}")
+        if param in axes:
+            raise ValueError(f"grid names {name}.{param} twice")
+        strategy = name
+        axes[param] = _axis(param, values.strip())
+    if not axes:
+        raise ValueError("no search space given: --grid STRATEGY.PARAM=V1,V2,... (or LOW..HIGH)")
+    return Space(strategy, tuple(axes.values()))
+
+
+def settings_for(settings: Settings, strategy: str, params: dict[str, Value]) -> Settings:
+    """The settings running ``strategy`` alone with ``params``: a built-in, or an external module that
+    is configured (pinned) in ``strategies.external``. StrategyConfigError for a refused combination."""
+    if strategy in BUILTIN_NAMES:
+        return with_params(settings, strategy, params)
+    s = settings.strategies
+    external = tuple(e for e in s.external if e.name == strategy)
+    if not external:
+        raise ValueError(f"unknown strategy {strategy!r}: a built-in ({', '.join(BUILTIN_NAMES)}) or one listed "
+                         "in [[strategies.external]] (see docs/strategies.md)")
+    merged = {**s.params.get(strategy, {}), **params}
+    update = {"enabled": (), "external": external, "params": {strategy: merged}, "weights": {}}
+    return settings.model_copy(update={"strategies": s.model_copy(update=update)})
+
+
+def cut(bars: Bars, lo: int, hi: int) -> Bars:
+    """Bars ``lo`` to ``hi`` (exclusive) as a series of their own."""
+    if bars.candles is not None:
+        candles = bars.candles[lo:hi]
+        return Bars(arrays=to_arrays(bars.pair, bars.timeframe_s, candles), candles=candles, source=bars.source)
+    a = bars.arrays
+    arrays = type(a)(pair=a.pair, timeframe_s=a.timeframe_s, ts=a.ts[lo:hi], open=a.open[lo:hi],
+                     high=a.high[lo:hi], low=a.low[lo:hi], close=a.close[lo:hi], volume=a.volume[lo:hi])
+    return Bars(arrays=arrays, source=bars.source)
+
+
+@dataclass(frozen=True, slots=True)
+class Windows:
+    in_sample: Bars
+    out_of_sample: Bars | None
+
+
+def split(bars: Bars, oos_share: float) -> Windows:
+    """The last ``oos_share`` of the candles held out; ValueError when a window would be too short."""
+    held = round(len(bars) * oos_share)
+    if held and (held < 50 or len(bars) - held < 50):
+        raise ValueError(f"{len(bars)} candles are too few to hold out {oos_share:.0%} (each window needs 50); "
+                         "use more data or --oos 0")
+    if not held:
+        return Windows(bars, None)
+    return Windows(cut(bars, 0, len(bars) - held), cut(bars, len(bars) - held, len(bars)))
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    space: Space
+    metric: str
+    study: str
+    storage: str
+    trials: int
+    seed: int = 0
+    chunks: int = 3
+    min_trades: int = 1
+    jobs: int = 1
+
+
+@dataclass(frozen=True, slots=True)
+class Row:
+    """A finished trial: its in-sample figures and, for the best ones, the out-of-sample backtest."""
+
+    number: int
+    params: dict[str, Value]
+    score: float
+    stats: dict[str, Any]
+    out: BacktestStats | None = None
+    out_score: float | None = None
+
+
+@dataclass(slots=True)
+class Outcome:
+    sampler: str
+    rows: list[Row] = field(default_factory=list)  # best first
+    complete: int = 0
+    pruned: int = 0
+    skipped: list[tuple[dict[str, Value], str]] = field(default_factory=list)
+
+    @property
+    def best(self) -> Row | None:
+        return self.rows[0] if self.rows and self.rows[0].score > -math.inf else None
+
+
+def _stat_attrs(stats: BacktestStats) -> dict[str, Any]:
+    def finite(x: float | None) -> float | None:
+        return None if x is None or not math.isfinite(x) else float(x)
+    return {"trades": stats.trades, "return_pct": finite(stats.return_pct), "win_rate_pct": finite(stats.win_rate_pct),
+            "profit_factor": finite(stats.profit_factor), "max_drawdown_pct": finite(stats.max_drawdown_pct),
+            "sharpe": finite(stats.sharpe)}
+
+
+def _score(bars: Bars, settings: Settings, spec: RunSpec, runner: Runner, metric: str) -> tuple[float, BacktestStats]:
+    result = runner(settings, bars, spec)
+    stats = compute(result, float(bars.arrays.close[0]), float(bars.arrays.close[-1]))
+    return stats.metric(metric), stats
+
+
+def make_objective(settings: Settings, bars: Bars, spec: RunSpec, plan: Plan,
+                   runner: Runner) -> Callable[[Trial], float]:
+    optuna = require_optuna()
+    n = len(bars)
+    ends = sorted({max(2, n * (k + 1) // plan.chunks) for k in range(plan.chunks)})
+
+    def objective(trial: Trial) -> float:
+        params = {a.name: a.suggest(trial) for a in plan.space.axes}
+        trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")
+        for done in trial.study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)):
+            if done.params == trial.params and done.value is not None:
+                for key in STAT_ATTRS:
+                    trial.set_user_attr(key, done.user_attrs.get(key))
+                trial.set_user_attr("repeat_of", done.number)
+                return done.value
+        try:
+            run_settings = settings_for(settings, plan.space.strategy, params)
+            for step, end in enumerate(ends):
+                score, stats = _score(bars if end == n else cut(bars, 0, end), run_settings, spec, runner, plan.metric)
+                if end == n:
+                    break
+                trial.report(score, step)
+                if trial.should_prune():
+                    trial.set_user_attr("pruned_at", f"{step + 1}/{len(ends)}")
+                    raise optuna.TrialPruned()
+        except StrategyConfigError as exc:
+            trial.set_user_attr("skipped", str(exc))
+            raise optuna.TrialPruned() from None
+        for key, value in _stat_attrs(stats).items():
+            trial.set_user_attr(key, value)
+        return score if stats.trades >= plan.min_trades else -math.inf
+
+    return objective
+
+
+def progress_callback(plan: Plan, say: Say) -> Callable[[Study, FrozenTrial], None]:
+    optuna = require_optuna()
+    state = optuna.trial.TrialState
+
+    def fmt(params: dict[str, Any]) -> str:
+        return ", ".join(f"{k}={v}" for k, v in params.items())
+
+    def done(study: Study, trial: FrozenTrial) -> None:
+        attrs = trial.user_attrs
+        if trial.state == state.PRUNED and "skipped" in attrs:
+            line = f"trial {trial.number}: skipped {fmt(trial.params)}: {attrs['skipped']}"
+        elif trial.state == state.PRUNED:
+            last = trial.intermediate_values[max(trial.intermediate_values)] if trial.intermediate_values else None
+            part = f", {plan.metric} {last:.4g} so far" if last is not None else ""
+            line = f"trial {trial.number}: pruned after {attrs.get('pruned_at', '?')} of the in-sample window{part}: " \
+                   f"{fmt(trial.params)}"
+        elif trial.state == state.COMPLETE and trial.value is not None:
+            again = f"; same set as trial {attrs['repeat_of']}, not run again" if "repeat_of" in attrs else ""
+            few = ", fewer than --min-trades" if int(attrs.get("trades") or 0) < plan.min_trades else ""
+            line = (f"trial {trial.number}: {plan.metric} {trial.value:.4g} ({attrs.get('trades')} trades{few}"
+                    f"{again}): {fmt(trial.params)}")
+        else:
+            line = f"trial {trial.number}: {trial.state.name.lower()}"
+        try:
+            best = study.best_trial
+            line += f" | best {best.value:.4g} (trial {best.number})"
+        except ValueError:
+            pass
+        say(line)
+
+    return done
+
+
+def _sampler(plan: Plan, seed: int) -> tuple[Any, str]:
+    optuna = require_optuna()
+    size = plan.space.grid_size
+    if size is not None and plan.trials >= size:
+        return optuna.samplers.GridSampler(plan.space.grid(), seed=seed), f"every combination of the grid ({size})"
+    return optuna.samplers.TPESampler(seed=seed), f"TPE, seed {plan.seed}"
+
+
+def _pruner() -> Any:
+    optuna = require_optuna()
+    return optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=0)
+
+
+def open_study(plan: Plan, attrs: dict[str, str], seed_offset: int = 0) -> tuple[Study, Callable[[], None], str]:
+    """Create or join the study; ValueError when an existing one tunes something else."""
+    optuna = require_optuna()
+    storage, close = open_storage(plan.storage)
+    sampler, label = _sampler(plan, plan.seed + seed_offset)
+    study = optuna.create_study(study_name=plan.study, storage=storage, sampler=sampler, pruner=_pruner(),
+                                direction="maximize", load_if_exists=True)
+    for key, value in attrs.items():
+        known = study.user_attrs.get(key)
+        if known is None:
+            study.set_user_attr(key, value)
+        elif key in ("space", "metric", "data") and known != value:
+            close()
+            raise ValueError(f"study {plan.study!r} has {key} {known!r}, not {value!r}: pick another --study name")
+    return study, close, label
+
+
+def _work(plan: Plan, attrs: dict[str, str], objective: Callable[[Trial], float], trials: int, seed_offset: int,
+          say: Say) -> None:
+    study, close, _ = open_study(plan, attrs, seed_offset)
+    try:
+        study.optimize(objective, n_trials=trials, callbacks=[progress_callback(plan, say)])
+    finally:
+        close()
+
+
+def _child(plan: Plan, attrs: dict[str, str], objective: Callable[[Trial], float], trials: int, index: int) -> None:
+    def say(line: str) -> None:
+        print(f"[job {index}] {line}", flush=True)
+    _work(plan, attrs, objective, trials, index, say)
+
+
+def run_study(settings: Settings, windows: Windows, spec: RunSpec, plan: Plan, runner: Runner, attrs: dict[str, str],
+              say: Say, top: int = 10) -> Outcome:
+    """Run ``plan.trials`` more trials (in ``plan.jobs`` processes) and rank the whole study."""
+    if plan.metric not in METRICS:
+        raise ValueError(f"metric must be one of {', '.join(METRICS)}, not {plan.metric!r}")
+    optuna = require_optuna()
+    objective = make_objective(settings, windows.in_sample, spec, plan, runner)
+    study, close, label = open_study(plan, attrs)
+    close()  # each worker opens its own connection (none may cross a fork)
+    if plan.jobs <= 1:
+        _work(plan, attrs, objective, plan.trials, 0, say)
+    else:
+        sys.stdout.flush()
+        context = multiprocessing.get_context("fork")
+        shares = [plan.trials // plan.jobs + (1 if i < plan.trials % plan.jobs else 0) for i in range(plan.jobs)]
+        procs = [context.Process(target=_child, args=(plan, attrs, objective, share, i), name=f"tune-job-{i}")
+                 for i, share in enumerate(shares) if share]
+        for p in procs:
+            p.start()
+        for p in procs:
+            p.join()
+        failed = [p.name for p in procs if p.exitcode != 0]
+        if failed:
+            raise RuntimeError(f"{', '.join(failed)} failed (see above)")
+    storage, close = open_storage(plan.storage)
+    try:
+        study = optuna.load_study(study_name=plan.study, storage=storage)
+        trials = study.get_trials(deepcopy=False)
+    finally:
+        close()
+    return _rank(settings, windows, spec, plan, runner, trials, label, top)
+
+
+def _rank(settings: Settings, windows: Windows, spec: RunSpec, plan: Plan, runner: Runner,
+          trials: list[FrozenTrial], label: str, top: int) -> Outcome:
+    optuna = require_optuna()
+    state = optuna.trial.TrialState
+    out = Outcome(sampler=label)
+    seen: set[tuple[tuple[str, Any], ...]] = set()
+    finished: list[FrozenTrial] = []
+    for t in trials:
+        if t.state == state.PRUNED and "skipped" in t.user_attrs:
+            out.skipped.append((dict(t.params), str(t.user_attrs["skipped"])))
+        elif t.state == state.PRUNED:
+            out.pruned += 1
+        elif t.state == state.COMPLETE and t.value is not None:
+            out.complete += 1
+            key = tuple(sorted(t.params.items()))
+            if key not in seen:
+                seen.add(key)
+                finished.append(t)
+    finished.sort(key=lambda t: (-(t.value if t.value is not None else -math.inf), t.number))
+    for i, t in enumerate(finished):
+        score = t.value if t.value is not None else -math.inf
+        oos = oos_score = None
+        if i < top and windows.out_of_sample is not None and score > -math.inf:
+            run_settings = settings_for(settings, plan.space.strategy, dict(t.params))
+            oos_score, oos = _score(windows.out_of_sample, run_settings, spec, runner, plan.metric)
+        out.rows.append(Row(t.number, dict(t.params), score, dict(t.user_attrs), oos, oos_score))
+    return out

@@ -1,0 +1,37 @@
+"""Slack: used confirmation buttons go away whatever the outcome (the message's blocks are replaced
+through its response_url), refusals are ephemeral, and texts name the configured slash command."""
+
+from __future__ import annotations
+
+from bot.app import build_dispatcher
+from bot.platforms.slack import SlackAdapter
+from core.settings.settings_models import ChatSettings
+from persistence.db import Database
+from tests.bot.fake_trading import FakeTrading
+from tests.bot.platforms.slack.conftest import CHAT_SETTINGS, OPS, TRADER, eventually, slack_settings
+from tests.bot.platforms.slack.test_socket_mode import answer
+from tests.fakes.clock import ManualClock
+from tests.fakes.slack import FakeSlack
+
+
+async def test_an_expired_prompt_loses_its_buttons_and_keeps_its_question(sqlite_db: Database, fake_slack: FakeSlack,
+                                                                          trading: FakeTrading) -> None:
+    clock = ManualClock()
+    dispatcher = build_dispatcher(sqlite_db, trading, ChatSettings(**CHAT_SETTINGS), clock=clock)
+    adapter = SlackAdapter(dispatcher, slack_settings(fake_slack))
+    await adapter.start()
+    try:
+        await eventually(lambda: len(fake_slack.sockets) >= 1, what="socket mode connection")
+        await fake_slack.command("close BTC/USD", user=TRADER, channel=OPS)
+        ask = await answer(fake_slack, 1)
+        assert "Confirm /tradectl close BTC/USD" in ask.readable()
+        clock.advance(61)
+        await fake_slack.press(ask, "Close BTC/USD", user=TRADER)
+        replaced = await answer(fake_slack, 2)
+        assert replaced.replace_original and replaced.buttons() == []
+        assert "Closes BTC/USD 0.5" in replaced.readable() and "expired" in replaced.readable()
+        refusal = await answer(fake_slack, 3)
+        assert refusal.ephemeral and not refusal.replace_original and "expired" in refusal.readable()
+        assert trading.intents == []
+    finally:
+        await adapter.stop()
