@@ -97,7 +97,7 @@ async def test_wait_settled_returns_at_once_during_a_backlog_and_drain_cancels_t
     loop = asyncio.get_running_loop()
     started = loop.time()
     assert not await lanes.wait_settled(5.0)  # a backlog: the caller should not wait for it
-    assert loop.time() - started < 1.0
+    assert loop.time() - started < 3.0  # far below the 5 s it would wait for; room for a loaded machine
     assert await lanes.drain(0.05) == 2 and done == []
     assert not lanes.submit("a", recorder(done, "late"))
 

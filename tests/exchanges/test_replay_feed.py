@@ -92,11 +92,12 @@ async def test_pacing_follows_speed_in_wall_time() -> None:
     t0 = time.monotonic()
     got = [c async for c in feed]
     elapsed = time.monotonic() - t0
-    assert len(got) == 20 and 0.08 <= elapsed < 0.5  # 19 intervals of 5 ms
+    assert len(got) == 20 and 0.08 <= elapsed < 2.0  # 19 intervals of 5 ms; the bound allows a loaded machine
     t0 = time.monotonic()
     assert len([c async for c in ReplayFeed({"BTC/USD": series(3000)}, speed=0)]) == 3000
     assert len([c async for c in ReplayFeed({"BTC/USD": series(10)}, speed=float("inf"))]) == 10
-    assert time.monotonic() - t0 < 1.5
+    # unpaced: any pacing at all (even 100 candles/s) would take 30 s for these 3,010 candles
+    assert time.monotonic() - t0 < 10.0
 
 
 async def test_pairs_merge_in_close_order_and_drive_the_sim_clock() -> None:

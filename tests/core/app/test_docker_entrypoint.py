@@ -73,7 +73,7 @@ def test_sigterm_during_migrations_stops_the_container_promptly(tmp_path: Path, 
         started = time.monotonic()
         os.kill(int(pid1[0]), signal.SIGTERM)  # what `docker stop` does: SIGTERM to PID 1
         proc.wait(timeout=5)
-        assert time.monotonic() - started < 3
+        assert time.monotonic() - started < 4.5  # the database connect timeout is 10 s
         out, err = proc.communicate()
         assert "running" not in out + err  # the service was not started after the interrupted upgrade
     finally:
