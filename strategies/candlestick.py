@@ -23,7 +23,6 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 import talib
-from talib import abstract
 
 from strategies.base import Candles, Signal
 from strategies.common import (
@@ -53,8 +52,12 @@ BEARISH: tuple[tuple[str, str], ...] = (
     ("evening star", "CDLEVENINGSTAR"),
 )
 _FUNCTIONS = sorted({fn for _, fn in BULLISH + BEARISH})
-# TA-Lib reports 0 until a pattern's lookback is covered; the warm-up waits for the longest one.
-_PATTERN_LOOKBACK = max(int(abstract.Function(fn).lookback) for fn in _FUNCTIONS)  # type: ignore[attr-defined]
+# TA-Lib reports 0 until a pattern's lookback is covered; the warm-up waits for the longest one. These are the
+# lookbacks under TA-Lib's default candle settings, as talib.abstract reports them (a test checks): abstract is not
+# imported here, as it builds an object for each of TA-Lib's ~160 functions (~1 MB held for the whole run).
+PATTERN_LOOKBACKS = {"CDLENGULFING": 2, "CDLEVENINGSTAR": 12, "CDLHAMMER": 11, "CDLMORNINGSTAR": 12,
+                     "CDLSHOOTINGSTAR": 11}
+_PATTERN_LOOKBACK = max(PATTERN_LOOKBACKS[fn] for fn in _FUNCTIONS)
 
 
 @dataclass(frozen=True, slots=True)

@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy as np
 
 from strategies import candlestick
 from strategies.base import Candles, Direction
 from tests.strategies.candle_data import make_candles
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _decline_then_gap_engulfing() -> Candles:
@@ -57,3 +63,13 @@ def test_without_a_prior_decline_the_pattern_is_not_a_reversal() -> None:
     assert candlestick.evaluate(shifted).direction == Direction.HOLD
     loose = candlestick.CandlesParams(require_context=False)
     assert candlestick.evaluate(shifted, loose).direction == Direction.BUY
+
+
+def test_pattern_lookbacks_are_ta_libs_and_loading_the_strategies_leaves_talib_abstract_unloaded() -> None:
+    from talib import abstract
+
+    fns = {fn for _, fn in candlestick.BULLISH + candlestick.BEARISH}
+    assert candlestick.PATTERN_LOOKBACKS == {fn: abstract.Function(fn).lookback for fn in fns}
+    probe = "import sys, strategies.builtins; print('talib.abstract' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True, cwd=ROOT)
+    assert out.stdout.strip() == "False"

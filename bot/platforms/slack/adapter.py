@@ -100,9 +100,10 @@ class SlackAdapter:
         self.settings = settings
         self.client = client or web_client(settings)
         http = settings.mode == "http"
+        # named: unnamed, bolt takes its name from inspect.stack(), which reads every caller's source into memory
         self.app = AsyncApp(client=self.client, signing_secret=_secret(settings.signing_secret) if http else None,
                             request_verification_enabled=http, logger=logging.getLogger("tradectl.slack.bolt"),
-                            process_before_response=False)
+                            process_before_response=False, name="tradectl")
         self.app.command(settings.command)(self._on_command)
         self.app.action(ACTION_RE)(self._on_press)
         self.app.event("app_home_opened")(self._on_home)

@@ -4,6 +4,7 @@ Slack (``apps.connections.open``, the WebSocket, ``response_url``) on loopback."
 from __future__ import annotations
 
 import asyncio
+import linecache
 
 from core.trading.intents import ClosePosition, PauseEntries
 from tests.bot.fake_trading import FakeTrading
@@ -137,3 +138,11 @@ async def test_two_replicas_share_confirmations_through_the_database(start_slack
     await fake_slack.press(ask, "🛑 Kill now", user=ADMIN, via=1)
     await answer(fake_slack, 3)
     assert [type(i).__name__ for i in trading.intents] == ["Kill"]
+
+
+async def test_starting_reads_no_source_files(start_slack: StartSlack) -> None:
+    """An unnamed bolt app takes its name from ``inspect.stack()``, which reads the source of every calling
+    module into memory (~1 MB on the service's stack) for one file name."""
+    linecache.clearcache()
+    await start_slack()
+    assert [name for name in linecache.cache if "slack_bolt" in name] == []
