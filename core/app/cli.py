@@ -138,6 +138,9 @@ def run(
     ] = False,
 ) -> None:
     """Run the service: trading engine, chat adapters, scheduler, until SIGINT or SIGTERM."""
+    from core.runtime.memory import limit_malloc_arenas
+
+    limit_malloc_arenas()  # before any thread starts
     # TA-Lib wraps its functions for pandas and polars when they can be imported (~60 MB of RSS);
     # the service only ever passes numpy arrays, so keep them out of this process.
     for optional in ("pandas", "polars"):
