@@ -74,10 +74,12 @@ def parse_amount(pair: str, text: str) -> Parsed:
         words.pop()
     amount_text, at, limit_text = " ".join(words).partition("@")
     limit = _number(limit_text, "the limit price") if at else None
-    m = _AMOUNT.match(amount_text.strip())
-    if not amount_text.strip() or m is None:
+    amount_text = amount_text.strip()
+    if not amount_text:
         raise UsageError("give an amount: 0.01 (in " + base + f") or 250{quote} (in {quote})")
-    value = _number(m.group("number"), "the amount")
+    m = _AMOUNT.match(amount_text)
+    # no digits before a currency code ("NaN", "Infinity") or no code after them ("1e309"): not a number
+    value = _number(m.group("number") if m is not None and m.group("number").strip() else amount_text, "the amount")
     code = (m.group("code") or "").upper()
     if code in ("", base):
         return Parsed(value, None, limit, force)
