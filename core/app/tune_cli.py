@@ -143,8 +143,10 @@ def tune(grid: Annotated[list[str], typer.Option("--grid", help=(
              "data": f"{bars.pair} {settings.trading.timeframe} {_span(ins)}"}
     typer.echo(f"study {plan.study!r} in {describe(url)}: {plan.trials} trials"
                f"{f' in {jobs} processes' if jobs > 1 else ''}; ranked by {chosen_metric}")
+    warm = windows.warmup(settings.trading.history_bars)
     typer.echo(f"in-sample: {_span(ins)}, {len(ins)} candles; out-of-sample: "
-               + (f"{_span(outs)}, {len(outs)} candles" if outs is not None else "none (--oos 0)"))
+               + (f"{_span(outs)}, {len(outs)} candles, after {warm} in-sample candles of warm-up"
+                  if outs is not None else "none (--oos 0)"))
 
     def say(line: str) -> None:
         if not quiet:

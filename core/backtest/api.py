@@ -92,7 +92,7 @@ def run_backtest(settings: Settings, bars: Bars, spec: RunSpec, requested: ModeC
     if bars.dropped:
         result.notes.append("candles left out as the engine refuses them: "
                             + ", ".join(f"{k} {v}" for k, v in bars.dropped.items()))
-    stats = compute(result, float(bars.arrays.close[0]), float(bars.arrays.close[-1]))
+    stats = compute(result, float(bars.arrays.close[spec.warmup]), float(bars.arrays.close[-1]))
     return Outcome(result=result, stats=stats, mode_reason=why)
 
 

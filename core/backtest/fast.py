@@ -32,6 +32,7 @@ from decimal import Decimal
 
 import numpy as np
 
+from core.backtest import warmup
 from core.backtest.data import Bars
 from core.backtest.fastlane import LaneInputs, walk
 from core.backtest.fastloop import Fill, Judge, Position, Simulation, Venue
@@ -116,12 +117,13 @@ def run_fast(settings: Settings, bars: Bars, spec: RunSpec, *, shortcut: bool = 
     reason = unsupported_reason(settings, spec)
     if reason is not None:
         raise FastUnsupported(reason)
+    warmup.check(spec, (bars,))
     settings = run_settings(settings, bars)
     strategies = load_strategies(settings.strategies)
     member = strategies.members[0]
     assert member.signals is not None
     sig = member.signals(bars.arrays)
-    sig[0] = 0  # the engine needs two candles before it scans
+    sig[:max(1, spec.warmup)] = 0  # the engine needs two candles before it scans; no entry in the warm-up
     p = settings.paper
     venue = Venue(market_rules(settings).market(bars.pair), p.slippage_bps, p.impact_bps, p.volume_share)
     base_ccy, quote = bars.pair.split("/")
@@ -134,10 +136,13 @@ def run_fast(settings: Settings, bars: Bars, spec: RunSpec, *, shortcut: bool = 
         sim.run()
         result = _from_simulation(settings, bars, spec, sim)
     breach = first_breach(result, daily_loss_limit=float(settings.risk.daily_loss_limit),
-                          max_drawdown=float(settings.risk.max_drawdown), timezone=settings.service.timezone)
+                          max_drawdown=float(settings.risk.max_drawdown), timezone=settings.service.timezone,
+                          since=spec.warmup)
     if breach:
         result.exact = False
         result.notes.append(f"the engine would have paused entries: {breach}; fast mode does not pause")
+    if spec.warmup:
+        result = warmup.trading_part(result, bars, settings, spec.warmup)
     result.elapsed_s = time.perf_counter() - started
     return result
 

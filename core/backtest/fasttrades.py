@@ -21,7 +21,7 @@ inside ``Decimal``'s 28 digits), else one by one too. Only the long fixed-size l
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import overload
@@ -116,7 +116,7 @@ class FastTrades(Sequence[Trade]):
 
     def __init__(self, *, pair: str, qty: Decimal, tick: Decimal, ts: Ints, buys: Fills, sells: Fills,
                  still_open: Trade | None) -> None:
-        self._pair, self._qty, self._ts = pair, qty, ts
+        self._pair, self._qty, self._tick, self._ts = pair, qty, tick, ts
         self.buys, self.sells, self._open = buys, sells, still_open
         self._a, self._d = digits(tick)
         self._closed = int(sells.bar.size)
@@ -125,6 +125,14 @@ class FastTrades(Sequence[Trade]):
 
     def __len__(self) -> int:
         return self._closed + (self._open is not None)
+
+    def shifted(self, offset: int) -> FastTrades:
+        """The same trades with their bars counted from candle ``offset`` (none may start before it)."""
+        def move(fills: Fills) -> Fills:
+            return Fills(bar=fills.bar - offset, ticks=fills.ticks, fee=fills.fee)
+        still_open = self._open and replace(self._open, entry_bar=self._open.entry_bar - offset)
+        return FastTrades(pair=self._pair, qty=self._qty, tick=self._tick, ts=self._ts[offset:],
+                          buys=move(self.buys), sells=move(self.sells), still_open=still_open)
 
     @overload
     def __getitem__(self, i: int) -> Trade: ...

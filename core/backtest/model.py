@@ -32,6 +32,11 @@ class RunSpec:
     ``next_open`` fills a market order at the next candle's open, ``last_close`` at the signal
     candle's close. ``prescan``: engine mode skips the strategy scan on candles where no strategy's
     vectorized signal fires (:mod:`core.backtest.prescan`); False scans every candle.
+
+    ``warmup``: the first ``warmup`` candles are history only (:mod:`core.backtest.warmup`). Strategies
+    and indicators see them, but no order is placed before the next candle, and the result (trades,
+    their bar numbers, equity, statistics) covers the candles from there on, as a run given only those
+    would report it. One pair only.
     """
 
     sizing: Sizing = "risk"
@@ -40,6 +45,7 @@ class RunSpec:
     fill_on: FillConvention = "next_open"
     resume_after_pause: Literal["next_day", "never"] = "next_day"
     prescan: bool = True
+    warmup: int = 0
 
     @classmethod
     def from_settings(cls, b: BacktestSettings) -> RunSpec:

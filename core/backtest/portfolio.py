@@ -58,11 +58,12 @@ def check_series(series: Sequence[Bars]) -> None:
                          + ", ".join(sorted(quotes)))
 
 
-def start_equity(settings: Settings, bars: Bars | Sequence[Bars]) -> Decimal:
-    """Starting balances valued in the quote currency, each base at its pair's first close."""
+def start_equity(settings: Settings, bars: Bars | Sequence[Bars], at: int = 0) -> Decimal:
+    """Starting balances valued in the quote currency, each base at its pair's first close (candle ``at``'s
+    close: the first one traded after a warm-up)."""
     series = (bars,) if isinstance(bars, Bars) else tuple(bars)
     quote = series[0].pair.split("/")[1]
-    first = {b.pair.split("/")[0]: b.price(0, "close") for b in series}
+    first = {b.pair.split("/")[0]: b.price(at, "close") for b in series}
     total = ZERO
     for currency, amount in settings.paper.starting_balances.items():
         if currency == quote:

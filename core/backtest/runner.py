@@ -15,7 +15,9 @@ Differences from the service, all deliberate:
   Stops are still checked on every candle's low and high inside ``on_candle``;
 - with sizing ``fixed``/``fraction`` the risk manager is :class:`~core.backtest.sizing.PlainSizing`;
 - when a breaker pauses entries, the run can resume them at the next day's first candle
-  (``resume_after_pause = next_day``) through the same ``Resume`` intent an operator would send.
+  (``resume_after_pause = next_day``) through the same ``Resume`` intent an operator would send;
+- a warm-up (``RunSpec.warmup``, :mod:`core.backtest.warmup`) is fed with entries paused by the
+  ``PauseEntries`` intent and resumed at the first candle after it.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import event as sa_event
 
+from core.backtest import warmup
 from core.backtest.data import Bars
 from core.backtest.markets import RULE_FIELDS, PairRules, quote_of, resolve
 from core.backtest.model import BacktestResult, Pause, RunSpec
@@ -42,7 +45,7 @@ from core.settings.settings_models import TIMEFRAMES
 from core.trading.assembly import build_engine
 from core.trading.engine import Engine
 from core.trading.events import EventBus
-from core.trading.intents import Resume
+from core.trading.intents import PauseEntries, Resume
 from core.trading.state import PAUSED
 from exchanges.base import Candle, MarketEvent
 from exchanges.clock import SimClock
@@ -130,6 +133,7 @@ async def run_engines(settings: Settings, series: Sequence[Bars], spec: RunSpec 
                       progress: Progress | None = None, workdir: Path | None = None) -> EngineRun:
     """Replay several pairs' candles through one engine: the live engine's portfolio, sharing cash,
     exposure limits and the open-positions limit (see :mod:`core.backtest.portfolio`)."""
+    warmup.check(spec, series)
     settings, rules = portfolio_settings(settings, series)
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="tradectl-backtest-", dir=workdir) as tmp:
@@ -165,6 +169,9 @@ async def _run(settings: Settings, rules: dict[str, MarketRules], db: Database, 
         if dropped:
             result.notes.append("candles refused by market data: "
                                 + ", ".join(f"{k} {v}" for k, v in dropped.items()))
+    if spec.warmup:
+        warm = warmup.trading_part(run.portfolio, series[0], settings, spec.warmup)
+        return EngineRun(results=(warm,), portfolio=warm)
     return run
 
 
@@ -184,10 +191,14 @@ async def _drive(settings: Settings, db: Database, series: tuple[Bars, ...], spe
     tz = ZoneInfo(settings.service.timezone)
     done = 0
     on_candle = engine.on_candle
+    if spec.warmup:
+        await _submit(engine, PauseEntries(requested_by="backtest", reason="warm-up: history only"))
     for candle in merged(series):
         closed = close_time(candle)
         if closed > clock.now():
             clock.advance_to(closed)
+        if spec.warmup and done == spec.warmup:  # one pair (warmup.check): the first candle after the warm-up
+            await _submit(engine, Resume(requested_by="backtest"))
         if pauses and pauses[-1].resumed_at is None and engine.state.state == PAUSED:
             await _maybe_resume(engine, spec, pauses, candle.ts, tz)
         was = engine.state.state
@@ -211,6 +222,12 @@ def merged(series: Sequence[Bars]) -> list[Candle]:
     out = [c for bars in series for c in bars.candle_objects()]
     out.sort(key=lambda c: (close_time(c), c.pair, c.ts))
     return out
+
+
+async def _submit(engine: Engine, intent: PauseEntries | Resume) -> None:
+    outcome = await engine.submit(intent)
+    if not outcome.ok:
+        raise RuntimeError(f"the engine refused {type(intent).__name__}: {outcome.message}")
 
 
 async def _maybe_resume(engine: Engine, spec: RunSpec, pauses: list[Pause], candle_ts: datetime, tz: ZoneInfo) -> None:

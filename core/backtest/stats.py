@@ -138,11 +138,13 @@ def compute(result: BacktestResult, first_close: float, last_close: float) -> Ba
     )
 
 
-def first_breach(result: BacktestResult, *, daily_loss_limit: float, max_drawdown: float, timezone: str) -> str | None:
+def first_breach(result: BacktestResult, *, daily_loss_limit: float, max_drawdown: float, timezone: str,
+                 since: int = 0) -> str | None:
     """The first candle close where the engine's breakers (daily loss, drawdown) would trip, or None.
 
     The engine compares each close's equity with the first close of the same local day and with the
-    running peak (:meth:`core.trading.risk.RiskManager.breach`).
+    running peak (:meth:`core.trading.risk.RiskManager.breach`). ``since``: the first close it checks
+    (a warm-up's closes count towards the day start and the peak, but entries are paused then).
     """
     eq, ts = result.equity, result.equity_ts
     if eq.size == 0:
@@ -160,10 +162,10 @@ def first_breach(result: BacktestResult, *, daily_loss_limit: float, max_drawdow
     day_start = eq[np.maximum.accumulate(np.where(first, np.arange(eq.size), 0))]
     loss = np.divide(day_start - eq, day_start, out=np.zeros_like(eq), where=day_start > 0)
     hits = []
-    daily = np.flatnonzero(loss >= daily_loss_limit)
+    daily = np.flatnonzero(loss[since:] >= daily_loss_limit) + since
     if daily.size:
         hits.append((int(daily[0]), f"daily loss {loss[daily[0]]:.2%}"))
-    deep = np.flatnonzero(dd >= max_drawdown)
+    deep = np.flatnonzero(dd[since:] >= max_drawdown) + since
     if deep.size:
         hits.append((int(deep[0]), f"drawdown {dd[deep[0]]:.2%}"))
     if not hits:

@@ -2,8 +2,14 @@
 
 The candles are split in time: the first part (**in-sample**) is what the search optimises; the last
 ``oos_share`` (**out-of-sample**) is never seen by it and is backtested only for the best sets, so the
-user sees whether a set that shone in-sample still works on later data. (Each window is backtested
-on its own, so indicators warm up again at the start of the out-of-sample window.)
+user sees whether a set that shone in-sample still works on later data.
+
+The out-of-sample run is warm (:mod:`core.backtest.warmup`): it is given the last in-sample candles
+before the window, as many as the engine hands a strategy (``trading.history_bars``, or the whole
+in-sample window when that is shorter), so indicators and signals at the window's first candle are
+those of the strategy running all along. No order is placed on those candles; trades, bar numbers,
+equity (from the starting balances) and statistics count from the window's first candle. The
+in-sample window starts cold, as the data does.
 
 Each trial backtests the in-sample window in ``chunks`` growing steps (the first third, two thirds,
 all of it, by default) and reports the metric after each one; Optuna's median pruner stops a trial
@@ -28,7 +34,7 @@ import os
 import socket
 import sys
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, cast
 
 from core.backtest.data import Bars, to_arrays
@@ -158,8 +164,21 @@ def cut(bars: Bars, lo: int, hi: int) -> Bars:
 
 @dataclass(frozen=True, slots=True)
 class Windows:
+    """``whole``: both windows as one series, for the out-of-sample run's warm-up."""
+
     in_sample: Bars
     out_of_sample: Bars | None
+    whole: Bars | None = None
+
+    def warmup(self, history_bars: int) -> int:
+        """How many in-sample candles the out-of-sample run is given before its first candle."""
+        return min(len(self.in_sample), history_bars) if self.out_of_sample is not None else 0
+
+    def warm_out_of_sample(self, history_bars: int) -> tuple[Bars, int]:
+        """The out-of-sample candles with the :meth:`warmup` candles before them, and that count."""
+        assert self.out_of_sample is not None and self.whole is not None
+        warm = self.warmup(history_bars)
+        return cut(self.whole, len(self.in_sample) - warm, len(self.whole)), warm
 
 
 def split(bars: Bars, oos_share: float) -> Windows:
@@ -170,7 +189,7 @@ def split(bars: Bars, oos_share: float) -> Windows:
                          "use more data or --oos 0")
     if not held:
         return Windows(bars, None)
-    return Windows(cut(bars, 0, len(bars) - held), cut(bars, len(bars) - held, len(bars)))
+    return Windows(cut(bars, 0, len(bars) - held), cut(bars, len(bars) - held, len(bars)), bars)
 
 
 @dataclass(frozen=True, slots=True)
@@ -220,8 +239,9 @@ def _stat_attrs(stats: BacktestStats) -> dict[str, Any]:
 
 
 def _score(bars: Bars, settings: Settings, spec: RunSpec, runner: Runner, metric: str) -> tuple[float, BacktestStats]:
+    """The metric and statistics of one run (of the candles after ``spec.warmup``, when it has one)."""
     result = runner(settings, bars, spec)
-    stats = compute(result, float(bars.arrays.close[0]), float(bars.arrays.close[-1]))
+    stats = compute(result, float(bars.arrays.close[spec.warmup]), float(bars.arrays.close[-1]))
     return stats.metric(metric), stats
 
 
@@ -390,11 +410,14 @@ def _rank(settings: Settings, windows: Windows, spec: RunSpec, plan: Plan, runne
                 seen.add(key)
                 finished.append(t)
     finished.sort(key=lambda t: (-(t.value if t.value is not None else -math.inf), t.number))
+    if windows.out_of_sample is not None:
+        warm_bars, warm = windows.warm_out_of_sample(settings.trading.history_bars)
+        warm_spec = replace(spec, warmup=warm)
     for i, t in enumerate(finished):
         score = t.value if t.value is not None else -math.inf
         oos = oos_score = None
         if i < top and windows.out_of_sample is not None and score > -math.inf:
             run_settings = settings_for(settings, plan.space.strategy, dict(t.params))
-            oos_score, oos = _score(windows.out_of_sample, run_settings, spec, runner, plan.metric)
+            oos_score, oos = _score(warm_bars, run_settings, warm_spec, runner, plan.metric)
         out.rows.append(Row(t.number, dict(t.params), score, dict(t.user_attrs), oos, oos_score))
     return out

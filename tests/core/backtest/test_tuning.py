@@ -66,7 +66,7 @@ def test_out_of_sample_is_shown_beside_in_sample_and_the_best_set_goes_to_the_ov
     assert run.exit_code == 0, run.output
     out = run.output.splitlines()
     assert "in-sample: 2019-01-01 00:00 -> 2019-02-11 07:00 UTC, 991 candles; out-of-sample: 2019-02-11 07:00 -> " \
-           "2019-03-01 00:00 UTC, 425 candles" in out
+           "2019-03-01 00:00 UTC, 425 candles, after 500 in-sample candles of warm-up" in out
     header = next(line for line in out if line.lstrip().startswith("#"))
     assert "IS score" in header and "OOS score" in header
     best = next(line for line in out if line.startswith("  1  "))
