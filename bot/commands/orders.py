@@ -78,9 +78,10 @@ def parse_amount(pair: str, text: str) -> Parsed:
     if not amount_text:
         raise UsageError("give an amount: 0.01 (in " + base + f") or 250{quote} (in {quote})")
     m = _AMOUNT.match(amount_text)
+    number = m.group("number").strip() if m is not None else ""
     # no digits before a currency code ("NaN", "Infinity") or no code after them ("1e309"): not a number
-    value = _number(m.group("number") if m is not None and m.group("number").strip() else amount_text, "the amount")
-    code = (m.group("code") or "").upper()
+    value = _number(number or amount_text, "the amount")
+    code = ((m.group("code") if m is not None else None) or "").upper()
     if code in ("", base):
         return Parsed(value, None, limit, force)
     if code == quote:

@@ -45,24 +45,17 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from telegram import (
-    BotCommand,
-    BotCommandScope,
-    BotCommandScopeChat,
-    BotCommandScopeChatMember,
-    BotCommandScopeDefault,
-    Message,
-    Update,
-)
+from telegram import Message, Update
 from telegram.error import Conflict, InvalidToken, TelegramError
 
 from bot.confirmations import Pending
 from bot.dispatcher import Dispatcher
 from bot.expiry import SWEEP_INTERVAL_S, ExpiredPrompts
-from bot.identity import Actor, ChatRef, Role
+from bot.identity import Actor, ChatRef
 from bot.lanes import ChatLanes, LaneLimits, Work, is_urgent
 from bot.notify.ratelimit import PacingObserver
 from bot.platforms.telegram.api import AdmissionQueue, AnyApplication, build_application, polling_request
+from bot.platforms.telegram.menu import publish_menus
 from bot.platforms.telegram.render import escape, render_telegram, reply_menu
 from bot.platforms.telegram.send import ChatSender, CloseKeyboard, Post
 from bot.platforms.telegram.updates import (
@@ -90,7 +83,6 @@ CONFIRM_WAIT_S = 0.2  # how long the next getUpdates waits for the last batch to
 FETCH_FIRST_S = 0.25  # longer than a getUpdates that has updates to return takes
 FENCE_CACHE_S = 0.2  # far below any lease's TTL: a lease held 0.2 s ago cannot have passed on since
 COMPONENT = "telegram"
-MENU_REFRESH_S = 300.0  # how soon a role granted from chat shows in that user's / menu
 _TERM_TASKS = ("telegram:lead", "telegram:pause", "telegram:menu", "telegram:expiry")
 Fence = Callable[[int], Awaitable[bool]]
 
@@ -310,47 +302,8 @@ class TelegramPolling:
         log.info("telegram polling started (epoch %d)", epoch)
 
     async def _publish_menu(self) -> None:
-        """The / menu per role: each user sees the commands their role may run, so a viewer never sees
-        /kill. Published when polling starts and every ``MENU_REFRESH_S`` (grants made from chat show
-        up then); a scope is written only when its list changed."""
-        while True:
-            app = self._app
-            if app is None:
-                return
-            try:
-                scopes = await self._menu_scopes()
-            except Exception:
-                log.warning("telegram: could not read the roles for the command menu", exc_info=True)
-                scopes = []
-            for scope, wanted in scopes:
-                try:
-                    current = await app.bot.get_my_commands(scope=scope)
-                    if [(c.command, c.description) for c in current] != [(c.command, c.description) for c in wanted]:
-                        await app.bot.set_my_commands(wanted, scope=scope)
-                except TelegramError as exc:  # e.g. a user who never opened a chat with the bot
-                    log.info("telegram: could not publish the command menu for %s: %s", scope.type, exc)
-            await asyncio.sleep(MENU_REFRESH_S)
-
-    async def _menu_scopes(self) -> list[tuple[BotCommandScope, list[BotCommand]]]:
-        """The default scope and every allowlisted group get the viewer's commands; each user with a role
-        gets their role's in their private chat (``BotCommandScopeChat``) and, above viewer, in each
-        allowlisted group (``BotCommandScopeChatMember``, which Telegram prefers over the chat's)."""
-        registry = self.dispatcher.registry
-
-        def menu(role: Role) -> list[BotCommand]:
-            return [BotCommand(name, help_[:256] or name) for name, help_ in registry.menu(role)]
-
-        groups = [int(g) for g in self.dispatcher.settings.allowed_chats.get("telegram", ()) if g.lstrip("-").isdigit()]
-        scopes: list[tuple[BotCommandScope, list[BotCommand]]] = [(BotCommandScopeDefault(), menu(Role.VIEWER))]
-        scopes += [(BotCommandScopeChat(g), menu(Role.VIEWER)) for g in groups]
-        for entry in await self.dispatcher.access.entries():
-            if entry.platform != "telegram" or not entry.user_id.isdigit():
-                continue
-            user = int(entry.user_id)
-            scopes.append((BotCommandScopeChat(user), menu(entry.role)))
-            if entry.role > Role.VIEWER:
-                scopes += [(BotCommandScopeChatMember(g, user), menu(entry.role)) for g in groups]
-        return scopes
+        """Keep each role's / menu published while polling (:func:`publish_menus`)."""
+        await publish_menus(lambda: self._app, self.dispatcher)
 
     # -- conflicts and fencing ---------------------------------------------------------------
 
