@@ -15,12 +15,12 @@ import hashlib
 from dataclasses import dataclass
 
 from sqlalchemy import Table
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from exchanges.clock import Clock
 from persistence.db import Database
 from persistence.models import ProcessedUpdateRow
+from persistence.upsert import dialect_insert
 
 MAX_ID = 64
 _TABLE: Table = ProcessedUpdateRow.__table__  # type: ignore[attr-defined]
@@ -48,8 +48,8 @@ class ProcessedUpdates:
         self.clock = clock
         self.instance_id = instance_id[:200]
         # Built once with parameters bound at execution, so SQLAlchemy compiles it once (hot path).
-        dialect_insert = postgresql.insert if db.dialect == "postgresql" else sqlite.insert
-        self._insert = dialect_insert(_TABLE).on_conflict_do_nothing(index_elements=["platform", "update_id"])
+        insert = dialect_insert(db.dialect, _TABLE)
+        self._insert = insert.on_conflict_do_nothing(index_elements=["platform", "update_id"])
 
     async def mark(self, conn: AsyncConnection, ref: UpdateRef) -> bool:
         """Record the update inside the caller's transaction; True when it was not seen before.

@@ -1,14 +1,21 @@
-"""``INSERT ... ON CONFLICT`` for both engines (PostgreSQL and SQLite share the syntax)."""
+"""``INSERT ... ON CONFLICT`` for both engines (PostgreSQL and SQLite share the syntax).
+
+SQLAlchemy's PostgreSQL dialect (~2 MiB: its types, ranges, JSON and asyncpg modules) is imported only when a
+statement for PostgreSQL is built, so a service on SQLite never loads it."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Table, inspect
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.dialects import sqlite
 from sqlalchemy.sql import Insert
 from sqlmodel import SQLModel
+
+if TYPE_CHECKING:
+    from sqlalchemy.dialects import postgresql
+
 
 
 def table_of(model: type[Any]) -> Table:
@@ -17,6 +24,15 @@ def table_of(model: type[Any]) -> Table:
     if not isinstance(table, Table):
         raise TypeError(f"{model.__name__} is not mapped to a single table")
     return table
+
+
+def dialect_insert(dialect: str, table: Table | type[SQLModel]) -> postgresql.Insert | sqlite.Insert:
+    """``INSERT`` into ``table`` in the dialect that has ``ON CONFLICT`` (``dialect``: the database's name)."""
+    if dialect == "postgresql":
+        from sqlalchemy.dialects import postgresql
+
+        return postgresql.insert(table)
+    return sqlite.insert(table)
 
 
 def upsert(dialect: str, table: Table | type[SQLModel], values: dict[str, Any], keys: Sequence[str],
@@ -28,7 +44,7 @@ def upsert(dialect: str, table: Table | type[SQLModel], values: dict[str, Any], 
 def upsert_rows(dialect: str, table: Table | type[SQLModel], columns: Sequence[str], keys: Sequence[str]) -> Insert:
     """The statement of :func:`upsert` without values, built once and executed with a list of rows
     (each a dict of ``columns``): a hot writer then builds no statement per row."""
-    ins = postgresql.insert(table) if dialect == "postgresql" else sqlite.insert(table)
+    ins = dialect_insert(dialect, table)
     cols = [c for c in columns if c not in keys]
     if not cols:
         return ins.on_conflict_do_nothing(index_elements=list(keys))
@@ -36,5 +52,5 @@ def upsert_rows(dialect: str, table: Table | type[SQLModel], columns: Sequence[s
 
 
 def insert_ignore(dialect: str, table: Table | type[SQLModel], values: dict[str, Any], keys: Sequence[str]) -> Insert:
-    ins = postgresql.insert(table) if dialect == "postgresql" else sqlite.insert(table)
+    ins = dialect_insert(dialect, table)
     return ins.values(**values).on_conflict_do_nothing(index_elements=list(keys))

@@ -31,11 +31,10 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 
 from sqlalchemy import func
-from sqlalchemy.dialects import postgresql, sqlite
 
 from persistence.db import Database
 from persistence.models.ops import ApiNonceRow
-from persistence.upsert import table_of
+from persistence.upsert import dialect_insert, table_of
 
 log = logging.getLogger(__name__)
 
@@ -129,7 +128,7 @@ class StoredNonces:
         block reserved before."""
         table = table_of(ApiNonceRow)
         pg = not self.db.is_sqlite
-        insert = postgresql.insert(table) if pg else sqlite.insert(table)
+        insert = dialect_insert("postgresql" if pg else "sqlite", table)
         greatest = func.greatest if pg else func.max  # SQLite's two-argument max() is scalar
         base = floor - 1
         row = insert.values(key_hash=self.key_hash, venue=self.venue, high_water=base + self.block_us,

@@ -1,6 +1,8 @@
 """What a start of `tradectl run` on an embedded database already at head does not load: Alembic (the schema
 check is one query and the migration files' revision lines), httpx (no webhook is sent), tenacity (nothing is
-retried) and cryptography (no vault is opened). Each costs memory on a Raspberry Pi at every start.
+retried), cryptography (no vault is opened), SQLAlchemy's PostgreSQL dialect (the database is SQLite) and TA-Lib's
+abstract interface (the strategies call TA-Lib's functions directly). Each costs memory on a Raspberry Pi at every
+start.
 
 The cheap schema check must agree with Alembic's own answers, or the service would migrate when it need not
 (or, worse, not when it must)."""
@@ -19,10 +21,10 @@ from persistence.migrate import alembic_head, current_revision, head_revision, u
 from tests.core.app.test_footprint import PLATFORMS, loaded_by, present
 from tests.core.app.test_service import env_for
 
-LAZY = ("alembic", "httpx", "tenacity", "cryptography")
+LAZY = ("alembic", "httpx", "tenacity", "cryptography", "sqlalchemy.dialects.postgresql", "talib.abstract")
 
 
-def test_a_start_on_a_database_at_head_loads_no_alembic_httpx_tenacity_or_cryptography(tmp_path: Path) -> None:
+def test_a_start_on_a_database_at_head_loads_none_of_what_it_does_not_use(tmp_path: Path) -> None:
     env = env_for(tmp_path, TRADECTL_CHAT__CONSOLE="on")
     assert subprocess.run([sys.executable, "-m", "core.app.cli", "db", "upgrade"], env=env, cwd=tmp_path,
                           capture_output=True, timeout=60).returncode == 0
