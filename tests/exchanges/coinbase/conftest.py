@@ -8,9 +8,10 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from exchanges.coinbase import CoinbaseExchange
-from tests.exchanges.fakes import FakeCoinbase, ManualClock, fast_settings
+from tests.exchanges.fakes import FakeCoinbase, fast_settings
 from tests.exchanges.fakes.recording import RecordingTransport
 from tests.exchanges.fixtures import coinbase_products
+from tests.fakes.clock import ManualClock
 
 KEY_NAME = "organizations/3e1b7c2a-0000-4000-8000-000000000001/apiKeys/9a8b7c6d-0000-4000-8000-000000000002"
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -14,7 +14,8 @@ import pytest
 from exchanges.base import Candle, FeedStatus, Fill, Order, OrderRequest, OrderStatus, OrderType, Side, Ticker
 from exchanges.coinbase import CoinbaseExchange, CoinbaseSymbols
 from exchanges.errors import AuthError
-from tests.exchanges.fakes import FakeCoinbase, ManualClock, fast_settings
+from tests.exchanges.fakes import FakeCoinbase, fast_settings
+from tests.fakes.clock import ManualClock
 
 
 def row(ts: datetime, close: str = "30000") -> dict[str, str]:
@@ -24,8 +25,8 @@ def row(ts: datetime, close: str = "30000") -> dict[str, str]:
 
 @pytest.fixture
 def clock() -> ManualClock:
-    start = ManualClock().now()
-    return ManualClock(start.replace(minute=start.minute - start.minute % 5))
+    """Starts on a five-minute boundary, so both the 1- and 5-minute candles line up with ``clock.now()``."""
+    return ManualClock(datetime(2024, 1, 1, 12, 0, tzinfo=UTC))
 
 
 @pytest.fixture

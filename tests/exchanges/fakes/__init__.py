@@ -12,10 +12,9 @@ The adapter is started on entry and stopped on exit; keyword arguments go to its
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Generator
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
@@ -25,28 +24,8 @@ from exchanges.retry import Backoff, RetryPolicy
 from tests.exchanges.fakes.coinbase import FakeCoinbase
 from tests.exchanges.fakes.kraken import FakeKraken
 
-__all__ = ["UNTHROTTLED", "FakeCoinbase", "FakeKraken", "ManualClock", "MarketController", "coinbase_venue",
+__all__ = ["UNTHROTTLED", "FakeCoinbase", "FakeKraken", "MarketController", "coinbase_venue",
            "fast_settings", "kraken_venue"]
-
-
-class ManualClock:
-    """A clock tests move by hand (``advance``); starts at a whole minute."""
-
-    def __init__(self, start: datetime | None = None) -> None:
-        self._now = start or datetime.now(UTC).replace(second=0, microsecond=0)
-
-    def now(self) -> datetime:
-        return self._now
-
-    def advance(self, seconds: float) -> None:
-        self._now += timedelta(seconds=seconds)
-
-    async def sleep(self, seconds: float) -> None:
-        self.advance(seconds)
-        await asyncio.sleep(0)
-
-    def set(self, moment: datetime) -> None:
-        self._now = moment
 
 
 def fast_settings() -> dict[str, Any]:

@@ -7,9 +7,10 @@ from datetime import UTC, datetime
 import pytest
 
 from exchanges.kraken import KrakenExchange
-from tests.exchanges.fakes import UNTHROTTLED, FakeKraken, ManualClock, fast_settings
+from tests.exchanges.fakes import UNTHROTTLED, FakeKraken, fast_settings
 from tests.exchanges.fakes.recording import RecordingTransport
 from tests.exchanges.fixtures import kraken_asset_pairs
+from tests.fakes.clock import ManualClock
 
 TEST_SECRET = base64.b64encode(b"k" * 64).decode()
 

@@ -7,7 +7,7 @@ from decimal import Decimal
 
 from exchanges._stream import CandleCloser
 from exchanges.base import Candle
-from tests.exchanges.fakes import ManualClock
+from tests.fakes.clock import ManualClock
 
 T0 = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -24,7 +24,8 @@ from exchanges.base import (
     Ticker,
 )
 from exchanges.kraken import KrakenExchange
-from tests.exchanges.fakes import FakeKraken, ManualClock, fast_settings
+from tests.exchanges.fakes import FakeKraken, fast_settings
+from tests.fakes.clock import ManualClock
 
 ONE = Decimal(1)
 
@@ -35,7 +36,8 @@ def row(ts: datetime, close: str = "30000") -> list[Any]:
 
 @pytest.fixture
 def clock() -> ManualClock:
-    return ManualClock()
+    """Starts on a whole minute, so the candles the tests lay out from ``clock.now()`` line up."""
+    return ManualClock(datetime(2024, 1, 1, 12, 0, tzinfo=UTC))
 
 
 @pytest.fixture

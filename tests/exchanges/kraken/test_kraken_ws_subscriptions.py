@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -14,7 +14,8 @@ import pytest
 from exchanges.base import Candle, FeedStatus, PairSubscriptions
 from exchanges.errors import UnknownPair
 from exchanges.kraken import KrakenExchange
-from tests.exchanges.fakes import FakeKraken, ManualClock, fast_settings
+from tests.exchanges.fakes import FakeKraken, fast_settings
+from tests.fakes.clock import ManualClock
 
 
 def row(ts: datetime, close: str = "30000") -> list[Any]:
@@ -23,7 +24,8 @@ def row(ts: datetime, close: str = "30000") -> list[Any]:
 
 @pytest.fixture
 def clock() -> ManualClock:
-    return ManualClock()
+    """Starts on a whole minute, so the candles the tests lay out from ``clock.now()`` line up."""
+    return ManualClock(datetime(2024, 1, 1, 12, 0, tzinfo=UTC))
 
 
 @pytest.fixture
