@@ -1,6 +1,7 @@
 """The outbox dispatcher: delivers waiting alerts per destination, in order, within rate limits.
 
-- One task per destination. A destination is served by one dispatcher at a time across all
+- One task per destination, named ``outbox:<destination>``, under the dispatcher's
+  :class:`~core.runtime.Supervisor`. A destination is served by one dispatcher at a time across all
   replicas: the task holds a lease named ``outbox:<destination>`` (the same lease mechanism as the
   leader election), and re-checks it before each send. Any number of replicas may run dispatchers.
 - Rows are sent oldest first. When more than ``digest_after`` wait, they go out as digests of
@@ -18,6 +19,11 @@
   or reads anything else. A replica that takes the destination over and finds rows claimed by
   another instance gives that instance ``claim_grace_s`` to mark them (it may be alive and waiting
   for the database, as this one would), then sends them.
+- A sender raises :class:`DeliveryError` and nothing else, so anything else it raises is a bug, not
+  weather: retrying would post the same message again and again. That destination's task ends; the
+  supervisor logs it and reports it through ``on_failure`` (the service's: it stops with exit 1, the
+  policy in :mod:`core.runtime.lifecycle`), and :meth:`OutboxDispatcher.stop` releases the claim, so
+  the rows stay due. The database failing is weather: the task retries every ``poll_s``.
 - So a message repeats only after a crash (or a stop while the database is still away) between the
   platform accepting it and the mark (it is sent again after ``claim_grace_s``), or when a post's
   answer was lost (a timeout after the platform had accepted it), which is retried like any failure.
@@ -30,7 +36,7 @@ import base64
 import json
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import update
@@ -41,7 +47,7 @@ from bot.notify.ratelimit import PacingObserver, TokenBucket
 from bot.notify.senders import AlertMessage, DeliveryError, Sender
 from bot.retrying import Escalating
 from core.ops import Lease, OutboxWriter
-from core.runtime import finish
+from core.runtime import Supervisor, TaskFailed, finish
 from core.settings import Destination, NotifySettings
 from core.trading import DestinationFailing, EventBus
 from exchanges.retry import Backoff
@@ -69,7 +75,10 @@ class OutboxDispatcher:
         events: EventBus | None = None,
         timezone: str = "UTC",
         pacing: PacingObserver | None = None,
+        on_failure: Callable[[TaskFailed], None] | None = None,
     ) -> None:
+        """``on_failure`` hears of a destination's task that crashed (a sender that raised something
+        other than :class:`DeliveryError`); the service passes its own, which stops it with exit 1."""
         self.db = db
         self.pacing = pacing  # told each wait of a destination's pace (the metrics, when enabled)
         self.settings = settings
@@ -88,7 +97,7 @@ class OutboxDispatcher:
         self._foreign: dict[int, float] = {}  # row id claimed by another instance -> when we first saw it
         self._resent: set[int] = set()
         self._in_flight: dict[str, list[int]] = {}  # destination -> rows being POSTed right now
-        self._tasks: list[asyncio.Task[None]] = []
+        self._tasks = Supervisor("outbox", on_failure)
         self._wake = asyncio.Event()
         self._stopping = asyncio.Event()
         self._held: dict[str, tuple[Lease, int]] = {}
@@ -97,11 +106,11 @@ class OutboxDispatcher:
         return [d for d in self.settings.destinations if d.platform in self.senders]
 
     async def start(self) -> None:
-        if self._tasks:
+        if self._tasks.running():
             return
         self._stopping.clear()
         for dest in self.destinations():
-            self._tasks.append(asyncio.create_task(self._serve(dest), name=f"outbox:{dest.name}"))
+            self._tasks.spawn(f"outbox:{dest.name}", self._serve(dest))
         for dest in self.settings.destinations:
             if dest.platform != "console" and dest.platform not in self.senders:
                 log.warning("alert destination %s: %s is not configured; its alerts wait in the outbox",
@@ -112,11 +121,11 @@ class OutboxDispatcher:
 
     async def stop(self, grace_s: float = 5.0) -> None:
         """Finish the message in flight (so it is marked delivered and never repeated), then stop;
-        a send still hanging after ``grace_s`` is cancelled and its rows stay due."""
+        a send still hanging after ``grace_s`` is cancelled and its rows stay due. A task that ends with
+        an error meanwhile is reported by the supervisor, as at any other time."""
         self._stopping.set()
         self._wake.set()
-        await finish(self._tasks, grace_s)
-        self._tasks = []
+        await finish([t for name in self._tasks.running() if (t := self._tasks.task(name)) is not None], grace_s)
         for name, ids in list(self._unmarked.items()):
             try:
                 await self._delivered(ids)
@@ -149,6 +158,7 @@ class OutboxDispatcher:
         epoch: int | None = None
         renewed = 0.0
         db_errors = 0
+        broken: Exception | None = None  # what the sender raised besides DeliveryError: this task ends with it
         while not self._stopping.is_set():
             try:
                 # what the platform accepted is marked before anything else is read or sent
@@ -212,6 +222,9 @@ class OutboxDispatcher:
                         warned = True
                         await self._warn_others(dest.name, failures, str(exc))
                     continue
+                except Exception as exc:
+                    broken = exc
+                    raise
                 self._unmarked[dest.name] = self._in_flight.pop(dest.name)
                 failures = 0
                 retries.reset()
@@ -221,6 +234,8 @@ class OutboxDispatcher:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
+                if exc is broken:
+                    raise  # a bug in the sender: retrying it would repeat the message (see the module doc)
                 db_errors += 1
                 if db_errors == 1:
                     log.warning("alert dispatcher for %s hit an error; retrying every %.1fs%s", dest.name, self.poll_s,

@@ -44,12 +44,14 @@ class Supervisor:
     * **long-lived loops stop the service with exit 1** — the leader's lease loop (it also starts the
       leader work after each re-election: an instance whose trading core cannot start must not stay
       up as a silent follower), the trading core's engine tasks, the chat adapters' connections
-      (Discord, Slack), the heartbeat and the component-health publisher. Their ``on_failure`` is the
-      service's (:func:`core.app.app.run_service`): it logs ``stopped because task '…' failed``, stops
-      every component in reverse order and exits 1, so the process manager (systemd
-      ``Restart=on-failure``, Docker's restart policy) starts a fresh process that rebuilds its state
-      from the database. The loops retry what is expected to fail (a database or a platform that does
-      not answer) themselves, so a crash here is a bug or a term that cannot start, not weather.
+      (Discord, Slack), the outbox dispatcher's delivery task per destination (``outbox:<name>``: a
+      sender raised something other than ``DeliveryError``), the heartbeat and the component-health
+      publisher. Their ``on_failure`` is the service's (:func:`core.app.app.run_service`): it logs
+      ``stopped because task '…' failed``, stops every component in reverse order and exits 1, so
+      the process manager (systemd ``Restart=on-failure``, Docker's restart policy) starts a fresh
+      process that rebuilds its state from the database. The loops retry what is expected to fail
+      (a database or a platform that does not answer) themselves, so a crash here is a bug or a term
+      that cannot start, not weather.
     * **one unit of work is not fatal** — a scheduled job's run (``scheduler:<job>:<slot>``) and the
       scheduler's catch-up pass are logged and recorded (the job run is marked ``failed`` and a
       ``job_failed`` alert sent); the next slot, or the next leader's catch-up, runs again. Their
