@@ -156,9 +156,25 @@ class DisplayNames:
         except Exception:
             log.warning("could not store the display name of %s:%s", *key, exc_info=True)
             return
+        self._note_written(key, name)
+
+    def _note_written(self, key: tuple[str, str], name: str) -> None:
         if len(self._written) >= _MAX_REMEMBERED:
             self._written.clear()
         self._written[key] = name
+
+    async def stored(self, platform: str, user_id: str) -> tuple[str, datetime] | None:
+        """The name on record for one user and when it was written, or None.
+
+        For platforms where a name costs an API call (Slack's ``users.info``): a name written less than a
+        while ago need not be asked for again. The name read counts as written, so :meth:`remember` with
+        that same name writes nothing and its ``seen_at`` keeps saying when it was last learnt."""
+        async with self.db.session() as s:
+            row = await s.get(DisplayNameRow, (platform, user_id))
+        if row is None or not row.name:
+            return None
+        self._note_written((platform, user_id), row.name)
+        return row.name, row.seen_at
 
     async def lookup(self, keys: Iterable[tuple[str, str]] | None = None) -> dict[tuple[str, str], str]:
         """``(platform, user_id) -> name`` for ``keys`` (every known name when None)."""

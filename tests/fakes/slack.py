@@ -6,6 +6,13 @@
   ``files_upload_v2``, and ``apps.connections.open`` (app-level token) returning the WebSocket URL.
 - Socket Mode (``/link``): says hello, takes envelopes pushed by the test (:meth:`FakeSlack.command`,
   :meth:`FakeSlack.press`) and records each acknowledgement with the time it took.
+- ``users.info``: the users added with :meth:`FakeSlack.add_user`, in the shape Slack answers
+  (``{"ok": true, "user": {"id", "name", "real_name", "profile": {"display_name", "real_name"}}}``),
+  ``user_not_found`` for anyone else; each call is recorded (:attr:`FakeSlack.users_info_calls`).
+  ``users_info_error = "missing_scope"`` answers as an app without ``users:read`` does
+  (``{"ok": false, "error": "missing_scope", "needed": "users:read", "provided": ...}``);
+  ``users_info_429`` answers that many calls with HTTP 429, ``Retry-After`` and ``ratelimited``;
+  ``users_info_delay_s`` makes each answer that slow.
 - ``views.publish``: records each Home tab view published (:attr:`FakeSlack.views`, per user);
   :meth:`FakeSlack.open_home` sends the ``app_home_opened`` event a user's click on the tab produces.
 - ``response_url`` (``/respond/<n>``): records what the app answered, so a test reads the channel the
@@ -82,6 +89,11 @@ class FakeSlack:
         self.uploads: dict[str, bytes] = {}
         self.completed_uploads: list[dict[str, Any]] = []
         self.views: list[tuple[str, dict[str, Any]]] = []  # (user_id, view) per views.publish
+        self.users: dict[str, dict[str, Any]] = {}  # user id -> the user object users.info answers
+        self.users_info_calls: list[str] = []  # the user asked about, per users.info call
+        self.users_info_error = ""  # e.g. "missing_scope": every users.info call is refused so
+        self.users_info_429 = 0  # the next n users.info calls are answered 429
+        self.users_info_delay_s = 0.0  # how long users.info takes to answer
         self.acks: dict[str, tuple[dict[str, Any], float]] = {}
         self.down = False
         self.hang = False
@@ -101,6 +113,7 @@ class FakeSlack:
     async def __aenter__(self) -> FakeSlack:
         app = web.Application()
         app.router.add_post("/api/{method}", self._api)
+        app.router.add_get("/api/{method}", self._api)  # slack_sdk reads some methods (users.info) with GET
         app.router.add_get("/link", self._socket)
         app.router.add_post("/respond/{rid}", self._respond)
         app.router.add_post("/upload/{fid}", self._upload)
@@ -198,6 +211,8 @@ class FakeSlack:
             files = json.loads(files) if isinstance(files, str) else files
             self.completed_uploads.append({**args, "files": files})
             return web.json_response({"ok": True, "files": [{"id": f["id"], "title": f.get("title")} for f in files]})
+        if method == "users.info":
+            return await self._users_info(str(args.get("user", "")))
         if method == "views.publish":
             view = args.get("view")
             view = json.loads(view) if isinstance(view, str) else view
@@ -209,6 +224,30 @@ class FakeSlack:
             self.views.append((user, view))
             return web.json_response({"ok": True, "view": {"id": f"V{next(self._ids):08d}", **view}})
         return web.json_response({"ok": False, "error": "unknown_method"})
+
+    def add_user(self, user_id: str, *, name: str, display_name: str = "", real_name: str = "") -> None:
+        """A workspace member as ``users.info`` describes one (a blank display name is how Slack shows
+        that the person set none)."""
+        self.users[user_id] = {"id": user_id, "team_id": TEAM, "name": name, "deleted": False,
+                               "real_name": real_name, "tz": "Europe/Berlin", "is_bot": False,
+                               "profile": {"display_name": display_name, "display_name_normalized": display_name,
+                                           "real_name": real_name, "real_name_normalized": real_name,
+                                           "team": TEAM, "image_48": "https://example.invalid/48.png"}}
+
+    async def _users_info(self, user_id: str) -> web.Response:
+        self.users_info_calls.append(user_id)
+        await asyncio.sleep(self.users_info_delay_s)
+        if self.users_info_429 > 0:
+            self.users_info_429 -= 1
+            return web.json_response({"ok": False, "error": "ratelimited"}, status=429, headers={"Retry-After": "30"})
+        if self.users_info_error == "missing_scope":
+            return web.json_response({"ok": False, "error": "missing_scope", "needed": "users:read",
+                                      "provided": "commands,chat:write,files:write"})
+        if self.users_info_error:
+            return web.json_response({"ok": False, "error": self.users_info_error})
+        if user_id not in self.users:
+            return web.json_response({"ok": False, "error": "user_not_found"})
+        return web.json_response({"ok": True, "user": self.users[user_id]})
 
     async def _upload(self, request: web.Request) -> web.Response:
         self.uploads[request.match_info["fid"]] = await request.read()

@@ -14,7 +14,9 @@ answer goes to the command's ``response_url``, which works in any channel and in
 without inviting the bot. A long reply is several messages (numbered parts, each readable on its
 own), all through the ``response_url`` with the answer's visibility; Slack accepts five uses of one
 ``response_url``, so a reply is cut to what that leaves (the last message says what was left out).
-Allowlists here are only what the dispatcher cannot know: which Slack
+People are named by their ``U…`` id; the name shown beside it is their Slack display name, looked up
+with ``users.info`` at most once a day per person (:mod:`bot.platforms.slack.names`), or the handle Slack
+sends when that cannot be had. Allowlists here are only what the dispatcher cannot know: which Slack
 workspaces are served. Channels (``chat.allowed_chats.slack``) and users (roles) are checked by the
 dispatcher as on every platform.
 
@@ -45,8 +47,9 @@ from slack_sdk.web.async_client import AsyncWebClient
 from bot.confirmations import Pending
 from bot.dispatcher import Dispatcher
 from bot.expiry import SWEEP_INTERVAL_S, ExpiredPrompts, prompt_nonce
-from bot.identity import Actor, ChatRef
+from bot.identity import Actor, ChatRef, Role
 from bot.platforms.slack.mentions import SlashCommands, registry_names
+from bot.platforms.slack.names import SlackNames
 from bot.platforms.slack.render import (
     ACTION_RE,
     escape,
@@ -108,6 +111,7 @@ class SlackAdapter:
         self.app.action(ACTION_RE)(self._on_press)
         self.app.event("app_home_opened")(self._on_home)
         self.commands = SlashCommands(settings.command, registry_names(dispatcher.registry))
+        self.names = SlackNames(self.client, dispatcher.access.names, dispatcher.clock)
         self.port: int | None = None
         self.health = health
         self.connect_grace_s = connect_grace_s
@@ -153,6 +157,7 @@ class SlackAdapter:
             return
         self._running = False
         await self._supervisor.stop()
+        await self.names.stop()
         if self._socket is not None:
             await self._socket.close_async()  # type: ignore[no-untyped-call]
             self._socket = None
@@ -207,6 +212,14 @@ class SlackAdapter:
         # D... is a direct message; a channel, private channel or group DM needs chat.allowed_chats.slack.
         return ChatRef("slack", channel, "private" if channel.startswith("D") else "group")
 
+    async def _actor(self, user: str, handle: str, place: ChatRef) -> Actor:
+        """The actor, named as well as is known: for someone with a role the display name from ``users.info``
+        (:mod:`bot.platforms.slack.names`: cached, waited for briefly), else the ``handle`` Slack sent."""
+        actor = Actor("slack", user, handle)
+        if self.dispatcher.access.cached_role(actor, place) is Role.NONE:
+            return actor  # from memory: a stranger costs no lookup (and their name is never stored)
+        return Actor("slack", user, await self.names.name(user, handle))
+
     def _track(self) -> None:
         task = asyncio.current_task()
         if task is not None:
@@ -222,8 +235,8 @@ class SlackAdapter:
             await self._refuse(respond, place, body.get("user_id"), body.get("team_id"))
             return
         text = str(body.get("text") or "").strip().lstrip("/") or "help"
-        # user_name is the legacy handle Slack sends with every slash command: shown beside the id only
-        actor = Actor("slack", str(body.get("user_id", "")), str(body.get("user_name") or ""))
+        # user_name is the legacy handle Slack sends with every slash command: the name until a better one is known
+        actor = await self._actor(str(body.get("user_id", "")), str(body.get("user_name") or ""), place)
         reply = await self.dispatcher.handle_text(actor, place, "/" + text, _sent_at(request),
                                                   _update_id(body, "trigger_id"))
         await self._answer(respond, place, reply, replace=False, ephemeral=reply is not None and reply.private)
@@ -252,13 +265,13 @@ class SlackAdapter:
                    or str((body.get("container") or {}).get("channel_id", "")))
         who = body.get("user") or {}
         user = str(who.get("id", ""))
-        name = str(who.get("username") or who.get("name") or "")  # for display only, never deciding
+        handle = str(who.get("username") or who.get("name") or "")  # for display only, never deciding
         place = self._place(team, channel)
         if isinstance(place, str):
             await self._refuse(respond, place, user, team)
             return
-        reply = await self.dispatcher.handle_callback(Actor("slack", user, name), place, str(action.get("value", "")),
-                                                      _update_id(body, "trigger_id"))
+        reply = await self.dispatcher.handle_callback(await self._actor(user, handle, place), place,
+                                                      str(action.get("value", "")), _update_id(body, "trigger_id"))
         if reply is None:
             return
         # Once the prompt is over (whatever the outcome) its buttons go: a result replaces the message; a
@@ -294,7 +307,7 @@ class SlackAdapter:
             log.warning("slack home tab refused: %s (user %s, workspace %s)", place, user, team)
             await self._publish_home(user, [home_note(":no_entry: " + place)])
             return
-        reply = await self.dispatcher.handle_text(Actor("slack", user, ""), place, "/status", None,
+        reply = await self.dispatcher.handle_text(await self._actor(user, "", place), place, "/status", None,
                                                   _update_id(body, "event_id"))
         if reply is None:  # silence (chat.unauthorized_reply = silent, or told within the minute): no view
             return
