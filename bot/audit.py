@@ -29,7 +29,7 @@ log = logging.getLogger("tradectl.bot.audit")
 
 Decision = Literal["allowed", "denied", "confirmed", "cancelled", "expired", "failed", "stale",
                    "rate_limited", "unknown", "invalid", "duplicate"]
-_TABLE: Table = AuditRow.__table__  # type: ignore[attr-defined]
+_TABLE: Table = AuditRow.__table__  # type: ignore[attr-defined]  # SQLModel's types omit the table SQLAlchemy attaches
 # One statement object, parameters passed at execution: compiled once, cached by SQLAlchemy.
 _INSERT = _TABLE.insert().returning(_TABLE.c.id)
 _SET_ATTEMPTS = _TABLE.update().where(_TABLE.c.id == bindparam("row_id")).values(attempts=bindparam("n"))

@@ -23,6 +23,7 @@ from persistence.models import ProcessedUpdateRow
 from persistence.upsert import dialect_insert
 
 MAX_ID = 64
+# SQLModel's types omit the table SQLAlchemy attaches
 _TABLE: Table = ProcessedUpdateRow.__table__  # type: ignore[attr-defined]
 
 

@@ -42,7 +42,7 @@ class InlineConnection(aiosqlite.Connection):
 
     def __init__(self, connector: Callable[[], sqlite3.Connection]) -> None:
         super().__init__(connector, 64)
-        self._tx = _RunNow()  # type: ignore[assignment]
+        self._tx = _RunNow()  # type: ignore[assignment]  # aiosqlite's is a Queue; a stand-in
 
     def __await__(self) -> Generator[Any, None, InlineConnection]:
         return self._open().__await__()

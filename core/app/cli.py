@@ -144,7 +144,7 @@ def run(
     # TA-Lib wraps its functions for pandas and polars when they can be imported (~60 MB of RSS);
     # the service only ever passes numpy arrays, so keep them out of this process.
     for optional in ("pandas", "polars"):
-        sys.modules.setdefault(optional, None)  # type: ignore[arg-type]
+        sys.modules.setdefault(optional, None)  # type: ignore[arg-type]  # typeshed: modules only; None means "missing"
     from core.settings.secrets import Redactor
 
     redactor = Redactor()

@@ -59,6 +59,7 @@ class Bars:
     def price(self, i: int, field_name: str) -> Decimal:
         """The exact price ``open``/``high``/``low``/``close`` of bar ``i``."""
         if self.candles is not None:
+            # getattr gives Any; the four price fields of a Candle are Decimal
             return getattr(self.candles[i], field_name)  # type: ignore[no-any-return]
         return Decimal(repr(float(getattr(self.arrays, field_name)[i])))
 

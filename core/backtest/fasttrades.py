@@ -163,7 +163,7 @@ class FastTrades(Sequence[Trade]):
         return isinstance(other, Sequence) and len(other) == len(self) and all(
             x == y for x, y in zip(self, other, strict=True))
 
-    __hash__ = None  # type: ignore[assignment]
+    __hash__ = None  # type: ignore[assignment]  # like a list: equal to a tuple, so it cannot hash like one
 
     def __repr__(self) -> str:
         return f"FastTrades({len(self)} trades of {self._pair})"

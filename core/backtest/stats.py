@@ -155,6 +155,7 @@ def first_breach(result: BacktestResult, *, daily_loss_limit: float, max_drawdow
     if timezone != "UTC":
         zone = ZoneInfo(timezone)
         unique, inverse = np.unique(days, return_inverse=True)
+        # utcoffset() is None only for a naive datetime; _time gives an aware one
         offsets = np.array([_time(int(d) * 86400).astimezone(zone).utcoffset().total_seconds()  # type: ignore[union-attr]
                             for d in unique], dtype=np.int64)
         days = (ts + offsets[inverse]) // 86400

@@ -97,7 +97,8 @@ def _curve(fig: Figure, ax: Axes, points: Sequence[tuple[datetime, Decimal]], tz
     from matplotlib.ticker import FuncFormatter, MaxNLocator
 
     # matplotlib's date numbers (what its date converter would make of the datetimes): its stubs accept
-    # only numbers on an axis; the locator and formatter below show them in ``tz``
+    # only numbers on an axis; the locator and formatter below show them in ``tz``. date2num is
+    # unannotated in matplotlib 3.x, hence the ignore
     times = mdates.date2num([t.astimezone(tz) for t, _ in points])  # type: ignore[no-untyped-call]
     values = [float(v) for _, v in points]
     ax.plot(times, values, color=LINE, linewidth=2.4)

@@ -29,6 +29,7 @@ def unavailable(*modules: str) -> Iterator[None]:
     would see it missing too: use it around imports made at start-up on the main thread."""
     hidden = [name for name in modules if name not in sys.modules]
     for name in hidden:
+        # typeshed allows only modules here; None is the import system's own "not importable"
         sys.modules[name] = None  # type: ignore[assignment]
     try:
         yield

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
-import ccxt as _ccxt  # type: ignore[import-untyped]
-import ccxt.async_support as _async  # type: ignore[import-untyped]
+import ccxt as _ccxt  # type: ignore[import-untyped]  # ccxt ships no type information
+import ccxt.async_support as _async  # type: ignore[import-untyped]  # as above
 
 ccxt: Any = _ccxt
 async_support: Any = _async
@@ -20,7 +20,7 @@ VERSION: str = str(_ccxt.__version__)
 def pro() -> Any | None:
     """``ccxt.pro`` (WebSocket classes, bundled with ccxt >= 4) or None when this ccxt lacks it."""
     try:
-        import ccxt.pro as _pro  # type: ignore[import-untyped]
+        import ccxt.pro as _pro  # type: ignore[import-untyped]  # as above
     except ImportError:  # pragma: no cover - ccxt >= 4 bundles it
         return None
     return _pro

@@ -243,6 +243,7 @@ class CcxtExchange:
         for method in ("fetch_open_orders", "fetch_closed_orders"):
             if not self.ex.has.get(_camel(method)):
                 continue
+            # the default binds the loop's value; mypy cannot infer a lambda with a default argument
             rows = await self.q(lambda m=method: getattr(self.ex, m)(symbol), method)  # type: ignore[misc]
             for raw in rows:
                 if raw.get("clientOrderId") == client_order_id:
@@ -272,6 +273,7 @@ class CcxtExchange:
                 raise
             rows = []
             for each in sorted(self.traded_pairs):
+                # the default binds the loop's value; mypy cannot infer a lambda with a default argument
                 rows += await self.q(lambda p=each: self.ex.fetch_open_orders(self._symbol(p)),  # type: ignore[misc]
                                      "fetch_open_orders")
         orders = [self.to_order(r) for r in rows]

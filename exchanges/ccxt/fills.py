@@ -63,6 +63,7 @@ class FillCursor:
         out: list[dict[str, Any]] = []
         markets = await self.venue.markets()
         for symbol in sorted({markets[p].venue_symbol for p in self.venue.traded_pairs if p in markets}):
+            # the default binds the loop's symbol; mypy cannot infer a lambda with a default argument
             out += await self.venue.q(lambda s=symbol: self._raw(s, since_ms, {}), "fetch_my_trades")  # type: ignore[misc]
         return out
 

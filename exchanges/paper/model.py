@@ -94,6 +94,7 @@ def floor_to_step(value: Decimal, step: Decimal) -> Decimal:
 def _plain(value: Decimal) -> Decimal:
     """Drop trailing zeros without turning 20000 into 2E+4."""
     value = value.normalize()
+    # exponent is a str only for NaN and infinity, which are never quantities or prices
     return value.quantize(Decimal(1)) if value.as_tuple().exponent > 0 else value  # type: ignore[operator]
 
 

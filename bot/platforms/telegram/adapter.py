@@ -166,7 +166,7 @@ class TelegramPolling:
                                                                 self._on_batch, tls=self._tls), tls=self._tls)
 
     def _set_app(self, app: AnyApplication) -> None:
-        queue: AdmissionQueue = app.update_queue  # type: ignore[assignment]
+        queue: AdmissionQueue = app.update_queue  # type: ignore[assignment]  # PTB types asyncio.Queue; ours was given
         queue.admit = self._admit
         self._app, self._queue = app, queue
 

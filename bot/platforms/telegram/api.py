@@ -106,6 +106,7 @@ class PollingRequest(HTTPXRequest):
             self.on_poll(None)
         return code, payload
 
+    # PTB declares it a staticmethod; this override needs the instance (its screen and checks)
     def parse_json_payload(self, payload: bytes) -> JSONDict:  # type: ignore[override]
         data = HTTPXRequest.parse_json_payload(payload)
         result = data.get("result") if isinstance(data, dict) else None

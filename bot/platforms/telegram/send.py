@@ -97,7 +97,7 @@ def retry_seconds(exc: RetryAfter) -> float:
     value = getattr(exc, "_retry_after", None)
     if value is not None and hasattr(value, "total_seconds"):
         return float(value.total_seconds())
-    return float(exc.retry_after)  # type: ignore[arg-type]
+    return float(exc.retry_after)  # type: ignore[arg-type]  # PTB: int | timedelta; a timedelta returned above
 
 
 def keyboard_markup(keyboard: Keyboard) -> InlineKeyboardMarkup | None:
