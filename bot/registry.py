@@ -7,6 +7,9 @@ errors, and the usage line is generated from them so it cannot drift from the co
 
 The decorator only attaches a :class:`CommandSpec` to the function; :meth:`Registry.from_modules`
 collects them. There is no global registry, so tests and deployments can assemble their own.
+
+Each command names the ``group`` it belongs to by purpose ("Trading", "Reports"); /help shows one
+section per group (:meth:`Registry.groups`), in the order the registry first meets them.
 """
 
 from __future__ import annotations
@@ -37,6 +40,7 @@ MAX_TOKENS = 16
 MAX_TOKEN_CHARS = 100
 MAX_TEXT_CHARS = 200
 _SPEC_ATTR = "__command_spec__"
+OTHER = "Other"  # the group of a command that names none
 
 
 def arg(default: Any = dataclasses.MISSING, *, help: str = "", min: int | None = None, max: int | None = None,
@@ -161,6 +165,7 @@ class CommandSpec:
     confirm_when: Callable[[Any], bool] | None = None
     # With ``confirm``: what the confirmation says and checks first (see bot.prompts); None: a generic prompt
     prompt: PromptFn | None = None
+    group: str = OTHER  # what it is for, a heading of /help ("Trading"); see Registry.groups
 
     def synopsis(self) -> str:
         return " ".join([f"/{self.name}", *(p.placeholder() for p in self.params)])
@@ -240,9 +245,11 @@ def command(
     mutates: bool | None = None,
     prompt: PromptFn | None = None,
     confirm_when: Callable[[Any], bool] | None = None,
+    group: str = OTHER,
 ) -> Callable[[Handler], Handler]:
     """Declare a chat command.
 
+    ``group`` is the heading /help lists it under, by purpose ("Status & info", "Trading").
     ``destructive`` commands are refused when their message is stale. ``mutates`` (default: trader
     role or above) marks commands that change something; their audit row is written before they run,
     so a crash half-way still leaves a trace. ``prompt`` (with ``confirm``) states what confirming will do
@@ -255,9 +262,7 @@ def command(
     def decorate(fn: Handler) -> Handler:
         changes = mutates if mutates is not None else (role >= Role.TRADER or destructive)
         spec = CommandSpec(name, fn, role, confirm, destructive, tuple(aliases), help, usage, args, _arg_specs(args),
-                           changes, confirm_when)
-        if prompt is not None:
-            spec = dataclasses.replace(spec, prompt=prompt)
+                           changes, confirm_when, prompt, group.strip() or OTHER)
         setattr(fn, _SPEC_ATTR, spec)
         return fn
 
@@ -301,6 +306,14 @@ class Registry:
     def visible(self, role: Role) -> list[CommandSpec]:
         """Commands this role may run, in declaration order (what /help and platform menus list)."""
         return [s for s in self._specs.values() if s.role <= role]
+
+    def groups(self, role: Role) -> list[tuple[str, list[CommandSpec]]]:
+        """The commands this role may run by group, each group in the order the registry first meets it
+        and only groups with at least one such command (what /help shows, one section each)."""
+        by_group: dict[str, list[CommandSpec]] = {}
+        for spec in self.visible(role):
+            by_group.setdefault(spec.group, []).append(spec)
+        return list(by_group.items())
 
     def menu(self, role: Role) -> list[tuple[str, str]]:
         """``(name, one-line help)`` pairs for a platform's command menu (Telegram setMyCommands etc.)."""

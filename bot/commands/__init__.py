@@ -8,7 +8,7 @@ from bot.registry import Registry
 
 def build_registry() -> Registry:
     """A fresh registry of every built-in command (no process-wide instance: see STYLE.md item 9)."""
-    return Registry.from_modules(info, trading, orders, pairs, admin, reports)
+    return Registry.from_modules(info, trading, orders, pairs, reports, admin)  # /help's groups in this order
 
 
 __all__ = ["admin", "build_registry", "info", "orders", "pairs", "reports", "trading"]

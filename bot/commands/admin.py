@@ -38,7 +38,7 @@ class RolesArgs:
     scope: Scope | None = arg(None, help="all: everyone, from every chat (in a private chat only)")  # noqa: RUF009
 
 
-@command("roles", role=Role.ADMIN, mutates=False, args=RolesArgs,
+@command("roles", group="Admin", role=Role.ADMIN, mutates=False, args=RolesArgs,
          help="Who has which role, and where it comes from",
          usage="Without 'all': the people who used this chat. '/roles all' lists everyone, in a private chat.")
 async def roles(ctx: CommandContext, args: RolesArgs) -> Reply:
@@ -84,7 +84,7 @@ def _target(ctx: CommandContext, text: str) -> tuple[str, str]:
         raise CommandError(str(exc)) from None
 
 
-@command("grant", role=Role.ADMIN, args=GrantArgs, help="Give a user a role",
+@command("grant", group="Admin", role=Role.ADMIN, args=GrantArgs, help="Give a user a role",
          usage="The user is a stable id (Telegram: the numeric user id), or platform:id for another platform. "
                "Example: /grant 123456789 trader")
 async def grant(ctx: CommandContext, args: GrantArgs) -> Reply:
@@ -97,7 +97,7 @@ class RevokeArgs:
     user: str = arg(kind="user", help="a stable platform user id, or platform:id")
 
 
-@command("revoke", role=Role.ADMIN, args=RevokeArgs, help="Remove a role granted from chat",
+@command("revoke", group="Admin", role=Role.ADMIN, args=RevokeArgs, help="Remove a role granted from chat",
          usage="Roles from the settings cannot be revoked from chat.")
 async def revoke(ctx: CommandContext, args: RevokeArgs) -> Reply:
     platform, user_id = _target(ctx, args.user)
@@ -115,7 +115,7 @@ def _decision(record: AuditRecord) -> str:
     return f"{record.decision} x{record.attempts}" if record.attempts > 1 else record.decision
 
 
-@command("audit", role=Role.ADMIN, mutates=False, args=AuditArgs,
+@command("audit", group="Admin", role=Role.ADMIN, mutates=False, args=AuditArgs,
          help="The latest command attempts: who, what, decision, result",
          usage="Without 'all': this chat's attempts. '/audit all' shows every chat, in a private chat. "
                "/audit 20 2 shows the 20 before the latest 20.")

@@ -30,7 +30,7 @@ class HelpArgs:
 
 
 @command("help", aliases=("start",), args=HelpArgs, help="List the commands you may use, or explain one",
-         usage="/help close explains /close. The list shows only what your role allows.")
+         group="Status & info", usage="/help close explains /close. The list shows only what your role allows.")
 async def help_(ctx: CommandContext, args: HelpArgs) -> Reply:
     if args.command:
         name = args.command.lstrip("/").lower()
@@ -42,14 +42,16 @@ async def help_(ctx: CommandContext, args: HelpArgs) -> Reply:
         if spec.aliases:
             items.append(("aliases", ", ".join(f"/{a}" for a in spec.aliases)))
         return Reply((Text(spec.usage_text()), KeyValues(f"/{spec.name}", tuple(items))))
-    rows = []
-    for spec in ctx.registry.visible(ctx.role):
-        note = " (asks for confirmation)" if spec.asks_confirmation(ctx.settings) else ""
-        rows.append((spec.synopsis(), spec.help + note))
-    return Reply((Table(f"Commands for your role ({ctx.role.label})", ("command", "what it does"), tuple(rows)),))
+    # one short section per group, each command a plain line (never a grid: on Telegram a command in a
+    # code block cannot be tapped)
+    sections = tuple(KeyValues(group, tuple((spec.synopsis(), spec.help + (" (asks for confirmation)"
+                                                                           if spec.asks_confirmation(ctx.settings)
+                                                                           else "")) for spec in specs))
+                     for group, specs in ctx.registry.groups(ctx.role))
+    return Reply((Text(f"Commands for your role ({ctx.role.label}). /help <command> explains one."), *sections))
 
 
-@command("whoami", help="Show your platform id, chat and role")
+@command("whoami", group="Status & info", help="Show your platform id, chat and role")
 async def whoami(ctx: CommandContext, args: None) -> Reply:
     a = ctx.actor
     boot = ctx.access.bootstrap_role(a.platform, a.user_id)
@@ -116,7 +118,8 @@ def _totals_by_quote(positions: Sequence[PositionView]) -> str:
     return " · ".join(f"value {fmt.money(v, q)} · unrealized {fmt.signed(u, q)}" for q, (v, u) in sums.items())
 
 
-@command("status", help="State, equity, today's PnL, unrealized PnL and open positions, at a glance")
+@command("status", help="State, equity, today's PnL, unrealized PnL and open positions, at a glance",
+         group="Status & info")
 async def status(ctx: CommandContext, args: None) -> Reply:
     st = await ctx.services.status()
     q = st.quote
@@ -150,7 +153,7 @@ async def status(ctx: CommandContext, args: None) -> Reply:
     return Reply(tuple(blocks))
 
 
-@command("positions", help="Open positions with entry, mark, unrealized PnL and stop")
+@command("positions", group="Status & info", help="Open positions with entry, mark, unrealized PnL and stop")
 async def positions(ctx: CommandContext, args: None) -> Reply:
     rows = await ctx.services.positions()
     if not rows:
@@ -158,7 +161,8 @@ async def positions(ctx: CommandContext, args: None) -> Reply:
     return Reply((_positions_table(f"Open positions ({len(rows)})", rows), Text(_totals_by_quote(rows))))
 
 
-@command("balance", aliases=("balances",), help="Balances per currency, with their value in the quote currency")
+@command("balance", aliases=("balances",), help="Balances per currency, with their value in the quote currency",
+         group="Status & info")
 async def balance(ctx: CommandContext, args: None) -> Reply:
     rows = await ctx.services.balances()
     if not rows:
@@ -188,7 +192,7 @@ class PnlArgs:
 
 
 @command("pnl", aliases=("profit",), args=PnlArgs, help="Profit and loss: realized, unrealized, win rate, drawdown",
-         usage="Periods: today, week (since Monday), month (since the 1st), all (default).")
+         group="Profit & trades", usage="Periods: today, week (since Monday), month (since the 1st), all (default).")
 async def pnl(ctx: CommandContext, args: PnlArgs) -> Reply:
     p = await ctx.services.pnl(args.period)
     q = p.quote
@@ -242,17 +246,17 @@ async def _periods(ctx: CommandContext, unit: Literal["day", "week", "month"], n
         for r in rows), optional=("fees",)),))
 
 
-@command("daily", args=DaysArgs, help="Realized PnL per day")
+@command("daily", group="Profit & trades", args=DaysArgs, help="Realized PnL per day")
 async def daily(ctx: CommandContext, args: DaysArgs) -> Reply:
     return await _periods(ctx, "day", args.n, f"Daily PnL, last {args.n} days")
 
 
-@command("weekly", args=WeeksArgs, help="Realized PnL per week")
+@command("weekly", group="Profit & trades", args=WeeksArgs, help="Realized PnL per week")
 async def weekly(ctx: CommandContext, args: WeeksArgs) -> Reply:
     return await _periods(ctx, "week", args.n, f"Weekly PnL, last {args.n} weeks")
 
 
-@command("monthly", args=MonthsArgs, help="Realized PnL per month")
+@command("monthly", group="Profit & trades", args=MonthsArgs, help="Realized PnL per month")
 async def monthly(ctx: CommandContext, args: MonthsArgs) -> Reply:
     return await _periods(ctx, "month", args.n, f"Monthly PnL, last {args.n} months")
 
@@ -264,7 +268,7 @@ class TradesArgs:
 
 
 @command("trades", args=TradesArgs, help="The latest closed trades, newest first (open ones: /positions)",
-         usage="/trades 20 shows the last 20; /trades 20 2 the 20 before them.")
+         group="Profit & trades", usage="/trades 20 shows the last 20; /trades 20 2 the 20 before them.")
 async def trades(ctx: CommandContext, args: TradesArgs) -> Reply:
     skip = args.n * (args.page - 1)
     fetched = await ctx.services.trades(skip + args.n + 1)  # one more than shown: is there a next page?
@@ -286,7 +290,7 @@ async def trades(ctx: CommandContext, args: TradesArgs) -> Reply:
     return Reply((table, *more_buttons(table.more, f"trades {args.n} {args.page + 1}")))
 
 
-@command("performance", help="Realized PnL per pair, best first")
+@command("performance", group="Profit & trades", help="Realized PnL per pair, best first")
 async def performance(ctx: CommandContext, args: None) -> Reply:
     rows = await ctx.services.performance()
     if not rows:
@@ -295,7 +299,7 @@ async def performance(ctx: CommandContext, args: None) -> Reply:
         (r.pair, str(r.trades), fmt.signed(r.pnl, fmt.quote_of(r.pair)), fmt.ratio(r.win_rate)) for r in rows)),))
 
 
-@command("health", help="Component health, counters and memory")
+@command("health", group="Status & info", help="Component health, counters and memory")
 async def health(ctx: CommandContext, args: None) -> Reply:
     h = await ctx.services.health()
     blocks: list[Block] = [KeyValues("Health: OK" if h.ok else "Health: DEGRADED", tuple(sorted(h.components.items())))]

@@ -117,8 +117,11 @@ async def order_prompt(ctx: CommandContext, args: Any, expires_at: datetime, sid
     verb = "Buys" if side == "buy" else "Sells"
     amount = f"{fmt.qty(q.qty, q.qty_step)} {q.base}"
     asked = f" ({q.requested}" + (f", rounded down to the {fmt.qty(q.qty_step)} {q.base} step)" if q.rounded else ")")
+    # the amount as asked, when it says more than the quantity: given in the quote currency, or rounded
+    # ("125000000 PEPE" beside "125,000,000 PEPE" would only repeat it)
+    in_base = not q.rounded and q.requested.split() == [f"{q.qty.normalize():f}", q.base]
     lines = [f"Confirm /{side} {q.pair} {_how(q)}.",
-             f"{verb} {amount}{asked if q.requested != amount else ''} at ≈ {fmt.price(q.price, q.price_tick)}.",
+             f"{verb} {amount}{'' if in_base else asked} at ≈ {fmt.price(q.price, q.price_tick)}.",
              f"Value ≈ {fmt.money(q.value, q.quote)}, fee ≈ {fmt.money(q.fee, q.quote)} "
              f"({'maker' if q.maker else 'taker'} {q.fee_rate * 100:.2f}%).",
              f"{'You pay' if side == 'buy' else 'You receive'} ≈ {fmt.money(q.total, q.quote)}."]
@@ -180,7 +183,7 @@ def placed_reply(result: IntentResult, side: str) -> Reply:
 
 
 @command("buy", role=Role.TRADER, confirm=True, destructive=True, args=OrderArgs, prompt=buy_prompt,
-         help="Buy by hand at market or at a limit (a position managed like the strategy's)",
+         group="Orders & pairs", help="Buy by hand at market or at a limit (a position managed like the strategy's)",
          usage="Examples: /buy BTC/USD 0.01, /buy BTC/USD 250USD, /buy ETH/USD 0.5 @ 3000. "
                "Risk limits apply; an admin may add force to override them (never a kill).")
 async def buy(ctx: CommandContext, args: OrderArgs) -> Reply:
@@ -188,7 +191,7 @@ async def buy(ctx: CommandContext, args: OrderArgs) -> Reply:
 
 
 @command("sell", role=Role.TRADER, confirm=True, destructive=True, args=OrderArgs, prompt=sell_prompt,
-         help="Sell some or all of an open position by hand, at market or at a limit",
+         group="Orders & pairs", help="Sell some or all of an open position by hand, at market or at a limit",
          usage="Examples: /sell BTC/USD 0.005, /sell BTC/USD 100USD, /sell BTC/USD 0.01 @ 70000. Spot, long-only: "
                "a sell without a position (a short) is refused.")
 async def sell(ctx: CommandContext, args: OrderArgs) -> Reply:
@@ -206,7 +209,7 @@ def order_rows(orders: tuple[OrderView, ...], now: datetime) -> tuple[tuple[str,
     return tuple((o.short_id, o.pair, o.side, qty(o), price(o), fmt.ago(o.created_at, now)) for o in orders)
 
 
-@command("orders", help="List the open orders (id, pair, side, quantity, price, age)",
+@command("orders", group="Orders & pairs", help="List the open orders (id, pair, side, quantity, price, age)",
          usage="/cancel <id> withdraws one (trader); /cancel all withdraws every one (admin).")
 async def orders(ctx: CommandContext, args: None) -> Reply:
     result = await ctx.services.submit(ListOrders(requested_by=ctx.requested_by))
@@ -255,7 +258,7 @@ async def cancel_prompt(ctx: CommandContext, args: Any, expires_at: datetime) ->
 
 
 @command("cancel", role=Role.TRADER, confirm=True, destructive=True, args=CancelArgs, prompt=cancel_prompt,
-         help="Cancel one open order by its id, or all of them (admin)",
+         group="Orders & pairs", help="Cancel one open order by its id, or all of them (admin)",
          usage="Example: /cancel 3fa9c1 (the id /orders shows). /cancel all is for admins.")
 async def cancel(ctx: CommandContext, args: CancelArgs) -> Reply:
     result = await ctx.services.submit(_cancel_request(ctx, args, preview=False))

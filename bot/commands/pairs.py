@@ -96,7 +96,7 @@ def _row(v: PairView) -> tuple[str, ...]:
 
 
 @command("pairs", role=Role.VIEWER, mutates=True, confirm=True, args=PairsArgs, prompt=pairs_prompt,
-         confirm_when=lambda args: args.action is not None,
+         group="Orders & pairs", confirm_when=lambda args: args.action is not None,
          help="Traded pairs and their state; admins add or remove one",
          usage="/pairs lists them. /pairs add ETH/USD starts trading a pair the venue lists; /pairs remove ETH/USD "
                "stops it (with an open position add close or keep). Changes are kept across restarts.")

@@ -28,7 +28,7 @@ class ChartArgs:
 CHART_SPANS = ((7, "Week"), (30, "Month"), (90, "Quarter"), (365, "Year"))
 
 
-@command("chart", args=ChartArgs, help="Equity curve as an image",
+@command("chart", group="Reports", args=ChartArgs, help="Equity curve as an image",
          usage="/chart 7 draws the last week. The chart (of the whole account, not one pair) carries buttons "
                "for the other usual spans.")
 async def chart(ctx: CommandContext, args: ChartArgs) -> Reply:
@@ -37,7 +37,7 @@ async def chart(ctx: CommandContext, args: ChartArgs) -> Reply:
     return Reply((Image(png, f"Equity, last {args.days} day(s)"), *choice_buttons(spans)))
 
 
-@command("schedule", help="Scheduled jobs with their next run, and the latest runs")
+@command("schedule", group="Reports", help="Scheduled jobs with their next run, and the latest runs")
 async def schedule(ctx: CommandContext, args: None) -> Reply:
     jobs, runs = await _reports(ctx).schedule()
     if not jobs and not runs:
@@ -67,7 +67,7 @@ def alert_blocks(alert: Alert, image: bytes = b"") -> list[Block]:
     return blocks
 
 
-@command("report", role=Role.ADMIN, args=ReportArgs,
+@command("report", group="Reports", role=Role.ADMIN, args=ReportArgs,
          help="Run a scheduled job now and show what it produced (e.g. a PnL report)",
          confirm_when=lambda args: args.job is not None,  # listing the jobs asks nothing (chat.confirm_commands)
          usage="/report daily_report sends you the daily report now (and to the alert channels); "

@@ -136,13 +136,13 @@ class PairArgs:
 
 
 @command("pause", role=Role.TRADER, args=ReasonArgs, help="Stop new entries; open positions keep their stops and exits",
-         usage="The pause is stored and survives restarts. /resume ends it.")
+         group="Trading", usage="The pause is stored and survives restarts. /resume ends it.")
 async def pause(ctx: CommandContext, args: ReasonArgs) -> Reply:
     reason = args.reason or f"paused from chat by {ctx.actor.key}"
     return intent_reply(await ctx.services.submit(PauseEntries(requested_by=ctx.requested_by, reason=reason)))
 
 
-@command("resume", role=Role.TRADER, help="Allow new entries again after /pause",
+@command("resume", group="Trading", role=Role.TRADER, help="Allow new entries again after /pause",
          usage="After /kill, an admin must /rearm first.")
 async def resume(ctx: CommandContext, args: None) -> Reply:
     return intent_reply(await ctx.services.submit(Resume(requested_by=ctx.requested_by)))
@@ -154,7 +154,7 @@ async def closable(ctx: CommandContext) -> tuple[str, ...]:
     return tuple(p.pair for p in await ctx.services.positions() if allowed is None or p.pair in allowed)
 
 
-@command("close", role=Role.TRADER, confirm=True, destructive=True, args=PairArgs, prompt=close_prompt,
+@command("close", group="Trading", role=Role.TRADER, confirm=True, destructive=True, args=PairArgs, prompt=close_prompt,
          confirm_when=lambda args: args.pair is not None,
          help="Close one position at market",
          usage="Example: /close BTC/USD. Without a pair: the open positions you may close, a button for each.")
@@ -175,13 +175,13 @@ async def close(ctx: CommandContext, args: PairArgs) -> Reply:
     return close_reply(await ctx.services.submit(ClosePosition(requested_by=ctx.requested_by, pair=args.pair)))
 
 
-@command("closeall", role=Role.ADMIN, confirm=True, destructive=True, prompt=closeall_prompt,
+@command("closeall", group="Trading", role=Role.ADMIN, confirm=True, destructive=True, prompt=closeall_prompt,
          help="Close every open position at market (entries stay allowed; /pause first to stop them)")
 async def closeall(ctx: CommandContext, args: None) -> Reply:
     return close_reply(await ctx.services.submit(CloseAll(requested_by=ctx.requested_by)))
 
 
-@command("kill", role=Role.ADMIN, confirm=True, destructive=True, args=ReasonArgs, prompt=kill_prompt,
+@command("kill", group="Trading", role=Role.ADMIN, confirm=True, destructive=True, args=ReasonArgs, prompt=kill_prompt,
          help="Emergency stop: halt trading, cancel orders, flatten every position",
          usage="Stays halted across restarts until an admin sends /rearm.")
 async def kill(ctx: CommandContext, args: ReasonArgs) -> Reply:
@@ -189,6 +189,6 @@ async def kill(ctx: CommandContext, args: ReasonArgs) -> Reply:
     return kill_reply(await ctx.services.submit(Kill(requested_by=ctx.requested_by, reason=reason)))
 
 
-@command("rearm", role=Role.ADMIN, help="Lift a kill; trading stays paused until /resume")
+@command("rearm", group="Trading", role=Role.ADMIN, help="Lift a kill; trading stays paused until /resume")
 async def rearm(ctx: CommandContext, args: None) -> Reply:
     return intent_reply(await ctx.services.submit(Rearm(requested_by=ctx.requested_by)))

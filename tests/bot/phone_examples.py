@@ -39,7 +39,7 @@ EXAMPLES = (
     ("/audit 50", ("slack",), 10),
     ("/balance", ("telegram",), 20),
     ("/daily 30", ("discord",), 8),
-    ("/help", ("telegram",), 12),
+    ("/help", ("telegram",), 20),
     ("/kill exchange maintenance announced for 02:00 → Confirm", ("telegram",), 16),
 )
 
@@ -119,14 +119,16 @@ def _shortened(lines: list[str], most: int) -> list[str]:
 
 
 def examples(shown: list[Shown]) -> str:
-    by_line = {s.line: s.reply for s in shown}
+    """The examples as docs/commands.md shows them: a heading naming the command (and the button pressed
+    after it, as labelled), then the rendering in a text block."""
+    by_line = {s.line: s for s in shown}
     out: list[str] = []
     for line, platforms, most in EXAMPLES:
-        reply = by_line[line]
+        s = by_line[line]
         for platform in platforms:
-            lines = _shortened(RENDER[platform](reply), most)
-            out += [f"`{line.split(' → ')[0]}`" + (" then Confirm" if "→" in line else "") + f" on {NAMES[platform]}:",
-                    "", "```text", *(x.rstrip() for x in lines), "```", ""]
+            lines = _shortened(RENDER[platform](s.reply), most)
+            heading = f"`{line.split(' → ')[0]}`" + (f" then {s.pressed}" if s.pressed else "")
+            out += [f"{heading} on {NAMES[platform]}:", "", "```text", *(x.rstrip() for x in lines), "```", ""]
     return "\n".join(out)
 
 

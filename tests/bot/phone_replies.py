@@ -4,7 +4,8 @@ in docs/commands.md are generated from.
 
 Commands run as the admin in a private chat (so ``/audit all`` and ``/roles all`` answer), reads
 first, then the commands that change state; a command that asks for confirmation is shown with its
-prompt, then pressed (Cancel for ``/closeall``, so ``/kill`` still has positions to close). A command
+prompt, then pressed (Cancel for ``/closeall``, so ``/kill`` still has positions to close). Commands
+that only list without arguments (``/close``, ``/report``, ``/chart``) are shown both ways. A command
 added to the registry later is run bare (``/name``), so it is never left out.
 """
 
@@ -18,9 +19,10 @@ from bot.confirmations import parse_payload
 from bot.harness import ChatHarness
 from bot.reply import Reply
 from core.settings.settings_models import ChatSettings
+from core.trading.intents import short_order_id
 from persistence.db import Database
 from tests.bot.conftest import ADMIN, BASE_SETTINGS
-from tests.bot.phone_fixture import T_END, PhoneTrading, fill_audit_log
+from tests.bot.phone_fixture import ORDERS, T_END, PhoneTrading, fill_audit_log
 from tests.fakes.clock import ManualClock
 
 # Each command with the arguments it is shown with, in the order they run.
@@ -34,19 +36,23 @@ SAMPLES: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("daily", ("/daily 30",)),
     ("weekly", ("/weekly 12",)),
     ("monthly", ("/monthly 12",)),
-    ("trades", ("/trades 50",)),
+    ("trades", ("/trades 50", "/trades 10 2")),
     ("performance", ("/performance",)),
     ("health", ("/health",)),
-    ("chart", ("/chart 7",)),
+    ("orders", ("/orders",)),
+    ("chart", ("/chart", "/chart 7")),
     ("schedule", ("/schedule",)),
     ("roles", ("/roles", "/roles all")),
     ("audit", ("/audit 50", "/audit all 50")),
     ("grant", ("/grant 123456789 trader",)),
     ("revoke", ("/revoke 123456789",)),
-    ("report", ("/report daily_report",)),
+    ("report", ("/report", "/report daily_report")),
     ("pause", ("/pause waiting for the FOMC minutes at 20:00 before adding any risk",)),
     ("resume", ("/resume",)),
-    ("close", ("/close SOL/USD",)),
+    ("sell", ("/sell SOL/USD 5", "/sell BTC/USD 0.01 @ 70000", "/sell PEPE/USD 125000000")),
+    ("buy", ("/buy PEPE/USD 250USD", "/buy ETH/USD 0.1")),
+    ("cancel", (f"/cancel {short_order_id(ORDERS[0][0])}", "/cancel all")),
+    ("close", ("/close", "/close SOL/USD")),
     ("closeall", ("/closeall",)),
     ("kill", ("/kill exchange maintenance announced for 02:00",)),
     ("rearm", ("/rearm",)),
@@ -56,11 +62,13 @@ CANCELLED = frozenset({"closeall"})
 
 @dataclass(frozen=True)
 class Shown:
-    """One reply and what produced it (``/close SOL/USD`` or ``/close SOL/USD → Confirm``)."""
+    """One reply and what produced it (``/close SOL/USD`` or ``/close SOL/USD → Confirm``); ``pressed``:
+    the label of the button that was pressed for it (``🛑 Kill now``), if any."""
 
     command: str
     line: str
     reply: Reply
+    pressed: str = ""
 
 
 def phone_harness(db: Database) -> tuple[ChatHarness, PhoneTrading]:
@@ -85,10 +93,10 @@ async def every_reply(h: ChatHarness) -> list[Shown]:
             if sent.reply is None:
                 continue
             out.append(Shown(name, line, sent.reply))
-            answers = {p[0]: b.payload for b in sent.buttons if (p := parse_payload(b.payload)) is not None}
+            answers = {p[0]: b for b in sent.buttons if (p := parse_payload(b.payload)) is not None}
             action = "cancel" if name in CANCELLED else "confirm"
             if action in answers:
-                pressed = await h.press(answers[action])
+                pressed = await h.press(answers[action].payload)
                 if pressed.reply is not None:
-                    out.append(Shown(name, f"{line} → {action.capitalize()}", pressed.reply))
+                    out.append(Shown(name, f"{line} → {action.capitalize()}", pressed.reply, answers[action].label))
     return out

@@ -51,7 +51,7 @@ from bot.platforms.telegram.render import (
     render_telegram,
     units,
 )
-from bot.reply import Reply
+from bot.reply import Image, Reply
 from persistence.db import Database
 from tests.bot.phone_replies import Shown, every_reply, phone_harness
 from tests.fakes.telegram import parse_html
@@ -171,6 +171,31 @@ async def test_the_fixture_covers_every_command_and_a_busy_account(shown: list[S
     assert "0.00000812" in text["/positions"]
     assert sum("/USD" in line for line in text["/trades 50"].split("\n")) == 50
     assert len(text["/audit all 50"].split("\n")) >= 50
+
+
+async def test_the_fixture_shows_orders_order_prompts_reports_and_listings(shown: list[Shown]) -> None:
+    """Not bare usage errors or empty answers: the replies a busy account really gets."""
+    text = {s.line: s.reply.plain_text() for s in shown}
+    replies = {s.line: s.reply for s in shown}
+    orders = text["/orders"]
+    assert "Open orders (5)" in orders and "0.00000755" in orders and "68,500.0" in orders
+    assert {"PEPE/USD", "BTC/USD", "ETH/USD", "DOGE/USD", "SOL/USD"} <= set(orders.replace("|", " ").split())
+    assert "You pay ≈ 250.65 USD" in text["/buy PEPE/USD 250USD"]
+    assert "Bought 31,645,569 PEPE" in text["/buy PEPE/USD 250USD → Confirm"]
+    assert "Market now 66,210.0" in text["/sell BTC/USD 0.01 @ 70000"]
+    assert "Order placed: limit sell" in text["/sell BTC/USD 0.01 @ 70000 → Confirm"]
+    sell_all = text["/sell PEPE/USD 125000000"]
+    assert "Sells 125,000,000 PEPE at ≈" in sell_all and "Closes the position." in sell_all  # no "(125000000 PEPE)"
+    assert "Cancelled 1 order" in text["/cancel a8f3e9 → Confirm"]
+    assert "Cancels 5 orders" in text["/cancel all"]  # four left, and the BTC limit sell
+    report = replies["/report daily_report"]
+    assert "Daily PnL report: Tue 2024-04-30" in text["/report daily_report"] and "scheduler" not in report.plain_text()
+    assert any(isinstance(b, Image) for b in report.blocks)
+    assert [b.payload for b in replies["/report"].buttons][:2] == ["run:report daily_report",
+                                                                   "run:report weekly_report"]
+    assert "run:close BTC/USD" in [b.payload for b in replies["/close"].buttons]
+    assert any(isinstance(b, Image) for b in replies["/chart"].blocks)
+    assert "Closed trades 11-20" in text["/trades 10 2"]
 
 
 @pytest.mark.parametrize("platform", list(CHECKS))

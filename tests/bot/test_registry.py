@@ -98,3 +98,16 @@ def test_docs_describe_every_command() -> None:
     text = (Path(__file__).parents[2] / "docs" / "commands.md").read_text()
     for s in build_registry():
         assert f"`{s.synopsis()}`" in text, f"docs/commands.md lacks `{s.synopsis()}`"
+
+
+def test_groups_follow_the_registration_and_leave_out_what_the_role_cannot_run() -> None:
+    async def handler(ctx: object, args: None) -> Reply:
+        return Reply.text("")
+
+    specs = [command(name, role=role, group=group, help="x")(handler).__command_spec__  # type: ignore[attr-defined]
+             for name, role, group in (("look", Role.VIEWER, "Looking"), ("act", Role.TRADER, "Acting"),
+                                       ("peek", Role.VIEWER, "Looking"), ("loose", Role.VIEWER, ""))]
+    reg = Registry(specs)
+    assert [(g, [s.name for s in ss]) for g, ss in reg.groups(Role.TRADER)] == [
+        ("Looking", ["look", "peek"]), ("Acting", ["act"]), ("Other", ["loose"])]  # no group named: "Other"
+    assert [g for g, _ in reg.groups(Role.VIEWER)] == ["Looking", "Other"]  # no group without a command to run

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from bot.identity import Actor
+from bot.platforms.telegram.render import TextMessage, render_telegram
+from bot.reply import KeyValues, Reply
 from tests.bot.conftest import ADMIN, ADMIN2, GROUP, OTHER_GROUP, STRANGER, TRADER, VIEWER, MakeHarness
 from tests.bot.fake_trading import FakeTrading
 from tests.fakes.clock import ManualClock
@@ -138,11 +140,45 @@ async def test_help_lists_only_what_the_role_allows(make_harness: MakeHarness) -
     assert "/status" in viewer_help and "/pause" not in viewer_help and "/kill" not in viewer_help
     assert "/pause" in trader_help and "/close [pair]" in trader_help and "/kill" not in trader_help
     assert "/kill" in admin_help and "/grant" in admin_help
+    assert "/kill [reason...]: Emergency stop" in admin_help and "/status: State, equity" in viewer_help
     assert "No such command" in (await h.send("/help kill", as_=VIEWER)).text
     assert "usage: /close [pair]" in (await h.send("/help close", as_=TRADER)).text
     menu = h.dispatcher.registry.menu(h.dispatcher.access.bootstrap_role("telegram", "3"))
     assert ("status", "State, equity, today's PnL, unrealized PnL and open positions, at a glance") in menu
     assert all(name not in {"pause", "kill", "grant"} for name, _ in menu)
+
+
+def _sections(reply: Reply | None) -> dict[str, list[str]]:
+    """/help's sections: each group's heading and the commands under it (their synopses)."""
+    assert reply is not None
+    return {b.title: [k for k, _ in b.items] for b in reply.blocks if isinstance(b, KeyValues)}
+
+
+async def test_help_groups_the_commands_by_purpose_and_shows_only_groups_the_role_can_use(
+        make_harness: MakeHarness) -> None:
+    h = await make_harness()
+    viewer = _sections((await h.send("/help", as_=VIEWER)).reply)
+    trader = _sections((await h.send("/help", as_=TRADER)).reply)
+    admin_reply = (await h.send("/help")).reply
+    admin = _sections(admin_reply)
+    assert list(admin) == ["Status & info", "Profit & trades", "Trading", "Orders & pairs", "Reports", "Admin"]
+    assert list(trader) == ["Status & info", "Profit & trades", "Trading", "Orders & pairs", "Reports"]
+    assert list(viewer) == ["Status & info", "Profit & trades", "Orders & pairs", "Reports"]  # no Trading, no Admin
+    assert admin["Trading"] == ["/pause [reason...]", "/resume", "/close [pair]", "/closeall", "/kill [reason...]",
+                                "/rearm"]
+    assert trader["Trading"] == ["/pause [reason...]", "/resume", "/close [pair]"]
+    assert admin["Admin"] == ["/roles [all]", "/grant <user> <viewer|trader|admin>", "/revoke <user>",
+                              "/audit [all] [n] [page]"]
+    assert "/status" in viewer["Status & info"] and "/trades [n] [page]" in viewer["Profit & trades"]
+    assert viewer["Orders & pairs"] == ["/orders", "/pairs [add|remove] [pair] [close|keep]"]
+    assert viewer["Reports"] == ["/chart [days]", "/schedule"]  # /report is for admins
+    every = [name for names in admin.values() for name in names]
+    assert sorted(every) == sorted(spec.synopsis() for spec in h.dispatcher.registry)  # each once
+    # on Telegram a heading line, then one plain line per command: tappable, never in a <pre> block
+    assert admin_reply is not None
+    html = "\n".join(m.html for m in render_telegram(admin_reply) if isinstance(m, TextMessage))
+    assert "<pre>" not in html
+    assert "<b>Trading</b>\n<b>/pause [reason...]</b>: Stop new entries" in html
 
 
 async def test_console_operator_is_admin_and_the_console_chat_always_allowed(make_harness: MakeHarness) -> None:

@@ -64,3 +64,16 @@ async def test_refusals_of_slash_commands_are_ephemeral(start_gateway: StartGate
     assert "No open position in SOL/USD" in invalid.text() and invalid.answers[0][1]["data"]["flags"] == EPHEMERAL
     status = await slash(fake_discord, "status", user=VIEWER)
     assert not status.answers[0][1]["data"].get("flags")  # an answer is for the channel
+
+
+async def test_a_cancel_press_loses_the_buttons_and_closes_nothing(start_gateway: StartGateway,
+                                                                   fake_discord: FakeDiscord,
+                                                                   trading: FakeTrading) -> None:
+    await start_gateway()
+    ask = await slash(fake_discord, "close", {"pair": "BTC/USD"}, user=TRADER)
+    assert [b["label"] for b in fake_discord.buttons(ask.original_id)] == ["Close BTC/USD", "Cancel"]
+    press = await fake_discord.press(ask.original_id, "Cancel", user_id=TRADER, guild_id=GUILD)
+    await eventually(answered(press, 2))
+    assert fake_discord.buttons(ask.original_id) == []
+    assert "Cancelled /close" in press.text()
+    assert trading.intents == [] and "BTC/USD" in trading.open

@@ -8,7 +8,7 @@ from bot.platforms.slack import SlackAdapter
 from core.settings.settings_models import ChatSettings
 from persistence.db import Database
 from tests.bot.fake_trading import FakeTrading
-from tests.bot.platforms.slack.conftest import CHAT_SETTINGS, OPS, TRADER, eventually, slack_settings
+from tests.bot.platforms.slack.conftest import CHAT_SETTINGS, OPS, TRADER, StartSlack, eventually, slack_settings
 from tests.bot.platforms.slack.test_socket_mode import answer
 from tests.fakes.clock import ManualClock
 from tests.fakes.slack import FakeSlack
@@ -35,3 +35,28 @@ async def test_an_expired_prompt_loses_its_buttons_and_keeps_its_question(sqlite
         assert trading.intents == []
     finally:
         await adapter.stop()
+
+
+async def test_a_cancel_press_replaces_the_prompt_without_buttons(start_slack: StartSlack, fake_slack: FakeSlack,
+                                                                 trading: FakeTrading) -> None:
+    await start_slack()
+    await fake_slack.command("close BTC/USD", user=TRADER, channel=OPS)
+    ask = await answer(fake_slack, 1)
+    assert [b["text"]["text"] for b in ask.buttons()] == ["Close BTC/USD", "Cancel"]
+    await fake_slack.press(ask, "Cancel", user=TRADER)
+    cancelled = await answer(fake_slack, 2)
+    assert cancelled.replace_original and cancelled.buttons() == []
+    assert "Cancelled /tradectl close" in cancelled.readable()
+    assert trading.intents == [] and "BTC/USD" in trading.open
+
+
+async def test_a_confirmed_command_that_fails_loses_its_buttons(start_slack: StartSlack, fake_slack: FakeSlack,
+                                                                trading: FakeTrading) -> None:
+    await start_slack()
+    await fake_slack.command("close BTC/USD", user=TRADER, channel=OPS)
+    ask = await answer(fake_slack, 1)
+    trading.open.pop("BTC/USD")  # closed by a stop meanwhile: the confirmed command fails
+    await fake_slack.press(ask, "Close BTC/USD", user=TRADER)
+    failed = await answer(fake_slack, 2)
+    assert failed.replace_original and failed.buttons() == []  # the prompt's buttons are gone
+    assert "no open position in BTC/USD" in failed.readable()
