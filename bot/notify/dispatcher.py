@@ -21,9 +21,10 @@
   for the database, as this one would), then sends them.
 - A sender raises :class:`DeliveryError` and nothing else, so anything else it raises is a bug, not
   weather: retrying would post the same message again and again. That destination's task ends; the
-  supervisor logs it and reports it through ``on_failure`` (the service's: it stops with exit 1, the
-  policy in :mod:`core.runtime.lifecycle`), and :meth:`OutboxDispatcher.stop` releases the claim, so
-  the rows stay due. The database failing is weather: the task retries every ``poll_s``.
+  supervisor logs it and reports it through ``on_failure`` (the service's shows the destination as a
+  component down while trading goes on: the policy in :mod:`core.runtime.lifecycle`), and
+  :meth:`OutboxDispatcher.stop` releases the claim, so the rows stay due. The database failing is
+  weather: the task retries every ``poll_s``.
 - So a message repeats only after a crash (or a stop while the database is still away) between the
   platform accepting it and the mark (it is sent again after ``claim_grace_s``), or when a post's
   answer was lost (a timeout after the platform had accepted it), which is retried like any failure.
@@ -78,7 +79,8 @@ class OutboxDispatcher:
         on_failure: Callable[[TaskFailed], None] | None = None,
     ) -> None:
         """``on_failure`` hears of a destination's task that crashed (a sender that raised something
-        other than :class:`DeliveryError`); the service passes its own, which stops it with exit 1."""
+        other than :class:`DeliveryError`); the service passes one that shows the destination as a component
+        down (trading goes on)."""
         self.db = db
         self.pacing = pacing  # told each wait of a destination's pace (the metrics, when enabled)
         self.settings = settings

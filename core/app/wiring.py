@@ -97,7 +97,8 @@ async def build_components(
     from bot.notify import OutboxDispatcher
 
     outbox = OutboxDispatcher(db, settings.notify, senders.by_platform, instance_id=instance_id, events=events,
-                              timezone=settings.service.timezone, pacing=instruments, on_failure=on_failure)
+                              timezone=settings.service.timezone, pacing=instruments,
+                              on_failure=health.task_failed)  # a sender's bug stops its destination, not trading
     components: list[Component] = [
         instance_lock, loop_lag, *_metrics(settings, db, events, service, leadership, loop_lag.monitor, instruments),
         heartbeat, ComponentPublisher(db, health, instance_id=instance_id, on_failure=on_failure),

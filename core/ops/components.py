@@ -68,6 +68,11 @@ class ComponentHealth:
     def down(self, name: str, reason: str) -> None:
         self.report(name, "down", reason)
 
+    def task_failed(self, failure: TaskFailed) -> None:
+        """An ``on_failure`` for tasks whose crash must not stop the service (an alert destination's
+        delivery): the task shows as a component down, under its name, until the process restarts."""
+        self.down(failure.task_name, f"stopped after an error: {type(failure.original).__name__}: {failure.original}")
+
     def remove(self, name: str) -> None:
         if self._status.pop(name, None) is not None:
             self.version += 1

@@ -44,14 +44,18 @@ class Supervisor:
     * **long-lived loops stop the service with exit 1** — the leader's lease loop (it also starts the
       leader work after each re-election: an instance whose trading core cannot start must not stay
       up as a silent follower), the trading core's engine tasks, the chat adapters' connections
-      (Discord, Slack), the outbox dispatcher's delivery task per destination (``outbox:<name>``: a
-      sender raised something other than ``DeliveryError``), the heartbeat and the component-health
-      publisher. Their ``on_failure`` is the service's (:func:`core.app.app.run_service`): it logs
+      (Discord, Slack), the heartbeat and the component-health publisher. Their ``on_failure`` is the
+      service's (:func:`core.app.app.run_service`): it logs
       ``stopped because task '…' failed``, stops every component in reverse order and exits 1, so
       the process manager (systemd ``Restart=on-failure``, Docker's restart policy) starts a fresh
       process that rebuilds its state from the database. The loops retry what is expected to fail
       (a database or a platform that does not answer) themselves, so a crash here is a bug or a term
       that cannot start, not weather.
+    * **an alert destination stops alone** — the outbox dispatcher's delivery task per destination
+      (``outbox:<name>``: its sender raised something other than ``DeliveryError``, a bug) ends; its
+      ``on_failure`` (:meth:`core.ops.ComponentHealth.task_failed`) shows it as a component down, so
+      ``/health`` and ``tradectl health`` report it, and its alerts wait in the outbox for the next
+      process. Trading and chat go on: a crash loop over one alert would also take ``/kill`` away.
     * **one unit of work is not fatal** — a scheduled job's run (``scheduler:<job>:<slot>``) and the
       scheduler's catch-up pass are logged and recorded (the job run is marked ``failed`` and a
       ``job_failed`` alert sent); the next slot, or the next leader's catch-up, runs again. Their

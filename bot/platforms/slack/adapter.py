@@ -48,6 +48,7 @@ from bot.confirmations import Pending
 from bot.dispatcher import Dispatcher
 from bot.expiry import SWEEP_INTERVAL_S, ExpiredPrompts, prompt_nonce
 from bot.identity import Actor, ChatRef, Role
+from bot.lanes import is_urgent
 from bot.platforms.slack.mentions import SlashCommands, registry_names
 from bot.platforms.slack.names import SlackNames
 from bot.platforms.slack.render import (
@@ -212,13 +213,16 @@ class SlackAdapter:
         # D... is a direct message; a channel, private channel or group DM needs chat.allowed_chats.slack.
         return ChatRef("slack", channel, "private" if channel.startswith("D") else "group")
 
-    async def _actor(self, user: str, handle: str, place: ChatRef) -> Actor:
+    async def _actor(self, user: str, handle: str, place: ChatRef, text: str | None = None,
+                     payload: str | None = None) -> Actor:
         """The actor, named as well as is known: for someone with a role the display name from ``users.info``
-        (:mod:`bot.platforms.slack.names`: cached, waited for briefly), else the ``handle`` Slack sent."""
+        (:mod:`bot.platforms.slack.names`: cached, waited for briefly -- never for a kill-lane command or
+        press, which goes on with the handle while the name is looked up), else the ``handle`` Slack sent."""
         actor = Actor("slack", user, handle)
         if self.dispatcher.access.cached_role(actor, place) is Role.NONE:
             return actor  # from memory: a stranger costs no lookup (and their name is never stored)
-        return Actor("slack", user, await self.names.name(user, handle))
+        urgent = is_urgent(self.dispatcher, actor, place, text, payload)
+        return Actor("slack", user, await self.names.name(user, handle, wait=not urgent))
 
     def _track(self) -> None:
         task = asyncio.current_task()
@@ -236,7 +240,7 @@ class SlackAdapter:
             return
         text = str(body.get("text") or "").strip().lstrip("/") or "help"
         # user_name is the legacy handle Slack sends with every slash command: the name until a better one is known
-        actor = await self._actor(str(body.get("user_id", "")), str(body.get("user_name") or ""), place)
+        actor = await self._actor(str(body.get("user_id", "")), str(body.get("user_name") or ""), place, "/" + text)
         reply = await self.dispatcher.handle_text(actor, place, "/" + text, _sent_at(request),
                                                   _update_id(body, "trigger_id"))
         await self._answer(respond, place, reply, replace=False, ephemeral=reply is not None and reply.private)
@@ -270,8 +274,9 @@ class SlackAdapter:
         if isinstance(place, str):
             await self._refuse(respond, place, user, team)
             return
-        reply = await self.dispatcher.handle_callback(await self._actor(user, handle, place), place,
-                                                      str(action.get("value", "")), _update_id(body, "trigger_id"))
+        value = str(action.get("value", ""))
+        reply = await self.dispatcher.handle_callback(await self._actor(user, handle, place, payload=value), place,
+                                                      value, _update_id(body, "trigger_id"))
         if reply is None:
             return
         # Once the prompt is over (whatever the outcome) its buttons go: a result replaces the message; a

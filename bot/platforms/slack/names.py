@@ -97,21 +97,23 @@ class SlackNames:
         # a lookup handles its own errors; one that still raises is logged and stops nothing else
         self._lookups = Supervisor("slack:names")
 
-    async def name(self, user_id: str, fallback: str) -> str:
-        """The user's display name, or ``fallback`` (the handle Slack sent) while none is known."""
+    async def name(self, user_id: str, fallback: str, *, wait: bool = True) -> str:
+        """The user's display name, or ``fallback`` (the handle Slack sent) while none is known. ``wait``
+        False (the kill lane): a lookup still starts, but the answer is not waited for at all."""
         known = self._known.get(user_id)
         if known is not None and self._clock.now() < known.until:
             return known.name or fallback
         task_name = f"slack:name:{user_id}"
-        task = self._lookups.task(task_name) or self._lookups.spawn(task_name, self._lookup(user_id))
-        await asyncio.wait({task}, timeout=self._wait_s)  # never cancels it: a late answer still counts
+        task = self._lookups.task(task_name) or self._lookups.spawn(task_name, self._lookup(user_id, fallback))
+        if wait:
+            await asyncio.wait({task}, timeout=self._wait_s)  # never cancels it: a late answer still counts
         known = self._known.get(user_id)
         return (known.name if known is not None else "") or fallback
 
     async def stop(self) -> None:
         await self._lookups.stop()
 
-    async def _lookup(self, user_id: str) -> None:
+    async def _lookup(self, user_id: str, handle: str) -> None:
         before = self._known.get(user_id)
         name = before.name if before is not None else ""
         try:
@@ -120,7 +122,7 @@ class SlackNames:
             log.debug("slack: stored name of %s unreadable: %s", user_id, exc)
             stored = None
         now = self._clock.now()
-        if stored is not None:
+        if stored is not None and stored[0] != handle:  # the handle, stored while no name was known, is no name
             name, seen_at = stored
             if now - seen_at < self._ttl:
                 self._keep(user_id, name, seen_at + self._ttl)

@@ -2,8 +2,8 @@
 
 A sender raises ``DeliveryError`` and nothing else; one that raises anything else has a bug, and
 retrying it would post the same message again and again. The task ends, its supervisor reports it
-through ``on_failure`` (the service's stops it with exit 1: core/runtime/lifecycle.py), and the alert
-stays due for the next start.
+through ``on_failure`` (the service's shows the destination as a component down and trading goes on:
+core/runtime/lifecycle.py), and the alert stays due for the next start.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from typing import Any
 from sqlmodel import select
 
 from bot.notify import AlertMessage, OutboxDispatcher, WebhookSender
+from core.ops.components import ComponentHealth
 from core.ops.outbox import OutboxWriter
 from core.runtime import TaskFailed
 from core.settings.settings_models import Destination, NotifySettings
@@ -56,9 +57,15 @@ async def test_a_sender_that_raises_a_bug_ends_its_task_and_the_failure_is_repor
                                         exit_price=Decimal(101), fees=Decimal("0.5"), pnl=Decimal(1),
                                         pnl_pct=Decimal(1), reason="closed by telegram:7"))
     failures: list[TaskFailed] = []
+    health = ComponentHealth()
+
+    def failed(failure: TaskFailed) -> None:  # what the service passes, and a record for the test
+        failures.append(failure)
+        health.task_failed(failure)
+
     broken = BrokenSender()
     first = OutboxDispatcher(db, OPS, {"discord": broken}, instance_id="one", poll_s=0.02, lease_ttl_s=2,
-                             on_failure=failures.append)
+                             on_failure=failed)
     await first.start()
     try:
         await eventually(lambda: bool(failures))
@@ -69,6 +76,8 @@ async def test_a_sender_that_raises_a_bug_ends_its_task_and_the_failure_is_repor
     assert failure.task_name == "outbox:ops"
     assert isinstance(failure.original, KeyError)
     assert broken.sent == 1  # not retried into a loop of the same message
+    down = health.get("outbox:ops")
+    assert down is not None and down.state == "down" and "KeyError" in down.reason  # /health and `tradectl health`
     async with db.session() as s:
         (row,) = (await s.exec(select(OutboxRow))).all()
     assert (row.status, row.claimed_by) == ("pending", "")  # still due, and nobody needs to wait for a mark

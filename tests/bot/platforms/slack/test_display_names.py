@@ -105,6 +105,25 @@ async def test_a_slow_users_info_never_holds_the_answer(start_slack: StartSlack,
     assert fake_slack.users_info_calls == [ADMIN]
 
 
+async def test_a_kill_never_waits_for_a_name(start_slack: StartSlack, fake_slack: FakeSlack) -> None:
+    """The kill lane (here /kill and its Confirm press) goes on with the handle while the name is looked up;
+    an ordinary command would wait for it (up to the adapter's wait, made long here to tell the two apart)."""
+    fake_slack.add_user(ADMIN, name="alice.h", display_name="Alice")
+    fake_slack.users_info_delay_s = 1.9  # within the client's timeout (2 s)
+    adapter = await start_slack()
+    adapter.names = SlackNames(adapter.client, adapter.dispatcher.access.names, adapter.dispatcher.clock, wait_s=30.0)
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    prompt = await reply_to(fake_slack, "kill")
+    assert loop.time() - started < 1.5, "the kill prompt waited for users.info"
+    assert prompt.buttons()
+    started = loop.time()
+    await fake_slack.press(prompt, prompt.buttons()[0]["text"]["text"], user=ADMIN)
+    await eventually(lambda: len(fake_slack.posted) > 1, what="the kill's result")
+    assert loop.time() - started < 1.5, "the Confirm press waited for users.info"
+    await eventually(lambda: fake_slack.users_info_calls == [ADMIN], what="the lookup the kill started")
+
+
 async def test_hostile_display_names_are_neutral(start_slack: StartSlack, fake_slack: FakeSlack) -> None:
     fake_slack.add_user(ADMIN, name="alice.h", display_name="@channel <!channel> \u202elivE")
     fake_slack.add_user(VIEWER, name="carol", display_name="<@U0BOB00001|bob> @here\u2066")
@@ -127,7 +146,10 @@ async def test_button_presses_and_home_tab_carry_the_name(start_slack: StartSlac
     adapter = await start_slack()
     ask = await reply_to(fake_slack, "close BTC/USD", user=TRADER)
     assert ask.buttons()
-    await fake_slack.press(ask, "Close BTC/USD", user=ADMIN)  # another user's prompt: refused, but named
+    await fake_slack.press(ask, "Close BTC/USD", user=ADMIN)  # another user's prompt: refused, but looked up
+    # a Confirm press is in the kill lane: it does not wait for the name, which the next command carries
+    await eventually(lambda: ADMIN in fake_slack.users_info_calls, what="the presser's lookup")
+    await reply_to(fake_slack, "whoami", user=ADMIN)
     await fake_slack.open_home(user=VIEWER, channel=DM)
     await eventually(lambda: fake_slack.home_views(VIEWER), what="the home view")
     names = adapter.dispatcher.access.names
