@@ -11,8 +11,11 @@ Strategy internals (a signal's score, a stop's trigger arithmetic) are shown onl
 the server, not the lease: "This server (vm-1) took over trading".
 
 Formatting works from the event's data as stored in the outbox (JSON: amounts arrive as strings) or
-from a live event's ``to_dict()``. A kind without a formatter, or data it cannot read (a row written
-by another version), falls back to the event's own summary line: an alert is never lost to formatting.
+from a live event's ``to_dict()``. Quantities and prices of a pair are shown to the ``qty_step`` and
+``price_tick`` the event carries, exactly as the replies show them; a row stored before events
+carried them gets :mod:`bot.format`'s defaults. A kind without a formatter, or data it cannot read
+(a row written by another version), falls back to the event's own summary line: an alert is never
+lost to formatting.
 """
 
 from __future__ import annotations
@@ -89,6 +92,11 @@ def _dec(value: Any) -> Decimal | None:
         return None
 
 
+def _rules(d: Mapping[str, Any]) -> tuple[Decimal | None, Decimal | None]:
+    """The quantity step and price tick an event (or a kill's item) carries; None when it has none."""
+    return _dec(d.get("qty_step")), _dec(d.get("price_tick"))
+
+
 def _time(value: Any) -> datetime | None:
     if isinstance(value, datetime):
         return value if value.tzinfo else value.replace(tzinfo=UTC)
@@ -128,13 +136,14 @@ _CLOSED_BY = re.compile(r"^closed by (?P<key>\S+)$")
 _EXIT_WORDS = {ExitKind.STOP: "stop", ExitKind.TRAILING: "trailing stop", ExitKind.TAKE_PROFIT: "take-profit"}
 
 
-def exit_words(kind: ExitKind, style: Style, *, level: Decimal | None = None, by: str = "", reason: str = "") -> str:
-    """Why a position closed, in plain words, from its typed exit kind; ``reason`` (free text) is
-    shown only when verbose, and never decides the words."""
+def exit_words(kind: ExitKind, style: Style, *, level: Decimal | None = None, by: str = "", reason: str = "",
+               tick: Decimal | None = None) -> str:
+    """Why a position closed, in plain words, from its typed exit kind (``level`` shown to the
+    market's ``tick``); ``reason`` (free text) is shown only when verbose, and never decides the words."""
     detail = f": {reason}" if style.verbose and reason else ""
     if kind in _EXIT_WORDS:
         what = _EXIT_WORDS[kind]
-        return (f"{what} {fmt.price(level)} reached" if level is not None else f"{what} reached") + detail
+        return (f"{what} {fmt.price(level, tick)} reached" if level is not None else f"{what} reached") + detail
     if kind is ExitKind.MANUAL:  # its reason text only repeats who asked
         return f"closed by {who(by, style)}" if by else "closed by hand"
     if kind is ExitKind.KILL:
@@ -185,20 +194,22 @@ Formatter = Callable[[Mapping[str, Any], Style], tuple[str, Sequence[str], Seque
 def _order_filled(d: Mapping[str, Any], s: Style) -> tuple[str, list[str], list[tuple[str, str]]]:
     pair, quote = str(d["pair"]), fmt.quote_of(str(d["pair"]))
     qty, price = _dec(d["qty"]), _dec(d["price"])
+    step, tick = _rules(d)
     what = "Partly filled" if d.get("partial") else "Filled"
     fields = [("value", fmt.money(qty * price if qty is not None and price is not None else None, quote)),
               ("fee", fmt.money(_dec(d.get("fee")), str(d.get("fee_currency") or quote)))]
     lines = [f"order {d['client_order_id']}"] if s.verbose and d.get("client_order_id") else []
-    return f"{what}: {d['side']} {fmt.qty(qty)} {pair} @ {fmt.price(price)}", lines, fields
+    return f"{what}: {d['side']} {fmt.qty(qty, step)} {pair} @ {fmt.price(price, tick)}", lines, fields
 
 
 def _order_placed(d: Mapping[str, Any], s: Style) -> tuple[str, list[str], list[tuple[str, str]]]:
     lines = [f"order {d['client_order_id']}"] if s.verbose and d.get("client_order_id") else []
-    return f"Order placed: {d['side']} {fmt.qty(_dec(d['qty']))} {d['pair']} ({d.get('purpose', '')})", lines, []
+    return (f"Order placed: {d['side']} {fmt.qty(_dec(d['qty']), _rules(d)[0])} {d['pair']} ({d.get('purpose', '')})",
+            lines, [])
 
 
 def _order_rejected(d: Mapping[str, Any], s: Style) -> tuple[str, list[str], list[tuple[str, str]]]:
-    return (f"Order refused by the venue: {d['side']} {fmt.qty(_dec(d['qty']))} {d['pair']}",
+    return (f"Order refused by the venue: {d['side']} {fmt.qty(_dec(d['qty']), _rules(d)[0])} {d['pair']}",
             [fmt.clip(str(d.get("reason", "")), 200)], [])
 
 
@@ -208,30 +219,34 @@ def _order_cancelled(d: Mapping[str, Any], s: Style) -> tuple[str, list[str], li
 
 
 def _order_voided(d: Mapping[str, Any], s: Style) -> tuple[str, list[str], list[tuple[str, str]]]:
-    return (f"Order dropped before sending: {d['side']} {fmt.qty(_dec(d['qty']))} {d['pair']} ({d.get('purpose', '')})",
+    return (f"Order dropped before sending: {d['side']} {fmt.qty(_dec(d['qty']), _rules(d)[0])} {d['pair']} "
+            f"({d.get('purpose', '')})",
             [str(d.get("why", ""))], [])
 
 
 def _position_opened(d: Mapping[str, Any], s: Style) -> tuple[str, list[str], list[tuple[str, str]]]:
     pair, quote = str(d["pair"]), fmt.quote_of(str(d["pair"]))
     qty, price = _dec(d["qty"]), _dec(d["price"])
+    step, tick = _rules(d)
     fields = [("value", fmt.money(qty * price if qty is not None and price is not None else None, quote)),
               ("fee", fmt.money(_dec(d.get("fee")), quote))]
     stop = _dec(d.get("stop"))
     if stop is not None:
-        fields.append(("stop", fmt.price(stop)))
+        fields.append(("stop", fmt.price(stop, tick)))
     lines = [f"signal: {d['reason']}"] if s.verbose and d.get("reason") else []
-    return f"Opened {pair}: bought {fmt.qty(qty)} @ {fmt.price(price)}", lines, fields
+    return f"Opened {pair}: bought {fmt.qty(qty, step)} @ {fmt.price(price, tick)}", lines, fields
 
 
 def _position_closed(d: Mapping[str, Any], s: Style) -> tuple[str, list[str], list[tuple[str, str]]]:
     pair, quote = str(d["pair"]), fmt.quote_of(str(d["pair"]))
     qty, exit_price = _dec(d["qty"]), _dec(d["exit_price"])
+    step, tick = _rules(d)
     title = f"Closed {pair}: {fmt.pnl(_dec(d['pnl']), _dec(d.get('pnl_pct')), quote)}"
     why = exit_words(_exit_kind(d.get("exit_kind")), s, level=_dec(d.get("level")), by=str(d.get("by") or ""),
-                     reason=str(d.get("reason") or ""))
+                     reason=str(d.get("reason") or ""), tick=tick)
     lines = [why] if why else []
-    lines.append(f"sold {fmt.qty(qty)} @ {fmt.price(exit_price)} (entry {fmt.price(_dec(d.get('entry_price')))})")
+    lines.append(f"sold {fmt.qty(qty, step)} @ {fmt.price(exit_price, tick)} "
+                 f"(entry {fmt.price(_dec(d.get('entry_price')), tick)})")
     return title, lines, [("fees", fmt.money(_dec(d.get("fees")), quote))]
 
 
@@ -273,6 +288,13 @@ def _closed_totals(closed: Sequence[Mapping[str, Any]]) -> list[tuple[str, str]]
     return out
 
 
+def _kill_closed(p: Mapping[str, Any]) -> str:
+    """One position a kill closed: ``BTC/USD 0.25 @ 62,990.50: -268.38 USD``, to its market's step and tick."""
+    step, tick = _rules(p)
+    return (f"{p['pair']} {fmt.qty(_dec(p.get('qty')), step)} @ {fmt.price(_dec(p.get('exit_price')), tick)}: "
+            f"{fmt.signed(_dec(p.get('pnl')), fmt.quote_of(str(p['pair'])))}")
+
+
 def _killed(d: Mapping[str, Any], s: Style) -> tuple[str, list[str], list[tuple[str, str]]]:
     closed = list(d.get("closed") or ())
     cancelled = list(d.get("cancelled") or ())
@@ -286,10 +308,10 @@ def _killed(d: Mapping[str, Any], s: Style) -> tuple[str, list[str], list[tuple[
     if cancelled:
         done.append(fmt.count(len(cancelled), "order") + " cancelled")
     title = f"🛑 Kill switch by {by}: " + ", ".join(done or ["nothing closed yet"])
-    lines = [f"{p['pair']} {fmt.qty(_dec(p.get('qty')))} @ {fmt.price(_dec(p.get('exit_price')))}: "
-             f"{fmt.signed(_dec(p.get('pnl')), fmt.quote_of(str(p['pair'])))}" for p in closed]
+    lines = [_kill_closed(p) for p in closed]
     if left:
-        still = ", ".join(f"{o.get('what', 'position')} {fmt.qty(_dec(o.get('qty')))} {o.get('pair')}" for o in left)
+        still = ", ".join(f"{o.get('what', 'position')} {fmt.qty(_dec(o.get('qty')), _rules(o)[0])} {o.get('pair')}"
+                          for o in left)
         lines.append(f"NOT flat yet: {still} (send /kill again to retry)")
     lines.append("trading stays halted until an admin sends /rearm")
     fields = [("closed", str(len(closed))), *_closed_totals(closed)] if closed else []

@@ -32,7 +32,7 @@ from core.trading.kill import KillSwitch
 from core.trading.manual import ManualOrders
 from core.trading.queries import closed_position
 from core.trading.state import KILLED, PAUSED, RUNNING, TradingStates
-from core.trading.values import OrderPurpose, PositionStatus
+from core.trading.values import OrderPurpose, PositionStatus, market_rules
 from persistence.db import Database
 from persistence.models import PositionRow
 
@@ -104,8 +104,9 @@ class Control:
             for p in positions:
                 fresh = await s.get(PositionRow, p.id)
                 if fresh is not None and fresh.status == PositionStatus.CLOSED:
-                    closed.append(closed_position(fresh))
+                    closed.append(closed_position(fresh, self.executor.markets))
                 else:
-                    pending.append(OpenItem(pair=p.pair, qty=p.qty))
+                    pending.append(OpenItem(pair=p.pair, qty=p.qty,
+                                            qty_step=market_rules(self.executor.markets, p.pair)[0]))
         return IntentResult(True, f"closing {len(positions)} position(s)", closed=tuple(closed),
                             pending=tuple(pending))

@@ -137,8 +137,9 @@ class Engine:
         self._on_feed_end = on_feed_end
         self._on_failure = on_failure
         self.failed: BaseException | None = None
-        # filled in place by start(): every part below holds this very mapping
-        self.markets: dict[str, Market] = {}
+        # filled in place by start(): every part below holds this very mapping, and so does the executor
+        # (its events carry each pair's step and tick)
+        self.markets: dict[str, Market] = executor.markets
         self.counters: Counter[str] = Counter()
         self._errors: deque[float] = deque(maxlen=100)
         self._tasks = Supervisor("engine", on_failure=self._task_failed)

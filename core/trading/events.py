@@ -2,6 +2,10 @@
 
 Each event has a ``kind`` (its routing key, e.g. ``"position_closed"``), a severity and a one-line
 ``summary()``. Rendering for a platform is the notification layer's business, not the engine's.
+
+An event about a pair's quantities or prices carries the pair's market rules, ``qty_step`` and
+``price_tick`` (None when the market is not loaded), set where it is emitted: an alert shows its
+figures as the venue counts them, as the replies do, however long it waited in the outbox.
 """
 
 from __future__ import annotations
@@ -50,6 +54,8 @@ class OrderPlaced(Event):
     qty: Decimal
     client_order_id: str
     purpose: str
+    qty_step: Decimal | None = None  # the pair's market rules (see the module docstring)
+    price_tick: Decimal | None = None
 
     def summary(self) -> str:
         return f"order placed: {self.side} {self.qty} {self.pair} ({self.purpose}, {self.client_order_id})"
@@ -66,6 +72,8 @@ class OrderFilled(Event):
     fee_currency: str
     partial: bool
     client_order_id: str
+    qty_step: Decimal | None = None  # the pair's market rules (see the module docstring)
+    price_tick: Decimal | None = None
 
     def summary(self) -> str:
         what = "partial fill" if self.partial else "filled"
@@ -80,6 +88,8 @@ class OrderRejected(Event):
     side: str
     qty: Decimal
     reason: str
+    qty_step: Decimal | None = None  # the pair's market rules (see the module docstring)
+    price_tick: Decimal | None = None
 
     def summary(self) -> str:
         return f"order rejected: {self.side} {self.qty} {self.pair}: {self.reason}"
@@ -104,6 +114,8 @@ class PositionOpened(Event):
     fee: Decimal
     stop: Decimal | None
     reason: str
+    qty_step: Decimal | None = None  # the pair's market rules (see the module docstring)
+    price_tick: Decimal | None = None
 
     def summary(self) -> str:
         return f"opened {self.pair}: {self.qty} @ {self.price}, fee {self.fee}, stop {self.stop} ({self.reason})"
@@ -151,6 +163,8 @@ class PositionClosed(Event):
     exit_kind: ExitKind = ExitKind.UNKNOWN
     by: str = ""
     level: Decimal | None = None
+    qty_step: Decimal | None = None  # the pair's market rules (see the module docstring)
+    price_tick: Decimal | None = None
 
     def summary(self) -> str:
         why = self.reason if self.exit_kind is ExitKind.UNKNOWN else f"{self.exit_kind.value}: {self.reason}"

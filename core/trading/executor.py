@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
-from collections.abc import AsyncIterator, Callable, Collection, Sequence
+from collections.abc import AsyncIterator, Callable, Collection, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime
@@ -37,8 +37,8 @@ from core.trading.events import (
 )
 from core.trading.order_reasons import ENTRY_MAX_AGE_S, OrderVoided, judge_unsent
 from core.trading.state import TradingStatus
-from core.trading.values import OPEN_STATES, VOIDING_STATES, OrderPurpose, PositionStatus
-from exchanges.base import Exchange, Order, OrderRequest, OrderStatus, OrderType, Side
+from core.trading.values import OPEN_STATES, VOIDING_STATES, OrderPurpose, PositionStatus, market_rules
+from exchanges.base import Exchange, Market, Order, OrderRequest, OrderStatus, OrderType, Side
 from exchanges.clock import Clock
 from exchanges.errors import ExchangeError, InvalidOrder, OrderNotFound, RateLimited, TemporaryError
 from persistence.db import Database
@@ -100,9 +100,13 @@ class Executor:
         max_attempts: int = 5,
         backoff_s: float = 0.2,
         on_exchange_error: Callable[[ExchangeError], None] | None = None,
+        markets: dict[str, Market] | None = None,
     ) -> None:
-        """``on_exchange_error`` hears of every venue error on the way (the engine's error-burst breaker)."""
+        """``on_exchange_error`` hears of every venue error on the way (the engine's error-burst breaker).
+        ``markets`` is the venue's markets by pair, whose step and tick the events carry; the engine
+        holds this very mapping and fills it when it starts (a new one when not given)."""
         self.db = db
+        self.markets: dict[str, Market] = markets if markets is not None else {}
         self.venue = exchange
         self.events = events
         self.clock = clock
@@ -229,14 +233,17 @@ class Executor:
                     self._apply_venue_view(fresh, out.order, now)
                     if fresh.status in VOIDING_STATES:
                         await self._void_in(s, fresh)
+                    step, tick = market_rules(self.markets, row.pair)
                     self.events.stage(s, OrderPlaced(pair=row.pair, side=row.side, qty=row.qty,
-                                                     client_order_id=row.client_order_id, purpose=row.purpose))
+                                                     client_order_id=row.client_order_id, purpose=row.purpose,
+                                                     qty_step=step, price_tick=tick))
                 elif out.kind == "rejected":
                     fresh.status = OrderStatus.REJECTED
                     fresh.last_error = str(out.error)[:500]
                     await self._void_in(s, fresh)
+                    step, tick = market_rules(self.markets, row.pair)
                     self.events.stage(s, OrderRejected(pair=row.pair, side=row.side, qty=row.qty,
-                                                       reason=str(out.error)))
+                                                       reason=str(out.error), qty_step=step, price_tick=tick))
                 else:
                     fresh.last_error = str(out.error)[:500]
                 s.add(fresh)
@@ -392,17 +399,19 @@ class Executor:
                     elif order.status in (OrderStatus.NEW, OrderStatus.SUBMITTED):
                         order.status = OrderStatus.PARTIALLY_FILLED
                     s.add(order)
+                    step, tick = market_rules(self.markets, fill.pair)
                     staged.append(OrderFilled(pair=fill.pair, side=fill.side.value, qty=fill.qty, price=fill.price,
-                                                 fee=fill.fee, fee_currency=fill.fee_currency,
-                                                 partial=order.status != OrderStatus.FILLED,
-                                                 client_order_id=order.client_order_id))
+                                              fee=fill.fee, fee_currency=fill.fee_currency,
+                                              partial=order.status != OrderStatus.FILLED,
+                                              client_order_id=order.client_order_id, qty_step=step, price_tick=tick))
                     pos = effect.position
                     if effect.opened:
                         staged.append(PositionOpened(pair=pos.pair, qty=pos.qty, price=fill.price,
-                                                         fee=effect.fee_quote, stop=pos.stop_price, reason=pos.reason))
+                                                     fee=effect.fee_quote, stop=pos.stop_price, reason=pos.reason,
+                                                     qty_step=step, price_tick=tick))
                     if effect.closed:
                         closed.append(pos)
-                        staged.append(_closed_event(pos, order, fill.price))
+                        staged.append(_closed_event(pos, order, fill.price, self.markets))
                 if page.cursor is not None:
                     await (await s.connection()).execute(self._store_cursor, {
                         "key": FILL_CURSOR_KEY, "value": page.cursor, "updated_at": self.clock.now()})
@@ -474,8 +483,10 @@ class Executor:
                 if pos is not None and pos.status == PositionStatus.OPEN and pos.exit_reason == fresh.purpose:
                     pos.exit_reason = ""  # the exit it named never happened
                     s.add(pos)
+            step, tick = market_rules(self.markets, row.pair)
             self.events.stage(s, OrderVoided(pair=row.pair, side=row.side, qty=row.qty, purpose=row.purpose,
-                                             client_order_id=row.client_order_id, why=why))
+                                             client_order_id=row.client_order_id, why=why, qty_step=step,
+                                             price_tick=tick))
             _copy(fresh, row)
         log.warning("order %s (%s %s) voided, never sent: %s", row.client_order_id, row.purpose, row.pair, why)
         return f"{row.client_order_id} ({row.purpose} {row.pair}): voided, never sent: {why}"
@@ -493,7 +504,8 @@ class Executor:
         await self._adopt(row, order)
 
 
-def _closed_event(pos: PositionRow, order: OrderRow, fill_price: Decimal) -> PositionClosed:
+def _closed_event(pos: PositionRow, order: OrderRow, fill_price: Decimal,
+                  markets: Mapping[str, Market]) -> PositionClosed:
     """The event for a position whose last exit fill just arrived: the exit kind comes from the
     purpose of the order that closed it (its ``reason`` text is detail, never parsed)."""
     exit_kind = ExitKind.of_purpose(order.purpose)
@@ -502,8 +514,10 @@ def _closed_event(pos: PositionRow, order: OrderRow, fill_price: Decimal) -> Pos
         level = pos.stop_price
     elif exit_kind is ExitKind.TAKE_PROFIT:
         level = pos.take_profit
+    step, tick = market_rules(markets, pos.pair)
     return PositionClosed(pair=pos.pair, qty=pos.exit_qty, entry_price=accounting.entry_price(pos),
                           exit_price=accounting.exit_price(pos) or fill_price, fees=pos.entry_fees + pos.exit_fees,
                           pnl=pos.realized_pnl.quantize(accounting.Q), pnl_pct=accounting.pnl_pct(pos),
                           reason=order.reason or pos.exit_reason, exit_kind=exit_kind,
-                          by=order.requested_by if exit_kind in (ExitKind.MANUAL, ExitKind.KILL) else "", level=level)
+                          by=order.requested_by if exit_kind in (ExitKind.MANUAL, ExitKind.KILL) else "", level=level,
+                          qty_step=step, price_tick=tick)

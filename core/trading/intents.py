@@ -162,6 +162,8 @@ class ClosedPosition:
     pnl: Decimal
     fees: Decimal
     pnl_pct: Decimal | None = None
+    qty_step: Decimal | None = None  # the pair's market rules, to show its figures as the venue counts them
+    price_tick: Decimal | None = None
 
     @property
     def quote(self) -> str:
@@ -182,6 +184,7 @@ class OpenItem:
     what: str = "position"  # "position" | "order"
     side: str = ""
     purpose: str = ""
+    qty_step: Decimal | None = None  # the pair's quantity step, to show ``qty`` as the venue counts it
 
 
 @dataclass(frozen=True, slots=True)

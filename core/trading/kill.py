@@ -30,7 +30,7 @@ from core.trading.intents import ClosedPosition, IntentResult, OpenItem
 from core.trading.queries import closed_position
 from core.trading.sells import NoSell, SellAsk, write_sells
 from core.trading.state import KILLED, TradingStates
-from core.trading.values import OPEN_STATES, OrderPurpose, PositionStatus
+from core.trading.values import OPEN_STATES, OrderPurpose, PositionStatus, market_rules
 from exchanges.base import Market, OrderStatus
 from persistence.db import Database
 from persistence.models import OrderRow, PositionRow
@@ -137,7 +137,7 @@ class KillSwitch:
                         continue
                     report.append(f"cancelled {o.side} {o.qty} {o.pair} ({o.purpose}, {o.client_order_id})")
                     self._cancelled.append(OpenItem(pair=o.pair, qty=o.qty, what="order", side=o.side,
-                                                    purpose=o.purpose))
+                                                    purpose=o.purpose, qty_step=self._step(o.pair)))
             async with self.db.read() as s:
                 for p in positions:
                     fresh = await s.get(PositionRow, p.id)
@@ -146,21 +146,24 @@ class KillSwitch:
                         reported.add(fresh.id)
                         report.append(f"closed {fresh.exit_qty} {fresh.pair} @ {accounting.exit_price(fresh)}, "
                                       f"PnL {fresh.realized_pnl.quantize(Decimal('0.01'))}")
-                        self._closed.append(closed_position(fresh))
+                        self._closed.append(closed_position(fresh, self.markets))
             if time.monotonic() > deadline:
                 async with self.db.read() as s:
                     left = await accounting.open_positions(s)
                 left_orders = [o for o in await self.executor.open_orders() if o.purpose != OrderPurpose.KILL]
                 for p in left:
                     report.append(f"STILL OPEN: {p.qty} {p.pair}")
-                    self._left.append(OpenItem(pair=p.pair, qty=p.qty))
+                    self._left.append(OpenItem(pair=p.pair, qty=p.qty, qty_step=self._step(p.pair)))
                 for o in left_orders:
                     report.append(f"STILL OPEN ORDER: {o.client_order_id} {o.pair}")
                     self._left.append(OpenItem(pair=o.pair, qty=o.qty, what="order", side=o.side,
-                                               purpose=o.purpose))
+                                               purpose=o.purpose, qty_step=self._step(o.pair)))
                 return report, not left and not left_orders
             # a round the venue fully acknowledged is verified at once; otherwise give it a moment
             await asyncio.sleep(0 if clean else self.round_pause_s)
+
+    def _step(self, pair: str) -> Decimal | None:
+        return market_rules(self.markets, pair)[0]
 
     async def _filled(self, orders: list[OrderRow]) -> set[int | None]:
         """Which of ``orders`` (their cancel answered as final) the venue had filled instead."""

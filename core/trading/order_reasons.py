@@ -58,6 +58,8 @@ class OrderVoided(Event):
     purpose: str
     client_order_id: str
     why: str
+    qty_step: Decimal | None = None  # the pair's market rules (see core.trading.events)
+    price_tick: Decimal | None = None
 
     def summary(self) -> str:
         return (f"order voided, never sent: {self.side} {self.qty} {self.pair} ({self.purpose}, "

@@ -20,7 +20,7 @@ from core.trading.executor import Executor
 from core.trading.intents import ClosedPosition
 from core.trading.market_data import MarketData
 from core.trading.state import TradingStates
-from core.trading.values import OPEN_STATES, PositionStatus
+from core.trading.values import OPEN_STATES, PositionStatus, market_rules
 from core.trading.views import (
     BalanceView,
     HealthView,
@@ -77,10 +77,12 @@ class Identity:
         return time.monotonic() - self.started
 
 
-def closed_position(p: PositionRow) -> ClosedPosition:
-    """A closed position as a command's result shows it (/close, /closeall, /kill)."""
+def closed_position(p: PositionRow, markets: Mapping[str, Market]) -> ClosedPosition:
+    """A closed position as a command's result and the kill alert show it (/close, /closeall, /kill)."""
+    step, tick = market_rules(markets, p.pair)
     return ClosedPosition(pair=p.pair, qty=p.exit_qty, exit_price=accounting.exit_price(p), pnl=p.realized_pnl,
-                          fees=p.entry_fees + p.exit_fees, pnl_pct=accounting.pnl_pct(p))
+                          fees=p.entry_fees + p.exit_fees, pnl_pct=accounting.pnl_pct(p), qty_step=step,
+                          price_tick=tick)
 
 
 class Queries:
@@ -117,8 +119,7 @@ class Queries:
 
     def _rules(self, pair: str) -> tuple[Decimal | None, Decimal | None]:
         """The pair's quantity step and price tick, when the venue's markets are loaded."""
-        market = self.markets.get(pair)
-        return (market.qty_step, market.price_tick) if market is not None else (None, None)
+        return market_rules(self.markets, pair)
 
     async def balances(self) -> list[BalanceView]:
         out = []

@@ -8,9 +8,11 @@ state is :class:`core.trading.state.TradingStatus`.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from decimal import Decimal
 from enum import StrEnum
 
-from exchanges.base import OrderStatus
+from exchanges.base import Market, OrderStatus
 
 
 class PositionStatus(StrEnum):
@@ -40,3 +42,10 @@ EXIT_PURPOSES = frozenset({OrderPurpose.EXIT, OrderPurpose.STOP, OrderPurpose.TA
 OPEN_STATES = (OrderStatus.NEW, OrderStatus.SUBMITTED, OrderStatus.PARTIALLY_FILLED)
 # Statuses in which an entry order leaves its pending position without a fill.
 VOIDING_STATES = (OrderStatus.CANCELLED, OrderStatus.REJECTED, OrderStatus.EXPIRED)
+
+
+def market_rules(markets: Mapping[str, Market], pair: str) -> tuple[Decimal | None, Decimal | None]:
+    """``pair``'s quantity step and price tick, so what the engine reports about it (views, events)
+    can be shown as the venue counts it; ``(None, None)`` when its market is not loaded."""
+    market = markets.get(pair)
+    return (market.qty_step, market.price_tick) if market is not None else (None, None)

@@ -71,8 +71,11 @@ class Rig:
                  settings: Settings | None = None, clock: SimClock | None = None, pairs: tuple[str, ...] = (PAIR,),
                  trading: dict[str, Any] | None = None, volume_share: str = "1",
                  feed: AsyncIterator[Any] | None = None, on_feed_end: Callable[[], None] | None = None,
-                 on_failure: Callable[[BaseException], None] | None = None) -> None:
+                 on_failure: Callable[[BaseException], None] | None = None,
+                 rules: dict[str, MarketRules] | None = None) -> None:
+        """``rules``: a pair's market rules on the paper venue (the paper defaults for the others)."""
         self.db = db
+        self.rules = dict(rules or {})
         self.settings = settings or load_settings(env={}, dotenv_path=None, overrides={
             "trading": {"pairs": list(pairs), **(trading or {})},
             "risk": {"max_open_positions": 60, "max_total_exposure": "1", "max_pair_exposure": "0.5",
@@ -93,8 +96,8 @@ class Rig:
 
     def build(self) -> Engine:
         s = self.settings
-        rules = MarketRules()
-        self.paper = PaperExchange(self.db, {p: rules for p in self.pairs}, starting_balances={"USD": Decimal(10000)},
+        rules = {p: self.rules.get(p, MarketRules()) for p in self.pairs}
+        self.paper = PaperExchange(self.db, rules, starting_balances={"USD": Decimal(10000)},
                                    slippage_bps=Decimal(0), impact_bps=Decimal(0), volume_share=self.volume_share,
                                    latency_ms=self.latency_ms, clock=self.clock, timeframe_s=3600)
         self.engine = Engine(db=self.db, exchange=self.paper, feed=self.feed or _idle_feed(),
