@@ -123,8 +123,9 @@ def price(value: Decimal | None, tick: Decimal | None = None) -> str:
     if tick is not None and tick > 0:
         decimals = _decimals_of(tick)
         rounded = value.quantize(Decimal(1).scaleb(-decimals), rounding=ROUND_HALF_UP)
-        # a tick far coarser than the price (a default paper market) would leave a meaningless figure
-        if rounded != 0 and len(rounded.normalize().as_tuple().digits) >= 3:
+        # a tick far coarser than the price (a default paper market) would leave a meaningless figure: to the
+        # tick only when the price is at least 100 ticks (a round price on the tick counts: 63,000.0 at 0.1)
+        if abs(rounded) >= 100 * tick:
             return _fixed(value, decimals)
     return _fixed(value, _significant_decimals(value, _PRICE_DIGITS), strip_to=2)
 

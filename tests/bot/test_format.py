@@ -24,6 +24,12 @@ def test_prices_keep_their_significant_digits_at_any_magnitude(value: str, shown
     assert fmt.price(D(value)) == shown
 
 
+def test_round_prices_on_the_tick_keep_the_ticks_decimals() -> None:
+    assert fmt.price(D("63000"), D("0.1")) == "63,000.0"  # not five significant digits, "63,000.00"
+    assert fmt.price(D("0.0000081"), D("0.00000001")) == "0.00000810"
+    assert fmt.price(D("1.20"), D("0.01")) == "1.20"
+
+
 def test_prices_follow_the_tick_unless_it_would_erase_them() -> None:
     assert fmt.price(D("64000.5"), D("0.1")) == "64,000.5"
     assert fmt.price(D("0.00000812"), D("0.00000001")) == "0.00000812"
