@@ -17,7 +17,7 @@ is consumed:
 Then the feed starts, and the rest needs prices (the paper venue has none before its first candle):
 
 6. a killed state with anything open **finishes the kill** (flattens) once the pairs have a price;
-7. confirmed ``/close`` and ``/closeall`` a crash interrupted are carried out if confirmed within
+7. confirmed ``/close``, ``/closeall`` and ``/cancel`` a crash interrupted are carried out if confirmed within
    ``chat.stale_command_s``, otherwise recorded as not executed with an alert;
 8. unsent orders that kept their reason are **sent on their pair's first price** (same client order
    id), each judged again at that moment.
@@ -45,7 +45,7 @@ from core.trading.confirmed import ConfirmedRequest
 from core.trading.control import Control
 from core.trading.events import Event, EventBus
 from core.trading.executor import Executor
-from core.trading.intents import CloseAll, ClosePosition, Intent
+from core.trading.intents import CancelOrders, CloseAll, ClosePosition, Intent
 from core.trading.kill import KillSwitch
 from core.trading.market_data import MarketData
 from core.trading.outage import DatabaseWatch, is_database_outage
@@ -263,18 +263,28 @@ class Recovery:
                     command=k.command, requested_by=k.requested_by, confirmed_at=k.confirmed_at, outcome=outcome))
 
     async def _closes(self, deadline: float) -> None:
-        for req in await confirmed.unfinished(self.db, ("close", "closeall")):
+        """Confirmed ``/close``, ``/closeall`` and ``/cancel`` a crash interrupted: carried out while fresh.
+        A ``/cancel`` is the one the requester confirmed (its order, or every order for ``all``); its
+        pair limit was applied when the prompt was asked, and the order id does not change."""
+        for req in await confirmed.unfinished(self.db, ("close", "closeall", "cancel")):
             age = (datetime.now(UTC) - req.confirmed_at).total_seconds()
             intent: Intent
+            first = req.tokens[0].strip() if req.tokens else ""
             if req.command == "close":
-                pair = (req.tokens[0] if req.tokens else "").strip().upper().replace("-", "/").replace("_", "/")
+                pair = first.upper().replace("-", "/").replace("_", "/")
                 intent = ClosePosition(requested_by=req.requested_by, pair=pair)
                 pairs = {pair} & set(self.pairs)
+            elif req.command == "cancel":
+                everything = first.lower() == "all"
+                intent = CancelOrders(requested_by=req.requested_by, order_id="" if everything else first,
+                                      everything=everything)
+                pairs = set()
             else:
                 intent = CloseAll(requested_by=req.requested_by)
                 pairs = set(self.pairs)
             if self.states.state == KILLED:
-                outcome = "not executed: trading is killed, the kill flattened every position"
+                outcome = ("not executed: trading is killed, the kill " +
+                           ("cancelled every order" if req.command == "cancel" else "flattened every position"))
             elif age > self.stale_command_s:
                 outcome = (f"NOT executed: confirmed {age:.0f}s before the restart finished it, more than "
                            f"chat.stale_command_s ({self.stale_command_s:.0f}s); send it again if still wanted")

@@ -460,3 +460,29 @@ async def test_a_candle_retried_after_its_commit_answer_was_lost_is_marked_once(
     assert len(snapshots) == 2
     assert rig.engine.counters["candle_marks_repeated"] == 1
     await rig.stop()
+
+
+async def test_a_confirmed_cancel_interrupted_by_a_crash_is_completed_after_the_restart(db: Database) -> None:
+    from core.trading.intents import PlaceOrder
+
+    rig = Rig(db)
+    await rig.start()
+    for _ in range(3):
+        await rig.candle("100")
+    rested = await rig.engine.submit(PlaceOrder(requested_by="telegram:9", pair=PAIR, side="buy", qty=D(1),
+                                                limit_price=D(95)))
+    assert rested.ok and rested.orders[0].status == "submitted"  # resting at the venue, below the market
+    resting = rested.orders[0].client_order_id
+    await rig.stop()
+    nonce = await confirmed(db, "cancel", "all")  # pressed; the process died before the venue heard of it
+
+    again = Rig(db, clock=rig.clock)
+    await again.start()
+    again.bars = {PAIR: 3}
+    await again.candle("100")
+    await eventually(again.engine.recovery.done.is_set, what="recovery finished")
+    assert (await order(db, resting)).status == "cancelled"
+    row = await confirmation(db, nonce)
+    assert row.executed_at is not None and row.result.startswith("completed: cancelled 1 order")
+    assert [e.command for e in again.drain() if e.kind == "interrupted_command"] == ["cancel"]  # type: ignore[attr-defined]
+    await again.stop()
