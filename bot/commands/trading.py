@@ -52,7 +52,8 @@ def closed_blocks(closed: Sequence[ClosedPosition]) -> list[Block]:
     """The positions closed, one row each, and their totals per quote currency."""
     if not closed:
         return []
-    rows = tuple((c.pair, fmt.qty(c.qty), fmt.price(c.exit_price), fmt.pnl(c.pnl, c.pnl_pct, c.quote)) for c in closed)
+    rows = tuple((c.pair, fmt.qty(c.qty, c.qty_step), fmt.price(c.exit_price, c.price_tick),
+                  fmt.pnl(c.pnl, c.pnl_pct, c.quote)) for c in closed)
     blocks: list[Block] = [Table("Closed", ("pair", "qty", "exit", "PnL"), rows, key=("pair",), optional=("qty",))]
     sums: dict[str, list[Decimal]] = {}
     counts: dict[str, int] = {}
@@ -74,7 +75,7 @@ def _items(items: Sequence[OpenItem]) -> str:
     """``ETH/USD 0.704, SOL/USD 19.8 (sell order)``."""
     def one(i: OpenItem) -> str:
         what = " ".join(x for x in (i.side, "order") if x) if i.what == "order" else ""
-        return f"{i.pair} {fmt.qty(i.qty)}" + (f" ({what})" if what else "")
+        return f"{i.pair} {fmt.qty(i.qty, i.qty_step)}" + (f" ({what})" if what else "")
 
     return ", ".join(one(i) for i in items)
 
