@@ -1,0 +1,1 @@
+"""The crash harness's parts (benchmarks/crash_harness.py is its command line)."""
