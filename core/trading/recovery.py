@@ -18,7 +18,9 @@ Then the feed starts, and the rest needs prices (the paper venue has none before
 
 6. a killed state with anything open **finishes the kill** (flattens) once the pairs have a price;
 7. confirmed ``/close``, ``/closeall`` and ``/cancel`` a crash interrupted are carried out if confirmed within
-   ``chat.stale_command_s``, otherwise recorded as not executed with an alert;
+   ``chat.stale_command_s``, otherwise recorded as not executed with an alert; a confirmed ``/buy`` or
+   ``/sell`` is never run again (the market has moved since it was priced): it is recorded as interrupted,
+   with an alert saying where to see whether its order reached the venue;
 8. unsent orders that kept their reason are **sent on their pair's first price** (same client order
    id), each judged again at that moment.
 
@@ -110,6 +112,7 @@ class Recovery:
         self._priced: dict[str, asyncio.Event] = {}
         self._settled = asyncio.Event()
         self._started = time.monotonic()
+        self._began_at = datetime.now(UTC)  # confirmations used later belong to this process, not a crash
         self._alert = False
 
     # -- step 1, inside Engine.start ----------------------------------------------------------
@@ -117,6 +120,7 @@ class Recovery:
     async def begin(self) -> None:
         """A confirmed, unexecuted ``/kill`` makes the state ``killed`` now, before any task runs."""
         self._started = time.monotonic()
+        self._began_at = datetime.now(UTC)
         kills = await confirmed.unfinished(self.db, ("kill",))
         for k in kills:
             state = self.states.current
@@ -239,6 +243,7 @@ class Recovery:
         if self.states.state == KILLED:
             await self._finish_kill(deadline)
         await self._closes(deadline)
+        await self._orders_interrupted()
         if self._waiting:
             try:
                 await asyncio.wait_for(self._settled.wait(), max(0.0, deadline - time.monotonic()))
@@ -266,7 +271,7 @@ class Recovery:
         """Confirmed ``/close``, ``/closeall`` and ``/cancel`` a crash interrupted: carried out while fresh.
         A ``/cancel`` is the one the requester confirmed (its order, or every order for ``all``); its
         pair limit was applied when the prompt was asked, and the order id does not change."""
-        for req in await confirmed.unfinished(self.db, ("close", "closeall", "cancel")):
+        for req in await self._unfinished(("close", "closeall", "cancel")):
             age = (datetime.now(UTC) - req.confirmed_at).total_seconds()
             intent: Intent
             first = req.tokens[0].strip() if req.tokens else ""
@@ -296,6 +301,22 @@ class Recovery:
             self._note(f"/{req.command} by {req.requested_by}: {outcome}")
             await self.events.announce(self.db, InterruptedCommand(
                 command=req.command, requested_by=req.requested_by, confirmed_at=req.confirmed_at, outcome=outcome))
+
+    async def _orders_interrupted(self) -> None:
+        """Confirmed ``/buy`` and ``/sell`` a crash interrupted: recorded and alerted, never run again. Its
+        order, if the row was written, was re-sent with its own client order id in step 4 (a venue that had
+        it keeps one); /orders and /positions show what happened."""
+        for req in await self._unfinished(("buy", "sell")):
+            outcome = ("not run again after the restart (prices moved since it was confirmed); /orders and "
+                       "/positions show whether its order reached the venue")
+            await confirmed.mark_executed(self.db, req.nonce, outcome)
+            self._note(f"/{req.command} by {req.requested_by}: {outcome}")
+            await self.events.announce(self.db, InterruptedCommand(
+                command=req.command, requested_by=req.requested_by, confirmed_at=req.confirmed_at, outcome=outcome))
+
+    async def _unfinished(self, commands: tuple[str, ...]) -> list[ConfirmedRequest]:
+        """Confirmed, unexecuted ``commands`` from before this start (one confirmed since runs in this process)."""
+        return [r for r in await confirmed.unfinished(self.db, commands) if r.confirmed_at <= self._began_at]
 
     # -- prices ------------------------------------------------------------------------------
 

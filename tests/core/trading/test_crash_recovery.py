@@ -486,3 +486,29 @@ async def test_a_confirmed_cancel_interrupted_by_a_crash_is_completed_after_the_
     assert row.executed_at is not None and row.result.startswith("completed: cancelled 1 order")
     assert [e.command for e in again.drain() if e.kind == "interrupted_command"] == ["cancel"]  # type: ignore[attr-defined]
     await again.stop()
+
+
+async def test_a_confirmed_buy_interrupted_by_a_crash_is_recorded_and_never_run_again(db: Database) -> None:
+    rig = Rig(db)
+    await rig.start()
+    for _ in range(3):
+        await rig.candle("100")
+    await rig.stop()
+    buy = await confirmed(db, "buy", "BTC/USD", "0.5")  # pressed; the process died before an order row
+    sell = await confirmed(db, "sell", "BTC/USD", "0.2", ago_s=30)
+    async with db.read() as s:
+        orders_before = len((await s.exec(select(OrderRow))).all())
+
+    again = Rig(db, clock=rig.clock)
+    await again.start()
+    again.bars = {PAIR: 3}
+    await again.candle("100")
+    await eventually(again.engine.recovery.done.is_set, what="recovery finished")
+    for nonce in (buy, sell):
+        row = await confirmation(db, nonce)
+        assert row.executed_at is not None and row.result.startswith("not run again after the restart"), row.result
+    async with db.read() as s:
+        assert len((await s.exec(select(OrderRow))).all()) == orders_before  # nothing placed for them
+    interrupted = [e for e in again.drain() if e.kind == "interrupted_command"]
+    assert sorted(e.command for e in interrupted) == ["buy", "sell"]  # type: ignore[attr-defined]
+    await again.stop()
