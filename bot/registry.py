@@ -118,6 +118,7 @@ def normalize_pair(token: str) -> str:
 def _arg_specs(args_type: type | None) -> tuple[ArgSpec, ...]:
     if args_type is None:
         return ()
+    # typeshed does not declare __dataclass_params__
     if not (dataclasses.is_dataclass(args_type) and args_type.__dataclass_params__.frozen):  # type: ignore[attr-defined]
         raise TypeError(f"{args_type.__name__} must be a frozen dataclass")
     hints = typing.get_type_hints(args_type)

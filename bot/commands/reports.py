@@ -17,6 +17,7 @@ def _reports(ctx: CommandContext) -> ReportService:
     services = ctx.services
     if not hasattr(services, "chart"):
         raise CommandError("Charts and schedules are not available here.")
+    # the hasattr checks above do not narrow the type to ReportService
     return services  # type: ignore[return-value]
 
 

@@ -148,6 +148,7 @@ class SlackAdapter:
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.settings.http_host, self.settings.http_port)
         await site.start()
+        # aiohttp's private _server is typed optional; it is set once the site has started
         self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
         self._report("up", f"listening on port {self.port}")
         log.info("slack http endpoint on %s:%s%s", self.settings.http_host, self.port, self.settings.http_path)
@@ -160,7 +161,7 @@ class SlackAdapter:
         await self._supervisor.stop()
         await self.names.stop()
         if self._socket is not None:
-            await self._socket.close_async()  # type: ignore[no-untyped-call]
+            await self._socket.close_async()  # type: ignore[no-untyped-call]  # slack_bolt leaves it unannotated
             self._socket = None
         if self._runner is not None:
             await self._runner.cleanup()
