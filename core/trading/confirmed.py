@@ -16,6 +16,7 @@ import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from sqlalchemy.sql import Update
 from sqlmodel import col, select, update
 
 from persistence.db import Database
@@ -59,11 +60,15 @@ async def unfinished(db: Database, commands: tuple[str, ...]) -> list[ConfirmedR
                              confirmed_at=r.used_at or r.created_at) for r in rows]
 
 
-async def mark_executed(db: Database, nonce: str, result: str) -> None:
-    """Record that the confirmed command ran (``result`` is a short word or line for the record).
-    Only the first mark counts, so a late duplicate never rewrites what happened."""
-    stmt = (update(ConfirmationRow)
+def executed(nonce: str, result: str) -> Update:
+    """The statement recording that the confirmed command ran (``result`` is a short word or line for the
+    record). Only the first mark counts, so a late duplicate never rewrites what happened."""
+    return (update(ConfirmationRow)
             .where(col(ConfirmationRow.nonce) == nonce, col(ConfirmationRow.executed_at).is_(None))
             .values(executed_at=datetime.now(UTC), result=result[:_RESULT_MAX]))
+
+
+async def mark_executed(db: Database, nonce: str, result: str) -> None:
+    """Record that the confirmed command ran (:func:`executed`), in a transaction of its own."""
     async with db.session() as s:
-        await s.exec(stmt)
+        await s.exec(executed(nonce, result))

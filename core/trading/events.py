@@ -47,24 +47,29 @@ class Event:
 
 
 @dataclass(frozen=True, kw_only=True)
-class OrderPlaced(Event):
-    kind: ClassVar[str] = "order_placed"
+class PairEvent(Event):
+    """An event about a pair's quantities or prices, with the pair's market rules (see the module docstring)."""
+
     pair: str
+    qty_step: Decimal | None = None
+    price_tick: Decimal | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class OrderPlaced(PairEvent):
+    kind: ClassVar[str] = "order_placed"
     side: str
     qty: Decimal
     client_order_id: str
     purpose: str
-    qty_step: Decimal | None = None  # the pair's market rules (see the module docstring)
-    price_tick: Decimal | None = None
 
     def summary(self) -> str:
         return f"order placed: {self.side} {self.qty} {self.pair} ({self.purpose}, {self.client_order_id})"
 
 
 @dataclass(frozen=True, kw_only=True)
-class OrderFilled(Event):
+class OrderFilled(PairEvent):
     kind: ClassVar[str] = "order_filled"
-    pair: str
     side: str
     qty: Decimal
     price: Decimal
@@ -72,8 +77,6 @@ class OrderFilled(Event):
     fee_currency: str
     partial: bool
     client_order_id: str
-    qty_step: Decimal | None = None  # the pair's market rules (see the module docstring)
-    price_tick: Decimal | None = None
 
     def summary(self) -> str:
         what = "partial fill" if self.partial else "filled"
@@ -81,15 +84,12 @@ class OrderFilled(Event):
 
 
 @dataclass(frozen=True, kw_only=True)
-class OrderRejected(Event):
+class OrderRejected(PairEvent):
     kind: ClassVar[str] = "order_rejected"
     severity: ClassVar[str] = "warning"
-    pair: str
     side: str
     qty: Decimal
     reason: str
-    qty_step: Decimal | None = None  # the pair's market rules (see the module docstring)
-    price_tick: Decimal | None = None
 
     def summary(self) -> str:
         return f"order rejected: {self.side} {self.qty} {self.pair}: {self.reason}"
@@ -106,16 +106,13 @@ class OrderCancelled(Event):
 
 
 @dataclass(frozen=True, kw_only=True)
-class PositionOpened(Event):
+class PositionOpened(PairEvent):
     kind: ClassVar[str] = "position_opened"
-    pair: str
     qty: Decimal
     price: Decimal
     fee: Decimal
     stop: Decimal | None
     reason: str
-    qty_step: Decimal | None = None  # the pair's market rules (see the module docstring)
-    price_tick: Decimal | None = None
 
     def summary(self) -> str:
         return f"opened {self.pair}: {self.qty} @ {self.price}, fee {self.fee}, stop {self.stop} ({self.reason})"
@@ -146,13 +143,12 @@ _EXIT_OF_PURPOSE = {"stop": ExitKind.STOP, "trailing": ExitKind.TRAILING, "take_
 
 
 @dataclass(frozen=True, kw_only=True)
-class PositionClosed(Event):
+class PositionClosed(PairEvent):
     """A position closed. ``exit_kind`` says what closed it; ``by`` who asked (an actor key, for a
     manual close or a kill); ``level`` the stop or take-profit price that triggered it. ``reason`` is
     the closing order's free-text why (a signal's reasoning, a trigger's arithmetic): detail only."""
 
     kind: ClassVar[str] = "position_closed"
-    pair: str
     qty: Decimal
     entry_price: Decimal
     exit_price: Decimal
@@ -163,8 +159,6 @@ class PositionClosed(Event):
     exit_kind: ExitKind = ExitKind.UNKNOWN
     by: str = ""
     level: Decimal | None = None
-    qty_step: Decimal | None = None  # the pair's market rules (see the module docstring)
-    price_tick: Decimal | None = None
 
     def summary(self) -> str:
         why = self.reason if self.exit_kind is ExitKind.UNKNOWN else f"{self.exit_kind.value}: {self.reason}"

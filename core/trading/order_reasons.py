@@ -27,7 +27,7 @@ from typing import ClassVar
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from core.trading.events import Event
+from core.trading.events import PairEvent
 from core.trading.state import KILLED, RUNNING, TradingStatus
 from core.trading.values import EXIT_PURPOSES, OPEN_STATES, OrderPurpose, PositionStatus
 from persistence.models import OrderRow, PositionRow
@@ -47,19 +47,16 @@ SEND = Verdict(True)
 
 
 @dataclass(frozen=True, kw_only=True)
-class OrderVoided(Event):
+class OrderVoided(PairEvent):
     """An order written but never sent was dropped because its reason no longer held."""
 
     kind: ClassVar[str] = "order_voided"
     severity: ClassVar[str] = "warning"
-    pair: str
     side: str
     qty: Decimal
     purpose: str
     client_order_id: str
     why: str
-    qty_step: Decimal | None = None  # the pair's market rules (see core.trading.events)
-    price_tick: Decimal | None = None
 
     def summary(self) -> str:
         return (f"order voided, never sent: {self.side} {self.qty} {self.pair} ({self.purpose}, "

@@ -263,9 +263,7 @@ class Recovery:
             self._note(f"kill completed: {result.message}")
             outcome = "trading killed; " + result.message
             for k in self.kills:
-                await confirmed.mark_executed(self.db, k.nonce, "completed after restart: " + result.message)
-                await self.events.announce(self.db, InterruptedCommand(
-                    command=k.command, requested_by=k.requested_by, confirmed_at=k.confirmed_at, outcome=outcome))
+                await self._record(k, outcome, "completed after restart: " + result.message)
 
     async def _closes(self, deadline: float) -> None:
         """Confirmed ``/close``, ``/closeall`` and ``/cancel`` a crash interrupted: carried out while fresh.
@@ -297,10 +295,8 @@ class Recovery:
                 await self._wait_prices(pairs, deadline)
                 result = await self.control.submit(intent)
                 outcome = ("completed: " if result.ok else "refused: ") + result.message
-            await confirmed.mark_executed(self.db, req.nonce, outcome)
             self._note(f"/{req.command} by {req.requested_by}: {outcome}")
-            await self.events.announce(self.db, InterruptedCommand(
-                command=req.command, requested_by=req.requested_by, confirmed_at=req.confirmed_at, outcome=outcome))
+            await self._record(req, outcome)
 
     async def _orders_interrupted(self) -> None:
         """Confirmed ``/buy`` and ``/sell`` a crash interrupted: recorded and alerted, never run again. Its
@@ -309,10 +305,16 @@ class Recovery:
         for req in await self._unfinished(("buy", "sell")):
             outcome = ("not run again after the restart (prices moved since it was confirmed); /orders and "
                        "/positions show whether its order reached the venue")
-            await confirmed.mark_executed(self.db, req.nonce, outcome)
             self._note(f"/{req.command} by {req.requested_by}: {outcome}")
-            await self.events.announce(self.db, InterruptedCommand(
-                command=req.command, requested_by=req.requested_by, confirmed_at=req.confirmed_at, outcome=outcome))
+            await self._record(req, outcome)
+
+    async def _record(self, req: ConfirmedRequest, outcome: str, result: str | None = None) -> None:
+        """Mark ``req`` executed (with ``result``, else ``outcome``) and store its ``interrupted_command``
+        alert in one transaction: a crash between the two would lose the alert for a command it marked."""
+        async with self.db.session() as s:
+            await s.exec(confirmed.executed(req.nonce, result or outcome))
+            self.events.stage(s, InterruptedCommand(command=req.command, requested_by=req.requested_by,
+                                                    confirmed_at=req.confirmed_at, outcome=outcome))
 
     async def _unfinished(self, commands: tuple[str, ...]) -> list[ConfirmedRequest]:
         """Confirmed, unexecuted ``commands`` from before this start (one confirmed since runs in this process)."""

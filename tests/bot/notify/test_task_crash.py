@@ -8,8 +8,6 @@ core/runtime/lifecycle.py), and the alert stays due for the next start.
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
@@ -23,6 +21,7 @@ from core.settings.settings_models import Destination, NotifySettings
 from core.trading.events import EventBus, PositionClosed
 from persistence.db import Database
 from persistence.models import OutboxRow
+from tests.core.waiting import eventually
 from tests.fakes.webhook import FakeWebhook
 
 OPS = NotifySettings(destinations=(Destination(name="ops", platform="discord", target=""),))
@@ -41,14 +40,6 @@ class BrokenSender:
         self.sent += 1
         embed: dict[str, Any] = {}
         embed["footer"]["text"] = message.kind  # KeyError: the bug
-
-
-async def eventually(pred: Callable[[], bool], timeout: float = 10.0) -> None:
-    loop = asyncio.get_running_loop()
-    end = loop.time() + timeout
-    while not pred():
-        assert loop.time() < end, "condition not met in time"
-        await asyncio.sleep(0.02)
 
 
 async def test_a_sender_that_raises_a_bug_ends_its_task_and_the_failure_is_reported(db: Database) -> None:

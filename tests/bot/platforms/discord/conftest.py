@@ -32,15 +32,6 @@ CHAT_SETTINGS: dict[str, Any] = {
 StartGateway = Callable[..., Awaitable[DiscordGateway]]
 
 
-async def eventually(pred: Callable[[], Any], timeout: float = 10.0, what: str = "condition") -> None:
-    loop = asyncio.get_running_loop()
-    end = loop.time() + timeout
-    while loop.time() < end:
-        if pred():
-            return
-        await asyncio.sleep(0.02)
-    raise AssertionError(f"{what} not met within {timeout}s")
-
 
 def discord_settings(fake: FakeDiscord, **overrides: Any) -> DiscordSettings:
     # defer_after_s at its maximum: on a loaded machine the tests still see the direct answer they check

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from tests.bot.fake_trading import FakeTrading
-from tests.bot.platforms.discord.conftest import GUILD, TRADER, StartGateway, eventually
+from tests.bot.platforms.discord.conftest import GUILD, TRADER, StartGateway
 from tests.bot.platforms.discord.test_gateway import answered, slash
+from tests.core.waiting import eventually
 from tests.fakes.discord import FakeDiscord
 
 

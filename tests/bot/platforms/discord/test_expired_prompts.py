@@ -10,8 +10,9 @@ from bot.platforms.discord import DiscordGateway
 from core.settings.settings_models import ChatSettings
 from persistence.db import Database
 from tests.bot.fake_trading import FakeTrading
-from tests.bot.platforms.discord.conftest import CHAT_SETTINGS, TRADER, discord_settings, eventually
+from tests.bot.platforms.discord.conftest import CHAT_SETTINGS, TRADER, discord_settings
 from tests.bot.platforms.discord.test_gateway import slash
+from tests.core.waiting import eventually
 from tests.fakes.clock import ManualClock
 from tests.fakes.discord import FakeDiscord
 

@@ -32,8 +32,8 @@ from tests.bot.platforms.discord.conftest import (
     VIEWER,
     StartGateway,
     discord_settings,
-    eventually,
 )
+from tests.core.waiting import eventually
 from tests.fakes.discord import EPHEMERAL, FakeDiscord, FakeInteraction
 
 

@@ -13,7 +13,8 @@ from core.settings.settings_models import ChatSettings
 from exchanges.clock import SystemClock
 from persistence.db import Database
 from tests.bot.fake_trading import FakeTrading
-from tests.bot.platforms.discord.conftest import CHAT_SETTINGS, discord_settings, eventually
+from tests.bot.platforms.discord.conftest import CHAT_SETTINGS, discord_settings
+from tests.core.waiting import eventually
 from tests.fakes.discord import FakeDiscord
 
 

@@ -19,8 +19,8 @@ from tests.bot.platforms.discord.conftest import (
     TRADER,
     VIEWER,
     StartGateway,
-    eventually,
 )
+from tests.core.waiting import eventually
 from tests.fakes.discord import EPHEMERAL, FakeDiscord, FakeInteraction, snowflake
 
 PART = re.compile(r"^Last 50 closed trades \((\d+)/(\d+)\)$")

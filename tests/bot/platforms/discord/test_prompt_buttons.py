@@ -16,9 +16,9 @@ from tests.bot.platforms.discord.conftest import (
     VIEWER,
     StartGateway,
     discord_settings,
-    eventually,
 )
 from tests.bot.platforms.discord.test_gateway import answered, slash
+from tests.core.waiting import eventually
 from tests.fakes.clock import ManualClock
 from tests.fakes.discord import EPHEMERAL, FakeDiscord
 

@@ -19,7 +19,7 @@ from core.settings.settings_models import Destination, NotifySettings
 from core.trading.events import EventBus, PositionClosed, StateChanged
 from persistence.db import Database
 from tests.bot.hostile import assert_discord_inert
-from tests.bot.platforms.discord.conftest import eventually
+from tests.core.waiting import eventually
 from tests.fakes.discord import FakeDiscord
 from tests.fakes.webhook import FakeWebhook
 

@@ -14,8 +14,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.bot.platforms.discord.conftest import ADMIN, CHANNEL, GUILD, eventually
+from tests.bot.platforms.discord.conftest import ADMIN, CHANNEL, GUILD
 from tests.core.app.test_service import terminate
+from tests.core.waiting import eventually
 from tests.fakes.discord import FakeDiscord
 from tests.fakes.slack import TEAM, FakeSlack
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
@@ -16,6 +15,7 @@ from core.settings.settings_models import ChatSettings, SlackSettings
 from exchanges.clock import SystemClock
 from persistence.db import Database
 from tests.bot.fake_trading import FakeTrading
+from tests.core.waiting import eventually
 from tests.fakes.slack import TEAM, FakeSlack
 
 ADMIN, TRADER, VIEWER, ADMIN2, STRANGER = "U0ALICE001", "U0BOB00001", "U0CAROL001", "U0DAVE0001", "U0MALLORY1"
@@ -32,15 +32,6 @@ CHAT_SETTINGS: dict[str, Any] = {
 
 StartSlack = Callable[..., Awaitable[SlackAdapter]]
 
-
-async def eventually(pred: Callable[[], Any], timeout: float = 10.0, what: str = "condition") -> None:
-    loop = asyncio.get_running_loop()
-    end = loop.time() + timeout
-    while loop.time() < end:
-        if pred():
-            return
-        await asyncio.sleep(0.02)
-    raise AssertionError(f"{what} not met within {timeout}s")
 
 
 def slack_settings(fake: FakeSlack, **overrides: Any) -> SlackSettings:

@@ -12,8 +12,8 @@ from tests.bot.platforms.slack.conftest import (
     STRANGER,
     VIEWER,
     StartSlack,
-    eventually,
 )
+from tests.core.waiting import eventually
 from tests.fakes.slack import FakeSlack
 
 

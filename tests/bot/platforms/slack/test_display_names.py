@@ -23,8 +23,8 @@ from tests.bot.platforms.slack.conftest import (
     TRADER,
     VIEWER,
     StartSlack,
-    eventually,
 )
+from tests.core.waiting import eventually
 from tests.fakes.clock import ManualClock
 from tests.fakes.slack import FakeSlack, Posted
 

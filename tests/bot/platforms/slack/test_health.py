@@ -15,9 +15,9 @@ from tests.bot.platforms.slack.conftest import (
     OPS,
     VIEWER,
     StartSlack,
-    eventually,
     slack_settings,
 )
+from tests.core.waiting import eventually
 from tests.fakes.slack import FakeSlack
 
 

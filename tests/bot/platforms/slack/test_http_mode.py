@@ -18,7 +18,8 @@ import pytest
 from bot.platforms.slack import SlackAdapter
 from core.trading.intents import ClosePosition, PauseEntries
 from tests.bot.fake_trading import FakeTrading
-from tests.bot.platforms.slack.conftest import ADMIN, OPS, SIGNING_SECRET, TRADER, StartSlack, eventually
+from tests.bot.platforms.slack.conftest import ADMIN, OPS, SIGNING_SECRET, TRADER, StartSlack
+from tests.core.waiting import eventually
 from tests.fakes.slack import FakeSlack, sign
 
 FORM = {"Content-Type": "application/x-www-form-urlencoded"}

@@ -11,7 +11,8 @@ import re
 from bot.harness import ChatHarness
 from bot.identity import Actor, ChatRef
 from tests.bot.phone_fixture import PhoneTrading
-from tests.bot.platforms.slack.conftest import ADMIN, DM, StartSlack, eventually
+from tests.bot.platforms.slack.conftest import ADMIN, DM, StartSlack
+from tests.core.waiting import eventually
 from tests.fakes.slack import FakeSlack, Posted
 
 PART = re.compile(r"Audit log, every chat[^()\n]*\((\d+)/(\d+)\)")

@@ -8,8 +8,9 @@ from bot.platforms.slack import SlackAdapter
 from core.settings.settings_models import ChatSettings
 from persistence.db import Database
 from tests.bot.fake_trading import FakeTrading
-from tests.bot.platforms.slack.conftest import CHAT_SETTINGS, OPS, TRADER, StartSlack, eventually, slack_settings
+from tests.bot.platforms.slack.conftest import CHAT_SETTINGS, OPS, TRADER, StartSlack, slack_settings
 from tests.bot.platforms.slack.test_socket_mode import answer
+from tests.core.waiting import eventually
 from tests.fakes.clock import ManualClock
 from tests.fakes.slack import FakeSlack
 

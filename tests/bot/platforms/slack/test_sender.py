@@ -15,7 +15,7 @@ from core.ops.outbox import OutboxWriter
 from core.settings.settings_models import Destination, NotifySettings, SlackSettings
 from core.trading.events import EventBus, PositionClosed
 from persistence.db import Database
-from tests.bot.platforms.slack.conftest import eventually
+from tests.core.waiting import eventually
 from tests.fakes.slack import FakeSlack
 
 OPS = "C0OPS00001"

@@ -20,7 +20,8 @@ from core.trading.intents import ClosedPosition
 from core.trading.views import TradeView
 from persistence.db import Database
 from tests.bot.fake_trading import T0, FakeTrading
-from tests.bot.platforms.slack.conftest import OPS, VIEWER, StartSlack, eventually
+from tests.bot.platforms.slack.conftest import OPS, VIEWER, StartSlack
+from tests.core.waiting import eventually
 from tests.fakes.slack import FakeSlack
 
 SLASH = SlashCommands("/tradectl", registry_names(build_registry()))

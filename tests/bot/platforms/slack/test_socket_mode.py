@@ -19,8 +19,8 @@ from tests.bot.platforms.slack.conftest import (
     TRADER,
     VIEWER,
     StartSlack,
-    eventually,
 )
+from tests.core.waiting import eventually
 from tests.fakes.slack import FakeSlack, Posted
 
 
