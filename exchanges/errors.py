@@ -1,11 +1,12 @@
-"""The project's one exception tree, rooted here, and the venue family of it.
+"""The project's one exception tree, and the venue family of it.
 
-:class:`TradectlError` is the root of every error the project raises on purpose (it lives in
-``exchanges`` because that is the lowest package: ``strategies``, ``persistence``, ``core`` and ``bot``
-all import it, and it imports nothing of theirs). Each family has its own base — venue errors
-(:class:`ExchangeError`), configuration, secrets and vault, start-up, database, strategy, chat command
-and alert delivery errors — and docs/developing.md draws the whole tree. Foreign exceptions are
-translated at the edge and raised ``from`` the original.
+:class:`TradectlError` is the root of every error the project raises on purpose. It is defined in
+:mod:`persistence.errors` — ``persistence`` is the lowest package: ``exchanges`` (the paper venue and the
+Kraken nonces store their state through it), ``strategies``, ``core`` and ``bot`` all import it, and it
+imports nothing of theirs — and offered here, where the rest of the project imports it from. Each family
+has its own base — venue errors (:class:`ExchangeError`), configuration, secrets and vault, start-up,
+database, strategy, chat command and alert delivery errors — and docs/developing.md draws the whole tree.
+Foreign exceptions are translated at the edge and raised ``from`` the original.
 
 Retry decisions follow two attributes every error carries: ``retryable`` (may the same call simply be
 tried again?) and ``retry_after`` (seconds the other side asked us to wait, if it said). Venue adapters
@@ -15,13 +16,7 @@ retried (after ``retry_after``); the others must not be retried blindly.
 
 from __future__ import annotations
 
-
-class TradectlError(Exception):
-    """Root of the project's exceptions. ``retryable``: the same call may be tried again;
-    ``retry_after``: how long the other side asked us to wait first (None: it did not say)."""
-
-    retryable: bool = False
-    retry_after: float | None = None
+from persistence.errors import TradectlError as TradectlError  # the root, offered here
 
 
 class ExchangeError(TradectlError):

@@ -26,8 +26,8 @@ from sqlalchemy import inspect, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DBAPIError
 
-from exchanges.errors import TradectlError
 from persistence.db import Database
+from persistence.errors import TradectlError
 
 if TYPE_CHECKING:
     from alembic.config import Config

@@ -199,12 +199,14 @@ def check(
     if settings.trading.mode != "live":
         typer.echo("trading.mode is 'paper': set trading.mode = 'live' and trading.venue first", err=True)
         raise typer.Exit(EXIT_USAGE)
-    from core.app.errors import LiveConfigError
+    from core.app.errors import StartupCause, StartupError
     from core.app.live import preflight
 
     try:
         gate = asyncio.run(preflight(settings))
-    except LiveConfigError as exc:
+    except StartupError as exc:
+        if exc.cause is not StartupCause.SETTINGS:
+            raise
         typer.echo(f"configuration error: {exc}", err=True)
         raise typer.Exit(EXIT_USAGE) from None
     for line in gate.lines:
@@ -216,7 +218,7 @@ def check(
 def _secret_origins(settings: Settings) -> dict[str, str]:
     """Where each secret comes from, never its value: ``SecretStr`` settings by their secret source,
     and settings whose URL holds a secret (database password, webhook URL) by where they were set."""
-    from core.app.errors import SecretsUnusable
+    from core.app.errors import StartupError
     from core.app.startup_checks import open_secret_sources
     from core.settings.config import setting_origin
     from core.settings.secrets import Redactor, secret_paths
@@ -225,7 +227,7 @@ def _secret_origins(settings: Settings) -> dict[str, str]:
     out: dict[str, str] = {}
     try:
         sources = open_secret_sources(settings, os.environ, Redactor())
-    except (ConfigError, SecretsUnusable) as exc:  # already reported by _resolved_settings if it mattered
+    except (ConfigError, StartupError) as exc:  # already reported by _resolved_settings if it mattered
         out["error"] = type(exc).__name__
     else:
         for name in secret_paths(Settings):
@@ -243,7 +245,7 @@ def _resolved_settings(config: Path | None, redactor: Redactor | None = None, *,
     Configuration errors exit 2 with one line naming the key; a damaged vault exits 1.
     """
     settings = _settings(config, commands)
-    from core.app.errors import SecretsUnusable
+    from core.app.errors import StartupError
     from core.app.startup_checks import open_secret_sources, resolve_secrets, startup_problems
     from core.settings.secrets import Redactor, secret_paths, settings_overrides
 
@@ -256,7 +258,7 @@ def _resolved_settings(config: Path | None, redactor: Redactor | None = None, *,
             required = [f"{area}.api_key", f"{area}.api_secret"]
         values = resolve_secrets(sources, secret_paths(Settings), required=required)
         settings = load_settings(config, overrides=settings_overrides(values), commands=commands)
-    except SecretsUnusable as exc:
+    except StartupError as exc:
         typer.echo(f"secrets: {exc}", err=True)
         raise typer.Exit(EXIT_FAIL) from None
     except ConfigError as exc:

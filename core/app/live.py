@@ -15,7 +15,7 @@ import os
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, TypedDict
 
-from core.app.errors import LiveConfigError
+from core.app.errors import StartupError
 from core.settings.config import Settings
 from exchanges.base import LiveExchange
 from exchanges.preflight import PreflightCheck
@@ -79,7 +79,7 @@ def _build(settings: Settings, *, db: Database | None, instruments: Instruments 
         return build_ccxt_exchange(settings)
     cfg = settings.kraken if venue == "kraken" else settings.coinbase
     if cfg.api_key is None or cfg.api_secret is None:
-        raise LiveConfigError(f"live trading on {venue} needs {venue}.api_key and {venue}.api_secret "
+        raise StartupError.settings(f"live trading on {venue} needs {venue}.api_key and {venue}.api_secret "
                               f"(TRADECTL_{venue.upper()}__API_KEY / __API_SECRET, a secrets file, or the vault)")
     urls = _Urls()  # only those configured: the adapters' defaults are the venues' public endpoints
     if cfg.rest_url:
@@ -99,7 +99,7 @@ def _build(settings: Settings, *, db: Database | None, instruments: Instruments 
         from exchanges.coinbase import CoinbaseExchange
 
         return CoinbaseExchange(cfg.api_key, cfg.api_secret, **urls, **_observed(instruments))
-    raise LiveConfigError(f"trading.venue {venue!r} is not a live venue")
+    raise StartupError.settings(f"trading.venue {venue!r} is not a live venue")
 
 
 @dataclass(frozen=True, slots=True)

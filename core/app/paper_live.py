@@ -32,7 +32,7 @@ from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from core.app.errors import StartupRefused
+from core.app.errors import StartupError
 from core.settings.config import Settings
 from core.trading.market_data import MarketData
 from exchanges.base import Candle, Exchange, Market, MarketEvent, PairSubscriptions
@@ -65,7 +65,7 @@ def public_feed_venue(settings: Settings, clock: Clock, **options: Any) -> Excha
         from exchanges.coinbase.public import public_coinbase
 
         return public_coinbase(clock=clock, **urls, **options)
-    raise StartupRefused(f"trading.feed {feed!r} is not a live feed")
+    raise StartupError(f"trading.feed {feed!r} is not a live feed")
 
 
 def _ccxt_feed(settings: Settings, clock: Clock, **options: Any) -> Exchange:
@@ -75,24 +75,24 @@ def _ccxt_feed(settings: Settings, clock: Clock, **options: Any) -> Exchange:
     try:
         from exchanges.ccxt import CcxtExchange, catalog, unknown_venue
     except ImportError:
-        raise StartupRefused(f"trading.feed = {feed!r} needs ccxt, an optional extra: "
+        raise StartupError(f"trading.feed = {feed!r} needs ccxt, an optional extra: "
                              "pip install 'tradectl[ccxt]'") from None
     if exchange_id not in {v.exchange_id for v in catalog()}:
-        raise StartupRefused(f"trading.feed: {unknown_venue(exchange_id)}")
+        raise StartupError(f"trading.feed: {unknown_venue(exchange_id)}")
     c = settings.ccxt
     kwargs: dict[str, Any] = {"sandbox": c.sandbox, "rest_url": c.rest_url, "ws_url": c.ws_url,
                               "websocket": c.websocket, "poll_interval_s": c.poll_interval_s, "clock": clock}
     try:
         return CcxtExchange(exchange_id, **{**kwargs, **options})
     except ExchangeError as exc:
-        raise StartupRefused(f"trading.feed {feed!r}: {exc}") from exc
+        raise StartupError(f"trading.feed {feed!r}: {exc}") from exc
 
 
 def paper_rules(markets: Mapping[str, Market], pairs: tuple[str, ...], feed: str) -> dict[str, MarketRules]:
     """Each pair's paper rules, copied from the live venue's market; a pair it does not list refuses."""
     missing = [p for p in pairs if p not in markets]
     if missing:
-        raise StartupRefused(f"trading.pairs: {', '.join(missing)} not listed by {feed} (trading.feed = {feed!r})")
+        raise StartupError(f"trading.pairs: {', '.join(missing)} not listed by {feed} (trading.feed = {feed!r})")
     return {p: rules_of(markets[p]) for p in pairs}
 
 
@@ -190,14 +190,14 @@ async def open_paper_live(settings: Settings, db: Database, **venue_options: Any
     """Connect the public feed, copy its market rules, back-fill history, start the paper venue.
 
     A pair the venue does not list, or a venue that cannot be reached, refuses the start
-    (:class:`~core.app.errors.StartupRefused`, naming the setting) and leaves nothing open.
+    (:class:`~core.app.errors.StartupError`, naming the setting) and leaves nothing open.
     """
     s = settings
     tf, feed_name, pairs = s.trading.timeframe_s, s.trading.feed, s.trading.pairs
     clock = SystemClock()
     source = public_feed_venue(s, clock, **venue_options)
     if tf not in source.capabilities.timeframes_s:
-        raise StartupRefused(f"trading.timeframe {s.trading.timeframe} is not offered by {feed_name} "
+        raise StartupError(f"trading.timeframe {s.trading.timeframe} is not offered by {feed_name} "
                              f"(trading.feed = {feed_name!r})")
     try:
         await source.start()
@@ -205,7 +205,7 @@ async def open_paper_live(settings: Settings, db: Database, **venue_options: Any
         history = {p: await source.candles(p, tf, limit=min(s.trading.history_bars, WARMUP_MAX)) for p in pairs}
     except ExchangeError as exc:
         await source.stop()
-        raise StartupRefused(f"the {feed_name} market data feed (trading.feed) cannot be read: {exc}") from exc
+        raise StartupError(f"the {feed_name} market data feed (trading.feed) cannot be read: {exc}") from exc
     except BaseException:
         await source.stop()
         raise

@@ -16,7 +16,7 @@ from collections.abc import Iterable, Mapping
 
 from pydantic import SecretStr
 
-from core.app.errors import SecretsUnusable
+from core.app.errors import StartupError
 from core.settings.config import ConfigError, Settings, setting_origin
 from core.settings.secrets import (
     FILE_SUFFIX,
@@ -37,7 +37,8 @@ def open_secret_sources(settings: Settings, env: Mapping[str, str], redactor: Re
 
     Raises :class:`ConfigError` for what the operator configured wrongly (two credentials, an
     unreadable ``*_FILE``, no vault at ``vault.path``, a vault readable by others, the wrong
-    passphrase or key) and :class:`SecretsUnusable` for a vault that is damaged or tampered with.
+    passphrase or key) and a :class:`~core.app.errors.StartupError` (cause ``secrets``) for a vault that
+    is damaged or tampered with.
     """
     try:
         return SecretSources.from_env(env, vault_path=settings.vault.path, secrets_dir=settings.vault.secrets_dir,
@@ -50,7 +51,7 @@ def open_secret_sources(settings: Settings, env: Mapping[str, str], redactor: Re
         given = next((var for var in _CREDENTIAL_VARS if env.get(var)), "the vault credential")
         raise ConfigError(f"{given}: {exc}") from None
     except VaultError as exc:
-        raise SecretsUnusable(str(exc)) from None
+        raise StartupError.secrets(str(exc)) from None
 
 
 def resolve_secrets(sources: SecretSources, names: Iterable[str], *,
@@ -63,7 +64,7 @@ def resolve_secrets(sources: SecretSources, names: Iterable[str], *,
     except SecretSourceError as exc:  # MissingSecrets included
         raise ConfigError(str(exc)) from None
     except VaultError as exc:  # an entry that is not text
-        raise SecretsUnusable(str(exc)) from None
+        raise StartupError.secrets(str(exc)) from None
     return values
 
 

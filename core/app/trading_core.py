@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 from sqlmodel import col, select
 
-from core.app.errors import StartupRefused
+from core.app.errors import StartupError
 from core.settings.config import Settings
 from core.trading.assembly import build_engine
 from core.trading.engine import Engine
@@ -93,7 +93,7 @@ class TradingCore:
         for pair in s.trading.pairs:
             loaded = load_csv(s.replay.csv, pair, timeframe_s=tf) if s.replay.csv else load_bundled(pair)
             if loaded.timeframe_s != tf:
-                raise StartupRefused(f"replay data is {loaded.timeframe_s}s candles but trading.timeframe is "
+                raise StartupError(f"replay data is {loaded.timeframe_s}s candles but trading.timeframe is "
                                      f"{s.trading.timeframe}")
             series[pair] = loaded.candles
         cursors = await _replay_cursors(self.db, s.trading.pairs)
@@ -137,7 +137,7 @@ class TradingCore:
                 log.info("preflight %s", line)
             if not gate.passed:
                 failed = [line for line in gate.lines if line.startswith("FAIL")]
-                raise StartupRefused("live preflight failed: " + "; ".join(failed))
+                raise StartupError("live preflight failed: " + "; ".join(failed))
             clock = SystemClock()
             feed = exchange.market_events(list(s.trading.pairs), s.trading.timeframe_s)
             self.exchange = exchange

@@ -6,7 +6,7 @@ when a ccxt venue is actually configured: the embedded default and the native ve
 
 from __future__ import annotations
 
-from core.app.errors import LiveConfigError
+from core.app.errors import StartupError
 from core.settings.config import Settings
 from exchanges.base import LiveExchange
 
@@ -33,14 +33,15 @@ def build_ccxt_exchange(settings: Settings) -> LiveExchange:
         from exchanges.ccxt import CcxtExchange, unknown_venue
         from exchanges.ccxt.catalog import exchange_class
     except ImportError:
-        raise LiveConfigError(f"trading.venue = {venue!r} needs ccxt, an optional extra: {INSTALL_HINT}") from None
+        raise StartupError.settings(
+            f"trading.venue = {venue!r} needs ccxt, an optional extra: {INSTALL_HINT}") from None
     try:
         exchange_class(exchange_id)
     except KeyError:
-        raise LiveConfigError(f"trading.venue: {unknown_venue(exchange_id)}") from None
+        raise StartupError.settings(f"trading.venue: {unknown_venue(exchange_id)}") from None
     cfg = settings.ccxt
     if cfg.api_key is None or cfg.api_secret is None:
-        raise LiveConfigError(f"live trading on {venue} needs ccxt.api_key and ccxt.api_secret "
+        raise StartupError.settings(f"live trading on {venue} needs ccxt.api_key and ccxt.api_secret "
                               "(TRADECTL_CCXT__API_KEY / __API_SECRET, a secrets file, or the vault)")
     from exchanges.errors import ExchangeError
 
@@ -49,4 +50,4 @@ def build_ccxt_exchange(settings: Settings) -> LiveExchange:
                             rest_url=cfg.rest_url, ws_url=cfg.ws_url, websocket=cfg.websocket,
                             poll_interval_s=cfg.poll_interval_s)
     except ExchangeError as exc:  # e.g. ccxt.sandbox on an exchange without test URLs
-        raise LiveConfigError(f"trading.venue {venue!r}: {exc}") from exc
+        raise StartupError.settings(f"trading.venue {venue!r}: {exc}") from exc

@@ -22,7 +22,7 @@ import pytest
 from sqlmodel import select
 
 from bot.notify.formats import Style, from_payload
-from core.app.errors import StartupRefused
+from core.app.errors import StartupError
 from core.app.trading_core import TradingCore
 from core.ops.outbox import OutboxWriter
 from core.settings.config import Settings, load_settings
@@ -182,6 +182,6 @@ async def test_a_pair_the_feed_does_not_list_refuses_the_start_naming_the_settin
     async with fake:
         s = settings_for(fake, tmp_path, pairs=["BTC/USD", "NOPE/USD"])
         core = TradingCore(s, sqlite_db, EventBus(), instance_id="t", leader=lambda: "t", on_failure=lambda e: None)
-        with pytest.raises(StartupRefused, match=r"trading\.pairs: NOPE/USD not listed by kraken"):
+        with pytest.raises(StartupError, match=r"trading\.pairs: NOPE/USD not listed by kraken"):
             await core.start()
         assert core.engine is None and core.exchange is None

@@ -58,10 +58,10 @@ def test_a_live_feed_needs_no_replay_candles_of_its_timeframe() -> None:
 
 
 def test_a_ccxt_feed_ccxt_does_not_have_refuses_the_start_naming_the_setting() -> None:
-    from core.app.errors import StartupRefused
+    from core.app.errors import StartupError
     from core.app.paper_live import public_feed_venue
     from exchanges.clock import SystemClock
 
     s = load_settings(env={"TRADECTL_TRADING__FEED": "ccxt:nosuchexchange"}, dotenv_path=None)
-    with pytest.raises(StartupRefused, match=r"^trading\.feed: .*nosuchexchange"):
+    with pytest.raises(StartupError, match=r"^trading\.feed: .*nosuchexchange"):
         public_feed_venue(s, SystemClock())

@@ -13,7 +13,7 @@ import pytest
 from typer.testing import CliRunner
 
 from core.app.cli import app
-from core.app.errors import LiveConfigError, StartupRefused
+from core.app.errors import StartupCause, StartupError
 from core.app.live import build_live_exchange, preflight
 from core.app.trading_core import TradingCore
 from core.settings.config import ConfigError, Settings, load_settings
@@ -42,14 +42,15 @@ def test_a_ccxt_venue_is_a_setting_and_a_bad_one_says_how_to_list_them() -> None
 
 
 def test_building_names_the_missing_key_or_the_unknown_exchange() -> None:
-    with pytest.raises(LiveConfigError, match=r"ccxt\.api_key and ccxt\.api_secret"):
+    with pytest.raises(StartupError, match=r"ccxt\.api_key and ccxt\.api_secret") as missing:
         build_live_exchange(settings("ccxt:kraken"), db=None)
-    with pytest.raises(LiveConfigError, match=r"no exchange 'krakn'.*tradectl venues"):
+    with pytest.raises(StartupError, match=r"no exchange 'krakn'.*tradectl venues") as unknown:
         build_live_exchange(settings("ccxt:krakn", TRADECTL_CCXT__API_KEY="k", TRADECTL_CCXT__API_SECRET="s"),
                             db=None)
-    with pytest.raises(LiveConfigError, match="no sandbox"):
+    with pytest.raises(StartupError, match="no sandbox") as sandbox:
         build_live_exchange(settings("ccxt:kraken", TRADECTL_CCXT__API_KEY="k", TRADECTL_CCXT__API_SECRET="s",
                                      TRADECTL_CCXT__SANDBOX="true"), db=None)
+    assert {e.value.cause for e in (missing, unknown, sandbox)} == {StartupCause.SETTINGS}
 
 
 async def test_the_gate_runs_the_ccxt_preflight_and_honours_ccxt_allow_withdraw_keys() -> None:
@@ -113,7 +114,7 @@ async def test_the_service_starts_live_on_a_ccxt_venue_only_past_the_gate(sqlite
             return TradingCore(s, sqlite_db, EventBus(), instance_id="t", leader=lambda: "t", on_failure=lambda e: None)
 
         refused = core(False)
-        with pytest.raises(StartupRefused, match="no withdrawal permission: the key can transfer funds out"):
+        with pytest.raises(StartupError, match="no withdrawal permission: the key can transfer funds out"):
             await refused.start()
         allowed = core(True)  # ccxt.allow_withdraw_keys, not another venue's flag, decides
         await allowed.start()

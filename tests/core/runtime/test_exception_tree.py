@@ -55,10 +55,12 @@ def test_every_project_exception_derives_from_tradectl_error() -> None:
     assert outside == [], f"exceptions outside the tree: {outside}\nthe tree:\n{drawn}"
 
 
-def test_one_start_up_family() -> None:
-    from core.app.errors import LiveConfigError, SecretsUnusable, StartupError, StartupRefused
+def test_one_start_up_error() -> None:
+    """Start-up problems are one class; what used to be three subclasses is its ``cause``."""
+    from core.app.errors import StartupCause, StartupError
 
-    assert all(issubclass(c, StartupError) for c in (StartupRefused, LiveConfigError, SecretsUnusable))
-    startup_roots = [c for c in project_exceptions() if c.__name__.startswith("Startup") and c is not StartupError
-                     and not issubclass(c, StartupError)]
-    assert startup_roots == []
+    startup = [c for c in project_exceptions() if issubclass(c, StartupError) or c.__name__.startswith("Startup")]
+    assert startup == [StartupError]
+    assert StartupError.settings("x").cause is StartupCause.SETTINGS
+    assert StartupError.secrets("x").cause is StartupCause.SECRETS
+    assert StartupError("x").cause is StartupCause.REFUSED
