@@ -34,10 +34,10 @@ from pathlib import Path
 from typing import Protocol
 
 from core.backtest.candlefile import HEADER, read_candles
-from core.runtime.files import atomic_write
 from core.settings.settings_models import TIMEFRAMES
 from exchanges.base import Candle
 from exchanges.errors import ExchangeError, UnknownPair
+from persistence.files import atomic_write
 
 VENUES = ("kraken", "coinbase")
 KRAKEN_LIMIT = 720  # candles Kraken's OHLC endpoint returns, newest; older ones are out of reach

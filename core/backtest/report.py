@@ -19,7 +19,7 @@ import numpy as np
 from core.backtest.markets import quote_decimals
 from core.backtest.model import BacktestResult, Trade
 from core.backtest.stats import drawdown
-from core.runtime.files import atomic_write
+from persistence.files import atomic_write
 
 CSV_COLUMNS = ("pair", "entry_time", "exit_time", "qty", "entry_price", "exit_price", "fees", "pnl", "pnl_pct",
                "exit_reason")

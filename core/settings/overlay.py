@@ -35,8 +35,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from core.runtime.files import atomic_write
 from exchanges.errors import TradectlError
+from persistence.files import atomic_write
 
 DEFAULT_OVERLAY = Path("data/tuned.toml")
 ENV_VAR = "TRADECTL_BACKTEST__OVERLAY"

@@ -87,6 +87,7 @@ from core.settings.vault_keys import (
     RawKey,
     ScryptParams,
 )
+from persistence.files import atomic_write
 
 __all__ = [
     "CHECKSUM_BYTES", "DEFAULT_SCRYPT", "FORMAT_VERSION", "KDF_RAW", "KDF_SCRYPT", "KEY_BYTES", "MAGIC",
@@ -132,41 +133,6 @@ def _directory_lock(directory: Path) -> Iterator[None]:
         yield
     finally:
         os.close(fd)
-
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    """Temp file (mode 0600) in the same directory, write, fsync, rename over ``path``, fsync the directory.
-
-    When root rewrites a vault owned by another user (``sudo tradectl vault set``), the new file keeps
-    the old owner so the service can still read it.
-    """
-    try:
-        previous: os.stat_result | None = os.stat(path)
-    except FileNotFoundError:
-        previous = None
-    tmp = path.parent / f".{path.name}.{os.urandom(6).hex()}.tmp"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
-    try:
-        try:
-            os.fchmod(fd, 0o600)
-            if previous is not None and os.geteuid() == 0:
-                os.fchown(fd, previous.st_uid, previous.st_gid)
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view):]
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-    dir_fd = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
 
 
 def _check_value(name: str, value: str) -> bytes:
@@ -288,5 +254,5 @@ class Vault:
             if current != self._digest:
                 raise VaultConflict(f"the vault {self._path} changed on disk since it was opened; "
                                     "nothing was written, open it again")
-            _atomic_write(target, data)
+            atomic_write(target, data)
         self._values, self._keying, self._digest = values, keying, sha256(data)
