@@ -7,7 +7,7 @@ everywhere: 0 ok, 1 failure, 2 usage or configuration error.
 from __future__ import annotations
 
 import dataclasses
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Annotated, Any
@@ -31,6 +31,10 @@ TimeframeOpt = Annotated[str | None, typer.Option("--timeframe", help=(
     "Candle timeframe, e.g. 1h (default: trading.timeframe)."))]
 FromOpt = Annotated[str | None, typer.Option("--from", help="First candle's open time, UTC (YYYY-MM-DD or ISO 8601).")]
 ToOpt = Annotated[str | None, typer.Option("--to", help="End, exclusive, UTC (YYYY-MM-DD or ISO 8601).")]
+WarmupOpt = Annotated[int, typer.Option("--warmup", min=0, help=(
+    "Candles before --from (or at the start of the file) given to the strategies as history only, as a "
+    "service running all along would have them: indicators see them, nothing is traded on them, and the "
+    "statistics start after them (default 0: a cold start)."))]
 CsvOpt = Annotated[Path | None, typer.Option("--csv", dir_okay=False, help=(
     "Candles CSV (timestamp,open,high,low,close,volume); default: replay.csv, else what `tradectl data download` "
     "stored for the pair and timeframe, else the bundled BTC/USD 1h file."))]
@@ -179,6 +183,32 @@ def _bars(settings: Settings, csv: Path | None, start: datetime | None, end: dat
         raise _fail(f"candles: {exc}") from None
 
 
+def _warm_bars(settings: Settings, csv: Path | None, start: datetime | None, end: datetime | None, lenient: bool,
+               warmup: int) -> tuple[Any, int, str]:
+    """The run's candles with up to ``warmup`` candles of history before ``start`` (the file's first
+    ``warmup`` candles without ``--from``), how many of them there are, and a line saying so."""
+    if not warmup:
+        return _bars(settings, csv, start, end, lenient), 0, ""
+    tf = settings.trading.timeframe_s
+    early = None if start is None else start - timedelta(seconds=warmup * tf)
+    bars = _bars(settings, csv, early, end, lenient)
+    ts = bars.arrays.ts
+    w = min(warmup, len(bars)) if start is None else int((ts < int(start.timestamp())).sum())
+    if w >= len(bars):
+        raise _fail(f"--warmup {warmup}: no candles left to trade after the warm-up ({len(bars)} candles in all)")
+    first, traded = _utc(int(ts[0])), _utc(int(ts[w]))
+    if w == 0:
+        return bars, 0, f"warm-up: no candles before {traded:%Y-%m-%d %H:%M} UTC in the data; a cold start"
+    short = f" (only {w} of the {warmup} asked for are in the data)" if w < warmup else ""
+    note = (f"warm-up: {w} candles, {first:%Y-%m-%d %H:%M} -> {traded:%Y-%m-%d %H:%M} UTC, history only{short}; "
+            "trades and statistics start after them")
+    return bars, w, note
+
+
+def _utc(ts: int) -> datetime:
+    return datetime.fromtimestamp(ts, UTC)
+
+
 def backtest(config: ConfigOpt = None, pair: PairsOpt = None, timeframe: TimeframeOpt = None, start: FromOpt = None,
              end: ToOpt = None, csv: CsvsOpt = None, strategy: StrategyOpt = None, param: ParamOpt = None,
              mode: ModeOpt = None, sizing: SizingOpt = None, qty: QtyOpt = None, fraction: FractionOpt = None,
@@ -188,7 +218,7 @@ def backtest(config: ConfigOpt = None, pair: PairsOpt = None, timeframe: Timefra
              min_notional: MinNotionalOpt = None,
              out: Annotated[Path | None, typer.Option("--out", file_okay=False, help=(
                  "Directory for the trades CSV and the equity PNG (default: backtest.output_dir)."))] = None,
-             full_scan: FullScanOpt = False, quiet: QuietOpt = False) -> None:
+             full_scan: FullScanOpt = False, warmup: WarmupOpt = 0, quiet: QuietOpt = False) -> None:
     """Backtest the configured strategies on historical candles with the engine's own code path.
 
     Signals are taken on a candle's close and filled at the next candle's open (see docs/backtesting.md);
@@ -211,6 +241,8 @@ def backtest(config: ConfigOpt = None, pair: PairsOpt = None, timeframe: Timefra
     if len(pairs) > 1 and len(files) == 1:
         raise _fail(f"one --csv for {len(pairs)} pairs: give one per --pair, in the same order")
     spec = dataclasses.replace(RunSpec.from_settings(settings.backtest), prescan=not full_scan)
+    if len(pairs) > 1 and warmup:
+        raise _fail("--warmup applies to a backtest of one pair, not a portfolio")
     if len(pairs) > 1:
         from core.app.portfolio_cli import run as run_portfolio
 
@@ -218,7 +250,9 @@ def backtest(config: ConfigOpt = None, pair: PairsOpt = None, timeframe: Timefra
                              lenient, pair=p) for i, p in enumerate(pairs))
         run_portfolio(settings, series, spec, out, quiet)
         return
-    bars = _bars(settings, files[0] if files else None, _when(start, "--from"), _when(end, "--to"), lenient)
+    bars, warm, warm_note = _warm_bars(settings, files[0] if files else None, _when(start, "--from"),
+                                       _when(end, "--to"), lenient, warmup)
+    spec = dataclasses.replace(spec, warmup=warm)
     try:
         outcome = run_backtest(settings, bars, spec, settings.backtest.mode, progress=False if quiet else None)
     except ValueError as exc:
@@ -228,6 +262,8 @@ def backtest(config: ConfigOpt = None, pair: PairsOpt = None, timeframe: Timefra
                f"sizing {spec.sizing}, fill on {spec.fill_on}")
     for line in bars.report.lines() if bars.report is not None else ():
         typer.echo(line)
+    if warm_note:
+        typer.echo(warm_note)
     typer.echo(f"market rules: {pair_rules(settings, bars).describe()}")
     scanned = "; every candle scanned (--full-scan)" if full_scan and result.mode == "engine" else ""
     typer.echo(f"mode: {result.mode} ({outcome.mode_reason}){scanned}; {result.bars} candles in "

@@ -136,3 +136,41 @@ def test_tune_refuses_to_write_into_the_config_file(tmp_path: Path) -> None:
     assert run.exit_code == 2
     assert "refusing to write tuning results to your config file" in run.output
     assert config.read_text() == CONFIG
+
+
+def _trade_rows(out: Path) -> list[list[str]]:
+    (trades_csv,) = out.glob("*_trades.csv")
+    return list(csv.reader(trades_csv.open()))[1:]
+
+
+def test_warmup_gives_history_before_from_and_trades_as_a_run_going_all_along(tmp_path: Path) -> None:
+    """--warmup N: the N candles before --from are history only. The trades are those of a run started N
+    candles earlier that entered from --from on (that run is flat at --from on these candles); a cold run
+    over the window alone trades differently (its slow SMA needs 30 candles first)."""
+    base = ["backtest", "--timeframe", "1h", "--strategy", "sma_cross", *PLAIN, "--quiet"]
+    warm_out, cold_out, long_out = tmp_path / "warm", tmp_path / "cold", tmp_path / "long"
+    warm = runner.invoke(app, [*base, *RANGE, "--warmup", "60", "--out", str(warm_out)])
+    assert warm.exit_code == 0, warm.output
+    assert "warm-up: 60 candles, 2018-12-29 12:00 -> 2019-01-01 00:00 UTC, history only" in warm.output
+    assert "1416 candles" in warm.output  # January and February 2019: the warm-up is not counted
+    cold = runner.invoke(app, [*base, *RANGE, "--out", str(cold_out)])
+    longer = runner.invoke(app, [*base, "--from", "2018-12-29T12:00", "--to", "2019-03-01", "--out", str(long_out)])
+    assert cold.exit_code == 0 and longer.exit_code == 0, cold.output + longer.output
+    warm_rows = _trade_rows(warm_out)
+    after_from = [r for r in _trade_rows(long_out) if r[1] >= "2019-01-01"]
+    assert warm_rows and warm_rows == after_from  # (the long run holds no position across --from here)
+    assert warm_rows != _trade_rows(cold_out)
+
+
+def test_warmup_says_what_it_found_and_refuses_a_portfolio(tmp_path: Path) -> None:
+    base = ["backtest", "--timeframe", "1h", "--strategy", "sma_cross", *PLAIN, "--quiet", "--out", str(tmp_path)]
+    first = runner.invoke(app, [*base, "--from", "2017-01-01", "--to", "2018-02-01", "--warmup", "24"])
+    assert first.exit_code == 0, first.output
+    assert "a cold start" in first.output
+    portfolio = runner.invoke(app, [*base, "--pair", "BTC/USD", "--pair", "ETH/USD", "--warmup", "24"])
+    assert portfolio.exit_code == 2 and "--warmup applies to a backtest of one pair" in portfolio.output
+    negative = runner.invoke(app, [*base, "--warmup", "-5"])
+    assert negative.exit_code == 2
+    everything = runner.invoke(app, [*base, "--from", "2019-01-01", "--to", "2019-01-02", "--warmup", "100000"])
+    assert everything.exit_code == 0, everything.output
+    assert "only" in everything.output and "of the 100000 asked for are in the data" in everything.output
