@@ -16,6 +16,7 @@ from core.settings.settings_models import TradingSettings
 from core.trading import accounting
 from core.trading.market_data import MarketData
 from core.trading.risk import Portfolio, TradeStats
+from core.trading.traded import TradedPairs
 from core.trading.values import PositionStatus
 from exchanges.base import Balance, Candle, Exchange
 from exchanges.clock import Clock
@@ -79,9 +80,12 @@ class _Tally:
 
 
 class Books:
+    """``pairs``: the traded pairs, whose base currencies count in the equity."""
+
     def __init__(self, *, db: Database, exchange: Exchange, market_data: MarketData, trading: TradingSettings,
-                 clock: Clock, timezone: str, counters: Counter[str]) -> None:
+                 pairs: TradedPairs, clock: Clock, timezone: str, counters: Counter[str]) -> None:
         self.db, self.venue, self.md, self.trading, self.clock = db, exchange, market_data, trading, clock
+        self.pairs = pairs
         self.tz = timezone
         self.counters = counters
         self._tally: _Tally | None = None
@@ -115,7 +119,7 @@ class Books:
 
     async def equity(self, balances: Mapping[str, Balance] | None = None) -> Decimal:
         balances = balances if balances is not None else await self.venue.balances()
-        return equity_of(balances, self.trading.quote, self.trading.pairs, self.md)
+        return equity_of(balances, self.trading.quote, self.pairs.active, self.md)
 
     async def portfolio(self) -> Portfolio:
         balances = await self.venue.balances()

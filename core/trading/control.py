@@ -32,6 +32,7 @@ from core.trading.kill import KillSwitch
 from core.trading.manual import ManualOrders
 from core.trading.queries import closed_position
 from core.trading.state import KILLED, PAUSED, RUNNING, TradingStates
+from core.trading.traded import TradedPairs
 from core.trading.values import OrderPurpose, PositionStatus, market_rules
 from persistence.db import Database
 from persistence.models import PositionRow
@@ -39,7 +40,7 @@ from persistence.models import PositionRow
 
 class Control:
     def __init__(self, *, db: Database, states: TradingStates, kill_switch: KillSwitch, exits: Exits,
-                 executor: Executor, pairs: tuple[str, ...], manual: ManualOrders | None = None) -> None:
+                 executor: Executor, pairs: TradedPairs, manual: ManualOrders | None = None) -> None:
         """``manual``: orders by hand (/buy, /sell, /orders, /cancel); without it they are refused."""
         self.db, self.states, self.kill_switch, self.exits, self.executor = db, states, kill_switch, exits, executor
         self.pairs = pairs
@@ -79,7 +80,8 @@ class Control:
                                        "(/kill again retries it)")
         if isinstance(intent, ClosePosition):
             if intent.pair not in self.pairs:
-                return IntentResult(False, f"unknown pair {intent.pair!r}; traded pairs: {', '.join(self.pairs)}")
+                traded = ", ".join(self.pairs.active)
+                return IntentResult(False, f"unknown pair {intent.pair!r}; traded pairs: {traded}")
             pos = await self.exits.open_position(intent.pair)
             if pos is None or pos.status != PositionStatus.OPEN:
                 return IntentResult(False, f"no open position in {intent.pair}")

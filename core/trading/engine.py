@@ -4,8 +4,10 @@ It runs on an injected clock, market-data feed and exchange, and builds its part
 with the collaborators it needs and no reference back to the engine: the trading state and its
 transitions (:mod:`core.trading.state`), exits and protection (:mod:`core.trading.exits`), the
 valuation (:mod:`core.trading.books`), the kill switch, intents (:mod:`core.trading.control`), the
-queries, the outage watch and recovery. Owned tasks (under a :class:`~core.runtime.lifecycle.Supervisor`;
-a failure is logged, published as an alert and reported through ``on_failure``):
+queries, the outage watch and recovery. The traded pairs are one :class:`~core.trading.traded.TradedPairs`,
+given at construction to every part that reads them and changed only by ``/pairs``
+(:mod:`core.trading.pairs`). Owned tasks (under a :class:`~core.runtime.lifecycle.Supervisor`; a failure
+is logged, published as an alert and reported through ``on_failure``):
 
 - ``engine:feed``: consumes the feed; each closed candle updates market data, lets market hooks
   run (the paper venue matches resting orders there), applies new fills, checks stops against the
@@ -55,6 +57,7 @@ from core.trading.queries import Identity, Liveness, Queries
 from core.trading.recovery import Recovery
 from core.trading.risk import Portfolio, RiskManager
 from core.trading.state import PAUSED, RUNNING, StateStore, TradingState, TradingStates
+from core.trading.traded import TradedPairs
 from core.trading.values import OrderPurpose, PositionStatus
 from core.trading.views import (
     BalanceView,
@@ -125,8 +128,6 @@ class Engine:
         self.db, self.venue, self.md, self.clock, self.events = db, exchange, market_data, clock, events
         self.risk, self.executor, self.state_store = risk, executor, state
         self.trading = trading
-        self._feed = feed
-        self._evaluate = evaluate
         self._prescan = prescan
         self._inline_scan = inline_scan
         self._hooks = market_hooks
@@ -148,8 +149,10 @@ class Engine:
         self._in_hand: tuple[str, datetime] | None = None  # the candle being processed (see on_candle)
         self._running = False
         self.states = TradingStates(state, events)
-        self.books = Books(db=db, exchange=exchange, market_data=market_data, trading=trading, clock=clock,
-                           timezone=timezone, counters=self.counters)
+        # the one pair set every part below reads; only /pairs changes it (core/trading/pairs.py)
+        self.traded = TradedPairs(trading.pairs)
+        self.books = Books(db=db, exchange=exchange, market_data=market_data, trading=trading, pairs=self.traded,
+                           clock=clock, timezone=timezone, counters=self.counters)
         self.exits = Exits(db=db, executor=executor, states=self.states, market_data=market_data,
                            markets=self.markets, counters=self.counters)
         # every entry, the strategy's and a /buy, is checked and written under one lock (core/trading/entries.py)
@@ -157,32 +160,32 @@ class Engine:
         self.kill_switch = KillSwitch(db=db, executor=executor, states=self.states, events=events, markets=self.markets)
         self.manual = ManualOrders(db=db, executor=executor, states=self.states, exits=self.exits, books=self.books,
                                    risk=risk.s, market_data=market_data, markets=self.markets,
-                                   pairs=lambda: self.pairs, clock=clock, limit_band=trading.manual_limit_band,
-                                   closing=lambda pair: pair in self.pair_set.closing, entries=self.entries)
+                                   pairs=self.traded, clock=clock, limit_band=trading.manual_limit_band,
+                                   entries=self.entries)
         self.control = Control(db=db, states=self.states, kill_switch=self.kill_switch, exits=self.exits,
-                               executor=executor, pairs=trading.pairs, manual=self.manual)
+                               executor=executor, pairs=self.traded, manual=self.manual)
         self.queries = Queries(db=db, exchange=exchange, market_data=market_data, markets=self.markets,
-                               trading=trading, clock=clock, timezone=timezone, states=self.states,
+                               trading=trading, pairs=self.traded, clock=clock, timezone=timezone, states=self.states,
                                executor=executor, books=self.books, counters=self.counters,
                                identity=Identity(mode=mode, instance_id=instance_id, leader=leader,
                                                  started=time.monotonic()))
         self.watch = DatabaseWatch(db, self.states, events, self.counters)
         self.recovery = Recovery(db=db, exchange=exchange, executor=executor, states=self.states, events=events,
-                                 market_data=market_data, markets=self.markets, pairs=trading.pairs,
+                                 market_data=market_data, markets=self.markets, pairs=self.traded,
                                  kill_switch=self.kill_switch, control=self.control, books=self.books,
                                  watch=self.watch, work=self._work, wait_s=recovery_wait_s,
                                  stale_command_s=stale_command_s)
         # /pairs add|remove: the pair set changes here, on the engine's side (core/trading/pairs.py)
         self.pair_set = PairManager(db=db, venue=exchange, feed=feed, market_data=market_data, exits=self.exits,
                                     executor=executor, states=self.states, events=events, clock=clock,
-                                    markets=self.markets, holders=(self, self.books, self.queries),
-                                    lists=(self.control, self.recovery), counters=self.counters,
+                                    markets=self.markets, pairs=self.traded, counters=self.counters,
                                     overlay=pairs_overlay)
         self._feed, self._evaluate = self.pair_set.gate(feed), self.pair_set.guard(evaluate)
 
     @property
     def pairs(self) -> tuple[str, ...]:
-        return self.trading.pairs
+        """The pairs traded now (``trading.pairs`` at start, then as ``/pairs`` changed them)."""
+        return self.traded.active
 
     @property
     def state(self) -> TradingState:
@@ -347,7 +350,7 @@ class Engine:
         if self.state.state != RUNNING:
             self.counters["entries_skipped_not_running"] += 1
             return
-        if pair not in self.pairs or pair in self.pair_set.closing:  # removed while the strategy ran
+        if not self.traded.takes_entries(pair):  # removed while the strategy ran
             return
         price = self.md.price(pair)
         if price is None:
@@ -380,7 +383,7 @@ class Engine:
         if self.state.state != RUNNING:  # a kill or pause landed while we were writing
             await self.executor.abandon(row, "entries stopped before sending")
             return
-        if pair not in self.pairs or pair in self.pair_set.closing:  # a /pairs remove landed meanwhile
+        if not self.traded.takes_entries(pair):  # a /pairs remove landed meanwhile
             await self.executor.abandon(row, "the pair is being removed")
             return
         await self.executor.send(row)
@@ -410,8 +413,7 @@ class Engine:
             return
         try:
             if passes % 10 == 0:
-                for note in await self.executor.resend_unsent(state=self.state.state,
-                                                              priced=lambda pair: self.md.price(pair) is not None):
+                for note in await self.executor.resend_unsent(state=self.state.state, priced=self.md.priced):
                     log.info("order retry: %s", note)
             await self.executor.poll_fills()
             for pair in self.pairs:

@@ -37,7 +37,7 @@ take-profit levels chosen by hand, time-in-force or expiry of resting orders.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from decimal import Decimal, InvalidOperation
 
@@ -63,6 +63,7 @@ from core.trading.market_data import MarketData
 from core.trading.risk import Portfolio
 from core.trading.sells import NoSell, SellAsk, write_sells
 from core.trading.state import KILLED, RUNNING, TradingStates
+from core.trading.traded import TradedPairs
 from core.trading.values import EXIT_PURPOSES, OPEN_STATES, OrderPurpose, PositionStatus
 from exchanges.base import Market, OrderStatus, OrderType, Side
 from exchanges.clock import Clock
@@ -108,18 +109,16 @@ class _Plan:
 
 
 class ManualOrders:
-    """``pairs`` reads the traded pairs at each call (they may change while running); ``markets`` is
-    the engine's mapping of the venue's markets."""
+    """``pairs`` are the traded pairs, read at each order (``/pairs`` may change them while running; no buy
+    goes into one being removed); ``markets`` is the engine's mapping of the venue's markets."""
 
     def __init__(self, *, db: Database, executor: Executor, states: TradingStates, exits: Exits, books: Books,
                  risk: RiskSettings, market_data: MarketData, markets: Mapping[str, Market],
-                 pairs: Callable[[], tuple[str, ...]], clock: Clock, limit_band: Decimal,
-                 closing: Callable[[str], bool] = lambda pair: False, entries: EntryGuard) -> None:
-        """``closing`` tells whether a pair is being removed (``/pairs remove``): no buy goes into it.
-        ``entries`` writes a buy under the lock every entry takes (:mod:`core.trading.entries`)."""
+                 pairs: TradedPairs, clock: Clock, limit_band: Decimal, entries: EntryGuard) -> None:
+        """``entries`` writes a buy under the lock every entry takes (:mod:`core.trading.entries`)."""
         self.db, self.executor, self.states, self.exits, self.books = db, executor, states, exits, books
         self.risk, self.md, self.markets, self.pairs, self.clock = risk, market_data, markets, pairs, clock
-        self.closing, self.entries = closing, entries
+        self.entries = entries
         self.limit_band = limit_band
         self._resting_sells: set[str] = set()  # pairs that may have a resting limit sell
         self._loaded = False  # whether the set above includes what the database held at start
@@ -140,10 +139,9 @@ class ManualOrders:
 
     async def check(self, intent: PlaceOrder) -> _Plan:
         """Price the order and run every check; :class:`Refused` says what is wrong."""
-        pairs = self.pairs()
-        if intent.pair not in pairs or intent.pair not in self.markets:
-            raise Refused(f"unknown pair {intent.pair}; traded pairs: {', '.join(pairs)}")
-        if intent.side == Side.BUY and self.closing(intent.pair):
+        if intent.pair not in self.pairs or intent.pair not in self.markets:
+            raise Refused(f"unknown pair {intent.pair}; traded pairs: {', '.join(self.pairs.active)}")
+        if intent.side == Side.BUY and intent.pair in self.pairs.closing:
             raise Refused(self._removed(intent.pair))
         if intent.side not in (Side.BUY, Side.SELL):
             raise Refused(f"side must be buy or sell, not {intent.side!r}")
@@ -323,7 +321,7 @@ class ManualOrders:
             if isinstance(written, NoEntry):
                 return _fail(f"{written.why}; nothing was bought")
             _, row = written
-            if q.pair not in self.pairs() or self.closing(q.pair):  # removed while the order was written
+            if not self.pairs.takes_entries(q.pair):  # removed while the order was written
                 await self.executor.abandon(row, "the pair is being removed")
                 return _fail(self._removed(q.pair) + "; nothing was bought")
         else:

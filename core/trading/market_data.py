@@ -202,6 +202,10 @@ class MarketData:
             return t.last
         return close
 
+    def priced(self, pair: str) -> bool:
+        """Whether ``pair`` has a price yet (an unsent order of a pair without one waits for it)."""
+        return self.price(pair) is not None
+
     def age_s(self, pair: str, now: datetime) -> float | None:
         last = self._last_update.get(pair)
         return None if last is None else max(0.0, (now - last).total_seconds())

@@ -12,8 +12,9 @@ does, in order:
   that venue's real rules for the pair); without history the venue's candles back-fill it
   (``exchange.candles``: live mode, over REST). The market data holds
   that history before the pair's first candle goes through: until then the feed waits at the pair's
-  gate, so the first strategy scan sees a full window. Then the overlay is written, the engine's pair
-  set changes and a ``pairs_changed`` alert goes out. Any failure on the way undoes what was done.
+  gate, so the first strategy scan sees a full window. Then the overlay is written, the engine's
+  :class:`~core.trading.traded.TradedPairs` changes (every part of the engine reads the pairs there) and a
+  ``pairs_changed`` alert goes out. Any failure on the way undoes what was done.
 - **remove**: without a position the pair is dropped at once (the feed unsubscribes, its candles are
   ignored from then). With one, the caller chooses: ``close`` sells it at market and drops the pair once
   it is closed; ``keep`` stops new entries and keeps managing its stops and exits, and the pair is
@@ -38,19 +39,19 @@ import asyncio
 import logging
 import re
 from collections import Counter
-from collections.abc import AsyncIterator, Callable, MutableMapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, MutableMapping, Sequence
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
 from core.settings.config import Settings, setting_origin
 from core.settings.overlay import PAIRS_FILE, PairsOverlay, read_pairs_overlay, write_pairs_overlay
-from core.settings.settings_models import TradingSettings
 from core.trading.events import EventBus, PairsChanged
 from core.trading.executor import Executor
 from core.trading.exits import Exits
 from core.trading.intents import AddPair, IntentResult, ListPairs, PairView, RemovePair
 from core.trading.market_data import MarketData
 from core.trading.state import KILLED, RUNNING, TradingStates
+from core.trading.traded import TradedPairs
 from core.trading.values import OrderPurpose, PositionStatus
 from exchanges.base import Candle, Exchange, Market, MarketEvent, OpenMarkets, PairSubscriptions, Ticker
 from exchanges.clock import Clock
@@ -77,33 +78,20 @@ class FeedListing(Protocol):
         ...
 
 
-class HoldsTrading(Protocol):
-    """A part of the engine that reads ``trading.pairs`` (the engine, the books, the queries)."""
-
-    trading: TradingSettings
-
-
-class HoldsPairs(Protocol):
-    """A part of the engine that keeps its own tuple of pairs (control, recovery)."""
-
-    pairs: tuple[str, ...]
-
-
 class PairManager:
-    """The engine's pair set and its changes (see the module docstring)."""
+    """The changes to the engine's :class:`~core.trading.traded.TradedPairs` (see the module docstring):
+    the one writer of the object every other part of the engine reads the pairs from."""
 
     def __init__(self, *, db: Database, venue: Exchange, feed: object, market_data: MarketData, exits: Exits,
                  executor: Executor, states: TradingStates, events: EventBus, clock: Clock,
-                 markets: MutableMapping[str, Market], holders: Sequence[HoldsTrading],
-                 lists: Sequence[HoldsPairs], counters: Counter[str], overlay: Path | None = None) -> None:
+                 markets: MutableMapping[str, Market], pairs: TradedPairs, counters: Counter[str],
+                 overlay: Path | None = None) -> None:
         self.db, self.venue, self.feed, self.md, self.exits = db, venue, feed, market_data, exits
         self.executor, self.states, self.events, self.clock = executor, states, events, clock
-        self.markets, self._holders, self._lists, self.counters = markets, holders, lists, counters
+        self.markets, self.traded, self.counters = markets, pairs, counters
         self._lock = asyncio.Lock()
         self._warming: dict[str, asyncio.Event] = {}
         self.overlay: Path | None = None
-        # pairs removed with "keep" (or "close" before the exit filled) -> who asked
-        self.closing: dict[str, str] = {}
         # pairs added on a feed that cannot subscribe while running: saved, traded after a restart
         self.after_restart: dict[str, Market] = {}
         self.use_overlay(overlay)
@@ -113,11 +101,16 @@ class PairManager:
         restart does). Raises :class:`~core.settings.overlay.OverlayError` for a malformed file."""
         self.overlay = path
         found = read_pairs_overlay(path) if path is not None else None
-        self.closing = {p: "restart" for p in (found.closing if found else ()) if p in self.pairs}
+        self.traded.resume_closing(found.closing if found else (), "restart")
 
     @property
     def pairs(self) -> tuple[str, ...]:
-        return self._holders[0].trading.pairs
+        return self.traded.active
+
+    @property
+    def closing(self) -> Mapping[str, str]:
+        """The pairs removed with ``keep`` (or ``close`` before the exit filled), each with who asked."""
+        return self.traded.closing
 
     # -- hooks the engine wires in -----------------------------------------------------------
 
@@ -200,7 +193,7 @@ class PairManager:
             if intent.preview:
                 return IntentResult(True, f"{pair} is being removed; adding it allows its entries again")
             self._save(by, closing=[p for p in self.closing if p != pair])
-            del self.closing[pair]
+            self.traded.reopen(pair)
             await self.events.announce(self.db, PairsChanged(pair=pair, change="added", by=by, pairs=self.pairs,
                                                              note="it was being removed; entries allowed again"))
             return IntentResult(True, f"{pair} is traded again: new entries are allowed")
@@ -255,7 +248,7 @@ class PairManager:
             warming.set()
             self._warming.pop(pair, None)
         self.markets[pair] = market
-        self._set((*self.pairs, pair))
+        self.traded.add(pair)
         note = f"{loaded} candles of history from {source}" if loaded else "no history yet"
         await self.events.announce(self.db, PairsChanged(pair=pair, change="added", by=by, pairs=self.pairs,
                                                          note=note))
@@ -309,7 +302,7 @@ class PairManager:
             self._save(by, closing=(*self.closing, pair))
         except OSError as exc:
             return IntentResult(False, f"cannot save the pairs overlay ({exc}); nothing changed")
-        self.closing[pair] = by
+        self.traded.wind_down(pair, by)
         if intent.then == "keep" or pos.status != PositionStatus.OPEN:
             why = "" if intent.then == "keep" else " (its entry order is still working, so it is not sold now)"
             await self.events.announce(self.db, PairsChanged(pair=pair, change="closing", by=by, pairs=self.pairs,
@@ -327,23 +320,13 @@ class PairManager:
 
     async def _drop(self, pair: str, by: str, note: str) -> None:
         self._save(by, without=pair)
-        self.closing.pop(pair, None)
-        self._set(tuple(p for p in self.pairs if p != pair))
+        self.traded.drop(pair)
         if isinstance(self.feed, PairSubscriptions):
             await self.feed.remove(pair)
         await self.events.announce(self.db, PairsChanged(pair=pair, change="removed", by=by, pairs=self.pairs,
                                                          note=note))
 
-    # -- the pair set and its overlay --------------------------------------------------------
-
-    def _set(self, pairs: tuple[str, ...]) -> None:
-        """Every part of the engine that reads the pairs sees ``pairs`` from now on (settings are
-        frozen: each holder gets a copy with the new tuple)."""
-        trading = self._holders[0].trading.model_copy(update={"pairs": pairs})
-        for holder in self._holders:
-            holder.trading = trading
-        for part in self._lists:
-            part.pairs = pairs
+    # -- the overlay ------------------------------------------------------------------------
 
     def _save(self, by: str, *, extra: tuple[str, ...] = (), without: str = "",
               closing: Sequence[str] | None = None) -> None:

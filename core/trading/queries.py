@@ -20,6 +20,7 @@ from core.trading.executor import Executor
 from core.trading.intents import ClosedPosition
 from core.trading.market_data import MarketData
 from core.trading.state import TradingStates
+from core.trading.traded import TradedPairs
 from core.trading.values import OPEN_STATES, PositionStatus, market_rules
 from core.trading.views import (
     BalanceView,
@@ -86,12 +87,14 @@ def closed_position(p: PositionRow, markets: Mapping[str, Market]) -> ClosedPosi
 
 
 class Queries:
-    """``markets`` is the engine's mapping of the venue's markets (filled when the engine starts)."""
+    """``markets`` is the engine's mapping of the venue's markets (filled when the engine starts); ``pairs``
+    the traded pairs (their data ages in /status and /health)."""
 
     def __init__(self, *, db: Database, exchange: Exchange, market_data: MarketData, markets: Mapping[str, Market],
-                 trading: TradingSettings, clock: Clock, timezone: str, states: TradingStates, executor: Executor,
-                 books: Books, counters: Counter[str], identity: Identity) -> None:
+                 trading: TradingSettings, pairs: TradedPairs, clock: Clock, timezone: str, states: TradingStates,
+                 executor: Executor, books: Books, counters: Counter[str], identity: Identity) -> None:
         self.db, self.venue, self.md, self.markets, self.trading = db, exchange, market_data, markets, trading
+        self.pairs = pairs
         self.clock, self.tz, self.states, self.executor, self.books = clock, timezone, states, executor, books
         self.counters, self.identity = counters, identity
         self._book: _Book | None = None
@@ -152,7 +155,7 @@ class Queries:
                           state_changed_at=state.changed_at, mode=who.mode, venue=self.venue.name, quote=quote,
                           equity=equity.quantize(MONEY), cash=cash.quantize(MONEY), positions=positions,
                           today_pnl=today.quantize(MONEY), today_pnl_pct=today_pct, unrealized=unrealized,
-                          data_age_s={p: self.md.age_s(p, now) for p in self.trading.pairs}, leader=who.leader(),
+                          data_age_s={p: self.md.age_s(p, now) for p in self.pairs.active}, leader=who.leader(),
                           instance_id=who.instance_id, uptime_s=who.uptime_s(), open_orders=open_orders,
                           paper_label=self.trading.paper_label)
 
@@ -252,7 +255,7 @@ class Queries:
             since = liveness.database_down_since.astimezone(ZoneInfo(self.tz))  # local, as every time in chat
             comps["database"] = f"unreachable since {since:%H:%M:%S %Z} ({liveness.database_retries} retries)"
         now = self.clock.now()
-        for p in self.trading.pairs:
+        for p in self.pairs.active:
             age = self.md.age_s(p, now)
             comps[f"data:{p}"] = "no data yet" if age is None else f"{age:.0f}s old"
         counters = dict(self.counters)

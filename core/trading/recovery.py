@@ -53,6 +53,7 @@ from core.trading.market_data import MarketData
 from core.trading.outage import DatabaseWatch, is_database_outage
 from core.trading.reconciliation import record_differences
 from core.trading.state import KILLED, TradingStates
+from core.trading.traded import TradedPairs
 from core.trading.values import EXIT_PURPOSES, OPEN_STATES, OrderPurpose, PositionStatus
 from core.trading.work import Work
 from exchanges.base import Exchange, Market, OrderStatus
@@ -95,7 +96,7 @@ class Recovery:
     engine's mapping of the venue's markets (filled before :meth:`begin`)."""
 
     def __init__(self, *, db: Database, exchange: Exchange, executor: Executor, states: TradingStates,
-                 events: EventBus, market_data: MarketData, markets: Mapping[str, Market], pairs: tuple[str, ...],
+                 events: EventBus, market_data: MarketData, markets: Mapping[str, Market], pairs: TradedPairs,
                  kill_switch: KillSwitch, control: Control, books: Books, watch: DatabaseWatch, work: Work,
                  wait_s: float = 60.0, stale_command_s: float = 120.0) -> None:
         self.db, self.venue, self.executor, self.states, self.events = db, exchange, executor, states, events
@@ -276,7 +277,7 @@ class Recovery:
             if req.command == "close":
                 pair = first.upper().replace("-", "/").replace("_", "/")
                 intent = ClosePosition(requested_by=req.requested_by, pair=pair)
-                pairs = {pair} & set(self.pairs)
+                pairs = {pair} & set(self.pairs.active)
             elif req.command == "cancel":
                 everything = first.lower() == "all"
                 intent = CancelOrders(requested_by=req.requested_by, order_id="" if everything else first,
@@ -284,7 +285,7 @@ class Recovery:
                 pairs = set()
             else:
                 intent = CloseAll(requested_by=req.requested_by)
-                pairs = set(self.pairs)
+                pairs = set(self.pairs.active)
             if self.states.state == KILLED:
                 outcome = ("not executed: trading is killed, the kill " +
                            ("cancelled every order" if req.command == "cancel" else "flattened every position"))

@@ -11,6 +11,7 @@ from core.trading import accounting
 from core.trading.books import Books
 from core.trading.market_data import MarketData
 from core.trading.risk import TradeStats
+from core.trading.traded import TradedPairs
 from core.trading.values import PositionStatus
 from exchanges.clock import SimClock
 from exchanges.paper import MarketRules, PaperExchange
@@ -23,8 +24,9 @@ T = datetime(2024, 3, 1, tzinfo=UTC)
 def books(db: Database) -> Books:
     clock = SimClock(T)
     venue = PaperExchange(db, {"BTC/USD": MarketRules()}, clock=clock)
-    return Books(db=db, exchange=venue, market_data=MarketData(3600), trading=TradingSettings(pairs=("BTC/USD",)),
-                 clock=clock, timezone="UTC", counters=Counter())
+    trading = TradingSettings(pairs=("BTC/USD",))
+    return Books(db=db, exchange=venue, market_data=MarketData(3600), trading=trading,
+                 pairs=TradedPairs(trading.pairs), clock=clock, timezone="UTC", counters=Counter())
 
 
 async def close(db: Database, *pnls: str, start: int = 0) -> list[PositionRow]:
