@@ -29,7 +29,7 @@ from bot.identity import Role
 from bot.prompts import Prompt, expiry
 from bot.registry import arg, command
 from bot.reply import Block, KeyValues, Reply, Table, Text
-from core.trading import CancelOrders, IntentResult, ListOrders, OrderQuote, OrderView, PlaceOrder
+from core.trading import CancelOrders, IntentResult, ListOrders, OrderQuote, OrderView, PlaceOrder, Side
 
 _NUMBER = re.compile(r"^[0-9]{1,15}(\.[0-9]{1,18})?$|^\.[0-9]{1,18}$")  # ASCII digits only
 _AMOUNT = re.compile(r"^(?P<number>[^A-Za-z]*?)\s*(?P<code>[A-Za-z]{2,10})?$")
@@ -89,7 +89,7 @@ def parse_amount(pair: str, text: str) -> Parsed:
     raise UsageError(f"the amount is in {base} (0.01) or in {quote} (250{quote}), not {code}")
 
 
-def _request(ctx: CommandContext, args: OrderArgs, side: str, *, preview: bool) -> PlaceOrder:
+def _request(ctx: CommandContext, args: OrderArgs, side: Side, *, preview: bool) -> PlaceOrder:
     parsed = parse_amount(args.pair, args.amount)
     if parsed.force and ctx.role < Role.ADMIN:
         raise CommandError("force (overriding the risk limits) is for admins only; nothing was done")
@@ -108,13 +108,13 @@ def _how(q: OrderQuote) -> str:
     return f"limit @ {fmt.price(q.limit_price, q.price_tick)}"
 
 
-async def order_prompt(ctx: CommandContext, args: Any, expires_at: datetime, side: str) -> Prompt:
+async def order_prompt(ctx: CommandContext, args: Any, expires_at: datetime, side: Side) -> Prompt:
     """Prices the order with the engine (which checks it): refused at once when it would be refused."""
     result = await ctx.services.submit(_request(ctx, args, side, preview=True))
     if not result.ok or result.quote is None:
         raise _refused(result)
     q = result.quote
-    verb = "Buys" if side == "buy" else "Sells"
+    verb = "Buys" if side == Side.BUY else "Sells"
     amount = f"{fmt.qty(q.qty, q.qty_step)} {q.base}"
     asked = f" ({q.requested}" + (f", rounded down to the {fmt.qty(q.qty_step)} {q.base} step)" if q.rounded else ")")
     # the amount as asked, when it says more than the quantity: given in the quote currency, or rounded
@@ -124,31 +124,31 @@ async def order_prompt(ctx: CommandContext, args: Any, expires_at: datetime, sid
              f"{verb} {amount}{'' if in_base else asked} at ≈ {fmt.price(q.price, q.price_tick)}.",
              f"Value ≈ {fmt.money(q.value, q.quote)}, fee ≈ {fmt.money(q.fee, q.quote)} "
              f"({'maker' if q.maker else 'taker'} {q.fee_rate * 100:.2f}%).",
-             f"{'You pay' if side == 'buy' else 'You receive'} ≈ {fmt.money(q.total, q.quote)}."]
+             f"{'You pay' if side == Side.BUY else 'You receive'} ≈ {fmt.money(q.total, q.quote)}."]
     if q.limit_price is not None:
         lines.append(f"Market now {fmt.price(q.market_price, q.price_tick)}; the order rests until the market reaches "
                      f"the limit (/orders, /cancel).")
-    if side == "buy" and q.stop is not None:
+    if side == Side.BUY and q.stop is not None:
         lines.append(f"Managed like the strategy's positions: stop {fmt.price(q.stop, q.price_tick)}, /close, /kill.")
-    if side == "sell" and q.position_qty is not None:
+    if side == Side.SELL and q.position_qty is not None:
         left = q.position_qty - q.qty
         lines.append("Closes the position." if left <= 0 else
                      f"The position keeps {fmt.qty(left, q.qty_step)} {q.base} (its stop stays).")
     if q.overridden:
         lines.append(f"⚠ Overrides the risk limits (admin): {'; '.join(q.overridden)}.")
     lines.append(expiry(ctx, expires_at))
-    return Prompt("\n".join(lines), f"{'Buy' if side == 'buy' else 'Sell'} {q.pair}")
+    return Prompt("\n".join(lines), f"{'Buy' if side == Side.BUY else 'Sell'} {q.pair}")
 
 
 async def buy_prompt(ctx: CommandContext, args: Any, expires_at: datetime) -> Prompt:
-    return await order_prompt(ctx, args, expires_at, "buy")
+    return await order_prompt(ctx, args, expires_at, Side.BUY)
 
 
 async def sell_prompt(ctx: CommandContext, args: Any, expires_at: datetime) -> Prompt:
-    return await order_prompt(ctx, args, expires_at, "sell")
+    return await order_prompt(ctx, args, expires_at, Side.SELL)
 
 
-def placed_reply(result: IntentResult, side: str) -> Reply:
+def placed_reply(result: IntentResult, side: Side) -> Reply:
     """What the order did: filled (price, fee) or resting, with its id for /cancel."""
     if not result.ok or not result.orders:
         raise _refused(result)
@@ -156,7 +156,7 @@ def placed_reply(result: IntentResult, side: str) -> Reply:
     q = result.quote
     quote = o.quote
     base = o.pair.partition("/")[0]
-    verb = "Bought" if side == "buy" else "Sold"
+    verb = "Bought" if side == Side.BUY else "Sold"
     override = " Risk limits overridden by an admin (force)." if q is not None and q.overridden else ""
     if o.filled_qty >= o.qty and o.avg_price is not None:
         head = (f"{verb} {fmt.qty(o.filled_qty, o.qty_step)} {base} at {fmt.price(o.avg_price, o.price_tick)}, "
@@ -177,7 +177,7 @@ def placed_reply(result: IntentResult, side: str) -> Reply:
     blocks: list[Block] = [Text(head, "success"), KeyValues(f"{o.pair} {side}", tuple(items))]
     if o.filled_qty < o.qty:
         blocks.append(Text(f"/orders lists it; /cancel {o.short_id} withdraws it."))
-    elif side == "buy":
+    elif side == Side.BUY:
         blocks.append(Text("/positions shows the position; its stop and exits are managed like the strategy's."))
     return Reply(tuple(blocks))
 
@@ -187,7 +187,7 @@ def placed_reply(result: IntentResult, side: str) -> Reply:
          usage="Examples: /buy BTC/USD 0.01, /buy BTC/USD 250USD, /buy ETH/USD 0.5 @ 3000. "
                "Risk limits apply; an admin may add force to override them (never a kill).")
 async def buy(ctx: CommandContext, args: OrderArgs) -> Reply:
-    return placed_reply(await ctx.services.submit(_request(ctx, args, "buy", preview=False)), "buy")
+    return placed_reply(await ctx.services.submit(_request(ctx, args, Side.BUY, preview=False)), Side.BUY)
 
 
 @command("sell", role=Role.TRADER, confirm=True, destructive=True, args=OrderArgs, prompt=sell_prompt,
@@ -195,7 +195,7 @@ async def buy(ctx: CommandContext, args: OrderArgs) -> Reply:
          usage="Examples: /sell BTC/USD 0.005, /sell BTC/USD 100USD, /sell BTC/USD 0.01 @ 70000. Spot, long-only: "
                "a sell without a position (a short) is refused.")
 async def sell(ctx: CommandContext, args: OrderArgs) -> Reply:
-    return placed_reply(await ctx.services.submit(_request(ctx, args, "sell", preview=False)), "sell")
+    return placed_reply(await ctx.services.submit(_request(ctx, args, Side.SELL, preview=False)), Side.SELL)
 
 
 def order_rows(orders: tuple[OrderView, ...], now: datetime) -> tuple[tuple[str, ...], ...]:

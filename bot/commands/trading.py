@@ -30,6 +30,7 @@ from core.trading import (
     IntentResult,
     Kill,
     OpenItem,
+    OpenKind,
     PauseEntries,
     Rearm,
     Resume,
@@ -74,7 +75,7 @@ def closed_blocks(closed: Sequence[ClosedPosition]) -> list[Block]:
 def _items(items: Sequence[OpenItem]) -> str:
     """``ETH/USD 0.704, SOL/USD 19.8 (sell order)``."""
     def one(i: OpenItem) -> str:
-        what = " ".join(x for x in (i.side, "order") if x) if i.what == "order" else ""
+        what = " ".join(x for x in (i.side, "order") if x) if i.what == OpenKind.ORDER else ""
         return f"{i.pair} {fmt.qty(i.qty, i.qty_step)}" + (f" ({what})" if what else "")
 
     return ", ".join(one(i) for i in items)

@@ -29,7 +29,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from bot import format as fmt
-from core.trading import ExitKind
+from core.trading import ExitKind, known_purpose
 
 log = logging.getLogger("tradectl.notify.formats")
 
@@ -158,7 +158,7 @@ def exit_reason(reason: str, style: Style) -> str:
     list, which has the position's recorded exit). The text is an order purpose (``stop``,
     ``take_profit``: what the books record) or, in older alerts, the trigger's arithmetic."""
     reason = str(reason or "")
-    purpose = ExitKind.of_purpose(reason)
+    purpose = ExitKind.of_purpose(known_purpose(reason))
     if purpose is not ExitKind.UNKNOWN:
         return exit_words(purpose, style)
     for pattern, what in ((_STOP, "stop"), (_TARGET, "take-profit")):
@@ -220,7 +220,7 @@ def _order_cancelled(d: Mapping[str, Any], s: Style) -> tuple[str, list[str], li
 
 def _order_voided(d: Mapping[str, Any], s: Style) -> tuple[str, list[str], list[tuple[str, str]]]:
     return (f"Order dropped before sending: {d['side']} {fmt.qty(_dec(d['qty']), _rules(d)[0])} {d['pair']} "
-            f"({d.get('purpose', '')})",
+            f"({d.get('purpose') or 'unknown purpose'})",
             [str(d.get("why", ""))], [])
 
 

@@ -18,6 +18,7 @@ from core.trading.intents import (
     ListOrders,
     ListPairs,
     OpenItem,
+    OpenKind,
     OrderQuote,
     OrderView,
     PairView,
@@ -28,13 +29,14 @@ from core.trading.intents import (
     Resume,
 )
 from core.trading.state import TradingStatus
-from core.trading.values import OrderPurpose, PositionStatus
+from core.trading.values import OrderPurpose, PositionStatus, known_purpose
 from core.trading.views import PositionView, ReportService, ServiceUnavailable, TradingService
+from exchanges.base import OrderStatus, Side
 
 __all__ = [
     "AddPair", "CancelOrders", "CloseAll", "ClosePosition", "ClosedPosition", "DestinationFailing", "Event",
-    "EventBus", "ExitKind", "IntentResult", "Kill", "ListOrders", "ListPairs", "OpenItem", "OrderPurpose",
-    "OrderQuote", "OrderView", "PairView", "PauseEntries", "PlaceOrder", "PositionStatus", "PositionView", "Rearm",
-    "RemovePair", "ReportService", "Resume", "ServiceUnavailable", "TradingService", "TradingStatus",
-    "mark_executed"
+    "EventBus", "ExitKind", "IntentResult", "Kill", "ListOrders", "ListPairs", "OpenItem", "OpenKind", "OrderPurpose",
+    "OrderQuote", "OrderStatus", "OrderView", "PairView", "PauseEntries", "PlaceOrder", "PositionStatus",
+    "PositionView", "Rearm", "RemovePair", "ReportService", "Resume", "ServiceUnavailable", "Side", "TradingService",
+    "TradingStatus", "known_purpose", "mark_executed"
 ]

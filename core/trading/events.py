@@ -22,6 +22,8 @@ from typing import Any, ClassVar, Literal
 from sqlalchemy import event as sa_event
 
 from core.trading.intents import ClosedPosition, OpenItem
+from core.trading.values import OrderPurpose, TradingStatus
+from exchanges.base import Side
 
 log = logging.getLogger("tradectl.events")
 
@@ -58,10 +60,10 @@ class PairEvent(Event):
 @dataclass(frozen=True, kw_only=True)
 class OrderPlaced(PairEvent):
     kind: ClassVar[str] = "order_placed"
-    side: str
+    side: Side
     qty: Decimal
     client_order_id: str
-    purpose: str
+    purpose: OrderPurpose
 
     def summary(self) -> str:
         return f"order placed: {self.side} {self.qty} {self.pair} ({self.purpose}, {self.client_order_id})"
@@ -70,7 +72,7 @@ class OrderPlaced(PairEvent):
 @dataclass(frozen=True, kw_only=True)
 class OrderFilled(PairEvent):
     kind: ClassVar[str] = "order_filled"
-    side: str
+    side: Side
     qty: Decimal
     price: Decimal
     fee: Decimal
@@ -87,7 +89,7 @@ class OrderFilled(PairEvent):
 class OrderRejected(PairEvent):
     kind: ClassVar[str] = "order_rejected"
     severity: ClassVar[str] = "warning"
-    side: str
+    side: Side
     qty: Decimal
     reason: str
 
@@ -133,13 +135,16 @@ class ExitKind(StrEnum):
     UNKNOWN = "unknown"
 
     @classmethod
-    def of_purpose(cls, purpose: str) -> ExitKind:
-        """The exit kind of an order purpose (``core.trading.executor.OrderSpec.purpose``)."""
-        return _EXIT_OF_PURPOSE.get(purpose, cls.UNKNOWN)
+    def of_purpose(cls, purpose: OrderPurpose | None) -> ExitKind:
+        """The exit kind of an order purpose (``core.trading.executor.OrderSpec.purpose``); ``UNKNOWN``
+        for an entry, or for None (a purpose this version does not know, see
+        :func:`core.trading.values.known_purpose`)."""
+        return _EXIT_OF_PURPOSE.get(purpose, cls.UNKNOWN) if purpose is not None else cls.UNKNOWN
 
 
-_EXIT_OF_PURPOSE = {"stop": ExitKind.STOP, "trailing": ExitKind.TRAILING, "take_profit": ExitKind.TAKE_PROFIT,
-                    "exit": ExitKind.STRATEGY, "close": ExitKind.MANUAL, "kill": ExitKind.KILL}
+_EXIT_OF_PURPOSE = {OrderPurpose.STOP: ExitKind.STOP, OrderPurpose.TRAILING: ExitKind.TRAILING,
+                    OrderPurpose.TAKE_PROFIT: ExitKind.TAKE_PROFIT, OrderPurpose.EXIT: ExitKind.STRATEGY,
+                    OrderPurpose.CLOSE: ExitKind.MANUAL, OrderPurpose.KILL: ExitKind.KILL}
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -169,8 +174,8 @@ class PositionClosed(PairEvent):
 @dataclass(frozen=True, kw_only=True)
 class StateChanged(Event):
     kind: ClassVar[str] = "state_changed"
-    state: str
-    previous: str
+    state: TradingStatus
+    previous: TradingStatus
     by: str
     reason: str
 
@@ -209,7 +214,7 @@ class Killed(Event):
         if not (self.closed or self.cancelled or self.left):
             return f"KILLED by {self.by} ({status}): nothing was open"
         parts = [f"closed {p.qty} {p.pair} @ {p.exit_price}, PnL {p.pnl}" for p in self.closed]
-        parts += [f"cancelled {o.side} {o.qty} {o.pair} ({o.purpose})" for o in self.cancelled]
+        parts += [f"cancelled {o.side} {o.qty} {o.pair} ({o.purpose or 'unknown purpose'})" for o in self.cancelled]
         parts += [f"STILL OPEN: {o.what} {o.qty} {o.pair}" for o in self.left]
         return f"KILLED by {self.by} ({status}): " + "; ".join(parts)
 

@@ -18,6 +18,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
+from enum import StrEnum
 
 from sqlalchemy import bindparam
 from sqlmodel import col, select
@@ -37,10 +38,18 @@ from core.trading.events import (
 )
 from core.trading.order_reasons import ENTRY_MAX_AGE_S, OrderVoided, judge_unsent
 from core.trading.state import TradingStatus
-from core.trading.values import OPEN_STATES, VOIDING_STATES, OrderPurpose, PositionStatus, market_rules
+from core.trading.values import (
+    OPEN_STATES,
+    VOIDING_STATES,
+    OrderPurpose,
+    PositionStatus,
+    known_purpose,
+    market_rules,
+)
 from exchanges.base import Exchange, Market, Order, OrderRequest, OrderStatus, OrderType, Side
 from exchanges.clock import Clock
-from exchanges.errors import ExchangeError, InvalidOrder, OrderNotFound, RateLimited, TemporaryError
+from exchanges.errors import ExchangeError, InvalidOrder, OrderNotFound, TemporaryError
+from exchanges.retry import Backoff, Sleep
 from persistence.db import Database
 from persistence.models import FillRow, OrderRow, PositionRow, RuntimeValue
 from persistence.upsert import table_of, upsert_rows
@@ -70,9 +79,19 @@ class OrderSpec:
     limit_price: Decimal | None = None
 
 
+class OutcomeKind(StrEnum):
+    """How sending or cancelling one order ended."""
+
+    PLACED = "placed"  # the venue took the order
+    REJECTED = "rejected"  # the venue refused it as invalid (never retried)
+    FAILED = "failed"  # not known to have happened: a venue error, or every attempt failed
+    FINAL = "final"  # a cancel the venue confirmed (or the order was already final there)
+    GONE = "gone"  # a cancel of an order the venue never had
+
+
 @dataclass(frozen=True, slots=True)
 class _Outcome:
-    kind: str  # placed | rejected | failed | final | gone
+    kind: OutcomeKind
     attempts: int
     order: Order | None = None
     error: ExchangeError | None = None
@@ -101,17 +120,24 @@ class Executor:
         backoff_s: float = 0.2,
         on_exchange_error: Callable[[ExchangeError], None] | None = None,
         markets: dict[str, Market] | None = None,
+        sleep: Sleep = asyncio.sleep,
     ) -> None:
         """``on_exchange_error`` hears of every venue error on the way (the engine's error-burst breaker).
         ``markets`` is the venue's markets by pair, whose step and tick the events carry; the engine
-        holds this very mapping and fills it when it starts (a new one when not given)."""
+        holds this very mapping and fills it when it starts (a new one when not given).
+
+        A send or a cancel is tried ``max_attempts`` times. After a temporary venue error it waits
+        ``backoff_s``, doubling with each such error up to 5 s for a send and 2 s for a cancel (or as
+        long as the venue asked, when it said), without jitter; ``sleep`` does the waiting."""
         self.db = db
         self.markets: dict[str, Market] = markets if markets is not None else {}
         self.venue = exchange
         self.events = events
         self.clock = clock
         self.max_attempts = max_attempts
-        self.backoff_s = backoff_s
+        self.send_backoff = Backoff(initial_s=backoff_s, max_s=5.0, jitter=0.0)
+        self.cancel_backoff = Backoff(initial_s=backoff_s, max_s=2.0, jitter=0.0)
+        self._sleep = sleep
         self._on_error = on_exchange_error
         self._fill_lock = asyncio.Lock()
         self._inflight: set[str] = set()
@@ -126,7 +152,7 @@ class Executor:
 
     def _error(self, exc: ExchangeError) -> None:
         if self._on_error is not None:
-            self._error(exc)
+            self._on_error(exc)
 
     @asynccontextmanager
     async def writing(self) -> AsyncIterator[AsyncSession]:
@@ -195,30 +221,28 @@ class Executor:
             await self._record_sends(list(zip(rows, outcomes, strict=True)))
         finally:
             self._inflight.difference_update(r.client_order_id for r in rows)
-        return all(o.kind == "placed" for o in outcomes)
+        return all(o.kind is OutcomeKind.PLACED for o in outcomes)
 
     async def _place_with_retry(self, row: OrderRow) -> _Outcome:
         req = OrderRequest(client_order_id=row.client_order_id, pair=row.pair, side=Side(row.side),
                            type=OrderType(row.order_type), qty=row.qty, limit_price=row.limit_price)
-        delay = self.backoff_s
         last: ExchangeError | None = None
         for attempt in range(1, self.max_attempts + 1):
             try:
-                return _Outcome("placed", attempt, order=await self.venue.place_order(req))
+                return _Outcome(OutcomeKind.PLACED, attempt, order=await self.venue.place_order(req))
             except InvalidOrder as exc:
-                return _Outcome("rejected", attempt, error=exc)
+                return _Outcome(OutcomeKind.REJECTED, attempt, error=exc)
             except TemporaryError as exc:
                 self._error(exc)
                 last = exc
                 log.warning("place %s attempt %d failed: %s", row.client_order_id, attempt, exc)
-                await asyncio.sleep(exc.retry_after if isinstance(exc, RateLimited) and exc.retry_after else delay)
-                delay = min(delay * 2, 5.0)
+                await self._sleep(exc.retry_after or self.send_backoff.delay(attempt - 1))
             except ExchangeError as exc:
                 self._error(exc)
                 log.error("place %s failed: %s", row.client_order_id, exc)
-                return _Outcome("failed", attempt, error=exc)
+                return _Outcome(OutcomeKind.FAILED, attempt, error=exc)
         log.error("order %s still unsent after %d attempts; it will be retried", row.client_order_id, self.max_attempts)
-        return _Outcome("failed", self.max_attempts, error=last)
+        return _Outcome(OutcomeKind.FAILED, self.max_attempts, error=last)
 
     async def _record_sends(self, results: list[tuple[OrderRow, _Outcome]]) -> None:
         now = self.clock.now()
@@ -229,20 +253,23 @@ class Executor:
                 fresh = loaded[row.id]
                 fresh.attempts = out.attempts
                 fresh.updated_at = now
-                if out.kind == "placed" and out.order is not None:
+                if out.kind is OutcomeKind.PLACED and out.order is not None:
                     self._apply_venue_view(fresh, out.order, now)
                     if fresh.status in VOIDING_STATES:
                         await self._void_in(s, fresh)
                     step, tick = market_rules(self.markets, row.pair)
-                    self.events.stage(s, OrderPlaced(pair=row.pair, side=row.side, qty=row.qty,
-                                                     client_order_id=row.client_order_id, purpose=row.purpose,
-                                                     qty_step=step, price_tick=tick))
-                elif out.kind == "rejected":
+                    # a row sent here was written from an OrderSpec, or passed judge_unsent (which voids an
+                    # unknown purpose): its purpose is one of ours
+                    self.events.stage(s, OrderPlaced(pair=row.pair, side=Side(row.side), qty=row.qty,
+                                                     client_order_id=row.client_order_id,
+                                                     purpose=OrderPurpose(row.purpose), qty_step=step,
+                                                     price_tick=tick))
+                elif out.kind is OutcomeKind.REJECTED:
                     fresh.status = OrderStatus.REJECTED
                     fresh.last_error = str(out.error)[:500]
                     await self._void_in(s, fresh)
                     step, tick = market_rules(self.markets, row.pair)
-                    self.events.stage(s, OrderRejected(pair=row.pair, side=row.side, qty=row.qty,
+                    self.events.stage(s, OrderRejected(pair=row.pair, side=Side(row.side), qty=row.qty,
                                                        reason=str(out.error), qty_step=step, price_tick=tick))
                 else:
                     fresh.last_error = str(out.error)[:500]
@@ -309,10 +336,10 @@ class Executor:
             stmt = select(OrderRow).where(col(OrderRow.id).in_([r.id for r in rows]))
             loaded = {o.id: o for o in (await s.exec(stmt)).all()}
             for row, out in zip(rows, outcomes, strict=True):
-                if out.kind == "failed":
+                if out.kind is OutcomeKind.FAILED:
                     continue
                 fresh = loaded[row.id]
-                if out.kind == "gone":
+                if out.kind is OutcomeKind.GONE:
                     fresh.status, fresh.last_error = OrderStatus.CANCELLED, "not found at venue"
                 elif out.order is not None and out.order.status != OrderStatus.FILLED:
                     fresh.status = out.order.status
@@ -322,10 +349,10 @@ class Executor:
                     await self._void_in(s, fresh)
                 s.add(fresh)
                 _copy(fresh, row)
-        return [out.kind != "failed" for out in outcomes]
+        return [out.kind is not OutcomeKind.FAILED for out in outcomes]
 
     async def _cancel_with_retry(self, row: OrderRow) -> _Outcome:
-        delay = self.backoff_s
+        temporary = 0  # the wait grows with each temporary error only, not with each unconfirmed answer
         for attempt in range(1, self.max_attempts + 1):
             try:
                 order = await self.venue.cancel_order(row.pair, row.client_order_id)
@@ -334,24 +361,24 @@ class Executor:
                     found = await self._lookup(row)
                 except ExchangeError as exc:
                     self._error(exc)
-                    await asyncio.sleep(delay)
+                    await self._sleep(self.cancel_backoff.delay(temporary))
                     continue
                 if found is None:
-                    return _Outcome("gone", attempt)
+                    return _Outcome(OutcomeKind.GONE, attempt)
                 order = found
             except TemporaryError as exc:
                 self._error(exc)
-                await asyncio.sleep(exc.retry_after if isinstance(exc, RateLimited) and exc.retry_after else delay)
-                delay = min(delay * 2, 2.0)
+                await self._sleep(exc.retry_after or self.cancel_backoff.delay(temporary))
+                temporary += 1
                 continue
             except ExchangeError as exc:
                 self._error(exc)
                 log.error("cancel %s failed: %s", row.client_order_id, exc)
-                return _Outcome("failed", attempt, error=exc)
+                return _Outcome(OutcomeKind.FAILED, attempt, error=exc)
             if order.status.is_final:
-                return _Outcome("final", attempt, order=order)
-            await asyncio.sleep(delay)  # the venue has not confirmed yet: ask again
-        return _Outcome("failed", self.max_attempts)
+                return _Outcome(OutcomeKind.FINAL, attempt, order=order)
+            await self._sleep(self.cancel_backoff.delay(temporary))  # the venue has not confirmed yet: ask again
+        return _Outcome(OutcomeKind.FAILED, self.max_attempts)
 
     async def _lookup(self, row: OrderRow) -> Order | None:
         try:
@@ -400,7 +427,7 @@ class Executor:
                         order.status = OrderStatus.PARTIALLY_FILLED
                     s.add(order)
                     step, tick = market_rules(self.markets, fill.pair)
-                    staged.append(OrderFilled(pair=fill.pair, side=fill.side.value, qty=fill.qty, price=fill.price,
+                    staged.append(OrderFilled(pair=fill.pair, side=fill.side, qty=fill.qty, price=fill.price,
                                               fee=fill.fee, fee_currency=fill.fee_currency,
                                               partial=order.status != OrderStatus.FILLED,
                                               client_order_id=order.client_order_id, qty_step=step, price_tick=tick))
@@ -484,7 +511,8 @@ class Executor:
                     pos.exit_reason = ""  # the exit it named never happened
                     s.add(pos)
             step, tick = market_rules(self.markets, row.pair)
-            self.events.stage(s, OrderVoided(pair=row.pair, side=row.side, qty=row.qty, purpose=row.purpose,
+            self.events.stage(s, OrderVoided(pair=row.pair, side=Side(row.side), qty=row.qty,
+                                             purpose=known_purpose(row.purpose),
                                              client_order_id=row.client_order_id, why=why, qty_step=step,
                                              price_tick=tick))
             _copy(fresh, row)
@@ -508,7 +536,7 @@ def _closed_event(pos: PositionRow, order: OrderRow, fill_price: Decimal,
                   markets: Mapping[str, Market]) -> PositionClosed:
     """The event for a position whose last exit fill just arrived: the exit kind comes from the
     purpose of the order that closed it (its ``reason`` text is detail, never parsed)."""
-    exit_kind = ExitKind.of_purpose(order.purpose)
+    exit_kind = ExitKind.of_purpose(known_purpose(order.purpose))
     level = None
     if exit_kind in (ExitKind.STOP, ExitKind.TRAILING):
         level = pos.stop_price

@@ -10,7 +10,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
+from enum import StrEnum
 from typing import Literal
+
+from core.trading.values import OrderPurpose
+from exchanges.base import OrderStatus, OrderType, Side
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,7 +60,7 @@ class PlaceOrder(Intent):
     ``preview`` only checks and prices it (what the confirmation shows); nothing is written or sent."""
 
     pair: str = ""
-    side: str = "buy"  # "buy" | "sell"
+    side: Side = Side.BUY
     qty: Decimal | None = None
     quote_amount: Decimal | None = None
     limit_price: Decimal | None = None
@@ -82,25 +86,42 @@ class ListOrders(Intent):
     leader-bound one on a standby included) answers it through ``submit`` without a new method."""
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, init=False)
 class OrderView:
-    """One order as the chat shows it. ``short_id`` is what /orders lists and /cancel accepts."""
+    """One order as the chat shows it. ``short_id`` is what /orders lists and /cancel accepts.
+
+    Built where an order row is read, from the row's stored strings or from the enums: ``side``,
+    ``order_type``, ``status`` and ``purpose`` become their enums here, and a value none of them knows
+    (a row written by another version, or edited by hand) is refused with a ``ValueError`` naming it,
+    never shown as if it meant something."""
 
     client_order_id: str
     pair: str
-    side: str
-    order_type: str
+    side: Side
+    order_type: OrderType
     qty: Decimal
     filled_qty: Decimal
     limit_price: Decimal | None
     avg_price: Decimal | None
     fee: Decimal
-    status: str
-    purpose: str
+    status: OrderStatus
+    purpose: OrderPurpose
     requested_by: str
     created_at: datetime
-    qty_step: Decimal | None = None
-    price_tick: Decimal | None = None
+    qty_step: Decimal | None
+    price_tick: Decimal | None
+
+    def __init__(self, *, client_order_id: str, pair: str, side: Side | str, order_type: OrderType | str,
+                 qty: Decimal, filled_qty: Decimal, limit_price: Decimal | None, avg_price: Decimal | None,
+                 fee: Decimal, status: OrderStatus | str, purpose: OrderPurpose | str, requested_by: str,
+                 created_at: datetime, qty_step: Decimal | None = None, price_tick: Decimal | None = None) -> None:
+        values = {"client_order_id": client_order_id, "pair": pair, "side": Side(side),
+                  "order_type": OrderType(order_type), "qty": qty, "filled_qty": filled_qty,
+                  "limit_price": limit_price, "avg_price": avg_price, "fee": fee, "status": OrderStatus(status),
+                  "purpose": OrderPurpose(purpose), "requested_by": requested_by, "created_at": created_at,
+                  "qty_step": qty_step, "price_tick": price_tick}
+        for name, value in values.items():
+            object.__setattr__(self, name, value)
 
     @property
     def short_id(self) -> str:
@@ -123,7 +144,7 @@ class OrderQuote:
     venue's rate (taker at market, maker for a limit that rests) and the total paid or received."""
 
     pair: str
-    side: str
+    side: Side
     qty: Decimal
     requested: str  # the amount as asked ("0.01", "250 USD")
     price: Decimal  # expected fill price
@@ -175,15 +196,24 @@ class ClosedPosition:
         return self.qty * self.exit_price if self.exit_price is not None else Decimal(0)
 
 
+class OpenKind(StrEnum):
+    """What an :class:`OpenItem` is."""
+
+    POSITION = "position"
+    ORDER = "order"
+
+
 @dataclass(frozen=True, slots=True)
 class OpenItem:
-    """Something still open after the command: a position whose exit has not filled, or an order."""
+    """Something still open after the command: a position whose exit has not filled, or an order (with
+    its ``side`` and ``purpose``; ``purpose`` None when the order's row names a purpose this version does
+    not know)."""
 
     pair: str
     qty: Decimal
-    what: str = "position"  # "position" | "order"
-    side: str = ""
-    purpose: str = ""
+    what: OpenKind = OpenKind.POSITION
+    side: Side | None = None
+    purpose: OrderPurpose | None = None
     qty_step: Decimal | None = None  # the pair's quantity step, to show ``qty`` as the venue counts it
 
 

@@ -26,12 +26,12 @@ from sqlmodel import col, select
 from core.trading import accounting
 from core.trading.events import EventBus, Killed
 from core.trading.executor import Executor
-from core.trading.intents import ClosedPosition, IntentResult, OpenItem
+from core.trading.intents import ClosedPosition, IntentResult, OpenItem, OpenKind
 from core.trading.queries import closed_position
 from core.trading.sells import NoSell, SellAsk, write_sells
 from core.trading.state import KILLED, TradingStates
-from core.trading.values import OPEN_STATES, OrderPurpose, PositionStatus, market_rules
-from exchanges.base import Market, OrderStatus
+from core.trading.values import OPEN_STATES, OrderPurpose, PositionStatus, known_purpose, market_rules
+from exchanges.base import Market, OrderStatus, Side
 from persistence.db import Database
 from persistence.models import OrderRow, PositionRow
 
@@ -136,8 +136,8 @@ class KillSwitch:
                                       f"({o.purpose}, {o.client_order_id})")
                         continue
                     report.append(f"cancelled {o.side} {o.qty} {o.pair} ({o.purpose}, {o.client_order_id})")
-                    self._cancelled.append(OpenItem(pair=o.pair, qty=o.qty, what="order", side=o.side,
-                                                    purpose=o.purpose, qty_step=self._step(o.pair)))
+                    self._cancelled.append(OpenItem(pair=o.pair, qty=o.qty, what=OpenKind.ORDER, side=Side(o.side),
+                                                    purpose=known_purpose(o.purpose), qty_step=self._step(o.pair)))
             async with self.db.read() as s:
                 for p in positions:
                     fresh = await s.get(PositionRow, p.id)
@@ -156,8 +156,8 @@ class KillSwitch:
                     self._left.append(OpenItem(pair=p.pair, qty=p.qty, qty_step=self._step(p.pair)))
                 for o in left_orders:
                     report.append(f"STILL OPEN ORDER: {o.client_order_id} {o.pair}")
-                    self._left.append(OpenItem(pair=o.pair, qty=o.qty, what="order", side=o.side,
-                                               purpose=o.purpose, qty_step=self._step(o.pair)))
+                    self._left.append(OpenItem(pair=o.pair, qty=o.qty, what=OpenKind.ORDER, side=Side(o.side),
+                                               purpose=known_purpose(o.purpose), qty_step=self._step(o.pair)))
                 return report, not left and not left_orders
             # a round the venue fully acknowledged is verified at once; otherwise give it a moment
             await asyncio.sleep(0 if clean else self.round_pause_s)

@@ -30,6 +30,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from core.trading.events import PairEvent
 from core.trading.state import KILLED, RUNNING, TradingStatus
 from core.trading.values import EXIT_PURPOSES, OPEN_STATES, OrderPurpose, PositionStatus
+from exchanges.base import Side
 from persistence.models import OrderRow, PositionRow
 
 __all__ = ["ENTRY_MAX_AGE_S", "EXIT_PURPOSES", "OrderVoided", "Verdict", "judge", "judge_unsent"]
@@ -48,18 +49,19 @@ SEND = Verdict(True)
 
 @dataclass(frozen=True, kw_only=True)
 class OrderVoided(PairEvent):
-    """An order written but never sent was dropped because its reason no longer held."""
+    """An order written but never sent was dropped because its reason no longer held. ``purpose`` is None
+    when the order's row names a purpose this version does not know (``why`` then quotes it)."""
 
     kind: ClassVar[str] = "order_voided"
     severity: ClassVar[str] = "warning"
-    side: str
+    side: Side
     qty: Decimal
-    purpose: str
+    purpose: OrderPurpose | None
     client_order_id: str
     why: str
 
     def summary(self) -> str:
-        return (f"order voided, never sent: {self.side} {self.qty} {self.pair} ({self.purpose}, "
+        return (f"order voided, never sent: {self.side} {self.qty} {self.pair} ({self.purpose or 'unknown purpose'}, "
                 f"{self.client_order_id}): {self.why}")
 
 

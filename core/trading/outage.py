@@ -28,9 +28,11 @@ from sqlalchemy import text
 
 from core.trading.events import AutoPaused, Event, EventBus
 from core.trading.state import PAUSED, RUNNING, TradingStates, TradingStatus
+from exchanges.retry import Backoff
 from persistence.db import Database
 
 log = logging.getLogger("tradectl.engine")
+_RETRY = Backoff(initial_s=0.25, max_s=5.0, jitter=0.0)  # a candle retried while the database is away
 
 
 def _connection_errors() -> tuple[type[BaseException], ...]:
@@ -104,8 +106,8 @@ class DatabaseWatch:
         return self.since is not None
 
     def backoff_s(self) -> float:
-        """Wait before the next retry: 0.25 s doubling to 5 s."""
-        return min(5.0, 0.25 * 2.0 ** min(self.retries, 5))
+        """Wait before the next retry: 0.25 s doubling with each retry to 5 s, without jitter."""
+        return _RETRY.delay(self.retries)
 
     def failed(self, exc: BaseException, where: str) -> None:
         """Called on every failure that :func:`is_database_outage`; the first one logs and pauses."""

@@ -14,22 +14,16 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from enum import StrEnum
 
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from core.trading.events import Event, EventBus, StateChanged
+from core.trading.values import TradingStatus
 from persistence.db import Database
 from persistence.models import TradingStateRow
 
+__all__ = ["KILLED", "PAUSED", "RUNNING", "StateStore", "TradingState", "TradingStates", "TradingStatus"]
 log = logging.getLogger("tradectl.engine")
-
-
-class TradingStatus(StrEnum):
-    RUNNING = "running"
-    PAUSED = "paused"  # no new entries; open positions are still managed
-    KILLED = "killed"  # everything flattened; stays so across restarts until an admin re-arms
-
 
 RUNNING, PAUSED, KILLED = TradingStatus.RUNNING, TradingStatus.PAUSED, TradingStatus.KILLED
 

@@ -1,9 +1,12 @@
-"""The trading core's domain values: what an order is for and where a position is in its life.
+"""The trading core's domain values: what an order is for, where a position is in its life, and the
+trading state of a deployment group.
 
 They are ``StrEnum`` members, so each equals the string stored in the database and shown in alerts
-(``PositionStatus.OPEN == "open"``): rows keep plain strings, comparisons with either work. An order's
-life cycle is :class:`exchanges.base.OrderStatus` (``NEW`` exists only in our database); the trading
-state is :class:`core.trading.state.TradingStatus`.
+(``PositionStatus.OPEN == "open"``): rows keep plain strings, comparisons with either work. Views and
+events carry the members; a row's string becomes one where the row is read (``OrderPurpose(row.purpose)``,
+which refuses a value it does not know with a ``ValueError`` naming it). An order's life cycle and side
+are :class:`exchanges.base.OrderStatus` (``NEW`` exists only in our database) and
+:class:`exchanges.base.Side`; :class:`core.trading.state.TradingStates` changes the trading state.
 """
 
 from __future__ import annotations
@@ -13,6 +16,12 @@ from decimal import Decimal
 from enum import StrEnum
 
 from exchanges.base import Market, OrderStatus
+
+
+class TradingStatus(StrEnum):
+    RUNNING = "running"
+    PAUSED = "paused"  # no new entries; open positions are still managed
+    KILLED = "killed"  # everything flattened; stays so across restarts until an admin re-arms
 
 
 class PositionStatus(StrEnum):
@@ -34,6 +43,17 @@ class OrderPurpose(StrEnum):
     TRAILING = "trailing"
     CLOSE = "close"  # /close, /closeall
     KILL = "kill"
+
+
+def known_purpose(value: str) -> OrderPurpose | None:
+    """``value`` (a row's purpose) as an :class:`OrderPurpose`, or None when it names none (a row written
+    by another version of the service). For the paths that must go on whatever a row says -- booking a
+    fill, voiding an unsent order, reporting what a kill cancelled; everywhere else ``OrderPurpose(value)``
+    refuses it."""
+    try:
+        return OrderPurpose(value)
+    except ValueError:
+        return None
 
 
 EXIT_PURPOSES = frozenset({OrderPurpose.EXIT, OrderPurpose.STOP, OrderPurpose.TAKE_PROFIT, OrderPurpose.TRAILING,

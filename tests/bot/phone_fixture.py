@@ -72,8 +72,9 @@ def _order(client_id: str, pair: str, side: str, qty: Decimal, filled: Decimal, 
     step, tick = RULES[pair]
     return OrderView(client_order_id=client_id, pair=pair, side=side, order_type="market" if limit is None else "limit",
                      qty=qty, filled_qty=filled, limit_price=limit, avg_price=avg, fee=fee,
-                     status="filled" if filled >= qty else ("partially_filled" if filled else "open"),
-                     purpose="manual", requested_by="telegram:1", created_at=created, qty_step=step, price_tick=tick)
+                     status="filled" if filled >= qty else ("partially_filled" if filled else "submitted"),
+                     purpose="entry" if side == "buy" else "close", requested_by="telegram:1", created_at=created,
+                     qty_step=step, price_tick=tick)
 
 
 def _open_orders() -> list[OrderView]:
