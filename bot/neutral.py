@@ -116,7 +116,10 @@ def telegram_html(text: str) -> str:
 
 
 _DISCORD_INLINE = re.compile(r"[\\*_~`|\[<]")
-_DISCORD_LINE_START = re.compile(r"^([ \t]*)([#>+-]|[0-9]+\.)", re.MULTILINE)
+# a line start: after a newline or any other character a client may break a line at; the lead is any
+# whitespace a client may trim before it reads the line (a no-break or ideographic space too)
+_DISCORD_LINE_START = re.compile(r"(?:^|(?<=[\r\x0b\x0c\x1c-\x1e\x85\u2028\u2029]))([^\S\n]*)([#>+-]|[0-9]+\.)",
+                                 re.MULTILINE)
 _DISCORD_MASS = re.compile(r"@(?=everyone|here)", re.IGNORECASE)
 
 

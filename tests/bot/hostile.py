@@ -125,8 +125,8 @@ def assert_discord_inert(text: str, where: str = "discord") -> None:
     assert _MASS_DISCORD.search(text) is None, f"{where}: a mass mention in {text[:200]!r}"
     live = [(i, c) for i, c in _unescaped(text) if c in _DISCORD_INLINE]
     assert not live, f"{where}: unescaped {live[:5]} in {text[:200]!r}"
-    for line in text.split("\n"):
-        stripped = line.lstrip(" \t")
+    for line in re.split(r"[\n\r\x0b\x0c\x1c-\x1e\x85\u2028\u2029]", text):
+        stripped = line.lstrip()  # any whitespace: a client may trim a no-break space as well
         assert not re.match(r"[#>+-]|[0-9]+\.", stripped), f"{where}: line starts with markdown: {line[:80]!r}"
 
 

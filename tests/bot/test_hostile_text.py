@@ -206,6 +206,16 @@ def test_any_str_renders_inert_on_every_platform(text: str) -> None:
             check(reply)
 
 
+@pytest.mark.parametrize("text", ["\xa0-", "\xa0- a list", "\u3000# a heading", "\u2003> a quote",
+                                  "a\u2028- a list", "a\u2029# a heading", "\xa0\xa01. first", "x\x85+ y"])
+def test_markdown_after_any_whitespace_or_line_break_shows_as_typed_on_discord(text: str) -> None:
+    """A list, heading or quote mark after a no-break, em or ideographic space, or after a line or
+    paragraph separator: the line is trimmed (the content's leading space; a client's line-break
+    rules), so the mark would start a line; it is escaped like one after a plain space."""
+    for reply in replies(text).values():
+        check_discord(reply)
+
+
 @pytest.mark.parametrize("text", [PAUSE_REASON, "<b>bold</b> & <a href='https://evil.example'>x</a>", "*_~`|"])
 def test_telegram_and_console_show_markup_exactly_as_typed(text: str) -> None:
     [message] = render_telegram(Reply((Text(text),)))
