@@ -90,9 +90,9 @@ async def pairs_prompt(ctx: CommandContext, args: Any, expires_at: datetime) -> 
 
 
 def _row(v: PairView) -> tuple[str, ...]:
-    entries = "yes" if not v.entries_stopped_by else f"no, {v.entries_stopped_by}"
+    entries = "yes" if v.entries_stopped_by is None else f"no, {v.entries_stopped_by.value}"
     candle = f"{fmt.age(v.candle_age_s)} ago" if v.candle_age_s is not None else "none yet"
-    return (v.pair, v.position or "none", entries, candle, v.venue_symbol or fmt.DASH)
+    return (v.pair, "none" if v.position is None else v.position.value, entries, candle, v.venue_symbol or fmt.DASH)
 
 
 @command("pairs", role=Role.VIEWER, mutates=True, confirm=True, args=PairsArgs, prompt=pairs_prompt,

@@ -13,6 +13,7 @@ from core.trading.intents import (
     CloseAll,
     ClosedPosition,
     ClosePosition,
+    EntriesStop,
     IntentResult,
     Kill,
     ListOrders,
@@ -34,9 +35,9 @@ from core.trading.views import PositionView, ReportService, ServiceUnavailable, 
 from exchanges.base import OrderStatus, Side
 
 __all__ = [
-    "AddPair", "CancelOrders", "CloseAll", "ClosePosition", "ClosedPosition", "DestinationFailing", "Event",
-    "EventBus", "ExitKind", "IntentResult", "Kill", "ListOrders", "ListPairs", "OpenItem", "OpenKind", "OrderPurpose",
-    "OrderQuote", "OrderStatus", "OrderView", "PairView", "PauseEntries", "PlaceOrder", "PositionStatus",
-    "PositionView", "Rearm", "RemovePair", "ReportService", "Resume", "ServiceUnavailable", "Side", "TradingService",
-    "TradingStatus", "known_purpose", "mark_executed"
+    "AddPair", "CancelOrders", "CloseAll", "ClosePosition", "ClosedPosition", "DestinationFailing", "EntriesStop",
+    "Event", "EventBus", "ExitKind", "IntentResult", "Kill", "ListOrders", "ListPairs", "OpenItem", "OpenKind",
+    "OrderPurpose", "OrderQuote", "OrderStatus", "OrderView", "PairView", "PauseEntries", "PlaceOrder",
+    "PositionStatus", "PositionView", "Rearm", "RemovePair", "ReportService", "Resume", "ServiceUnavailable",
+    "Side", "TradingService", "TradingStatus", "known_purpose", "mark_executed"
 ]

@@ -413,7 +413,7 @@ class Engine:
             return
         try:
             if passes % 10 == 0:
-                for note in await self.executor.resend_unsent(state=self.state.state, priced=self.md.priced):
+                for note in await self.executor.resend_unsent(state=self.state.state, priced=self.md):
                     log.info("order retry: %s", note)
             await self.executor.poll_fills()
             for pair in self.pairs:

@@ -286,7 +286,7 @@ class ReconcileDifference(Event):
     subject: ReconcileSubject
     currency: str = ""
     pair: str = ""
-    side: str = ""
+    side: Side | None = None  # an order difference's; a balance difference has none
     client_order_id: str = ""
     qty: Decimal | None = None
     ours_qty: Decimal | None = None

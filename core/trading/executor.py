@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from enum import StrEnum
+from typing import Protocol
 
 from sqlalchemy import bindparam
 from sqlmodel import col, select
@@ -63,7 +64,8 @@ _ORDERS_BY_COID = select(OrderRow).where(col(OrderRow.client_order_id).in_(bindp
 _KNOWN_FILLS = select(FillRow.fill_id).where(FillRow.venue == bindparam("venue"),
                                              col(FillRow.fill_id).in_(bindparam("fids", expanding=True)))
 _POSITIONS_BY_ID = select(PositionRow).where(col(PositionRow.id).in_(bindparam("ids", expanding=True)))
-__all__ = ["FILL_CURSOR_KEY", "OPEN_STATES", "Executor", "OrderSpec", "new_client_order_id"]
+__all__ = ["EVERY_PAIR", "FILL_CURSOR_KEY", "OPEN_STATES", "Executor", "OrderSpec", "Priced", "PricedPairs",
+           "new_client_order_id"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,6 +97,32 @@ class _Outcome:
     attempts: int
     order: Order | None = None
     error: ExchangeError | None = None
+
+
+class Priced(Protocol):
+    """Whether a pair has a price yet: an unsent order of a pair without one waits for it
+    (:meth:`Executor.resend_unsent`). :class:`~core.trading.market_data.MarketData` is one."""
+
+    def priced(self, pair: str) -> bool: ...
+
+
+@dataclass(frozen=True, slots=True)
+class PricedPairs:
+    """Only ``pairs`` count as priced, whatever the market data says: recovery's "no pair yet" (none) and
+    "the pair whose first price just came" (one)."""
+
+    pairs: frozenset[str] = frozenset()
+
+    def priced(self, pair: str) -> bool:
+        return pair in self.pairs
+
+
+class _EveryPair:
+    def priced(self, pair: str) -> bool:
+        return True
+
+
+EVERY_PAIR: Priced = _EveryPair()  # every pair counts as priced: nothing waits for a price
 
 
 def _copy(src: OrderRow, dst: OrderRow) -> None:
@@ -461,12 +489,12 @@ class Executor:
             stmt = select(OrderRow).where(col(OrderRow.status).in_(OPEN_STATES)).order_by(col(OrderRow.id))
             return list((await s.exec(stmt)).all())
 
-    async def resend_unsent(self, *, state: TradingStatus, priced: Callable[[str], bool] = lambda pair: True,
+    async def resend_unsent(self, *, state: TradingStatus, priced: Priced = EVERY_PAIR,
                             entry_max_age_s: float = ENTRY_MAX_AGE_S, only: Collection[str] | None = None) -> list[str]:
         """Send orders still ``new`` (written, never confirmed sent) whose reason still holds
         (:mod:`core.trading.order_reasons`); void the others, after making sure the venue never got them.
-        An order whose pair has no price yet waits (``priced``). ``only`` limits it to those client
-        order ids. Returns one line per order handled."""
+        An order whose pair has no price yet (``priced.priced(pair)`` False) waits, unsent and not voided.
+        ``only`` limits it to those client order ids. Returns one line per order handled."""
         notes: list[str] = []
         rows = [r for r in await self.open_orders()
                 if r.status == OrderStatus.NEW and r.client_order_id not in self._inflight
@@ -477,7 +505,7 @@ class Executor:
             verdicts = await judge_unsent(s, rows, state=state, now=self.clock.now(), entry_max_age_s=entry_max_age_s)
         for row, verdict in verdicts:
             if verdict.send:
-                if not priced(row.pair):
+                if not priced.priced(row.pair):
                     continue
                 await self.send(row)
                 notes.append(f"{row.client_order_id} ({row.purpose} {row.pair}): "

@@ -13,8 +13,9 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import Literal
 
-from core.trading.values import OrderPurpose
+from core.trading.values import OrderPurpose, PositionStatus
 from exchanges.base import OrderStatus, OrderType, Side
+from persistence.models import OrderRow
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,14 +87,11 @@ class ListOrders(Intent):
     leader-bound one on a standby included) answers it through ``submit`` without a new method."""
 
 
-@dataclass(frozen=True, slots=True, init=False)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class OrderView:
     """One order as the chat shows it. ``short_id`` is what /orders lists and /cancel accepts.
 
-    Built where an order row is read, from the row's stored strings or from the enums: ``side``,
-    ``order_type``, ``status`` and ``purpose`` become their enums here, and a value none of them knows
-    (a row written by another version, or edited by hand) is refused with a ``ValueError`` naming it,
-    never shown as if it meant something."""
+    Made from an order row by :meth:`from_row`, where the row's stored strings become enums."""
 
     client_order_id: str
     pair: str
@@ -108,20 +106,19 @@ class OrderView:
     purpose: OrderPurpose
     requested_by: str
     created_at: datetime
-    qty_step: Decimal | None
-    price_tick: Decimal | None
+    qty_step: Decimal | None = None
+    price_tick: Decimal | None = None
 
-    def __init__(self, *, client_order_id: str, pair: str, side: Side | str, order_type: OrderType | str,
-                 qty: Decimal, filled_qty: Decimal, limit_price: Decimal | None, avg_price: Decimal | None,
-                 fee: Decimal, status: OrderStatus | str, purpose: OrderPurpose | str, requested_by: str,
-                 created_at: datetime, qty_step: Decimal | None = None, price_tick: Decimal | None = None) -> None:
-        values = {"client_order_id": client_order_id, "pair": pair, "side": Side(side),
-                  "order_type": OrderType(order_type), "qty": qty, "filled_qty": filled_qty,
-                  "limit_price": limit_price, "avg_price": avg_price, "fee": fee, "status": OrderStatus(status),
-                  "purpose": OrderPurpose(purpose), "requested_by": requested_by, "created_at": created_at,
-                  "qty_step": qty_step, "price_tick": price_tick}
-        for name, value in values.items():
-            object.__setattr__(self, name, value)
+    @classmethod
+    def from_row(cls, row: OrderRow, *, qty_step: Decimal | None, price_tick: Decimal | None) -> OrderView:
+        """``row`` as the chat shows it, with its market's rules. A side, type, status or purpose none of
+        the enums knows (a row written by another version, or edited by hand) is refused with a
+        ``ValueError`` naming it, never shown as if it meant something."""
+        return cls(client_order_id=row.client_order_id, pair=row.pair, side=Side(row.side),
+                   order_type=OrderType(row.order_type), qty=row.qty, filled_qty=row.filled_qty,
+                   limit_price=row.limit_price, avg_price=row.avg_price, fee=row.fee, status=OrderStatus(row.status),
+                   purpose=OrderPurpose(row.purpose), requested_by=row.requested_by, created_at=row.created_at,
+                   qty_step=qty_step, price_tick=price_tick)
 
     @property
     def short_id(self) -> str:
@@ -268,14 +265,23 @@ class ListPairs(Intent):
     service answers it through ``submit``)."""
 
 
+class EntriesStop(StrEnum):
+    """Why a traded pair takes no new entry (/pairs)."""
+
+    PAUSED = "paused"  # the trading state
+    KILLED = "killed"  # the trading state
+    CLOSING = "closing"  # removed with ``keep``: waiting for its position to close
+    AFTER_RESTART = "after restart"  # added on a feed that cannot subscribe while running
+
+
 @dataclass(frozen=True, slots=True)
 class PairView:
-    """One traded pair as /pairs shows it. ``entries_stopped_by``: why no new entry may open (``""``: they
-    may; ``closing``: removed with ``keep``, waiting for its position to close; else the trading state,
-    ``paused`` or ``killed``); ``candle_age_s``: seconds since its last candle closed (None: none yet)."""
+    """One traded pair as /pairs shows it. ``position``: its pending (entry order working) or open
+    position's status, None without one; ``entries_stopped_by``: why no new entry may open (None: they
+    may); ``candle_age_s``: seconds since its last candle closed (None: none yet)."""
 
     pair: str
     venue_symbol: str
-    position: str  # "open", "pending" (entry order working) or ""
-    entries_stopped_by: str
+    position: PositionStatus | None
+    entries_stopped_by: EntriesStop | None
     candle_age_s: float | None

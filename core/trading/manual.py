@@ -64,7 +64,7 @@ from core.trading.risk import Portfolio
 from core.trading.sells import NoSell, SellAsk, write_sells
 from core.trading.state import KILLED, RUNNING, TradingStates
 from core.trading.traded import TradedPairs
-from core.trading.values import EXIT_PURPOSES, OPEN_STATES, OrderPurpose, PositionStatus
+from core.trading.values import EXIT_PURPOSES, OPEN_STATES, OrderPurpose, PositionStatus, market_rules
 from exchanges.base import Market, OrderStatus, OrderType, Side
 from exchanges.clock import Clock
 from exchanges.errors import TradectlError
@@ -396,12 +396,8 @@ class ManualOrders:
             return await accounting.orders_open(s)
 
     def _view(self, o: OrderRow) -> OrderView:
-        market = self.markets.get(o.pair)
-        return OrderView(client_order_id=o.client_order_id, pair=o.pair, side=o.side, order_type=o.order_type,
-                         qty=o.qty, filled_qty=o.filled_qty, limit_price=o.limit_price, avg_price=o.avg_price,
-                         fee=o.fee, status=o.status, purpose=o.purpose, requested_by=o.requested_by,
-                         created_at=o.created_at, qty_step=market.qty_step if market else None,
-                         price_tick=market.price_tick if market else None)
+        step, tick = market_rules(self.markets, o.pair)
+        return OrderView.from_row(o, qty_step=step, price_tick=tick)
 
     async def _cancel(self, intent: CancelOrders) -> IntentResult:
         if self.states.state == KILLED:

@@ -48,9 +48,9 @@ from core.settings.overlay import PAIRS_FILE, PairsOverlay, read_pairs_overlay, 
 from core.trading.events import EventBus, PairsChanged
 from core.trading.executor import Executor
 from core.trading.exits import Exits
-from core.trading.intents import AddPair, IntentResult, ListPairs, PairView, RemovePair
+from core.trading.intents import AddPair, EntriesStop, IntentResult, ListPairs, PairView, RemovePair
 from core.trading.market_data import MarketData
-from core.trading.state import KILLED, RUNNING, TradingStates
+from core.trading.state import KILLED, PAUSED, TradingStates
 from core.trading.traded import TradedPairs
 from core.trading.values import OrderPurpose, PositionStatus
 from exchanges.base import Candle, Exchange, Market, MarketEvent, OpenMarkets, PairSubscriptions, Ticker
@@ -61,6 +61,8 @@ from strategies.base import Candles, Direction, Signal
 
 log = logging.getLogger("tradectl.pairs")
 PAIR_RE = re.compile(r"^[A-Z0-9]{2,10}/[A-Z0-9]{2,10}$")
+# the trading states that stop every pair's entries (running stops none)
+_STOPPED_BY = {PAUSED: EntriesStop.PAUSED, KILLED: EntriesStop.KILLED}
 PairIntent = AddPair | RemovePair | ListPairs
 PAIR_INTENTS = (AddPair, RemovePair, ListPairs)
 Evaluate = Callable[[str, Candles, Candles | None], Signal]
@@ -177,12 +179,13 @@ class PairManager:
         for pair in self.pairs:
             pos = await self.exits.open_position(pair)
             market = self.markets.get(pair)
-            stopped = "closing" if pair in self.closing else "" if state == RUNNING else str(state)
+            stopped = EntriesStop.CLOSING if pair in self.closing else _STOPPED_BY.get(state)
             out.append(PairView(pair=pair, venue_symbol=market.venue_symbol if market else "",
-                                position="" if pos is None else str(pos.status), entries_stopped_by=stopped,
-                                candle_age_s=self.md.age_s(pair, now)))
-        out += [PairView(pair=pair, venue_symbol=market.venue_symbol, position="", entries_stopped_by="after restart",
-                         candle_age_s=None) for pair, market in self.after_restart.items()]
+                                position=None if pos is None else PositionStatus(pos.status),
+                                entries_stopped_by=stopped, candle_age_s=self.md.age_s(pair, now)))
+        out += [PairView(pair=pair, venue_symbol=market.venue_symbol, position=None,
+                         entries_stopped_by=EntriesStop.AFTER_RESTART, candle_age_s=None)
+                for pair, market in self.after_restart.items()]
         return out
 
     # -- add ---------------------------------------------------------------------------------

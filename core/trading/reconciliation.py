@@ -16,6 +16,9 @@ Checked:
 Not checked: filled quantities of orders open on both sides, because fills reach the database
 asynchronously and a lag of a few seconds is normal. Orders younger than ``order_grace`` are skipped
 for the same reason: the executor writes an order (status ``new``) just before the venue hears of it.
+An open order row whose side is neither buy nor sell (never written by the executor; a row edited by
+hand) is refused with a ``ValueError`` naming it, as the chat's view of orders refuses it: the scheduled
+job fails and says why instead of reporting a side that means nothing. The start-up check reads no orders.
 """
 
 from __future__ import annotations
@@ -30,7 +33,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from core.trading import accounting
 from core.trading.events import EventBus, ReconcileDifference
-from exchanges.base import Exchange, Market, Order
+from exchanges.base import Exchange, Market, Order, Side
 from persistence.db import Database
 from persistence.models import OrderRow
 
@@ -79,7 +82,7 @@ async def find_differences(
         if o.client_order_id in venue_orders or now - o.created_at < order_grace:
             continue
         diffs.append(ReconcileDifference(
-            ts=now, subject="order", client_order_id=o.client_order_id, side=o.side, qty=o.qty, pair=o.pair,
+            ts=now, subject="order", client_order_id=o.client_order_id, side=Side(o.side), qty=o.qty, pair=o.pair,
             ours=f"open ({o.status})", venue="not open", qty_step=finest_step(markets, (o.pair,))))
     for cid, vo in venue_orders.items():
         if cid in ours_by_id:
@@ -88,7 +91,7 @@ async def find_differences(
             continue
         known = others.get(cid)
         diffs.append(ReconcileDifference(
-            ts=now, subject="order", client_order_id=cid, side=vo.side.value, qty=vo.qty, pair=vo.pair,
+            ts=now, subject="order", client_order_id=cid, side=vo.side, qty=vo.qty, pair=vo.pair,
             ours=f"{known} (not open)" if known else "unknown order", venue=f"open ({vo.status.value})",
             qty_step=finest_step(markets, (vo.pair,))))
     return diffs

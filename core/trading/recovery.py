@@ -46,7 +46,7 @@ from core.trading.books import Books
 from core.trading.confirmed import ConfirmedRequest
 from core.trading.control import Control
 from core.trading.events import Event, EventBus
-from core.trading.executor import Executor
+from core.trading.executor import Executor, PricedPairs
 from core.trading.intents import CancelOrders, CloseAll, ClosePosition, Intent
 from core.trading.kill import KillSwitch
 from core.trading.market_data import MarketData
@@ -202,7 +202,9 @@ class Recovery:
                            f"{'cancelled' if ok else 'cancel NOT confirmed'}: {why}")
         if unsent:
             ids = {r.client_order_id for r in unsent}
-            for line in await ex.resend_unsent(state=self.states.state, priced=lambda pair: False, only=ids):
+            # no pair counts as priced yet: what keeps its reason waits for its pair's first price
+            # (on_price), what lost it is voided now
+            for line in await ex.resend_unsent(state=self.states.state, priced=PricedPairs(), only=ids):
                 self._note(line)
             left = {r.client_order_id: r.pair for r in await ex.open_orders()
                     if r.client_order_id in ids and r.status == OrderStatus.NEW}
@@ -348,7 +350,8 @@ class Recovery:
         if not self.prepared.is_set() or pair not in self._waiting.values():
             return
         ids = {cid for cid, p in self._waiting.items() if p == pair}
-        for line in await self.executor.resend_unsent(state=self.states.state, priced=lambda p: p == pair, only=ids):
+        for line in await self.executor.resend_unsent(state=self.states.state, priced=PricedPairs(frozenset({pair})),
+                                                      only=ids):
             self._note(line, alert="sent with its original id" not in line)
         still = {r.client_order_id for r in await self.executor.open_orders() if r.status == OrderStatus.NEW}
         for cid in ids - still:

@@ -16,6 +16,7 @@ from core.trading.intents import (
     CloseAll,
     ClosedPosition,
     ClosePosition,
+    EntriesStop,
     Intent,
     IntentResult,
     Kill,
@@ -27,6 +28,7 @@ from core.trading.intents import (
     Resume,
 )
 from core.trading.state import KILLED, PAUSED, RUNNING, StateStore
+from core.trading.values import PositionStatus
 from core.trading.views import (
     BalanceView,
     HealthView,
@@ -132,9 +134,10 @@ class FakeTrading:
         if isinstance(intent, ListOrders):  # no venue, so no open order (test_manual_orders.py has real ones)
             return IntentResult(True, "open orders")
         if isinstance(intent, ListPairs):  # every pair with its fake state; changing them is the engine's (tests/bot)
-            stopped = "" if self.state == RUNNING else self.state
+            stopped = None if self.state == RUNNING else EntriesStop(self.state)
             return IntentResult(True, f"{len(self._pairs)} traded pair(s)", pairs=tuple(
-                PairView(p, p.replace("/", ""), "open" if p in self.open else "", stopped, 12.0) for p in self._pairs))
+                PairView(p, p.replace("/", ""), PositionStatus.OPEN if p in self.open else None, stopped, 12.0)
+                for p in self._pairs))
         return IntentResult(False, f"unsupported intent {type(intent).__name__}")
 
     async def status(self) -> StatusView:

@@ -19,7 +19,9 @@ from decimal import ROUND_DOWN, Decimal
 from bot.harness import ChatHarness
 from core.ops.reports import DailyReport, WeeklyReport
 from core.trading.intents import CancelOrders, Intent, IntentResult, ListOrders, OrderQuote, OrderView, PlaceOrder
+from core.trading.values import OrderPurpose
 from core.trading.views import JobOutcome, JobRunSummary, JobView, StatusView, TradeView
+from exchanges.base import OrderStatus, OrderType, Side
 from tests.bot.fake_trading import FakeTrading, make_position
 
 PAIRS = ("PEPE/USD", "DOGE/USD", "SOL/USD", "ETH/USD", "BTC/USD")
@@ -70,11 +72,13 @@ def _trades() -> list[TradeView]:
 def _order(client_id: str, pair: str, side: str, qty: Decimal, filled: Decimal, limit: Decimal | None,
            created: datetime, avg: Decimal | None = None, fee: Decimal = Decimal(0)) -> OrderView:
     step, tick = RULES[pair]
-    return OrderView(client_order_id=client_id, pair=pair, side=side, order_type="market" if limit is None else "limit",
-                     qty=qty, filled_qty=filled, limit_price=limit, avg_price=avg, fee=fee,
-                     status="filled" if filled >= qty else ("partially_filled" if filled else "submitted"),
-                     purpose="entry" if side == "buy" else "close", requested_by="telegram:1", created_at=created,
-                     qty_step=step, price_tick=tick)
+    status = OrderStatus.FILLED if filled >= qty else (
+        OrderStatus.PARTIALLY_FILLED if filled else OrderStatus.SUBMITTED)
+    return OrderView(client_order_id=client_id, pair=pair, side=Side(side),
+                     order_type=OrderType.MARKET if limit is None else OrderType.LIMIT, qty=qty, filled_qty=filled,
+                     limit_price=limit, avg_price=avg, fee=fee, status=status,
+                     purpose=OrderPurpose.ENTRY if side == "buy" else OrderPurpose.CLOSE, requested_by="telegram:1",
+                     created_at=created, qty_step=step, price_tick=tick)
 
 
 def _open_orders() -> list[OrderView]:

@@ -11,9 +11,11 @@ from pathlib import Path
 import pytest
 
 from bot.audit import AuditLog
-from bot.harness import ChatHarness
+from bot.harness import ChatHarness, Sent
+from bot.reply import Table
 from core.app.standby import LeaderBoundService
 from core.trading.events import PairsChanged
+from core.trading.intents import PauseEntries
 from exchanges.clock import SimClock
 from exchanges.replay import CandleSeries, LoadReport, ReplayError, ReplayFeed
 from persistence.db import Database
@@ -131,6 +133,31 @@ async def test_remove_with_a_position_explains_the_choice_then_close_flattens_it
     assert done.has_style("success") and "sold at market" in done.text, done.text
     assert rig.engine.pairs == (PAIR,) and not await _has_position(rig)
     assert 'pairs = ["BTC/USD"]' in (tmp_path / "pairs.toml").read_text()
+
+
+async def test_pairs_shows_an_open_position_and_why_entries_are_stopped(rig: Rig, chat: ChatHarness) -> None:
+    asked = await chat.send(f"/pairs add {ETH}")
+    await chat.press(asked.confirm_payload)
+    await rig.paper.on_candle(make_candle(30, "100", pair=ETH))  # a price for the paper venue to fill at
+    rig.strategy.script[25] = "buy"  # type: ignore[attr-defined]
+    rig.clock.advance_to(T0 + timedelta(hours=25))
+    await rig.engine.on_candle(make_candle(24, "100", pair=ETH))
+    await eventually(lambda: _has_position(rig), what="ETH position")
+    assert _pair_rows(await chat.send("/pairs", as_=VIEWER)) == {PAIR: ("none", "yes"), ETH: ("open", "yes")}
+
+    asked = await chat.send(f"/pairs remove {ETH} keep")
+    assert (await chat.press(asked.confirm_payload)).has_style("success")
+    assert (await rig.engine.submit(PauseEntries(requested_by="telegram:1"))).ok
+    assert _pair_rows(await chat.send("/pairs", as_=VIEWER)) == {PAIR: ("none", "no, paused"),
+                                                                 ETH: ("open", "no, closing")}
+
+
+def _pair_rows(sent: Sent) -> dict[str, tuple[str, str]]:
+    """Each pair's position and entries cells, as the table in the reply has them."""
+    assert sent.reply is not None, sent.text
+    (table,) = [b for b in sent.reply.blocks if isinstance(b, Table)]
+    assert table.headers[:3] == ("pair", "position", "entries")
+    return {row[0]: (row[1], row[2]) for row in table.rows}
 
 
 async def _has_position(rig: Rig) -> bool:

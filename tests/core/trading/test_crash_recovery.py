@@ -17,7 +17,7 @@ from decimal import Decimal
 from sqlmodel import col, select
 
 from core.ops.leader import LeaderElector
-from core.trading.executor import OrderSpec
+from core.trading.executor import OrderSpec, PricedPairs
 from core.trading.intents import PauseEntries
 from core.trading.order_reasons import OrderVoided, judge
 from core.trading.state import TradingStatus
@@ -225,6 +225,26 @@ async def test_an_unsent_stop_for_an_open_position_goes_once_with_the_first_pric
         assert len((await s.exec(sent)).all()) == 1
     assert any("sent with its original id" in line for line in again.engine.recovery.notes)
     await again.stop()
+
+
+async def test_an_unsent_order_waits_until_its_own_pair_counts_as_priced(db: Database) -> None:
+    """What recovery asks for while no pair has a price (none counts), when one pair's first price comes
+    (only that one) and what the protection loop asks (the market data)."""
+    rig = Rig(db, ScriptedStrategy({3: "buy"}), trading={"protection_interval_s": 60})  # no retry of its own
+    await rig.start()
+    pos = await open_position(rig)
+    (stop,) = await rig.engine.executor.prepare([exit_spec(pos, "stop")])
+    ex, ids = rig.engine.executor, {stop.client_order_id}
+    assert await ex.resend_unsent(state=TradingStatus.RUNNING, priced=PricedPairs(), only=ids) == []
+    assert await ex.resend_unsent(state=TradingStatus.RUNNING, priced=PricedPairs(frozenset({"ETH/USD"})),
+                                  only=ids) == []
+    assert (await order(db, stop.client_order_id)).status == "new"  # waiting, neither sent nor voided
+    assert stop.client_order_id not in await at_venue(db)
+    assert rig.engine.md.priced(PAIR)
+    (line,) = await ex.resend_unsent(state=TradingStatus.RUNNING, priced=rig.engine.md, only=ids)
+    assert "sent with its original id" in line, line
+    assert stop.client_order_id in await at_venue(db) and await settled(db, stop.client_order_id)
+    await rig.stop()
 
 
 # -- recovery is the engine's, not the election's ---------------------------------------------

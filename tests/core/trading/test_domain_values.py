@@ -9,15 +9,16 @@ fill, reporting a kill -- carry None for its purpose instead (the alert says "un
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
 
 from core.trading import OpenKind, OrderView, known_purpose
-from core.trading.events import ExitKind, OrderFilled, OrderPlaced, StateChanged
+from core.trading.events import ExitKind, OrderFilled, OrderPlaced, ReconcileDifference, StateChanged
 from core.trading.intents import Kill, ListOrders, PauseEntries, PlaceOrder
 from core.trading.order_reasons import OrderVoided
+from core.trading.reconciliation import find_differences
 from core.trading.values import OrderPurpose, TradingStatus
 from exchanges.base import OrderStatus, OrderType, Side
 from persistence.db import Database
@@ -81,15 +82,20 @@ async def test_orders_listed_and_cancelled_by_a_kill_carry_typed_values(db: Data
     await rig.stop()
 
 
-def test_an_order_view_refuses_a_status_or_purpose_it_does_not_know() -> None:
-    known = {"client_order_id": "tc1", "pair": PAIR, "side": "buy", "order_type": "limit", "qty": D(1),
-             "filled_qty": D(0), "limit_price": D(99), "avg_price": None, "fee": D(0), "status": "submitted",
-             "purpose": "entry", "requested_by": BY, "created_at": datetime.now(UTC)}
-    assert OrderView(**known).status is OrderStatus.SUBMITTED  # type: ignore[arg-type]
+def test_an_order_view_is_made_from_a_row_with_enums_and_refuses_a_value_it_does_not_know() -> None:
+    known = {"client_order_id": "tc1", "venue": "paper", "pair": PAIR, "side": "buy", "order_type": "limit",
+             "qty": D(1), "filled_qty": D(0), "limit_price": D(99), "avg_price": None, "fee": D(0),
+             "status": "submitted", "purpose": "entry", "requested_by": BY, "created_at": datetime.now(UTC)}
+    view = OrderView.from_row(OrderRow(**known), qty_step=D("0.01"), price_tick=None)
+    assert (view.side, view.order_type, view.status, view.purpose) == (
+        Side.BUY, OrderType.LIMIT, OrderStatus.SUBMITTED, OrderPurpose.ENTRY)
+    assert (type(view.side), type(view.order_type), type(view.status), type(view.purpose)) == (
+        Side, OrderType, OrderStatus, OrderPurpose)
+    assert (view.qty_step, view.price_tick, view.short_id) == (D("0.01"), None, "tc1")
     for name, value, enum in (("status", "open", "OrderStatus"), ("purpose", "rebalance", "OrderPurpose"),
-                              ("side", "short", "Side")):
+                              ("side", "short", "Side"), ("order_type", "iceberg", "OrderType")):
         with pytest.raises(ValueError, match=f"'{value}' is not a valid {enum}"):
-            OrderView(**{**known, name: value})  # type: ignore[arg-type]
+            OrderView.from_row(OrderRow(**{**known, name: value}), qty_step=None, price_tick=None)
 
 
 async def test_orders_are_not_listed_with_a_purpose_nobody_knows(db: Database) -> None:
@@ -119,3 +125,16 @@ def test_an_exit_kind_comes_from_a_typed_purpose_and_an_unknown_one_is_unknown()
     assert ExitKind.of_purpose(OrderPurpose.ENTRY) is ExitKind.UNKNOWN
     assert known_purpose("rebalance") is None and ExitKind.of_purpose(known_purpose("rebalance")) is ExitKind.UNKNOWN
     assert known_purpose("close") is OrderPurpose.CLOSE
+
+
+async def test_reconciliation_differences_carry_a_typed_side(db: Database) -> None:
+    rig = await _started(db)
+    await _write_order(db, status="submitted", purpose="close", created_at=datetime.now(UTC) - timedelta(hours=1))
+    (diff,) = await find_differences(db, rig.engine.venue, now=datetime.now(UTC))
+    assert (diff.subject, diff.side, type(diff.side)) == ("order", Side.SELL, Side)
+    assert diff.what == "order tcforeign0000001 (sell 1 BTC/USD)"
+    await rig.stop()
+
+
+def test_a_balance_difference_has_no_side() -> None:
+    assert ReconcileDifference(subject="balance", currency="BTC", ours_qty=D(1), venue_qty=D(0)).side is None

@@ -16,7 +16,8 @@ import pytest
 from core.settings.config import load_settings
 from core.settings.overlay import read_pairs_overlay
 from core.trading.events import PairsChanged
-from core.trading.intents import AddPair, ClosePosition, ListPairs, RemovePair
+from core.trading.intents import AddPair, ClosePosition, EntriesStop, ListPairs, RemovePair
+from core.trading.values import PositionStatus
 from exchanges.base import Candle, PairSubscriptions
 from exchanges.clock import SimClock
 from exchanges.replay import CandleSeries, LoadReport, ReplayError, ReplayFeed
@@ -167,7 +168,8 @@ async def test_remove_keep_manages_the_position_until_it_closes_then_drops_the_p
     assert result.ok, result.message
     assert ETH in engine.pairs  # still managed
     views = {v.pair: v for v in (await engine.submit(ListPairs(requested_by="t"))).pairs}
-    assert views[ETH].entries_stopped_by == "closing" and views[PAIR].entries_stopped_by == ""
+    assert views[ETH].entries_stopped_by is EntriesStop.CLOSING and views[PAIR].entries_stopped_by is None
+    assert views[ETH].position is PositionStatus.OPEN and views[PAIR].position is None
     overlay = read_pairs_overlay(tmp_path / "pairs.toml")
     assert overlay is not None and overlay.closing == (ETH,)
 
@@ -215,7 +217,7 @@ async def test_the_overlay_survives_a_restart(db: Database, tmp_path: Path) -> N
     again.engine.pair_set.use_overlay(tmp_path / "pairs.toml")  # what build_engine passes the service's engine
     assert again.engine.pair_set.closing == {ETH: "restart"}
     views = {v.pair: v for v in (await again.engine.submit(ListPairs(requested_by="t"))).pairs}
-    assert views[ETH].entries_stopped_by == "closing" and views[ETH].position == "open"
+    assert views[ETH].entries_stopped_by is EntriesStop.CLOSING and views[ETH].position is PositionStatus.OPEN
     await again.stop()
 
 
@@ -272,7 +274,8 @@ async def test_a_feed_that_cannot_subscribe_saves_the_pair_for_the_next_start(db
     overlay = read_pairs_overlay(tmp_path / "pairs.toml")
     assert overlay is not None and overlay.pairs == (PAIR, ETH)  # ... but at the next start
     views = {v.pair: v for v in (await engine.submit(ListPairs(requested_by="t"))).pairs}
-    assert views[ETH].entries_stopped_by == "after restart" and views[ETH].venue_symbol == "ETH-USD"
+    assert views[ETH].entries_stopped_by is EntriesStop.AFTER_RESTART and views[ETH].venue_symbol == "ETH-USD"
+    assert views[ETH].position is None
     again = await engine.submit(AddPair(requested_by="t", pair=ETH))
     assert not again.ok and "already saved" in again.message
     removed = await engine.submit(RemovePair(requested_by="t", pair=ETH))
