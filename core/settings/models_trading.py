@@ -77,7 +77,8 @@ class TradingSettings(Section):
     feed_down_s: float = Field(60.0, gt=0, description=(
         "Auto-pause entries when the market-data feed stays disconnected this long."))
     error_burst: int = Field(5, ge=1, description=(
-        "Auto-pause entries after this many exchange errors within error_window_s."))
+        "Auto-pause entries after this many exchange errors within error_window_s: the feed's, the "
+        "protection loop's and every failed try of an order send or cancel."))
     error_window_s: float = Field(60.0, gt=0, description="Window for error_burst.")
     outlier_max_move: Decimal = Field(Decimal("0.5"), gt=0, description=(
         "Reject a candle whose close moved more than this fraction from the previous close (counted)."))

@@ -33,7 +33,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections import Counter, deque
+from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -44,6 +44,7 @@ from core.settings.settings_models import TradingSettings
 from core.trading.books import Books
 from core.trading.control import Control
 from core.trading.entries import EntryGuard, NoEntry
+from core.trading.errorburst import ErrorBurst
 from core.trading.events import AutoPaused, EngineError, EventBus
 from core.trading.executor import Executor, OrderSpec
 from core.trading.exits import Exits
@@ -116,8 +117,12 @@ class Engine:
         prescan: Prescan | None = None,
         pairs_overlay: Path | None = None,
         inline_scan: bool = False,
+        errors: ErrorBurst | None = None,
     ) -> None:
         """``on_failure`` hears of a task of the engine that failed (the service stops then).
+
+        ``errors`` counts the venue errors for the error-burst breaker; the assembly hands the same one
+        to the executor (``on_exchange_error``), so failed order sends and cancels count too.
 
         ``prescan`` (backtests only) may answer a candle's scan without the strategies: a backtest knows
         the whole series and its vectorized signals, so most candles are a known HOLD that needs neither
@@ -142,7 +147,7 @@ class Engine:
         # (its events carry each pair's step and tick)
         self.markets: dict[str, Market] = executor.markets
         self.counters: Counter[str] = Counter()
-        self._errors: deque[float] = deque(maxlen=100)
+        self.errors = errors or ErrorBurst(trading.error_burst, trading.error_window_s)
         self._tasks = Supervisor("engine", on_failure=self._task_failed)
         self._work = Work()
         self._feed_down_since: float | None = None
@@ -444,6 +449,7 @@ class Engine:
     async def _check_circuit_breakers(self) -> None:
         if self.state.state != RUNNING:
             return
+        self._take_error_burst()  # the executor's failed sends and cancels are counted, not acted on, there
         if self._feed_down_since is not None and time.monotonic() - self._feed_down_since > self.trading.feed_down_s:
             await self.auto_pause(f"market data feed disconnected for more than {self.trading.feed_down_s:.0f}s")
             return
@@ -458,17 +464,20 @@ class Engine:
                     return
 
     def _exchange_error(self, exc: ExchangeError) -> None:
-        """Count a venue error; a burst of them pauses entries (in a task of the engine's own: this
-        is called where no ``await`` is possible)."""
+        """Count a venue error the engine met itself and pause entries if it completes a burst."""
         self.counters["exchange_errors"] += 1
-        now = time.monotonic()
-        self._errors.append(now)
-        recent = [t for t in self._errors if now - t <= self.trading.error_window_s]
-        log.warning("exchange error: %s", exc)
-        if len(recent) >= self.trading.error_burst and self.state.state == RUNNING \
-                and AUTO_PAUSE_TASK not in self._tasks.running():
+        self.errors.record(exc)
+        self._take_error_burst()
+
+    def _take_error_burst(self) -> None:
+        """A burst of venue errors (the engine's and the executor's) pauses entries, in a task of the
+        engine's own (this is called where no ``await`` is possible); once per burst."""
+        if self.state.state != RUNNING or AUTO_PAUSE_TASK in self._tasks.running():
+            return
+        n = self.errors.take()
+        if n:
             self._tasks.spawn(AUTO_PAUSE_TASK, self._breaker_pause(
-                f"{len(recent)} exchange errors within {self.trading.error_window_s:.0f}s"))
+                f"{n} exchange errors within {self.errors.window_s:.0f}s"))
 
     async def _breaker_pause(self, reason: str) -> None:
         """The error-burst pause. When the database cannot store it, entries are paused in memory at

@@ -15,6 +15,7 @@ from typing import Any
 
 from core.settings.config import Settings, load_settings
 from core.trading.engine import Engine
+from core.trading.errorburst import ErrorBurst
 from core.trading.events import Event, EventBus
 from core.trading.executor import Executor
 from core.trading.market_data import MarketData
@@ -100,10 +101,12 @@ class Rig:
         self.paper = PaperExchange(self.db, rules, starting_balances={"USD": Decimal(10000)},
                                    slippage_bps=Decimal(0), impact_bps=Decimal(0), volume_share=self.volume_share,
                                    latency_ms=self.latency_ms, clock=self.clock, timeframe_s=3600)
+        errors = ErrorBurst(s.trading.error_burst, s.trading.error_window_s)  # wired as the assembly does
         self.engine = Engine(db=self.db, exchange=self.paper, feed=self.feed or _idle_feed(),
                              market_data=MarketData(3600),
                              evaluate=self.strategy, risk=RiskManager(s.risk),
-                             executor=Executor(self.db, self.paper, self.events, self.clock, backoff_s=0.01),
+                             executor=Executor(self.db, self.paper, self.events, self.clock, backoff_s=0.01,
+                                               on_exchange_error=errors.record), errors=errors,
                              state=StateStore(self.db, "default"), clock=self.clock, events=self.events,
                              trading=s.trading, timezone="UTC", mode="paper",
                              market_hooks=(self.paper.on_market_event,), on_feed_end=self.on_feed_end,
