@@ -113,8 +113,8 @@ async def test_a_viewer_cannot_add_or_remove(rig: Rig, chat: ChatHarness, db: Da
     assert all(r.command == "pairs" and r.user_id == VIEWER.user_id and "admin role" in r.result for r in rows)
 
 
-async def test_remove_with_a_position_explains_the_choice_then_close_flattens_it(rig: Rig, chat: ChatHarness,
-                                                                                tmp_path: Path) -> None:
+async def _add_eth_with_a_position(rig: Rig, chat: ChatHarness) -> None:
+    """/pairs add ETH/USD, confirmed, and a strategy buy in it that the paper venue fills."""
     asked = await chat.send(f"/pairs add {ETH}")
     await chat.press(asked.confirm_payload)
     await rig.paper.on_candle(make_candle(30, "100", pair=ETH))  # a price for the paper venue to fill at
@@ -122,6 +122,11 @@ async def test_remove_with_a_position_explains_the_choice_then_close_flattens_it
     rig.clock.advance_to(T0 + timedelta(hours=25))
     await rig.engine.on_candle(make_candle(24, "100", pair=ETH))
     await eventually(lambda: _has_position(rig), what="ETH position")
+
+
+async def test_remove_with_a_position_explains_the_choice_then_close_flattens_it(rig: Rig, chat: ChatHarness,
+                                                                                tmp_path: Path) -> None:
+    await _add_eth_with_a_position(rig, chat)
 
     refused = await chat.send(f"/pairs remove {ETH}")
     assert refused.has_style("error") and f"/pairs remove {ETH} close" in refused.text
@@ -136,13 +141,7 @@ async def test_remove_with_a_position_explains_the_choice_then_close_flattens_it
 
 
 async def test_pairs_shows_an_open_position_and_why_entries_are_stopped(rig: Rig, chat: ChatHarness) -> None:
-    asked = await chat.send(f"/pairs add {ETH}")
-    await chat.press(asked.confirm_payload)
-    await rig.paper.on_candle(make_candle(30, "100", pair=ETH))  # a price for the paper venue to fill at
-    rig.strategy.script[25] = "buy"  # type: ignore[attr-defined]
-    rig.clock.advance_to(T0 + timedelta(hours=25))
-    await rig.engine.on_candle(make_candle(24, "100", pair=ETH))
-    await eventually(lambda: _has_position(rig), what="ETH position")
+    await _add_eth_with_a_position(rig, chat)
     assert _pair_rows(await chat.send("/pairs", as_=VIEWER)) == {PAIR: ("none", "yes"), ETH: ("open", "yes")}
 
     asked = await chat.send(f"/pairs remove {ETH} keep")
