@@ -447,9 +447,9 @@ class Engine:
                 await self.auto_pause(breach)
 
     async def _check_circuit_breakers(self) -> None:
+        self._take_error_burst()  # the executor's failed sends and cancels are counted, not acted on, there
         if self.state.state != RUNNING:
             return
-        self._take_error_burst()  # the executor's failed sends and cancels are counted, not acted on, there
         if self._feed_down_since is not None and time.monotonic() - self._feed_down_since > self.trading.feed_down_s:
             await self.auto_pause(f"market data feed disconnected for more than {self.trading.feed_down_s:.0f}s")
             return
@@ -471,11 +471,13 @@ class Engine:
 
     def _take_error_burst(self) -> None:
         """A burst of venue errors (the engine's and the executor's) pauses entries, in a task of the
-        engine's own (this is called where no ``await`` is possible); once per burst."""
-        if self.state.state != RUNNING or AUTO_PAUSE_TASK in self._tasks.running():
+        engine's own (this is called where no ``await`` is possible); once per burst. A burst that
+        completes while trading is already paused or killed is spent there: it does not pause again
+        right after a ``/resume``, only a new burst does."""
+        if AUTO_PAUSE_TASK in self._tasks.running():
             return
         n = self.errors.take()
-        if n:
+        if n and self.state.state == RUNNING:
             self._tasks.spawn(AUTO_PAUSE_TASK, self._breaker_pause(
                 f"{n} exchange errors within {self.errors.window_s:.0f}s"))
 

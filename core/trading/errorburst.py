@@ -40,8 +40,7 @@ class ErrorBurst:
 
     def take(self) -> int:
         """The number of errors within the window when they are a burst (at least ``size``), and the
-        window starts afresh; 0 otherwise. The engine takes a burst only while it can act on it (trading
-        running, no pause under way), so a burst met while paused still pauses after a resume."""
+        window starts afresh; 0 otherwise."""
         n = self.recent()
         if n < self.size:
             return 0

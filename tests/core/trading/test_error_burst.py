@@ -68,3 +68,28 @@ def test_a_burst_is_taken_once_and_the_window_forgets_old_errors() -> None:
     for _ in range(2):
         burst.record(TemporaryError("x"))
     assert burst.take() == 3 and burst.take() == 0 and burst.total == 5
+
+
+async def test_a_burst_met_while_paused_does_not_pause_again_after_resume(db: Database) -> None:
+    """The operator paused, the venue failed meanwhile, then recovered and the operator resumed: trading
+    goes on. Only a new burst after the resume pauses it again."""
+    from core.trading.intents import PauseEntries, Resume
+    from tests.core.engine_rig import Rig
+
+    rig = Rig(db, trading={"error_burst": 3, "error_window_s": 60})
+    await rig.start()
+    try:
+        assert (await rig.engine.submit(PauseEntries(requested_by="telegram:1"))).ok
+        for _ in range(4):
+            rig.engine.errors.record(TemporaryError("timeout"))  # the executor's failed sends
+        await rig.engine._check_circuit_breakers()
+        assert (await rig.engine.submit(Resume(requested_by="telegram:1"))).ok
+        await rig.engine._check_circuit_breakers()
+        await asyncio.sleep(0.1)
+        assert rig.engine.state.state == "running"
+        for _ in range(3):
+            rig.engine.errors.record(TemporaryError("timeout"))
+        await rig.engine._check_circuit_breakers()
+        await eventually(lambda: rig.engine.state.state == "paused", what="a new burst pauses")
+    finally:
+        await rig.stop()
