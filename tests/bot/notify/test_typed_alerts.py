@@ -12,6 +12,7 @@ from core.ops.outbox import OutboxWriter
 from core.settings.settings_models import Destination, NotifySettings
 from core.trading.events import Event, ExitKind, PositionClosed, ReconcileDifference
 from core.trading.order_reasons import OrderVoided
+from exchanges.base import Side
 
 AT = datetime(2024, 5, 1, 13, 45, tzinfo=UTC)
 STYLE = Style(names={"telegram:1": "alice"})
@@ -80,7 +81,7 @@ def test_a_reconcile_alert_shows_quantities_to_the_pairs_step() -> None:
     hair = ReconcileDifference(subject="balance", currency="BTC", ours_qty=D("0.5"), venue_qty=D("0.49999"),
                                qty_step=D("0.001"), ts=AT)
     assert stored(hair)[1][0] == "open positions hold 0.5 BTC, the venue has 0.49999 BTC"
-    order = ReconcileDifference(subject="order", client_order_id="tc-9", side="sell", qty=D("1250000.00000000"),
+    order = ReconcileDifference(subject="order", client_order_id="tc-9", side=Side.SELL, qty=D("1250000.00000000"),
                                 pair="PEPE/USD", ours="unknown order", venue="open (submitted)", qty_step=D("1"), ts=AT)
     assert stored(order) == ("Differs from the venue: order tc-9 (sell 1,250,000 PEPE/USD)",
                              ("ours unknown order, venue open (submitted)",
