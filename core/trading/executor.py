@@ -64,7 +64,7 @@ _ORDERS_BY_COID = select(OrderRow).where(col(OrderRow.client_order_id).in_(bindp
 _KNOWN_FILLS = select(FillRow.fill_id).where(FillRow.venue == bindparam("venue"),
                                              col(FillRow.fill_id).in_(bindparam("fids", expanding=True)))
 _POSITIONS_BY_ID = select(PositionRow).where(col(PositionRow.id).in_(bindparam("ids", expanding=True)))
-__all__ = ["EVERY_PAIR", "FILL_CURSOR_KEY", "OPEN_STATES", "Executor", "OrderSpec", "Priced", "PricedPairs",
+__all__ = ["FILL_CURSOR_KEY", "OPEN_STATES", "Executor", "OrderSpec", "Priced", "PricedPairs",
            "new_client_order_id"]
 
 
@@ -115,14 +115,6 @@ class PricedPairs:
 
     def priced(self, pair: str) -> bool:
         return pair in self.pairs
-
-
-class _EveryPair:
-    def priced(self, pair: str) -> bool:
-        return True
-
-
-EVERY_PAIR: Priced = _EveryPair()  # every pair counts as priced: nothing waits for a price
 
 
 def _copy(src: OrderRow, dst: OrderRow) -> None:
@@ -489,7 +481,7 @@ class Executor:
             stmt = select(OrderRow).where(col(OrderRow.status).in_(OPEN_STATES)).order_by(col(OrderRow.id))
             return list((await s.exec(stmt)).all())
 
-    async def resend_unsent(self, *, state: TradingStatus, priced: Priced = EVERY_PAIR,
+    async def resend_unsent(self, *, state: TradingStatus, priced: Priced,
                             entry_max_age_s: float = ENTRY_MAX_AGE_S, only: Collection[str] | None = None) -> list[str]:
         """Send orders still ``new`` (written, never confirmed sent) whose reason still holds
         (:mod:`core.trading.order_reasons`); void the others, after making sure the venue never got them.

@@ -16,6 +16,7 @@ import pytest
 
 from core.trading import OpenKind, OrderView, known_purpose
 from core.trading.events import ExitKind, OrderFilled, OrderPlaced, ReconcileDifference, StateChanged
+from core.trading.executor import PricedPairs
 from core.trading.intents import Kill, ListOrders, PauseEntries, PlaceOrder
 from core.trading.order_reasons import OrderVoided
 from core.trading.reconciliation import find_differences
@@ -109,10 +110,11 @@ async def test_orders_are_not_listed_with_a_purpose_nobody_knows(db: Database) -
 async def test_an_unsent_order_with_an_unknown_purpose_is_still_voided_and_says_so(db: Database) -> None:
     rig = await _started(db)
     rig.drain()
-    notes = await rig.engine.executor.resend_unsent(state=TradingStatus.RUNNING)
+    notes = await rig.engine.executor.resend_unsent(state=TradingStatus.RUNNING, priced=PricedPairs(frozenset({PAIR})))
     assert notes == []  # nothing of ours is waiting
     await _write_order(db)
-    (note,) = await rig.engine.executor.resend_unsent(state=TradingStatus.RUNNING)
+    (note,) = await rig.engine.executor.resend_unsent(state=TradingStatus.RUNNING,
+                                                      priced=PricedPairs(frozenset({PAIR})))
     assert "voided, never sent: unknown purpose 'rebalance'" in note
     (voided,) = [e for e in rig.drain() if isinstance(e, OrderVoided)]
     assert voided.purpose is None and voided.side is Side.SELL

@@ -95,8 +95,10 @@ async def test_crash_between_written_and_sent_never_duplicates(db: Database) -> 
         assert [o.client_order_id for o in (await s.exec(select(PaperOrderRow))).all()] == [lost.client_order_id]
     await restarted.candle("100")  # the first price: the unsent order goes, with its original id
     again = Executor(db, restarted.paper, restarted.events, restarted.clock)
-    assert await again.resend_unsent(state=TradingStatus.RUNNING) == []  # nothing is left to send a second time
-    assert await restarted.engine.executor.resend_unsent(state=TradingStatus.RUNNING) == []
+    # nothing is left to send a second time
+    assert await again.resend_unsent(state=TradingStatus.RUNNING, priced=restarted.engine.md) == []
+    assert await restarted.engine.executor.resend_unsent(state=TradingStatus.RUNNING,
+                                                         priced=restarted.engine.md) == []
     async with db.session() as s:
         venue_orders = (await s.exec(select(PaperOrderRow))).all()
         ours = {o.client_order_id: o for o in (await s.exec(select(OrderRow))).all()}
