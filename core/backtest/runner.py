@@ -5,7 +5,9 @@ strategies, risk manager, executor and accounting, a :class:`~exchanges.paper.Pa
 model, fees, slippage, volume-share partial fills) and a :class:`~exchanges.replay.ReplayFeed` at
 full speed advancing a :class:`~exchanges.clock.SimClock`. Each run gets a fresh SQLite database in
 a temporary directory, deleted afterwards; results are read back from that database through the
-engine's own accounting, so what the backtest reports is what the service would have recorded.
+engine's own accounting, so what the backtest reports is what the service would have recorded. The
+paper venue keeps its own state in memory (:class:`~exchanges.paper.store.MemoryPaperStore`): it
+lives as long as the run.
 
 Differences from the service, all deliberate:
 
@@ -50,6 +52,7 @@ from core.trading.state import PAUSED
 from exchanges.base import Candle, MarketEvent
 from exchanges.clock import SimClock
 from exchanges.paper import MarketRules, PaperExchange
+from exchanges.paper.store import MemoryPaperStore
 from exchanges.replay import close_time
 from persistence.db import Database
 from persistence.migrate import upgrade
@@ -154,7 +157,8 @@ async def _run(settings: Settings, rules: dict[str, MarketRules], db: Database, 
     p = settings.paper
     exchange = PaperExchange(db, rules, starting_balances=p.starting_balances,
                              slippage_bps=p.slippage_bps, impact_bps=p.impact_bps, volume_share=p.volume_share,
-                             latency_ms=0, clock=clock, fill_on=spec.fill_on, timeframe_s=series[0].timeframe_s)
+                             latency_ms=0, clock=clock, fill_on=spec.fill_on, timeframe_s=series[0].timeframe_s,
+                             store=MemoryPaperStore())
     await exchange.start()
     try:
         engine, pauses = await _drive(settings, db, series, spec, exchange, clock, progress)

@@ -75,7 +75,7 @@ from exchanges.clock import Clock, SystemClock
 from exchanges.errors import ExchangeError, OrderNotFound, TemporaryError
 from exchanges.paper.book import Cursor, PaperBook, Snapshot
 from exchanges.paper.model import ZERO, FillOn, MarketRules, PaperOrder
-from exchanges.paper.store import PaperStore
+from exchanges.paper.store import PaperStorage, PaperStore
 from persistence.db import Database
 
 
@@ -84,7 +84,8 @@ class PaperExchange:
 
     ``venue`` keys its rows in the database (one name per simulated account); ``name`` is always
     ``"paper"``. ``starting_balances`` are written only on the very first start, when the database
-    has no balances for ``venue`` yet.
+    has no balances for ``venue`` yet. ``store`` replaces the database tables (a backtest hands a
+    :class:`~exchanges.paper.store.MemoryPaperStore`: its venue lives as long as the run).
     """
 
     name = "paper"
@@ -106,6 +107,7 @@ class PaperExchange:
         history: int = 1000,
         fills_page: int = 500,
         limit_through: bool = False,
+        store: PaperStorage | None = None,
     ) -> None:
         if not (ZERO < volume_share <= 1):
             raise ValueError("volume_share must be in (0, 1]")
@@ -116,7 +118,7 @@ class PaperExchange:
         self.fill_on = FillOn(fill_on)
         self.timeframe_s = timeframe_s
         self.capabilities = Capabilities(websocket_market_data=False, private_stream=False, timeframes_s=(timeframe_s,))
-        self._store = PaperStore(db, venue)
+        self._store: PaperStorage = store if store is not None else PaperStore(db, venue)
         self._book = PaperBook({pair: rules.market(pair) for pair, rules in markets.items()},
                                slippage_bps=slippage_bps, impact_bps=impact_bps, volume_share=volume_share,
                                clock=self.clock, history=history, limit_through=limit_through)

@@ -5,13 +5,18 @@ one transaction, so a new :class:`~exchanges.paper.PaperExchange` on the same da
 with the same balances, open orders and fills. Rows are keyed by venue name, so several paper
 venues can share a database -- except that ``paper_orders.client_order_id`` is unique across all
 of them, as client order ids are meant to be.
+
+:class:`MemoryPaperStore` keeps the same state in memory, for a venue whose life is one process
+(a backtest): nothing survives the process, and nothing needs to.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from dataclasses import replace
 from datetime import UTC, datetime
 from decimal import Decimal
+from typing import Protocol
 
 import sqlalchemy as sa
 from sqlmodel import col, select
@@ -26,7 +31,64 @@ OPEN_STATUSES = (OrderStatus.SUBMITTED.value, OrderStatus.PARTIALLY_FILLED.value
 ORDER_COLUMNS = tuple(c.name for c in table_of(PaperOrderRow).columns)  # _to_values gives every one
 
 
+class PaperStorage(Protocol):
+    """Where a :class:`~exchanges.paper.PaperExchange` keeps its balances, orders, fills and candle cursors."""
+
+    async def load(self, seed: Mapping[str, Decimal]) -> tuple[dict[str, BalanceState], list[PaperOrder]]: ...
+    async def cursors(self) -> dict[str, tuple[datetime, Decimal]]: ...
+    async def order_ids(self) -> set[str]: ...
+    async def get_order(self, client_order_id: str) -> PaperOrder | None: ...
+    async def save(self, orders: Iterable[PaperOrder], fills: Iterable[Fill], balances: Mapping[str, BalanceState],
+                   cursors: Mapping[str, tuple[datetime, Decimal]] | None = None) -> None: ...
+    async def fills_after(self, seq: int, limit: int) -> list[tuple[int, Fill]]: ...
+
+
+class MemoryPaperStore:
+    """:class:`PaperStorage` in this process's memory: the state a database store would hold, kept as
+    copies (the venue goes on changing its own objects), with fills numbered from 1 as ``paper_fills.seq``
+    numbers them."""
+
+    def __init__(self) -> None:
+        self._balances: dict[str, BalanceState] | None = None
+        self._orders: dict[str, PaperOrder] = {}
+        self._fills: list[Fill] = []
+        self._cursors: dict[str, tuple[datetime, Decimal]] = {}
+
+    async def load(self, seed: Mapping[str, Decimal]) -> tuple[dict[str, BalanceState], list[PaperOrder]]:
+        if self._balances is None:
+            self._balances = {c: BalanceState(Decimal(v), ZERO) for c, v in seed.items()}
+        balances = {c: replace(b) for c, b in self._balances.items()}
+        orders = [replace(o) for o in self._orders.values() if o.status.value in OPEN_STATUSES]
+        orders.sort(key=lambda o: (o.created_at, o.venue_order_id))
+        return balances, orders
+
+    async def cursors(self) -> dict[str, tuple[datetime, Decimal]]:
+        return dict(self._cursors)
+
+    async def order_ids(self) -> set[str]:
+        return set(self._orders)
+
+    async def get_order(self, client_order_id: str) -> PaperOrder | None:
+        order = self._orders.get(client_order_id)
+        return replace(order) if order is not None else None
+
+    async def save(self, orders: Iterable[PaperOrder], fills: Iterable[Fill], balances: Mapping[str, BalanceState],
+                   cursors: Mapping[str, tuple[datetime, Decimal]] | None = None) -> None:
+        if self._balances is None:
+            self._balances = {}
+        self._orders.update((o.client_order_id, replace(o)) for o in orders)
+        self._fills.extend(fills)
+        self._balances.update((c, replace(b)) for c, b in balances.items())
+        self._cursors.update(cursors or {})
+
+    async def fills_after(self, seq: int, limit: int) -> list[tuple[int, Fill]]:
+        start = max(seq, 0)
+        return [(start + i + 1, f) for i, f in enumerate(self._fills[start:start + limit])]
+
+
 class PaperStore:
+    """:class:`PaperStorage` in the project's database (see the module docstring)."""
+
     def __init__(self, db: Database, venue: str) -> None:
         self.db = db
         self.venue = venue

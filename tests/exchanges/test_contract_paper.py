@@ -1,4 +1,5 @@
-"""The shared venue contract, run against the paper venue on SQLite and on PostgreSQL.
+"""The shared venue contract, run against the paper venue on SQLite and on PostgreSQL, and against one
+keeping its state in memory (a backtest's).
 
 :class:`PaperController` and :func:`paper_venue` are also what the paper venue's own tests use to
 drive it: the market moves by feeding candles on a simulated hourly timeline.
@@ -15,6 +16,7 @@ from typing import Any
 from exchanges.base import Candle
 from exchanges.clock import SimClock
 from exchanges.paper import MarketRules, PaperExchange
+from exchanges.paper.store import MemoryPaperStore
 from persistence.db import Database
 from tests.exchanges.contract import ExchangeContract, venue_fixture
 
@@ -79,3 +81,14 @@ async def paper_venue(db: Database, **options: Any) -> AsyncIterator[tuple[Paper
 
 class TestPaperContract(ExchangeContract):
     venue = venue_fixture(paper_venue)
+
+
+@asynccontextmanager
+async def memory_paper_venue() -> AsyncIterator[tuple[PaperExchange, PaperController]]:
+    """:func:`paper_venue` with its state in memory: no database at all (the one handed is never opened)."""
+    async with paper_venue(Database("sqlite:///nowhere/never-opened.db"), store=MemoryPaperStore()) as pair:
+        yield pair
+
+
+class TestMemoryPaperContract(ExchangeContract):
+    venue = venue_fixture(memory_paper_venue)

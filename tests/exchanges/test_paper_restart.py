@@ -6,12 +6,15 @@ from datetime import timedelta
 from decimal import Decimal
 
 import pytest
+from sqlmodel import select
 
 from exchanges.base import Candle, OrderRequest, OrderStatus, OrderType, Side
 from exchanges.clock import SimClock
 from exchanges.errors import TemporaryError
 from exchanges.paper import MarketRules, PaperExchange
+from exchanges.paper.store import MemoryPaperStore
 from persistence.db import Database
+from persistence.models import PaperOrderRow
 from tests.exchanges.test_contract_paper import START, PaperController
 from tests.persistence.outage import TablesAway
 
@@ -21,9 +24,13 @@ MARKETS = {PAIR: MarketRules()}
 OPTIONS = {"slippage_bps": D(0), "impact_bps": D(0), "volume_share": D("0.1")}
 
 
-async def test_balances_orders_and_fills_survive_a_restart(db: Database) -> None:
+@pytest.mark.parametrize("in_memory", [False, True], ids=["database", "memory"])
+async def test_balances_orders_and_fills_survive_a_restart(db: Database, in_memory: bool) -> None:
+    """On the database's tables, or on one :class:`MemoryPaperStore` (which a backtest's venue uses;
+    there the "restart" is a second venue on the same store)."""
+    store = MemoryPaperStore() if in_memory else None
     clock = SimClock(START)
-    first = PaperExchange(db, MARKETS, starting_balances={"USD": D(100000)}, clock=clock, **OPTIONS)
+    first = PaperExchange(db, MARKETS, starting_balances={"USD": D(100000)}, clock=clock, store=store, **OPTIONS)
     await first.start()
     ctl = PaperController(first, clock)
     await ctl.candle(PAIR, D(20000), D(20000), D(20000), D(20000), D(10))
@@ -34,7 +41,8 @@ async def test_balances_orders_and_fills_survive_a_restart(db: Database) -> None
     balances, open_orders = await first.balances(), await first.open_orders()
     await first.stop()
 
-    second = PaperExchange(db, MARKETS, starting_balances={"USD": D(1), "EUR": D(5)}, clock=clock, **OPTIONS)
+    second = PaperExchange(db, MARKETS, starting_balances={"USD": D(1), "EUR": D(5)}, clock=clock, store=store,
+                           **OPTIONS)
     await second.start()
     assert await second.balances() == balances  # totals and reservations, not seeded again
     assert await second.open_orders() == open_orders
@@ -52,6 +60,9 @@ async def test_balances_orders_and_fills_survive_a_restart(db: Database) -> None
     assert (await second.balances())["BTC"].total == D(2)
     new = (await second.fills_since(page.cursor)).fills
     assert {f.client_order_id for f in new} == {"big", "rest"}
+    if in_memory:
+        async with db.read() as s:
+            assert (await s.exec(select(PaperOrderRow))).all() == []  # nothing went to the database
 
 
 async def test_a_candle_fed_again_after_a_crash_fills_nothing_twice(db: Database) -> None:
