@@ -465,8 +465,7 @@ class Engine:
 
     def _exchange_error(self, exc: ExchangeError) -> None:
         """Count a venue error the engine met itself and pause entries if it completes a burst."""
-        self.counters["exchange_errors"] += 1
-        self.errors.record(exc)
+        self.errors.record(exc)  # counted there with the executor's (the health view's exchange_errors)
         self._take_error_burst()
 
     def _take_error_burst(self) -> None:
@@ -533,4 +532,5 @@ class Engine:
                     else "waiting for prices" if rec.prepared.is_set() else "running")
         return await self.queries.health(Liveness(running=self._running, failed=self.failed is not None,
                                                   recovery=recovery, database_down_since=self.watch.since,
-                                                  database_retries=self.watch.retries))
+                                                  database_retries=self.watch.retries,
+                                                  exchange_errors=self.errors.total))

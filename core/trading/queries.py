@@ -63,6 +63,7 @@ class Liveness:
     recovery: str
     database_down_since: datetime | None = None
     database_retries: int = 0
+    exchange_errors: int = 0  # every venue error: the feed's, the protection loop's and each failed order send or cancel
 
 
 @dataclass(frozen=True, slots=True)
@@ -259,6 +260,8 @@ class Queries:
             age = self.md.age_s(p, now)
             comps[f"data:{p}"] = "no data yet" if age is None else f"{age:.0f}s old"
         counters = dict(self.counters)
+        if liveness.exchange_errors:
+            counters["exchange_errors"] = liveness.exchange_errors
         counters.update({f"rejected:{k}": v for k, v in self.md.rejected.items()})
         who = self.identity
         return HealthView(ok=liveness.running and not liveness.failed and liveness.database_down_since is None,

@@ -50,6 +50,8 @@ async def test_order_send_timeouts_trip_the_error_burst_breaker(db: Database) ->
         assert venue.sent >= 3, result  # every try of the send timed out
         await eventually(lambda: engine.state.state == "paused", what="entries paused by the breaker", timeout=15)
         assert "exchange errors" in engine.state.reason
+        # /health counts them: each failed try of the send is a venue error (none was counted before)
+        assert (await engine.health()).counters.get("exchange_errors") == venue.sent
     finally:
         await engine.stop()
         await venue.stop()
