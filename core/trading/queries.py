@@ -63,7 +63,8 @@ class Liveness:
     recovery: str
     database_down_since: datetime | None = None
     database_retries: int = 0
-    exchange_errors: int = 0  # every venue error: the feed's, the protection loop's and each failed order send or cancel
+    # every venue error: the feed's, the protection loop's and each failed try of an order send or cancel
+    exchange_errors: int = 0
 
 
 @dataclass(frozen=True, slots=True)
