@@ -34,6 +34,7 @@ is checked again. It prints the rounds, the violations and the recovery times.
     python benchmarks/crash_harness.py                      # 20 rounds on SQLite and on PostgreSQL
     python benchmarks/crash_harness.py --rounds 50 --db sqlite --seed 7
     python benchmarks/crash_harness.py --rounds 30 --db sqlite --manual-share 0.6
+    python benchmarks/crash_harness.py --rounds 10 --plan manual:sell,manual:cancel
     python benchmarks/crash_harness.py --restart-only --rounds 10 --speed 50 --db sqlite
         # only SIGKILL -> first processed candle on the embedded default (the fast-restart figure)
 
@@ -62,6 +63,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.crash.cluster import PG_URL  # noqa: E402
+from benchmarks.crash.manual import KINDS  # noqa: E402
 from benchmarks.crash.rounds import run_backend  # noqa: E402
 
 __all__ = ["PG_URL", "run_backend"]
@@ -76,11 +78,19 @@ async def main_async(args: argparse.Namespace) -> int:
             kind, rounds=args.rounds, rng=rng, speed=args.speed, pg_url=args.pg_url, kill_share=args.kill_share,
             term_share=args.term_share, run_s=(args.min_run, args.max_run), restart_only=args.restart_only,
             outage_share=args.outage_share if kind != "sqlite" else 0.0, keep=args.keep / kind if args.keep else None,
-            manual_share=args.manual_share))
+            manual_share=args.manual_share, plan=tuple(e for e in args.plan.split(",") if e)))
     print()
     for r in reports:
         print("\n".join(r.lines()))
     return 1 if any(r.violations for r in reports) else 0
+
+
+def _plan(text: str) -> str:
+    known = {"kill", "sigkill", "sigterm", "manual", *(f"manual:{k}" for k in KINDS)}
+    unknown = [e for e in text.split(",") if e and e not in known]
+    if unknown:
+        raise argparse.ArgumentTypeError(f"unknown ending {', '.join(unknown)} (known: {', '.join(sorted(known))})")
+    return text
 
 
 def main() -> None:
@@ -94,6 +104,9 @@ def main() -> None:
     p.add_argument("--term-share", type=float, default=0.2, help="share of rounds ending with SIGTERM")
     p.add_argument("--manual-share", type=float, default=0.3,
                    help="share of rounds confirming a /buy, /sell or /cancel all before the SIGKILL")
+    p.add_argument("--plan", default="", type=_plan,
+                   help="fix each round's ending instead of drawing it, in turn: kill, sigkill, sigterm, manual or "
+                        "manual:KIND (KIND: " + ", ".join(KINDS) + "), comma-separated; e.g. manual:sell")
     p.add_argument("--min-run", type=float, default=0.3, help="shortest run before the signal (s)")
     p.add_argument("--max-run", type=float, default=3.0, help="longest run before the signal (s)")
     p.add_argument("--restart-only", action="store_true",

@@ -165,11 +165,15 @@ class ManualRounds:
                          at_close: bool) -> tuple[Asked | None, float]:
         """Type a ``kind`` command, confirm it and SIGKILL the service: 0-200 ms after the confirmation
         was typed, or 0-80 ms after the database shows it used (``at_close``: at that moment). A command
-        refused before its confirmation (no position, one already open) is typed again, up to five times."""
+        refused before its confirmation (no position, one already open) is typed again, up to five times; a
+        /sell whose position the strategy closed meanwhile buys one again first."""
         await self.setup(svc, n, kind, rng)
         asked: Asked | None = None
         for _ in range(5):
             line = await self.line(kind, rng)
+            if line is None and kind == "sell":  # the strategy closed the position meanwhile: buy one again
+                await self.setup(svc, n, kind, rng)
+                line = await self.line(kind, rng)
             if line is not None:
                 asked = await self.ask(svc, n, kind, line)
                 if asked.nonce is not None:
