@@ -140,14 +140,34 @@ async def run_engines(settings: Settings, series: Sequence[Bars], spec: RunSpec 
     settings, rules = portfolio_settings(settings, series)
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="tradectl-backtest-", dir=workdir) as tmp:
-        db = Database(f"sqlite:///{tmp}/backtest.db", inline=True)
+        path = Path(tmp) / "backtest.db"
+        path.write_bytes(await _migrated_schema(Path(tmp)))
+        db = Database(f"sqlite:///{path}", inline=True)
         await db.start()
         _unsafe_fast_sqlite(db)
         try:
-            await upgrade(db)
             return await _run(settings, rules, db, tuple(series), spec, progress, started)
         finally:
             await db.stop()
+
+
+_SCHEMA: list[bytes] = []  # the migrated empty database file, made once per process
+
+
+async def _migrated_schema(tmp: Path) -> bytes:
+    """An empty SQLite database file at the schema's head revision. The migrations run once per process
+    and their result is copied for every later run: they cost more than a short run's trading (a tuning
+    study runs hundreds)."""
+    if not _SCHEMA:
+        db = Database(f"sqlite:///{tmp}/schema.db")
+        await db.start()
+        try:
+            await upgrade(db)
+        finally:
+            await db.stop()
+        _SCHEMA.append((tmp / "schema.db").read_bytes())
+        (tmp / "schema.db").unlink()
+    return _SCHEMA[0]
 
 
 async def _run(settings: Settings, rules: dict[str, MarketRules], db: Database, series: tuple[Bars, ...],
