@@ -7,6 +7,8 @@ everywhere: 0 ok, 1 failure, 2 usage or configuration error.
 from __future__ import annotations
 
 import dataclasses
+import os
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
@@ -17,6 +19,9 @@ import typer
 from core.settings.config import ConfigError, Settings, load_settings
 
 EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
+# quantity steps the starting equity may buy at the lowest price: the accounting counts in Decimals of 28
+# digits, and the fast path counts fills in 64-bit integers
+MAX_STEPS = Decimal(10) ** 24
 
 ConfigOpt = Annotated[Path | None, typer.Option("--config", "-c", help=(
     "TOML settings file (default: ./tradectl.toml if present)."), dir_okay=False)]
@@ -145,7 +150,10 @@ def _load(config: Path | None, overrides: dict[str, Any], cash: str | None) -> S
         settings = load_settings(config, overrides=overrides)
         if cash is not None:
             quote = settings.trading.pairs[0].split("/")[1]
-            paper = {**overrides.get("paper", {}), "starting_balances": {quote: _dec(cash, "--cash")}}
+            amount = Decimal(_dec(cash, "--cash") or "0")
+            if not (amount.is_finite() and amount > 0):
+                raise _fail(f"--cash {cash}: starting cash must be a number above 0")
+            paper = {**overrides.get("paper", {}), "starting_balances": {quote: cash}}
             settings = load_settings(config, overrides={**overrides, "paper": paper})
         return settings
     except ConfigError as exc:
@@ -209,6 +217,50 @@ def _utc(ts: int) -> datetime:
     return datetime.fromtimestamp(ts, UTC)
 
 
+def check_size(settings: Settings, series: tuple[Any, ...]) -> None:
+    """Refuse starting equity so large that what it buys at the lowest price is past the digits counted."""
+    from core.backtest.runner import pair_rules, start_equity
+
+    equity = start_equity(settings, series)
+    for bars in series:
+        try:
+            rules = pair_rules(settings, bars).rules
+        except ValueError as exc:
+            raise _fail(str(exc)) from None
+        low = min(bars.price(i, "low") for i in range(len(bars)))
+        base, quote = bars.pair.split("/")
+        if equity / low / rules.qty_step > MAX_STEPS:
+            raise _fail(f"starting equity {equity:,f} {quote} buys {equity / low:.3e} {base} at the lowest price "
+                        f"{format(low.normalize(), 'f')}, more than {MAX_STEPS:.0e} steps of "
+                        f"{format(rules.qty_step.normalize(), 'f')}: past the digits the accounting counts in; "
+                        "start with less --cash")
+
+
+def out_dir(path: Path) -> Path:
+    """``--out`` checked before the run: a directory, or one that can be made (nothing is created yet)."""
+    if path.exists() and not path.is_dir():
+        raise _fail(f"--out {path}: not a directory")
+    parent = path
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    if not parent.is_dir():
+        raise _fail(f"--out {path}: {parent} is not a directory")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise _fail(f"--out {path}: {parent} is not writable")
+    return path
+
+
+def write_results(paths: tuple[Path, ...], write: Callable[[], None]) -> None:
+    """Run ``write`` (:func:`core.backtest.report.write_all`); a failure is one line and exit code 1."""
+    from core.backtest.report import write_all
+
+    try:
+        write_all(paths, write)
+    except OSError as exc:
+        where = f" ({exc.filename})" if exc.filename else ""
+        raise _fail(f"cannot write the results to {paths[0].parent}: {exc.strerror or exc}{where}", EXIT_FAIL) from None
+
+
 def backtest(config: ConfigOpt = None, pair: PairsOpt = None, timeframe: TimeframeOpt = None, start: FromOpt = None,
              end: ToOpt = None, csv: CsvsOpt = None, strategy: StrategyOpt = None, param: ParamOpt = None,
              mode: ModeOpt = None, sizing: SizingOpt = None, qty: QtyOpt = None, fraction: FractionOpt = None,
@@ -235,6 +287,10 @@ def backtest(config: ConfigOpt = None, pair: PairsOpt = None, timeframe: Timefra
     from core.backtest.model import RunSpec
     from core.backtest.runner import pair_rules
 
+    directory = out_dir(out or settings.backtest.output_dir)
+    first, end_at = _when(start, "--from"), _when(end, "--to")
+    if first is not None and end_at is not None and first >= end_at:
+        raise _fail(f"--from {start} is not before --to {end} (--to is exclusive)")
     pairs, files = settings.trading.pairs, list(csv or ())
     if len(files) > 1 and len(files) != len(pairs):
         raise _fail(f"--csv given {len(files)} times for {len(pairs)} pairs: give one per --pair, in the same order")
@@ -248,11 +304,13 @@ def backtest(config: ConfigOpt = None, pair: PairsOpt = None, timeframe: Timefra
 
         series = tuple(_bars(settings, files[i] if files else None, _when(start, "--from"), _when(end, "--to"),
                              lenient, pair=p) for i, p in enumerate(pairs))
-        run_portfolio(settings, series, spec, out, quiet)
+        check_size(settings, series)
+        run_portfolio(settings, series, spec, directory, quiet)
         return
     bars, warm, warm_note = _warm_bars(settings, files[0] if files else None, _when(start, "--from"),
                                        _when(end, "--to"), lenient, warmup)
     spec = dataclasses.replace(spec, warmup=warm)
+    check_size(settings, (bars,))
     try:
         outcome = run_backtest(settings, bars, spec, settings.backtest.mode, progress=False if quiet else None)
     except ValueError as exc:
@@ -276,10 +334,15 @@ def backtest(config: ConfigOpt = None, pair: PairsOpt = None, timeframe: Timefra
         resumed = f", resumed {pause.resumed_at:%Y-%m-%d %H:%M}" if pause.resumed_at else ", never resumed"
         typer.echo(f"  paused {pause.at:%Y-%m-%d %H:%M}: {pause.reason}{resumed}")
     names = settings.strategies.enabled
-    written = write_outputs(outcome, out or settings.backtest.output_dir, output_stem(bars, names),
-                            chart_title(bars, names), quote_ccy)
-    typer.echo(f"trades: {written.trades_csv}")
-    typer.echo(f"equity chart: {written.equity_png}")
+    stem = output_stem(bars, names)
+    paths = (directory / f"{stem}_trades.csv", directory / f"{stem}_equity.png")
+
+    def write() -> None:
+        write_outputs(outcome, directory, stem, chart_title(bars, names), quote_ccy)
+
+    write_results(paths, write)
+    typer.echo(f"trades: {paths[0]}")
+    typer.echo(f"equity chart: {paths[1]}")
 
 
 def register(app: typer.Typer) -> None:

@@ -16,7 +16,7 @@ from core.backtest.markets import money
 from core.backtest.model import RunSpec
 from core.settings.config import Settings
 
-EXIT_USAGE = 2
+EXIT_FAIL, EXIT_USAGE = 1, 2
 
 
 def stem(series: tuple[Bars, ...], timeframe: str, strategies: tuple[str, ...]) -> str:
@@ -27,9 +27,10 @@ def stem(series: tuple[Bars, ...], timeframe: str, strategies: tuple[str, ...]) 
     return f"{pairs}_{timeframe}_{first:%Y%m%d}-{end:%Y%m%d}_{'+'.join(strategies)}"
 
 
-def run(settings: Settings, series: tuple[Bars, ...], spec: RunSpec, out: Path | None, quiet: bool) -> None:
+def run(settings: Settings, series: tuple[Bars, ...], spec: RunSpec, directory: Path, quiet: bool) -> None:
+    """Run the portfolio and print it; ``directory`` (``--out``) was checked by the caller."""
     from core.backtest.api import run_portfolio
-    from core.backtest.report import write_equity_png, write_trades_csv
+    from core.backtest.report import write_all, write_equity_png, write_trades_csv
     from core.backtest.runner import pair_rules
 
     try:
@@ -65,12 +66,20 @@ def run(settings: Settings, series: tuple[Bars, ...], spec: RunSpec, out: Path |
     for pause in result.pauses:
         resumed = f", resumed {pause.resumed_at:%Y-%m-%d %H:%M}" if pause.resumed_at else ", never resumed"
         typer.echo(f"  paused {pause.at:%Y-%m-%d %H:%M}: {pause.reason}{resumed}")
-    directory = out or settings.backtest.output_dir
     name = stem(series, settings.trading.timeframe, names)
     trades_csv, equity_png = directory / f"{name}_trades.csv", directory / f"{name}_equity.png"
-    write_trades_csv(trades_csv, result.trades)
     title = f"{len(series)} pairs {settings.trading.timeframe} " + (
         "+".join(names) if len("+".join(names)) <= 24 else f"{len(names)} strategies")
-    write_equity_png(equity_png, result, title, quote)
+
+    def write() -> None:
+        write_trades_csv(trades_csv, result.trades)
+        write_equity_png(equity_png, result, title, quote)
+
+    try:
+        write_all((trades_csv, equity_png), write)
+    except OSError as exc:
+        where = f" ({exc.filename})" if exc.filename else ""
+        typer.echo(f"cannot write the results to {directory}: {exc.strerror or exc}{where}", err=True)
+        raise typer.Exit(EXIT_FAIL) from None
     typer.echo(f"trades: {trades_csv}")
     typer.echo(f"equity chart: {equity_png}")

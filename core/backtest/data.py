@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from core.backtest.candlefile import FileReport, read_candles
+from core.backtest.candlefile import DataError, FileReport, read_candles
 from exchanges.base import Candle
 from exchanges.replay import BUNDLED_FILE
 from strategies.base import Candles
@@ -144,7 +144,25 @@ def load_bars(pair: str, timeframe_s: int, *, csv: Path | None = None, start: da
     if len(candles) < 2:
         raise ValueError(f"fewer than two candles between {start or 'the start'} and {end or 'the end'} "
                          f"in {report.source}")
-    return Bars(arrays=to_arrays(pair, timeframe_s, candles), candles=candles, source=report.source, report=report)
+    arrays = to_arrays(pair, timeframe_s, candles)
+    _check_floats(arrays, candles, report.source)
+    return Bars(arrays=arrays, candles=candles, source=report.source, report=report)
+
+
+def _check_floats(a: Candles, candles: Sequence[Candle], source: str) -> None:
+    """DataError for a value the float arrays cannot hold (``1e400`` becomes inf, ``1e-400`` becomes 0).
+
+    The file's reader checks the exact values; strategies, statistics and the fast path compute in
+    floats, where such a price would turn into NaN equity instead of an error.
+    """
+    for name in ("open", "high", "low", "close", "volume"):
+        column = getattr(a, name)
+        bad = ~np.isfinite(column) if name == "volume" else ~(np.isfinite(column) & (column > 0))
+        if bad.any():
+            c = candles[int(np.flatnonzero(bad)[0])]
+            raise DataError(f"{source}: the candle at {c.ts:%Y-%m-%d %H:%M:%S} UTC has {name} {getattr(c, name)}, "
+                            f"beyond what the backtest counts in (floats of about 1e-300 to 1e300); "
+                            f"{int(bad.sum())} such candles")
 
 
 def synthetic(n: int, *, seed: int, pair: str = "BTC/USD", timeframe_s: int = 3600, start_price: float = 10_000.0,

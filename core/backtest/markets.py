@@ -43,7 +43,8 @@ TWO_DECIMALS = frozenset({
 })
 NO_DECIMALS = frozenset({"JPY", "KRW", "ZJPY", "VND", "CLP", "ISK"})
 CRYPTO_DECIMALS = 8
-MAX_PRICE_DECIMALS = 12
+MAX_PRICE_DECIMALS = 18  # 0.000000000251 (SHIB/BTC) has 12; the accounting counts in 28 digits
+MAX_TICKS_IN_PRICE = 1e15  # 15 significant digits: what a float holds exactly, more than any venue quotes
 RULE_FIELDS = ("price_tick", "qty_step", "min_qty", "min_notional")
 
 
@@ -119,13 +120,16 @@ def price_decimals(*columns: np.ndarray) -> int:
     """The most decimal places the prices are written with (at most :data:`MAX_PRICE_DECIMALS`).
 
     Works on the floats: ``x * 10**d`` is a whole number to within float rounding once ``d`` covers
-    every written digit, and at least a tenth away from one while a digit is still missing.
+    every written digit, and at least a tenth away from one while a digit is still missing. A price
+    below one unit of the ``d``-th decimal is not covered yet (``0.00000075`` is not a whole number of
+    units just because it is close to 0).
     """
     values = np.abs(np.concatenate([np.asarray(c, dtype=np.float64) for c in columns]))
-    values = values[np.isfinite(values)]
+    values = values[np.isfinite(values) & (values > 0)]
     for d in range(MAX_PRICE_DECIMALS + 1):
         scaled = values * 10.0 ** d
-        if np.all(np.abs(scaled - np.round(scaled)) <= np.maximum(1e-6, scaled * 1e-12)):
+        whole = np.round(scaled)
+        if np.all((whole >= 1) & (np.abs(scaled - whole) <= np.maximum(1e-6, scaled * 1e-12))):
             return d
     return MAX_PRICE_DECIMALS
 
@@ -177,6 +181,28 @@ def resolve(pair: str, venue: str, explicit: dict[str, Decimal], defaults: dict[
             values[name], origin[name] = Decimal(0), f"none: the paper default is a USD figure, not {quote}"
         else:
             values[name], origin[name] = defaults[name], "paper default"
+    _check_tick(values["price_tick"], origin["price_tick"], prices)
     rules = MarketRules(min_qty=values["min_qty"], qty_step=values["qty_step"], price_tick=values["price_tick"],
                         min_notional=values["min_notional"], maker_fee=fees[0], taker_fee=fees[1])
     return PairRules(rules=rules, origin=origin)
+
+
+def _check_tick(tick: Decimal, origin: str, prices: tuple[np.ndarray, ...]) -> None:
+    """ValueError when the candles' prices cannot be quoted on ``tick``.
+
+    A tick above the lowest price would round a fill to a price the market never had (a buy at
+    0.00000075 filled at 1); one so fine that the highest price holds more than
+    :data:`MAX_TICKS_IN_PRICE` ticks is past the digits a price is counted in.
+    """
+    values = np.concatenate([np.asarray(c, dtype=np.float64) for c in prices]) if prices else np.empty(0)
+    values = values[np.isfinite(values) & (values > 0)]
+    if values.size == 0:
+        return
+    low, high = float(values.min()), float(values.max())
+    text = format(tick.normalize(), "f")
+    if float(tick) > low:
+        raise ValueError(f"price tick {text} ({origin}) is larger than the candles' lowest price {low:.10g}: "
+                         "their prices cannot be quoted on it; give the pair's tick with --tick")
+    if high / float(tick) > MAX_TICKS_IN_PRICE:
+        raise ValueError(f"price tick {text} ({origin}) is too fine for prices up to {high:.10g}: more than "
+                         f"{MAX_TICKS_IN_PRICE:.0e} ticks in a price; give the pair's tick with --tick")

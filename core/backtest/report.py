@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -76,3 +76,16 @@ def equity_png(result: BacktestResult, title: str, quote: str = "") -> bytes:
 
 def write_equity_png(path: Path, result: BacktestResult, title: str, quote: str = "") -> None:
     atomic_write(path, equity_png(result, title, quote))
+
+
+def write_all(paths: tuple[Path, ...], write: Callable[[], None]) -> None:
+    """Run ``write``, which writes ``paths``; when it fails (``OSError``, raised again), the files it had
+    created already are removed, so a failed run leaves no trades CSV without its chart."""
+    existed = {p for p in paths if p.exists()}
+    try:
+        write()
+    except OSError:
+        for p in paths:
+            if p not in existed:
+                p.unlink(missing_ok=True)
+        raise
