@@ -115,11 +115,27 @@ def accepted_mask(a: Candles, outlier_max_move: float | None) -> tuple[np.ndarra
 
 
 def screen(bars: Bars, outlier_max_move: float | None) -> Bars:
-    """Drop the candles the engine would refuse, counting them by reason."""
+    """Drop the candles the engine would refuse, counting them by reason.
+
+    DataError when fewer than two are left (a file of candles opening at half past the hour, on a 1h
+    timeframe, has none the engine would take).
+    """
     keep, dropped = accepted_mask(bars.arrays, outlier_max_move)
     if keep.all():
         return bars
     idx = np.flatnonzero(keep)
+    if idx.size < 2:
+        why = ", ".join(f"{k} {v}" for k, v in dropped.items())
+        hints = []
+        off = np.flatnonzero(bars.arrays.ts % bars.timeframe_s)
+        if off.size:
+            hints.append(f"a timestamp must be a candle's open time on the {bars.timeframe_s}s timeframe, not "
+                         f"{bars.time(int(off[0])):%Y-%m-%d %H:%M:%S} UTC")
+        if dropped["outlier move"]:
+            hints.append(f"a close may move at most {outlier_max_move:g} from the one before "
+                         "(trading.outlier_max_move)")
+        raise DataError(f"{bars.source}: {idx.size} of {len(bars)} candles left once those the engine refuses are "
+                        f"left out ({why}); " + "; ".join(hints))
     candles = tuple(bars.candles[i] for i in idx) if bars.candles is not None else None
     return Bars(arrays=_take(bars.arrays, keep), candles=candles, dropped=bars.dropped + dropped, source=bars.source,
                 report=bars.report)

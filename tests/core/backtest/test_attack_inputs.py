@@ -196,3 +196,18 @@ def test_the_printed_statistics_are_those_of_the_trades_csv(tmp_path: Path) -> N
     assert printed["profit factor"] == f"{sum(wins) / -sum(losses):.2f}"
     assert printed["expectancy"] == f"{sum(pnl) / len(closed):,.2f} USD per trade"
     assert printed["fees paid"] == f"{sum(Decimal(t['fees']) for t in trades):,.2f} USD"
+
+
+def test_a_file_of_candles_the_engine_refuses_all_is_one_line(tmp_path: Path) -> None:
+    """Candles stamped at half past the hour (a local time with a :30 offset written without it)."""
+    path = plain(tmp_path / "btc.csv")
+    lines = path.read_text().splitlines()
+    shifted = [lines[0], *(f"{datetime.fromisoformat(ln.split(',')[0]) + timedelta(minutes=30):%Y-%m-%dT%H:%M:%SZ},"
+                           + ln.split(",", 1)[1] for ln in lines[1:])]
+    path.write_text("\n".join(shifted) + "\n")
+    refused(tradectl(tmp_path, "--csv", str(path), *RUN, "--out", "out"), 2,
+            "0 of 80 candles left once those the engine refuses are left out (misaligned timestamp 80); a timestamp "
+            "must be a candle's open time on the 3600s timeframe, not 2024-01-01 00:30:00 UTC")
+    path.write_text("\n".join([shifted[0], lines[1], *shifted[2:]]) + "\n")  # one candle left: no run either
+    refused(tradectl(tmp_path, "--csv", str(path), *RUN, "--out", "out"), 2, "1 of 80 candles left")
+    assert nothing_written(tmp_path / "out")
