@@ -16,6 +16,7 @@ import typer
 from core.settings.config import ConfigError, Settings, load_settings
 
 EXIT_FAIL, EXIT_USAGE = 1, 2
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 data_app = typer.Typer(help="Candle history for backtests: download from Kraken or Coinbase, list what is stored.",
                        no_args_is_help=True)
@@ -40,9 +41,14 @@ def _when(text: str | None, name: str) -> datetime | None:
         return None
     try:
         value = datetime.fromisoformat(text.replace("Z", "+00:00"))
+        value = value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
     except ValueError:
         raise _fail(f"{name}: {text!r} is not a date (YYYY-MM-DD or ISO 8601)") from None
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    except OverflowError:  # an offset that moves the time past year 1 or 9999
+        raise _fail(f"{name}: {text!r} is out of range") from None
+    if value < EPOCH:  # no venue has candles before; the venues count time in seconds since it
+        raise _fail(f"{name}: {text!r} is before 1970")
+    return value
 
 
 def _span(first: datetime | None, last: datetime | None) -> str:

@@ -174,6 +174,12 @@ def _spacing(rows: list[_Row]) -> int | None:
     return deltas.most_common(1)[0][0] if deltas else None
 
 
+def _step(rows: list[_Row]) -> int:
+    """The greatest common divisor of the rows' distances: the timeframe of a file whose candles are mostly
+    apart by more than one (an illiquid pair's, where the venue leaves out intervals without trades)."""
+    return math.gcd(*(int((b[1] - a[1]).total_seconds()) for a, b in itertools.pairwise(rows)))
+
+
 def read_candles(path: Path, pair: str, timeframe_s: int, *, lenient: bool = False, source: str | None = None,
                  start: datetime | None = None, end: datetime | None = None) -> tuple[tuple[Candle, ...], FileReport]:
     """The file's candles with open times in ``[start, end)``, oldest first, and what reading found.
@@ -215,7 +221,7 @@ def read_candles(path: Path, pair: str, timeframe_s: int, *, lenient: bool = Fal
     if problems and not lenient:
         raise _refuse(name, problems)
     spacing = _spacing(kept)
-    if spacing is not None and spacing != timeframe_s:
+    if spacing is not None and spacing != timeframe_s and _step(kept) != timeframe_s:
         raise DataError(f"{name}: the candles are mostly {spacing}s apart but the timeframe is {timeframe_s}s; "
                         "pass the file's --timeframe")
     candles = [Candle(pair=pair, timeframe_s=timeframe_s, ts=ts, open=o, high=h, low=lo, close=c, volume=v)

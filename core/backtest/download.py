@@ -27,13 +27,14 @@ venue recorded it.
 from __future__ import annotations
 
 import itertools
+import os
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Protocol
 
-from core.backtest.candlefile import HEADER, read_candles
+from core.backtest.candlefile import HEADER, DataError, read_candles
 from core.settings.settings_models import TIMEFRAMES
 from exchanges.base import Candle
 from exchanges.errors import ExchangeError, UnknownPair
@@ -53,6 +54,7 @@ class CandleSource(Protocol):
     """One venue's public candle history: closed candles with open times in ``[start, end)``."""
 
     name: str
+    timeframes_s: tuple[int, ...]  # the timeframes the venue serves, in seconds
 
     def pages(self, pair: str, timeframe_s: int, start: datetime, end: datetime) -> AsyncIterator[list[Candle]]:
         """The candles page by page, as the venue serves them."""
@@ -149,6 +151,35 @@ def _describe(path: Path, venue: str, pair: str, timeframe: str, candles: list[C
                   gaps=find_gaps(candles, TIMEFRAMES[timeframe]))
 
 
+def _invalid(candle: Candle, timeframe_s: int) -> str | None:
+    """Why the venue's candle cannot be stored (the strict reader would refuse the file, or the backtest
+    its time), or None. Such a candle is left out and counts as a gap, said in a note: storing it would
+    make the whole file unreadable, and refusing the download would stop every later run at it."""
+    if int(candle.ts.timestamp()) % timeframe_s or candle.ts.microsecond:
+        return "not on the timeframe's grid"
+    values = (candle.open, candle.high, candle.low, candle.close, candle.volume)
+    if not all(v.is_finite() for v in values):
+        return "a value is not finite"
+    if min(values[:4]) <= 0:
+        return "a price is not positive"
+    if candle.volume < 0:
+        return "negative volume"
+    if not (candle.low <= candle.open <= candle.high and candle.low <= candle.close <= candle.high):
+        return f"open {candle.open}, high {candle.high}, low {candle.low}, close {candle.close} do not fit"
+    return None
+
+
+def _check_writable(path: Path) -> None:
+    """Refuse before any download when the file could not be written (without creating anything)."""
+    for folder in (path.parent, *path.parent.parents):
+        if folder.exists():
+            if not folder.is_dir():
+                raise DataError(f"cannot store candles under {path.parent}: {folder} is not a directory")
+            if not os.access(folder, os.W_OK | os.X_OK):
+                raise DataError(f"cannot store candles under {path.parent}: {folder} is not writable")
+            return
+
+
 def _floor(moment: datetime, timeframe_s: int) -> datetime:
     seconds = int(moment.timestamp())
     return datetime.fromtimestamp(seconds - seconds % timeframe_s, UTC)
@@ -163,10 +194,17 @@ async def download(source: CandleSource, data_dir: Path, pair: str, timeframe: s
     last candle. ``until`` defaults to the running candle's open (only closed candles are stored).
     """
     tf_s = timeframe_seconds(timeframe)
+    if tf_s not in source.timeframes_s:
+        served = ", ".join(n for n, s in TIMEFRAMES.items() if s in source.timeframes_s)
+        raise ValueError(f"timeframe {timeframe!r}: {source.name} has no such candles; it serves {served}")
     pair = pair.upper()
     path = candle_path(data_dir, source.name, pair, timeframe)
     have = _read(path, pair, tf_s)
+    _check_writable(path)
     current = _floor(now or datetime.now(UTC), tf_s)  # the running candle's open: only closed ones before it
+    if since is not None and since >= current:
+        raise ValueError(f"since {since:%Y-%m-%d %H:%M} UTC: no closed candle starts there yet (the running "
+                         f"{timeframe} candle opened at {current:%Y-%m-%d %H:%M} UTC)")
     end = min(until, current) if until is not None else current
     start = _floor(since, tf_s) if since is not None else None
     ranges: list[tuple[datetime, datetime]] = []
@@ -181,10 +219,15 @@ async def download(source: CandleSource, data_dir: Path, pair: str, timeframe: s
     reach = current - timedelta(seconds=tf_s) * KRAKEN_LIMIT
     known = {c.ts for c in have}
 
+    refused: list[tuple[Candle, str]] = []
+
     def save() -> list[Candle]:
         merged = sorted([*have, *(c for ts, c in fetched.items() if ts not in known)], key=lambda c: c.ts)
         if len(merged) > len(have):
-            atomic_write(path, render(merged).encode("utf-8"))
+            try:
+                atomic_write(path, render(merged).encode("utf-8"))
+            except OSError as exc:
+                raise DataError(f"cannot write {path}: {exc.strerror or exc}; the file was left as it was") from exc
         return merged
 
     count = pages = 0
@@ -193,7 +236,16 @@ async def download(source: CandleSource, data_dir: Path, pair: str, timeframe: s
             continue
         earliest: datetime | None = None
         async for page in source.pages(pair, tf_s, lo, hi):
-            got = [c for c in page if lo <= c.ts < hi]
+            got = []
+            for c in page:
+                if not lo <= c.ts < hi:
+                    continue
+                why = _invalid(c, tf_s)
+                if why is None:
+                    got.append(c)
+                else:
+                    refused.append((c, why))
+            got.sort(key=lambda c: c.ts)
             fetched.update((c.ts, c) for c in got)
             if got:
                 earliest = min(earliest or got[0].ts, got[0].ts)
@@ -212,6 +264,11 @@ async def download(source: CandleSource, data_dir: Path, pair: str, timeframe: s
                          "use --venue coinbase for it, and run this download regularly to keep the file growing.")
     merged = save()
     added = len(merged) - len(have)
+    bad = {c.ts: why for c, why in refused if c.ts not in fetched and c.ts not in known}
+    if bad:
+        at, why = min(bad.items())
+        notes.append(f"{source.name} sent {len(bad)} candle(s) that cannot be stored, left out (a hole they leave "
+                     f"is counted in the gaps); the first at {at:%Y-%m-%d %H:%M:%S} UTC: {why}")
     requested = (ranges[0][0], end)
     if not merged:
         notes.append("the venue returned no candles in that range; nothing stored")
@@ -276,6 +333,7 @@ class KrakenSource:
         from exchanges.kraken.adapter import DEFAULT_REST_URL, KrakenExchange
 
         self.venue = KrakenExchange(rest_url=rest_url or DEFAULT_REST_URL)
+        self.timeframes_s = KrakenExchange.capabilities.timeframes_s
 
     async def pages(self, pair: str, timeframe_s: int, start: datetime, end: datetime) -> AsyncIterator[list[Candle]]:
         await self.venue.start()
@@ -295,6 +353,7 @@ class CoinbaseSource:
         from exchanges.coinbase.adapter import DEFAULT_REST_URL, CoinbaseExchange
 
         self.venue = CoinbaseExchange(rest_url=rest_url or DEFAULT_REST_URL, rate_per_s=rate_per_s)
+        self.timeframes_s = CoinbaseExchange.capabilities.timeframes_s
 
     async def pages(self, pair: str, timeframe_s: int, start: datetime, end: datetime) -> AsyncIterator[list[Candle]]:
         from exchanges.coinbase import parse

@@ -1,0 +1,125 @@
+"""``tradectl data download`` against a misbehaving venue and hostile options: what is stored must always
+read back with the strict reader, and a refused run says why in one line and changes nothing."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from core.app.cli import app
+from core.backtest.candlefile import read_candles
+from core.backtest.download import CoinbaseSource, download
+from tests.core.backtest.test_download import T0, coinbase_rows
+from tests.exchanges.fakes.coinbase import FakeCoinbase
+
+HOUR = timedelta(hours=1)
+NOW = T0 + HOUR * 2000
+CANDLES = "GET /market/products/{product_id}/candles"
+
+
+async def test_a_venue_candle_that_cannot_be_stored_is_left_out_and_reported(tmp_path: Path) -> None:
+    rows = coinbase_rows(range(100))
+    rows[40] = {**rows[40], "high": "1.00"}  # high below its low, open and close
+    rows[60] = {**rows[60], "open": "0"}  # a price of zero
+    off_grid = {**rows[70], "start": str(int((T0 + HOUR * 70).timestamp()) + 1800)}  # half past, on a 1h series
+    async with FakeCoinbase() as fake:
+        fake.add_candles("BTC/USD", 3600, [*rows, off_grid])
+        source = CoinbaseSource(fake.rest_url)
+        try:
+            got = await download(source, tmp_path, "BTC/USD", "1h", since=T0, until=T0 + HOUR * 100, now=NOW)
+            fake.add_candles("BTC/USD", 3600, coinbase_rows(range(100, 120)))
+            more = await download(source, tmp_path, "BTC/USD", "1h", until=T0 + HOUR * 120, now=NOW)
+        finally:
+            await source.close()
+    # the file stays one the strict reader (and so the backtest and the next download) takes as it is
+    candles, _ = read_candles(got.stored.path, "BTC/USD", 3600)
+    times = {c.ts for c in candles}
+    assert len(candles) == 118 and T0 + HOUR * 40 not in times and T0 + HOUR * 60 not in times
+    assert all(int(c.ts.timestamp()) % 3600 == 0 for c in candles)
+    assert (got.added, got.stored.gaps.count, got.stored.gaps.missing) == (98, 2, 2)
+    assert any("3 candle(s) that cannot be stored" in n and "2024-01-02 16:00:00" in n for n in got.notes), got.notes
+    assert more.added == 20 and more.stored.last == T0 + HOUR * 119
+
+
+async def test_an_illiquid_pairs_file_reads_back(tmp_path: Path) -> None:
+    # a pair that trades a few times a day: no two distances between its hourly candles are alike
+    hours = [k * (k + 1) // 2 for k in range(2, 40)]
+    async with FakeCoinbase() as fake:
+        fake.add_candles("BTC/USD", 3600, [r for r in coinbase_rows(range(800)) if
+                                           int(r["start"]) in {int((T0 + HOUR * h).timestamp()) for h in hours}])
+        source = CoinbaseSource(fake.rest_url)
+        try:
+            got = await download(source, tmp_path, "BTC/USD", "1h", since=T0, until=T0 + HOUR * 800, now=NOW)
+            again = await download(source, tmp_path, "BTC/USD", "1h", until=T0 + HOUR * 800, now=NOW)
+        finally:
+            await source.close()
+    candles, report = read_candles(got.stored.path, "BTC/USD", 3600)
+    assert len(candles) == len(hours) and report.gaps == len(hours) - 1
+    assert again.added == 0 and again.stored.rows == len(hours)
+
+
+async def test_refused_options_say_why_in_one_line_and_touch_nothing(tmp_path: Path) -> None:
+    runner = CliRunner()
+    config = tmp_path / "c.toml"
+    data = tmp_path / "data"
+    stored = data / "candles" / "coinbase" / "BTC-USD_1h.csv"
+
+    async def run(*args: str) -> tuple[int, str]:
+        got = await asyncio.to_thread(runner.invoke, app, ["data", "download", "--venue", "coinbase", "--pair",
+                                                           "BTC/USD", "--config", str(config), "--quiet", *args])
+        return got.exit_code, got.output
+
+    async with FakeCoinbase() as fake:
+        fake.add_candles("BTC/USD", 3600, coinbase_rows(range(48)))
+        config.write_text(f'[service]\ndata_dir = "{data}"\n[coinbase]\nrest_url = "{fake.rest_url}"\n')
+        code, out = await run("--since", "2024-01-01", "--until", "2024-01-02")
+        assert code == 0 and "24 new candles" in out, out
+        before = stored.read_bytes()
+        future = (datetime.now(UTC) + timedelta(days=400)).strftime("%Y-%m-%d")
+        refused = [
+            (("--since", future), "no closed candle starts there yet"),
+            (("--since", "0001-01-01T00:00+05:00"), "out of range"),
+            (("--until", "9999-12-31T23:00-05:00"), "out of range"),
+            (("--since", "1969-12-31"), "before 1970"),
+            (("--timeframe", "4h"), "coinbase has no such candles; it serves 1m, 5m, 15m, 30m, 1h, 1d"),
+        ]
+        fake.calls.clear()
+        for args, said in refused:
+            code, out = await run(*args)
+            assert code == 2 and said in out and len(out.strip().splitlines()) == 1, (args, out)
+            assert "Traceback" not in out
+        assert not any(name == CANDLES for name, _ in fake.calls)  # refused before asking the venue
+        assert stored.read_bytes() == before and sorted(p.name for p in stored.parent.iterdir()) == [stored.name]
+
+
+async def test_a_data_directory_that_cannot_be_written_is_refused_before_the_download(tmp_path: Path) -> None:
+    runner = CliRunner()
+    config = tmp_path / "c.toml"
+    (tmp_path / "candles").write_text("not a directory\n")  # where the candle files would go
+    async with FakeCoinbase() as fake:
+        fake.add_candles("BTC/USD", 3600, coinbase_rows(range(48)))
+        config.write_text(f'[service]\ndata_dir = "{tmp_path}"\n[coinbase]\nrest_url = "{fake.rest_url}"\n')
+        got = await asyncio.to_thread(runner.invoke, app, [
+            "data", "download", "--venue", "coinbase", "--pair", "BTC/USD", "--since", "2024-01-01", "--until",
+            "2024-01-02", "--config", str(config), "--quiet"])
+    assert got.exit_code == 2, got.output
+    assert got.output.strip() == f"cannot store candles under {tmp_path / 'candles' / 'coinbase'}: " \
+                                 f"{tmp_path / 'candles'} is not a directory"
+    assert fake.count(CANDLES) == 0 and (tmp_path / "candles").read_text() == "not a directory\n"
+
+
+def test_a_stored_file_of_another_timeframe_is_still_refused(tmp_path: Path) -> None:
+    # what lets an illiquid pair's file through must not let a daily file pass as an hourly one
+    path = tmp_path / "BTC-USD_1h.csv"
+    days = [T0 + timedelta(days=d) for d in (0, 1, 2, 4, 5, 9)]
+    path.write_text("timestamp,open,high,low,close,volume\n"
+                    + "".join(f"{t:%Y-%m-%dT%H:%M:%SZ},100,106,99,101,1.5\n" for t in days))
+    try:
+        read_candles(path, "BTC/USD", 3600)
+    except ValueError as exc:
+        assert "mostly 86400s apart but the timeframe is 3600s" in str(exc)
+    else:
+        raise AssertionError("a daily file was read as hourly")
