@@ -27,7 +27,7 @@ import numpy as np
 
 from core.backtest.candlefile import DataError, FileReport, read_candles
 from exchanges.base import Candle
-from exchanges.replay import BUNDLED_FILE
+from exchanges.replay import BUNDLED_FILE, bundled_pairs
 from strategies.base import Candles
 
 
@@ -143,7 +143,7 @@ def screen(bars: Bars, outlier_max_move: float | None) -> Bars:
 
 def load_bars(pair: str, timeframe_s: int, *, csv: Path | None = None, start: datetime | None = None,
               end: datetime | None = None, lenient: bool = False) -> Bars:
-    """Candles from ``csv``, else the bundled hourly BTC/USD file, read by :func:`read_candles`.
+    """Candles from ``csv``, else the bundled hourly BTC/USD file (for BTC/USD only), read by :func:`read_candles`.
 
     ``ValueError`` (:class:`~core.backtest.candlefile.DataError` for the file's own problems) when they
     do not fit.
@@ -151,6 +151,10 @@ def load_bars(pair: str, timeframe_s: int, *, csv: Path | None = None, start: da
     if csv is not None:
         candles, report = read_candles(csv, pair, timeframe_s, lenient=lenient, start=start, end=end)
     else:
+        if pair not in bundled_pairs():
+            raise DataError(f"no candles for {pair}: the bundled file holds {', '.join(bundled_pairs())} only, and "
+                            f"its prices are not {pair}'s; pass --csv FILE, or fetch them with "
+                            "`tradectl data download`")
         ref = resources.files("exchanges").joinpath("data", BUNDLED_FILE)
         with resources.as_file(ref) as path:
             if timeframe_s != 3600:

@@ -211,3 +211,16 @@ def test_a_file_of_candles_the_engine_refuses_all_is_one_line(tmp_path: Path) ->
     path.write_text("\n".join([shifted[0], lines[1], *shifted[2:]]) + "\n")  # one candle left: no run either
     refused(tradectl(tmp_path, "--csv", str(path), *RUN, "--out", "out"), 2, "1 of 80 candles left")
     assert nothing_written(tmp_path / "out")
+
+
+def test_the_bundled_btc_usd_candles_are_not_backtested_as_another_pair(tmp_path: Path) -> None:
+    """ETH/BTC on BTC/USD prices was a run of ETH at 3,700 BTC; now it asks for the pair's own candles."""
+    for pair in ("ETH/BTC", "ETH/USD"):
+        run = tradectl(tmp_path, "--pair", pair, "--strategy", "sma_cross", "--sizing", "fixed", "--qty", "0.01",
+                       "--cash", "1", "--mode", "fast", "--from", "2019-01-01", "--to", "2019-01-08", "--out", "out",
+                       "-q")
+        refused(run, 2, f"no candles for {pair}: the bundled file holds BTC/USD only")
+    assert nothing_written(tmp_path / "out")
+    ok = tradectl(tmp_path, "--pair", "BTC/USD", "--strategy", "sma_cross", "--sizing", "fixed", "--qty", "0.01",
+                  "--mode", "fast", "--from", "2019-01-01", "--to", "2019-01-08", "--out", "out", "-q")
+    assert ok.returncode == 0 and "from the bundled file coinbase_BTC-USD_1h.csv" in ok.stdout, ok.stderr
