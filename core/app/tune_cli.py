@@ -94,7 +94,14 @@ def tune(grid: Annotated[list[str], typer.Option("--grid", help=(
     from core.backtest.api import run_mode
     from core.backtest.fast import unsupported_reason
     from core.backtest.model import RunSpec
-    from core.backtest.studies import OptunaMissing, describe, require_optuna, storage_url
+    from core.backtest.studies import (
+        OptunaMissing,
+        StudyStorageError,
+        describe,
+        open_storage,
+        require_optuna,
+        storage_url,
+    )
     from core.backtest.tune import default_runner
     from core.settings.overlay import write_overlay
     from strategies.errors import StrategyConfigError
@@ -105,6 +112,7 @@ def tune(grid: Annotated[list[str], typer.Option("--grid", help=(
         raise _fail(str(exc), EXIT_FAIL) from None
     try:
         space = tuning.parse_space(grid)
+        _check_name(study)
         url = storage_url(settings.database.url, storage)
     except ValueError as exc:
         raise _fail(str(exc)) from None
@@ -140,7 +148,12 @@ def tune(grid: Annotated[list[str], typer.Option("--grid", help=(
 
     ins, outs = windows.in_sample, windows.out_of_sample
     attrs = {"space": space.signature(), "metric": chosen_metric,
-             "data": f"{bars.pair} {settings.trading.timeframe} {_span(ins)}"}
+             "data": f"{bars.pair} {settings.trading.timeframe} {_span(ins)}", "candles": tuning.candles_digest(ins),
+             "settings": tuning.fixed_settings(settings, space, spec, plan.min_trades)}
+    try:
+        open_storage(url)[1]()  # an unreachable storage is one line before anything runs
+    except StudyStorageError as exc:
+        raise _fail(str(exc), EXIT_FAIL) from None
     typer.echo(f"study {plan.study!r} in {describe(url)}: {plan.trials} trials"
                f"{f' in {jobs} processes' if jobs > 1 else ''}; ranked by {chosen_metric}")
     warm = windows.warmup(settings.trading.history_bars)
@@ -177,6 +190,21 @@ def tune(grid: Annotated[list[str], typer.Option("--grid", help=(
         typer.echo(f"note: {space.strategy} is not in strategies.enabled; the tuned values apply once it is")
 
 
+MAX_STUDY_NAME = 512  # Optuna's study_name column
+
+
+def _check_name(name: str | None) -> None:
+    """A study name a user can type again: not blank, no control characters, within Optuna's limit."""
+    if name is None:
+        return
+    if not name.strip():
+        raise ValueError("--study: the name is empty; leave --study out for a new study per run")
+    if not name.isprintable():
+        raise ValueError(f"--study {name!r}: control characters (line breaks, tabs...) are not allowed")
+    if len(name) > MAX_STUDY_NAME:
+        raise ValueError(f"--study: the name has {len(name)} characters; at most {MAX_STUDY_NAME}")
+
+
 def _first(space: Any) -> dict[str, Any]:
     return {a.name: (a.choices[0] if a.choices else (int(a.low) if a.integer else a.low)) for a in space.axes}
 
@@ -200,7 +228,10 @@ def _num(value: float | None, spec: str = ".4g") -> str:
 
 def _print_ranking(outcome: Outcome, metric: str, top: int, with_oos: bool) -> None:
     tried = outcome.complete + outcome.pruned + len(outcome.skipped)
-    typer.echo(f"{tried} sets tried, {len(outcome.skipped)} skipped, {outcome.pruned} pruned "
+    notes = "".join(f", {n} {'trial' if n == 1 else 'trials'} {text}" for n, text in (
+        (outcome.repeats, "repeated a set"), (outcome.failed, "failed or lost (not counted)"),
+        (outcome.running, "still running (not counted)")) if n)
+    typer.echo(f"{tried} sets tried, {len(outcome.skipped)} skipped, {outcome.pruned} pruned{notes} "
                f"(sampler: {outcome.sampler}); ranked by in-sample {metric}")
     typer.echo(f"{'#':>3}  {'params':<28} {'IS score':>9} {'return%':>8} {'trades':>6} {'maxDD%':>7}"
                + (f"  {'OOS score':>9} {'return%':>8} {'trades':>6}" if with_oos else ""))

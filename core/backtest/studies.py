@@ -32,11 +32,16 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 JOURNAL_TABLE = "tradectl_optuna_journal"
+CONNECT_TIMEOUT_S = 10
 SYNC_DRIVERS = (("psycopg2", "psycopg2"), ("psycopg", "psycopg"), ("pg8000", "pg8000"))  # (module, dialect)
 
 
 class OptunaMissing(TradectlError, RuntimeError):
     """Optuna is not installed: ``tradectl tune`` needs the ``research`` extra."""
+
+
+class StudyStorageError(TradectlError, RuntimeError):
+    """The study storage cannot be opened: the server is unreachable or refuses, the file cannot be made."""
 
 
 def require_optuna() -> Any:
@@ -89,8 +94,18 @@ def storage_url(database_url: str, override: str | None = None) -> str:
 
 
 def open_storage(url: str) -> tuple[BaseStorage, Callable[[], None]]:
-    """An Optuna storage for ``url`` (see the module docstring for which kind) and how to close it."""
+    """An Optuna storage for ``url`` (see the module docstring for which kind) and how to close it;
+    StudyStorageError (one line, no password) when it cannot be opened."""
     optuna = require_optuna()
+    try:
+        return _open(optuna, url)
+    except Exception as exc:  # whatever the driver raises while connecting means the same to the user
+        cause = getattr(exc, "orig", None) or exc  # SQLAlchemy wraps the driver's error
+        reason = " ".join(str(cause).split()) or type(cause).__name__
+        raise StudyStorageError(f"study storage {describe(url)} cannot be opened: {reason}") from exc
+
+
+def _open(optuna: Any, url: str) -> tuple[BaseStorage, Callable[[], None]]:
     if _scheme(url) == "sqlite":
         rdb = optuna.storages.RDBStorage(url, engine_kwargs={"connect_args": {"timeout": 30}})
         return rdb, rdb.engine.dispose
@@ -120,7 +135,7 @@ class PostgresJournal:
         self._thread = threading.Thread(target=self._loop.run_forever, name="optuna-journal", daemon=True)
         self._thread.start()
         try:
-            self._conn = self._call(asyncpg.connect(dsn))
+            self._conn = self._call(asyncpg.connect(dsn, timeout=CONNECT_TIMEOUT_S))
             self._call(self._create_table())
         except BaseException:
             self._stop()

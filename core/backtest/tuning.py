@@ -18,16 +18,21 @@ a fraction of a full run. The trial's value is the metric over the whole in-samp
 it has fewer than ``min_trades`` closed trades).
 
 Sampler: a grid of listed values small enough for the trial budget is tried exhaustively (Optuna's
-``GridSampler``, in seeded order, so ``--grid`` keeps its old meaning); otherwise, or with ranges
-(``fast=5..50``), Optuna's TPE sampler, seeded. A study run by one process is reproducible from its
-seed; several processes (``--jobs``, or other machines joining with ``--study``) share what they
-learn and are not. A repeated parameter set reuses the earlier trial's value instead of running again.
+``GridSampler``, in the order of the seed the study was created with, shared by every process that
+joins it); otherwise, or with ranges (``fast=5..50``), Optuna's TPE sampler, each trial seeded by the
+seed and its trial number. A study run by one process is reproducible from its seed, and a run that
+continues a study draws new sets; several processes (``--jobs``, or other machines joining with
+``--study``) share what they learn and are not reproducible. A repeated parameter set reuses the
+earlier trial's value instead of running again. A trial whose process died on this machine is marked
+failed ("lost") by the next run, which runs its set again (:func:`fail_lost_trials`).
 
 Optuna is imported only here and in :mod:`core.backtest.studies`, and only when a study runs.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import math
 import multiprocessing
 import os
@@ -35,7 +40,10 @@ import socket
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
+
+import numpy as np
 
 from core.backtest.data import Bars, to_arrays
 from core.backtest.model import RunSpec
@@ -43,6 +51,7 @@ from core.backtest.stats import METRICS, BacktestStats, compute
 from core.backtest.studies import open_storage, require_optuna
 from core.backtest.tune import Runner, Value, parse_value, with_params
 from core.settings.config import Settings
+from exchanges.errors import TradectlError
 from strategies import BUILTIN_NAMES
 from strategies.errors import StrategyConfigError
 
@@ -104,6 +113,8 @@ def _axis(name: str, text: str) -> Axis:
         values = tuple(dict.fromkeys(parse_value(v) for v in text.split(",") if v.strip()))
         if not values:
             raise ValueError(f"{name}: no values")
+        if any(isinstance(v, float) and not math.isfinite(v) for v in values):
+            raise ValueError(f"{name}={text}: values must be finite numbers")
         return Axis(name, choices=values)
     hi, colon, step_text = rest.partition(":")
     bounds = [parse_value(lo), parse_value(hi), *([parse_value(step_text)] if colon else [])]
@@ -111,6 +122,8 @@ def _axis(name: str, text: str) -> Axis:
         raise ValueError(f"{name}={text}: a range is LOW..HIGH or LOW..HIGH:STEP with numbers")
     low, high = float(bounds[0]), float(bounds[1])
     step = float(bounds[2]) if colon else None
+    if not all(math.isfinite(float(b)) for b in bounds):
+        raise ValueError(f"{name}={text}: LOW, HIGH and STEP must be finite numbers")
     if not low < high or (step is not None and step <= 0):
         raise ValueError(f"{name}={text}: LOW must be below HIGH and STEP positive")
     return Axis(name, low=low, high=high, step=step, integer=all(isinstance(b, int) for b in bounds))
@@ -121,6 +134,8 @@ def parse_space(specs: Sequence[str]) -> Space:
     the bad part. One strategy per study."""
     strategy, axes = "", {}
     for spec in specs:
+        if not spec.isprintable():  # a line break would end up in the overlay's header, as TOML
+            raise ValueError(f"grid {spec!r}: control characters (line breaks, tabs...) are not allowed")
         key, sep, values = spec.partition("=")
         name, dot, param = key.strip().partition(".")
         if not (sep and dot and name and param and values.strip()):
@@ -149,6 +164,41 @@ def settings_for(settings: Settings, strategy: str, params: dict[str, Value]) ->
     merged = {**s.params.get(strategy, {}), **params}
     update = {"enabled": (), "external": external, "params": {strategy: merged}, "weights": {}}
     return settings.model_copy(update={"strategies": s.model_copy(update=update)})
+
+
+def candles_digest(bars: Bars) -> str:
+    """The candles themselves, for telling one study's data from another's of the same pair and span (another
+    file, --lenient dropping rows)."""
+    a = bars.arrays
+    digest = hashlib.sha256()
+    for column in (a.ts, a.open, a.high, a.low, a.close, a.volume):
+        digest.update(np.ascontiguousarray(column, dtype=np.float64).tobytes())
+    return f"{len(bars)} candles, sha256 {digest.hexdigest()[:16]}"
+
+
+def fixed_settings(settings: Settings, space: Space, spec: RunSpec, min_trades: int) -> str:
+    """Everything besides the searched parameters and the candles that decides a trial's result, as JSON of
+    ``section.key`` -> value: sizing, fees and the paper venue, risk, the trading rules, the strategy's
+    other parameters (and an external module's hash), ``min_trades``. Trials run with other values are not
+    comparable, so a study is joined only with the same ones."""
+    s = settings.strategies
+    searched = {a.name for a in space.axes}
+    values: dict[str, Any] = {"backtest.sizing": spec.sizing, "backtest.fill_on": spec.fill_on,
+                              "backtest.resume_after_pause": spec.resume_after_pause, "min_trades": min_trades}
+    if spec.sizing == "fixed":
+        values["backtest.qty"] = str(spec.qty)
+    elif spec.sizing == "fraction":
+        values["backtest.fraction"] = str(spec.fraction)
+    trading = settings.trading.model_dump(mode="json", exclude={
+        "pairs", "history_bars", "mode", "venue", "feed", "manual_limit_band"})
+    for section, dump in (("paper", settings.paper.model_dump(mode="json")),
+                          ("risk", settings.risk.model_dump(mode="json")), ("trading", trading)):
+        values.update({f"{section}.{k}": v for k, v in dump.items()})
+    values.update({f"strategies.{k}": getattr(s, k) for k in ("entry_threshold", "exit_threshold", "higher_timeframe")})
+    values.update({f"{space.strategy}.{k}": v for k, v in s.params.get(space.strategy, {}).items()
+                   if k not in searched})
+    values.update({f"{space.strategy}.sha256": e.sha256 for e in s.external if e.name == space.strategy})
+    return json.dumps(values, sort_keys=True, default=str)
 
 
 def cut(bars: Bars, lo: int, hi: int) -> Bars:
@@ -221,8 +271,11 @@ class Row:
 class Outcome:
     sampler: str
     rows: list[Row] = field(default_factory=list)  # best first
-    complete: int = 0
+    complete: int = 0  # complete trials, repeats of a set included
     pruned: int = 0
+    repeats: int = 0  # complete trials of a set already complete in another trial
+    failed: int = 0  # lost (their process stopped) or failed
+    running: int = 0  # still running, or lost on another machine: not counted
     skipped: list[tuple[dict[str, Value], str]] = field(default_factory=list)
 
     @property
@@ -254,6 +307,7 @@ def make_objective(settings: Settings, bars: Bars, spec: RunSpec, plan: Plan,
     def objective(trial: Trial) -> float:
         params = {a.name: a.suggest(trial) for a in plan.space.axes}
         trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")
+        trial.set_user_attr("process", f"{_machine()}:{os.getpid()}")  # judged by fail_lost_trials
         for done in trial.study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)):
             if done.params == trial.params and done.value is not None:
                 for key in STAT_ATTRS:
@@ -297,7 +351,8 @@ def progress_callback(plan: Plan, say: Say) -> Callable[[Study, FrozenTrial], No
             line = f"trial {trial.number}: pruned after {attrs.get('pruned_at', '?')} of the in-sample window{part}: " \
                    f"{fmt(trial.params)}"
         elif trial.state == state.COMPLETE and trial.value is not None:
-            again = f"; same set as trial {attrs['repeat_of']}, not run again" if "repeat_of" in attrs else ""
+            again = f"; same set as trial {attrs['repeat_of']}, not run again" if "repeat_of" in attrs else \
+                f"; again for lost trial {attrs['again_for']}" if "again_for" in attrs else ""
             few = ", fewer than --min-trades" if int(attrs.get("trades") or 0) < plan.min_trades else ""
             line = (f"trial {trial.number}: {plan.metric} {trial.value:.4g} ({attrs.get('trades')} trades{few}"
                     f"{again}): {fmt(trial.params)}")
@@ -313,12 +368,60 @@ def progress_callback(plan: Plan, say: Say) -> Callable[[Study, FrozenTrial], No
     return done
 
 
-def _sampler(plan: Plan, seed: int) -> tuple[Any, str]:
+def trial_seed(seed: int, number: int) -> int:
+    """The sampler seed of trial ``number``: from the run's seed and the trial's place in the study."""
+    return int(np.random.SeedSequence([seed, number]).generate_state(1)[0])
+
+
+def _tpe_per_trial(seed: int) -> Any:
+    """TPE whose randomness for trial n comes from ``trial_seed(seed, n)``.
+
+    One seeded sampler per process would draw the same sets again in every process given the seed: a run
+    resuming a study, or a second machine joining it with the default seed, repeats the sets already
+    drawn instead of searching. Trial numbers are unique in a study, so each trial draws its own; a new
+    study run by one process is still repeated exactly from its seed."""
+    optuna = require_optuna()
+    base: Any = optuna.samplers.BaseSampler  # imported here only: Optuna is loaded by tune alone
+
+    class PerTrialTPE(base):  # type: ignore[misc]  # a subclass of Any: the class comes from the lazy import
+        def __init__(self) -> None:
+            self._samplers: dict[int, Any] = {}
+
+        def _of(self, trial: FrozenTrial) -> Any:
+            if trial.number not in self._samplers:
+                self._samplers[trial.number] = optuna.samplers.TPESampler(seed=trial_seed(seed, trial.number))
+            return self._samplers[trial.number]
+
+        def infer_relative_search_space(self, study: Study, trial: FrozenTrial) -> Any:
+            return self._of(trial).infer_relative_search_space(study, trial)
+
+        def sample_relative(self, study: Study, trial: FrozenTrial, search_space: Any) -> Any:
+            return self._of(trial).sample_relative(study, trial, search_space)
+
+        def sample_independent(self, study: Study, trial: FrozenTrial, param_name: str, distribution: Any) -> Any:
+            return self._of(trial).sample_independent(study, trial, param_name, distribution)
+
+        def before_trial(self, study: Study, trial: FrozenTrial) -> None:
+            self._of(trial).before_trial(study, trial)
+
+        def after_trial(self, study: Study, trial: FrozenTrial, state: Any, values: Any) -> None:
+            sampler = self._samplers.pop(trial.number, None)
+            if sampler is not None:
+                sampler.after_trial(study, trial, state, values)
+
+    return PerTrialTPE()
+
+
+def _sampler(plan: Plan, grid_seed: int) -> tuple[Any, str]:
+    """The grid's order comes from the seed the study was created with (``grid_seed``): Optuna gives trial
+    n the n-th combination of that order, so every process of the study must share it, or two processes
+    run one combination twice and skip another."""
     optuna = require_optuna()
     size = plan.space.grid_size
     if size is not None and plan.trials >= size:
-        return optuna.samplers.GridSampler(plan.space.grid(), seed=seed), f"every combination of the grid ({size})"
-    return optuna.samplers.TPESampler(seed=seed), f"TPE, seed {plan.seed}"
+        return (optuna.samplers.GridSampler(plan.space.grid(), seed=grid_seed),
+                f"every combination of the grid ({size})")
+    return _tpe_per_trial(plan.seed), f"TPE, seed {plan.seed}"
 
 
 def _pruner() -> Any:
@@ -326,26 +429,103 @@ def _pruner() -> Any:
     return optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=0)
 
 
-def open_study(plan: Plan, attrs: dict[str, str], seed_offset: int = 0) -> tuple[Study, Callable[[], None], str]:
+# what a study is joined with only when equal (the trials' results would not be comparable), as named
+CHECKED = {"space": "parameters to search", "metric": "metric", "data": "data", "candles": "candles",
+           "settings": "settings"}
+
+
+def _differences(known: str, ours: str) -> str:
+    """What differs between two ``settings`` attributes (JSON objects), named by key."""
+    try:
+        a, b = json.loads(known), json.loads(ours)
+    except ValueError:
+        return f"{known!r}, not {ours!r}"
+    keys = sorted(k for k in {*a, *b} if a.get(k) != b.get(k))
+    return "; ".join(f"{k} {a.get(k)!r}, not {b.get(k)!r}" for k in keys)
+
+
+def open_study(plan: Plan, attrs: dict[str, str]) -> tuple[Study, Callable[[], None], str]:
     """Create or join the study; ValueError when an existing one tunes something else."""
     optuna = require_optuna()
     storage, close = open_storage(plan.storage)
-    sampler, label = _sampler(plan, plan.seed + seed_offset)
-    study = optuna.create_study(study_name=plan.study, storage=storage, sampler=sampler, pruner=_pruner(),
-                                direction="maximize", load_if_exists=True)
-    for key, value in attrs.items():
-        known = study.user_attrs.get(key)
-        if known is None:
-            study.set_user_attr(key, value)
-        elif key in ("space", "metric", "data") and known != value:
-            close()
-            raise ValueError(f"study {plan.study!r} has {key} {known!r}, not {value!r}: pick another --study name")
+    try:
+        optuna.create_study(study_name=plan.study, storage=storage, direction="maximize", load_if_exists=True)
+        study_id = storage.get_study_id_from_name(plan.study)
+        known = storage.get_study_user_attrs(study_id)
+        for key, value in {**attrs, "grid_seed": str(plan.seed)}.items():
+            if key not in known:
+                storage.set_study_user_attr(study_id, key, value)
+        known = storage.get_study_user_attrs(study_id)  # read again: whoever wrote first is the study
+        for key, label in CHECKED.items():
+            if key in attrs and known.get(key) != attrs[key]:
+                what = _differences(known[key], attrs[key]) if key == "settings" else \
+                    f"{known[key]!r}, not {attrs[key]!r}"
+                raise ValueError(f"study {plan.study!r} was made with other {label}: it has {what}; "
+                                 "pick another --study name")
+        sampler, label = _sampler(plan, int(known.get("grid_seed", plan.seed)))
+        study = optuna.load_study(study_name=plan.study, storage=storage, sampler=sampler, pruner=_pruner())
+    except BaseException:
+        close()
+        raise
     return study, close, label
 
 
-def _work(plan: Plan, attrs: dict[str, str], objective: Callable[[Trial], float], trials: int, seed_offset: int,
-          say: Say) -> None:
-    study, close, _ = open_study(plan, attrs, seed_offset)
+# -- trials whose process died ------------------------------------------------------------------------
+
+
+def _machine() -> str | None:
+    """This machine and process namespace, or None where that cannot be told (not Linux): the process id of
+    a trial is only judged by a process that sees the same ones."""
+    try:
+        boot = Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+        pids = os.readlink("/proc/self/ns/pid")
+    except OSError:
+        return None
+    return f"{socket.gethostname()}/{boot}/{pids}"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # another user's process
+    return True
+
+
+def fail_lost_trials(plan: Plan, say: Say) -> None:
+    """Mark FAIL the running trials whose process on this machine is gone (killed, crashed, the machine
+    stopped), saying so, and queue their sets to be run again; a trial of another machine is left as it
+    is (its process may well be running) and counted as running."""
+    optuna = require_optuna()
+    me = _machine()
+    if me is None:
+        return
+    storage, close = open_storage(plan.storage)
+    try:
+        study = optuna.load_study(study_name=plan.study, storage=storage, sampler=optuna.samplers.RandomSampler())
+        for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
+            machine, _, pid = str(t.user_attrs.get("process", "")).rpartition(":")
+            if machine != me or not pid.isdigit() or _alive(int(pid)):
+                continue
+            try:
+                storage.set_trial_user_attr(t._trial_id, "lost", f"its process ({pid}) stopped before it finished")
+                storage.set_trial_state_values(t._trial_id, optuna.trial.TrialState.FAIL)
+            except optuna.exceptions.UpdateFinishedTrialError:
+                continue  # another process got there first
+            study.enqueue_trial(dict(t.params), user_attrs={"again_for": t.number})
+            say(f"trial {t.number}: lost, its process ({pid}) stopped before it finished; not counted, its set "
+                f"runs again: {', '.join(f'{k}={v}' for k, v in t.params.items())}")
+    finally:
+        close()
+
+
+# -- running the study --------------------------------------------------------------------------------
+
+
+def _work(plan: Plan, attrs: dict[str, str], objective: Callable[[Trial], float], trials: int, say: Say) -> None:
+    study, close, _ = open_study(plan, attrs)
     try:
         study.optimize(objective, n_trials=trials, callbacks=[progress_callback(plan, say)])
     finally:
@@ -355,7 +535,16 @@ def _work(plan: Plan, attrs: dict[str, str], objective: Callable[[Trial], float]
 def _child(plan: Plan, attrs: dict[str, str], objective: Callable[[Trial], float], trials: int, index: int) -> None:
     def say(line: str) -> None:
         print(f"[job {index}] {line}", flush=True)
-    _work(plan, attrs, objective, trials, index, say)
+    try:
+        _work(plan, attrs, objective, trials, say)
+    except (ValueError, TradectlError) as exc:
+        print(f"[job {index}] {exc}", file=sys.stderr, flush=True)
+        sys.exit(1)
+
+
+def _ended(proc: Any) -> str:
+    code = proc.exitcode
+    return f"{proc.name} was killed by signal {-code}" if code is not None and code < 0 else f"{proc.name} failed"
 
 
 def run_study(settings: Settings, windows: Windows, spec: RunSpec, plan: Plan, runner: Runner, attrs: dict[str, str],
@@ -367,8 +556,9 @@ def run_study(settings: Settings, windows: Windows, spec: RunSpec, plan: Plan, r
     objective = make_objective(settings, windows.in_sample, spec, plan, runner)
     study, close, label = open_study(plan, attrs)
     close()  # each worker opens its own connection (none may cross a fork)
+    fail_lost_trials(plan, say)
     if plan.jobs <= 1:
-        _work(plan, attrs, objective, plan.trials, 0, say)
+        _work(plan, attrs, objective, plan.trials, say)
     else:
         sys.stdout.flush()
         context = multiprocessing.get_context("fork")
@@ -379,9 +569,10 @@ def run_study(settings: Settings, windows: Windows, spec: RunSpec, plan: Plan, r
             p.start()
         for p in procs:
             p.join()
-        failed = [p.name for p in procs if p.exitcode != 0]
+        failed = [_ended(p) for p in procs if p.exitcode != 0]
         if failed:
-            raise RuntimeError(f"{', '.join(failed)} failed (see above)")
+            fail_lost_trials(plan, say)
+            raise RuntimeError(f"{', '.join(failed)}; run the same command again to continue the study")
     storage, close = open_storage(plan.storage)
     try:
         study = optuna.load_study(study_name=plan.study, storage=storage)
@@ -399,16 +590,21 @@ def _rank(settings: Settings, windows: Windows, spec: RunSpec, plan: Plan, runne
     seen: set[tuple[tuple[str, Any], ...]] = set()
     finished: list[FrozenTrial] = []
     for t in trials:
+        key = tuple(sorted(t.params.items()))
         if t.state == state.PRUNED and "skipped" in t.user_attrs:
             out.skipped.append((dict(t.params), str(t.user_attrs["skipped"])))
         elif t.state == state.PRUNED:
             out.pruned += 1
         elif t.state == state.COMPLETE and t.value is not None:
             out.complete += 1
-            key = tuple(sorted(t.params.items()))
             if key not in seen:
                 seen.add(key)
                 finished.append(t)
+        elif t.state == state.FAIL:
+            out.failed += 1
+        elif t.state == state.RUNNING:
+            out.running += 1
+    out.repeats = out.complete - len(finished)
     finished.sort(key=lambda t: (-(t.value if t.value is not None else -math.inf), t.number))
     if windows.out_of_sample is not None:
         warm_bars, warm = windows.warm_out_of_sample(settings.trading.history_bars)

@@ -1,0 +1,183 @@
+"""``tradectl tune`` studies as real processes use them: several workers filling one grid, a run resuming
+a study, a worker killed in the middle of a trial, a study joined with other settings, a storage that
+cannot be reached, and hostile names and grids."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import tomllib
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[3]
+DATA = ["--from", "2019-01-01", "--to", "2019-03-01", "--sizing", "fixed", "--qty", "1", "--fee", "0.001",
+        "--slippage-bps", "0", "--impact-bps", "0", "--cash", "1000000", "--metric", "return", "--min-trades", "1"]
+GRID = ["--grid", "sma_cross.fast=3,5,8,10", "--grid", "sma_cross.slow=20,30,40"]
+WIDE = ["--grid", "sma_cross.fast=3..60", "--grid", "sma_cross.slow=70..250"]
+
+
+def _env() -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TRADECTL_") and k != "DATABASE_URL"}
+    return {**env, "PYTHONPATH": str(ROOT)}
+
+
+def _tune(cwd: Path, *args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "core.app.cli", "tune", *args], cwd=cwd, env=_env(),
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def _trials(storage: str, study: str) -> list:  # type: ignore[type-arg]  # optuna's FrozenTrial, imported late
+    import optuna
+
+    from core.backtest.studies import open_storage
+
+    handle, close = open_storage(storage)
+    try:
+        return optuna.load_study(study_name=study, storage=handle).get_trials()
+    finally:
+        close()
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def test_several_jobs_fill_a_grid_with_every_combination_once(tmp_path: Path) -> None:
+    """Optuna gives trial n the n-th combination of the grid's seeded order: workers with orders of their own
+    ran one combination twice and never another."""
+    run = _tune(tmp_path, *DATA, *GRID, "--study", "g", "--jobs", "2", "--seed", "1", "--dry-run", "--chunks", "1")
+    assert run.returncode == 0, run.stdout + run.stderr
+    trials = _trials(f"sqlite:///{tmp_path / 'data' / 'tradectl-optuna.db'}", "g")
+    combos = [(t.params["fast"], t.params["slow"]) for t in trials]
+    assert len(trials) == 12 and len(set(combos)) == 12
+    assert "12 sets tried, 0 skipped, 0 pruned (sampler: every combination of the grid (12))" in run.stdout
+
+
+def test_a_run_resuming_a_study_with_the_same_seed_draws_new_sets(tmp_path: Path) -> None:
+    """A second run with the same seed (the default backtest.seed, or a machine joining with it) drew the
+    sets the first run had drawn, so its trials were all repeats and searched nothing."""
+    args = [*DATA, *WIDE, "--study", "again", "--seed", "1", "--trials", "6", "--dry-run", "--chunks", "1"]
+    first = _tune(tmp_path, *args)
+    second = _tune(tmp_path, *args)
+    assert first.returncode == 0 and second.returncode == 0, first.stderr + second.stderr
+    lines = [line for line in second.stdout.splitlines() if line.startswith("trial ")]
+    assert len(lines) == 6 and not any("same set as trial" in line for line in lines), second.stdout
+    trials = _trials(f"sqlite:///{tmp_path / 'data' / 'tradectl-optuna.db'}", "again")
+    assert len({tuple(sorted(t.params.items())) for t in trials}) == 12
+    assert "12 sets tried" in second.stdout
+
+
+def _kill_mid_trial(cwd: Path, storage: str, args: list[str]) -> int:
+    """Start a tune run, SIGKILL it while a trial runs (the trial has started its backtest); its pid."""
+    proc = subprocess.Popen([sys.executable, "-m", "core.app.cli", "tune", *args], cwd=cwd, env=_env(),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and proc.poll() is None:
+            try:
+                trials = _trials(storage, "k")
+            except Exception:  # noqa: BLE001 - the study may not exist yet
+                trials = []
+            if any(t.state.name == "RUNNING" and "worker" in t.user_attrs for t in trials):
+                break
+            time.sleep(0.05)
+        assert proc.poll() is None, "the run ended before a trial could be killed"
+        os.kill(proc.pid, signal.SIGKILL)
+    finally:
+        proc.kill()
+        proc.wait(timeout=30)
+    return proc.pid
+
+
+def _killed_and_resumed(tmp_path: Path, storage: str) -> None:
+    overlay = tmp_path / "tuned.toml"
+    # engine mode (risk sizing): a trial takes long enough to be killed in the middle of it
+    args = ["--from", "2019-01-01", "--to", "2019-02-01", "--sizing", "risk", "--metric", "return", "--min-trades",
+            "1", *WIDE, "--study", "k", "--seed", "1", "--storage", storage, "--output", str(overlay)]
+    pid = _kill_mid_trial(tmp_path, storage, [*args, "--trials", "5"])
+    killed = [t for t in _trials(storage, "k") if t.user_attrs.get("worker", "").endswith(f":{pid}")
+              and t.state.name not in ("COMPLETE", "PRUNED")]
+    assert len(killed) == 1 and not overlay.exists()
+    lost = killed[0]
+    resumed = _tune(tmp_path, *args, "--trials", "2")
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    trials = {t.number: t for t in _trials(storage, "k")}
+    assert trials[lost.number].state.name == "FAIL" and "stopped before it finished" in trials[lost.number].user_attrs[
+        "lost"]
+    assert f"trial {lost.number}: lost, its process ({pid}) stopped before it finished" in resumed.stdout
+    again = [t for t in trials.values() if t.user_attrs.get("again_for") == lost.number]
+    assert len(again) == 1 and again[0].params == lost.params and again[0].state.name in ("COMPLETE", "PRUNED")
+    assert len(trials) == len(set(trials)) and sorted(trials) == list(range(len(trials)))  # numbers unique
+    assert "1 trial failed or lost (not counted)" in resumed.stdout
+    complete = [t for t in trials.values() if t.state.name == "COMPLETE"]
+    best = max(complete, key=lambda t: (t.value, -t.number))
+    assert tomllib.loads(overlay.read_text())["strategies"]["params"]["sma_cross"] == best.params
+
+
+@pytest.mark.slow
+def test_a_trial_killed_on_sqlite_is_marked_lost_and_its_set_runs_again(tmp_path: Path) -> None:
+    """A SIGKILLed worker's trial stayed RUNNING forever, counted nowhere; the resumed run now fails it
+    honestly (lost, not counted, never a best) and runs its set again."""
+    _killed_and_resumed(tmp_path, f"sqlite:///{tmp_path / 'studies.db'}")
+
+
+@pytest.mark.postgres
+@pytest.mark.slow
+def test_a_trial_killed_on_postgresql_is_marked_lost_and_its_set_runs_again(tmp_path: Path,
+                                                                              pg_database_url: str) -> None:
+    _killed_and_resumed(tmp_path, pg_database_url)
+
+
+def test_a_study_joined_with_other_fees_is_refused(tmp_path: Path) -> None:
+    """The study checked the parameters, metric and data span, not the fees, sizing or the strategy's
+    other parameters: trials scored under other costs were ranked together."""
+    base = [*GRID, "--study", "fees", "--trials", "2", "--dry-run", "--quiet"]
+    assert _tune(tmp_path, *DATA, *base).returncode == 0
+    other = [a if a != "0.001" else "0.002" for a in DATA]
+    again = _tune(tmp_path, *other, *base)
+    assert again.returncode == 2
+    assert ("study 'fees' was made with other settings: it has paper.maker_fee '0.001', not '0.002'; "
+            "paper.taker_fee '0.001', not '0.002'; pick another --study name") in again.stderr
+    assert len(_trials(f"sqlite:///{tmp_path / 'data' / 'tradectl-optuna.db'}", "fees")) == 2
+
+
+@pytest.mark.parametrize("storage", ["postgresql://postgres@127.0.0.1:{port}/test", "sqlite:///{tmp}/no/such/dir/x.db"])
+def test_a_storage_that_cannot_be_opened_is_one_line_and_nothing_is_written(tmp_path: Path, storage: str) -> None:
+    url = storage.format(port=_free_port(), tmp=tmp_path)
+    run = _tune(tmp_path, *DATA, *GRID, "--storage", url, "--output", str(tmp_path / "tuned.toml"))
+    assert run.returncode == 1
+    assert run.stderr.startswith(f"study storage {url} cannot be opened: ")
+    assert len(run.stderr.strip().splitlines()) == 1 and "Traceback" not in run.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == []  # no overlay, no data directory, no study file
+
+
+def test_hostile_grids_are_refused_and_never_reach_the_overlay(tmp_path: Path) -> None:
+    overlay = tmp_path / "tuned.toml"
+    injected = _tune(tmp_path, *DATA, "--grid", "sma_cross.fast=5,10\n[strategies.params.trend]\nfast=99",
+                     "--output", str(overlay), "--quiet")
+    assert injected.returncode == 2 and "control characters" in injected.stderr and not overlay.exists()
+    for bad in ("sma_cross.fast=1..inf", "sma_cross.fast=-inf..5", "sma_cross.fast=1..10:inf", "sma_cross.fast=5,nan"):
+        run = _tune(tmp_path, *DATA, "--grid", bad, "--output", str(overlay), "--quiet")
+        assert run.returncode == 2 and "finite" in run.stderr and "Traceback" not in run.stderr, (bad, run.stderr)
+    assert not overlay.exists()
+
+
+def test_study_names_blank_unprintable_or_too_long_are_refused_and_hostile_ones_work(tmp_path: Path) -> None:
+    for bad in ("", "  ", "two\nlines", "x" * 513):
+        run = _tune(tmp_path, *DATA, *GRID, "--study", bad, "--dry-run", "--quiet")
+        assert run.returncode == 2 and "--study" in run.stderr, (bad, run.stderr)
+    assert not (tmp_path / "data").exists()
+    name = "a'b\"c; DROP TABLE studies; -- ünï 💥 " + "y" * 400
+    for _ in range(2):  # created, then joined
+        run = _tune(tmp_path, *DATA, "--grid", "sma_cross.fast=5,10", "--study", name, "--dry-run", "--quiet")
+        assert run.returncode == 0, run.stderr
+    trials = _trials(f"sqlite:///{tmp_path / 'data' / 'tradectl-optuna.db'}", name)
+    assert len({t.user_attrs["worker"] for t in trials}) == 2  # both runs added to the one study
