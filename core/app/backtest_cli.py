@@ -198,7 +198,10 @@ def _warm_bars(settings: Settings, csv: Path | None, start: datetime | None, end
     if not warmup:
         return _bars(settings, csv, start, end, lenient), 0, ""
     tf = settings.trading.timeframe_s
-    early = None if start is None else start - timedelta(seconds=warmup * tf)
+    try:
+        early = None if start is None else start - timedelta(seconds=warmup * tf)
+    except OverflowError:  # more candles than there is time before --from: all the file holds
+        early = None
     bars = _bars(settings, csv, early, end, lenient)
     ts = bars.arrays.ts
     w = min(warmup, len(bars)) if start is None else int((ts < int(start.timestamp())).sum())

@@ -224,3 +224,14 @@ def test_the_bundled_btc_usd_candles_are_not_backtested_as_another_pair(tmp_path
     ok = tradectl(tmp_path, "--pair", "BTC/USD", "--strategy", "sma_cross", "--sizing", "fixed", "--qty", "0.01",
                   "--mode", "fast", "--from", "2019-01-01", "--to", "2019-01-08", "--out", "out", "-q")
     assert ok.returncode == 0 and "from the bundled file coinbase_BTC-USD_1h.csv" in ok.stdout, ok.stderr
+
+
+def test_a_warmup_longer_than_time_before_from_takes_what_the_file_holds(tmp_path: Path) -> None:
+    path = plain(tmp_path / "btc.csv")
+    run = tradectl(tmp_path, "--csv", str(path), *RUN, "--from", "2024-01-02", "--warmup", "100000000000",
+                   "--out", "out")
+    assert run.returncode == 0, run.stderr
+    assert "warm-up: 24 candles, 2024-01-01 00:00 -> 2024-01-02 00:00 UTC, history only (only 24 of the " \
+           "100000000000 asked for are in the data)" in run.stdout
+    early = tradectl(tmp_path, "--csv", str(path), *RUN, "--from", "0001-01-01", "--warmup", "5", "--out", "out")
+    assert early.returncode == 0 and "a cold start" in early.stdout, early.stderr
