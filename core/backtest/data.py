@@ -162,8 +162,10 @@ def load_bars(pair: str, timeframe_s: int, *, csv: Path | None = None, start: da
             candles, report = read_candles(path, pair, timeframe_s, lenient=lenient, start=start, end=end,
                                            source=f"the bundled file {BUNDLED_FILE}")
     if len(candles) < 2:
+        dropped = (f"; {sum(report.dropped.values())} rows were dropped (--lenient): "
+                   + ", ".join(f"{k} {v}" for k, v in sorted(report.dropped.items()))) if report.dropped else ""
         raise ValueError(f"fewer than two candles between {start or 'the start'} and {end or 'the end'} "
-                         f"in {report.source}")
+                         f"in {report.source}{dropped}")
     arrays = to_arrays(pair, timeframe_s, candles)
     _check_floats(arrays, candles, report.source)
     return Bars(arrays=arrays, candles=candles, source=report.source, report=report)

@@ -235,3 +235,12 @@ def test_a_warmup_longer_than_time_before_from_takes_what_the_file_holds(tmp_pat
            "100000000000 asked for are in the data)" in run.stdout
     early = tradectl(tmp_path, "--csv", str(path), *RUN, "--from", "0001-01-01", "--warmup", "5", "--out", "out")
     assert early.returncode == 0 and "a cold start" in early.stdout, early.stderr
+
+
+def test_lenient_dropping_every_row_says_so(tmp_path: Path) -> None:
+    path = plain(tmp_path / "btc.csv", 10)
+    lines = path.read_text().splitlines()
+    path.write_text("\n".join([lines[0], *(ln.rsplit(",", 2)[0] + ",nan,5" for ln in lines[1:])]) + "\n")
+    run = tradectl(tmp_path, "--csv", str(path), *RUN, "--lenient", "--out", "out")
+    refused(run, 2, "fewer than two candles between the start and the end in "
+                    f"{path}; 10 rows were dropped (--lenient): non-finite value 10")
