@@ -19,16 +19,19 @@ What each venue gives, honestly:
 Only closed candles are stored. A second run continues after the last stored candle (and fetches the
 part before the first one when ``since`` asks for it); stored rows are never changed by a later
 download. The file is replaced in one rename every :data:`CHECKPOINT_PAGES` pages and at the end, so
-it is never half-written and an interrupted run keeps what it fetched up to its last checkpoint.
+it is never half-written and an interrupted run keeps what it fetched up to its last checkpoint. Two
+downloads of one file take turns writing it, each merging its candles into what the other stored.
 Gaps are counted over the whole file and reported, never filled: the backtest sees the market as the
 venue recorded it.
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import itertools
 import os
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -180,6 +183,27 @@ def _check_writable(path: Path) -> None:
             return
 
 
+def _signature(path: Path) -> tuple[int, int, int] | None:
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        return None
+    return st.st_ino, st.st_size, st.st_mtime_ns
+
+
+@contextlib.contextmanager
+def _locked(path: Path) -> Iterator[None]:
+    """One writer of a candle file at a time: two downloads of the same file (a scheduled one and one by
+    hand) each merge their candles into what the other stored, instead of the later rename dropping them."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path.parent / f".{path.name}.lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
 def _floor(moment: datetime, timeframe_s: int) -> datetime:
     seconds = int(moment.timestamp())
     return datetime.fromtimestamp(seconds - seconds % timeframe_s, UTC)
@@ -220,15 +244,28 @@ async def download(source: CandleSource, data_dir: Path, pair: str, timeframe: s
     known = {c.ts for c in have}
 
     refused: list[tuple[Candle, str]] = []
+    base, seen, added = have, _signature(path), 0  # the file as this run last saw or wrote it
 
     def save() -> list[Candle]:
-        merged = sorted([*have, *(c for ts, c in fetched.items() if ts not in known)], key=lambda c: c.ts)
-        if len(merged) > len(have):
-            try:
-                atomic_write(path, render(merged).encode("utf-8"))
-            except OSError as exc:
-                raise DataError(f"cannot write {path}: {exc.strerror or exc}; the file was left as it was") from exc
-        return merged
+        nonlocal base, seen, added
+        if all(ts in known for ts in fetched):
+            if _signature(path) != seen:  # nothing to add, but describe the file as another download left it
+                base, seen = _read(path, pair, tf_s), _signature(path)
+            return base
+        try:
+            with _locked(path):
+                if _signature(path) != seen:  # another download wrote the file since: keep its rows
+                    base = _read(path, pair, tf_s)
+                    known.update(c.ts for c in base)
+                merged = sorted([*base, *(c for ts, c in fetched.items() if ts not in known)], key=lambda c: c.ts)
+                if len(merged) > len(base):
+                    atomic_write(path, render(merged).encode("utf-8"))
+                    added += len(merged) - len(base)
+                    known.update(fetched)
+                base, seen = merged, _signature(path)
+        except OSError as exc:
+            raise DataError(f"cannot write {path}: {exc.strerror or exc}; the file was left as it was") from exc
+        return base
 
     count = pages = 0
     for lo, hi in ranges:
@@ -263,7 +300,6 @@ async def download(source: CandleSource, data_dir: Path, pair: str, timeframe: s
                          f"{lo:%Y-%m-%d %H:%M}, {what}. Older history is not available from Kraken's API; "
                          "use --venue coinbase for it, and run this download regularly to keep the file growing.")
     merged = save()
-    added = len(merged) - len(have)
     bad = {c.ts: why for c, why in refused if c.ts not in fetched and c.ts not in known}
     if bad:
         at, why = min(bad.items())

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 from typer.testing import CliRunner
 
@@ -77,7 +78,7 @@ async def test_refused_options_say_why_in_one_line_and_touch_nothing(tmp_path: P
         config.write_text(f'[service]\ndata_dir = "{data}"\n[coinbase]\nrest_url = "{fake.rest_url}"\n')
         code, out = await run("--since", "2024-01-01", "--until", "2024-01-02")
         assert code == 0 and "24 new candles" in out, out
-        before = stored.read_bytes()
+        before, listed = stored.read_bytes(), sorted(stored.parent.iterdir())
         future = (datetime.now(UTC) + timedelta(days=400)).strftime("%Y-%m-%d")
         refused = [
             (("--since", future), "no closed candle starts there yet"),
@@ -92,7 +93,7 @@ async def test_refused_options_say_why_in_one_line_and_touch_nothing(tmp_path: P
             assert code == 2 and said in out and len(out.strip().splitlines()) == 1, (args, out)
             assert "Traceback" not in out
         assert not any(name == CANDLES for name, _ in fake.calls)  # refused before asking the venue
-        assert stored.read_bytes() == before and sorted(p.name for p in stored.parent.iterdir()) == [stored.name]
+        assert stored.read_bytes() == before and sorted(stored.parent.iterdir()) == listed
 
 
 async def test_a_data_directory_that_cannot_be_written_is_refused_before_the_download(tmp_path: Path) -> None:
@@ -123,3 +124,44 @@ def test_a_stored_file_of_another_timeframe_is_still_refused(tmp_path: Path) -> 
         assert "mostly 86400s apart but the timeframe is 3600s" in str(exc)
     else:
         raise AssertionError("a daily file was read as hourly")
+
+
+class GatedCoinbase(FakeCoinbase):
+    """Holds the candle call for one exact range until the test lets it through."""
+
+    def __init__(self, hold: tuple[int, int]) -> None:
+        super().__init__()
+        self.hold = hold
+        self.held = asyncio.Event()
+        self.release = asyncio.Event()
+
+    async def _candles(self, request: Any, body: Any) -> Any:
+        if (int(request.query["start"]), int(request.query["end"])) == self.hold:
+            self.held.set()
+            await self.release.wait()
+        return await super()._candles(request, body)
+
+
+async def test_two_downloads_of_one_file_keep_each_others_candles(tmp_path: Path) -> None:
+    # a download by hand finishes while a longer one (say a scheduled one) is between pages; the longer one's
+    # next write must keep what the first stored, and nothing may be stored twice
+    def epoch(hours: int) -> int:
+        return int((T0 + HOUR * hours).timestamp())
+
+    async with GatedCoinbase(hold=(epoch(700), epoch(799))) as fake:
+        fake.add_candles("BTC/USD", 3600, coinbase_rows(range(1000)))
+        slow, quick = CoinbaseSource(fake.rest_url), CoinbaseSource(fake.rest_url)
+        try:
+            longer = asyncio.create_task(download(slow, tmp_path, "BTC/USD", "1h", since=T0, until=T0 + HOUR * 800,
+                                                  now=NOW, checkpoint_pages=1))
+            await asyncio.wait_for(fake.held.wait(), 10)  # 700 candles stored, the third page asked for
+            by_hand = await download(quick, tmp_path, "BTC/USD", "1h", until=T0 + HOUR * 1000, now=NOW)
+            fake.release.set()
+            done = await asyncio.wait_for(longer, 10)
+        finally:
+            await slow.close()
+            await quick.close()
+    assert (by_hand.added, by_hand.stored.rows) == (300, 1000)
+    candles, _ = read_candles(done.stored.path, "BTC/USD", 3600)
+    assert [c.ts for c in candles] == [T0 + HOUR * i for i in range(1000)]
+    assert (done.added, done.stored.rows, done.stored.last) == (700, 1000, T0 + HOUR * 999)
