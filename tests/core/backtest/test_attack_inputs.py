@@ -19,6 +19,7 @@ from decimal import Decimal
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from core.backtest.data import Bars, synthetic, to_arrays
 from core.backtest.fast import run_fast
@@ -244,3 +245,51 @@ def test_lenient_dropping_every_row_says_so(tmp_path: Path) -> None:
     run = tradectl(tmp_path, "--csv", str(path), *RUN, "--lenient", "--out", "out")
     refused(run, 2, "fewer than two candles between the start and the end in "
                     f"{path}; 10 rows were dropped (--lenient): non-finite value 10")
+
+
+def test_fast_mode_matches_backtesting_py_on_prices_far_below_a_cent() -> None:
+    """backtesting.py, independent of our tick and rounding, fills a PEPE-like pair at the same prices."""
+    import warnings
+
+    import pandas as pd
+    from backtesting import Backtest, Strategy
+    from backtesting.lib import crossover
+
+    def sma(values: np.ndarray, n: int) -> np.ndarray:
+        return pd.Series(values).rolling(n).mean().to_numpy()
+
+    class Cross(Strategy):  # type: ignore[misc]
+        def init(self) -> None:
+            self.fast = self.I(sma, self.data.Close, 5)
+            self.slow = self.I(sma, self.data.Close, 12)
+
+        def next(self) -> None:
+            if crossover(self.fast, self.slow):
+                if not self.position:
+                    self.buy(size=1_000_000_000)
+            elif crossover(self.slow, self.fast):
+                self.position.close()
+
+    bars = tiny(600, seed=9)
+    a = bars.arrays
+    frame = pd.DataFrame({"Open": a.open, "High": a.high, "Low": a.low, "Close": a.close, "Volume": a.volume},
+                         index=pd.to_datetime(a.ts, unit="s", utc=True))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        stats = Backtest(frame, Cross, cash=1_000_000, commission=0.001, exclusive_orders=True,
+                         trade_on_close=False, finalize_trades=True).run()
+    # a trade's average prices are kept to 1e-8 (core.trading.accounting.Q); its PnL and fees are exact
+    q = Decimal("1e-8")
+    theirs = [(int(r.EntryBar), int(r.ExitBar), Decimal(int(r.Size)), Decimal(repr(float(r.EntryPrice))).quantize(q),
+               Decimal(repr(float(r.ExitPrice))).quantize(q)) for r in stats._trades.itertuples()]
+    their_pnl = [float(r.PnL) for r in stats._trades.itertuples()]
+    settings = make_settings("sma_cross", {"fast": 5, "slow": 12},
+                             paper={"slippage_bps": "0", "impact_bps": "0", "taker_fee": "0.001", "maker_fee": "0.001",
+                                    "volume_share": "1", "starting_balances": {"USDT": "1000000"}},
+                             risk={"cooldown_after_loss_s": 0})
+    ours = run_fast(settings, bars, RunSpec(sizing="fixed", qty=Decimal(1_000_000_000)))
+    closed = [t.key() for t in ours.trades if t.closed]
+    assert len(closed) > 10
+    assert closed == theirs[:len(closed)]
+    assert [float(t.pnl) for t in ours.trades if t.closed] == pytest.approx(their_pnl[:len(closed)], abs=1e-6)
+    assert all(k[3] < Decimal("0.000001") for k in closed)
