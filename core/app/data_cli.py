@@ -105,6 +105,9 @@ def download(venue: Annotated[str, typer.Option("--venue", help="kraken | coinba
         result = asyncio.run(run())
     except ValueError as exc:  # a bad pair spelling, or a stored file that no longer reads (DataError)
         raise _fail(str(exc)) from None
+    except KeyboardInterrupt:
+        raise _fail("interrupted; the candles fetched so far are stored: run the same command again to continue",
+                    130) from None
     except Exception as exc:  # noqa: BLE001 - the venue's refusal or an outage: say it, no traceback
         raise _fail(f"{venue}: {exc}", EXIT_FAIL) from None
     stored = result.stored

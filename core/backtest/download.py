@@ -18,8 +18,9 @@ What each venue gives, honestly:
 
 Only closed candles are stored. A second run continues after the last stored candle (and fetches the
 part before the first one when ``since`` asks for it); stored rows are never changed by a later
-download. The file is replaced in one rename every :data:`CHECKPOINT_PAGES` pages and at the end, so
-it is never half-written and an interrupted run keeps what it fetched up to its last checkpoint. Two
+download. The file is replaced in one rename every :data:`CHECKPOINT_PAGES` pages, at the end, and when
+the run stops early (interrupted, or the venue failing), so it is never half-written and keeps every page
+fetched after the stored file (a killed process, what the last rename held). Two
 downloads of one file take turns writing it, each merging its candles into what the other stored.
 Gaps are counted over the whole file and reported, never filled: the backtest sees the market as the
 venue recorded it.
@@ -268,37 +269,44 @@ async def download(source: CandleSource, data_dir: Path, pair: str, timeframe: s
         return base
 
     count = pages = 0
-    for lo, hi in ranges:
-        if lo >= hi:
-            continue
-        earliest: datetime | None = None
-        async for page in source.pages(pair, tf_s, lo, hi):
-            got = []
-            for c in page:
-                if not lo <= c.ts < hi:
-                    continue
-                why = _invalid(c, tf_s)
-                if why is None:
-                    got.append(c)
-                else:
-                    refused.append((c, why))
-            got.sort(key=lambda c: c.ts)
-            fetched.update((c.ts, c) for c in got)
-            if got:
-                earliest = min(earliest or got[0].ts, got[0].ts)
-                count += len(got)
-                if progress is not None:
-                    progress(count, got[-1].ts)
-            pages += 1
-            if hi == end and pages % checkpoint_pages == 0:
-                # an interrupted download keeps what it fetched and the next run continues after it; only
-                # forward, where what is kept joins the file (a part before it would leave a hole)
-                save()
-        if source.name == "kraken" and lo < reach:
-            what = f"got from {earliest:%Y-%m-%d %H:%M} UTC" if earliest else "got nothing"
-            notes.append(f"Kraken serves only its most recent {KRAKEN_LIMIT} candles: asked from "
-                         f"{lo:%Y-%m-%d %H:%M}, {what}. Older history is not available from Kraken's API; "
-                         "use --venue coinbase for it, and run this download regularly to keep the file growing.")
+    forward = False  # in the last range, after the stored file (or the only one): what is kept joins the file
+    try:
+        for index, (lo, hi) in enumerate(ranges):
+            forward = index == len(ranges) - 1
+            if lo >= hi:
+                continue
+            earliest: datetime | None = None
+            async for page in source.pages(pair, tf_s, lo, hi):
+                got = []
+                for c in page:
+                    if not lo <= c.ts < hi:
+                        continue
+                    why = _invalid(c, tf_s)
+                    if why is None:
+                        got.append(c)
+                    else:
+                        refused.append((c, why))
+                got.sort(key=lambda c: c.ts)
+                fetched.update((c.ts, c) for c in got)
+                if got:
+                    earliest = min(earliest or got[0].ts, got[0].ts)
+                    count += len(got)
+                    if progress is not None:
+                        progress(count, got[-1].ts)
+                pages += 1
+                if forward and pages % checkpoint_pages == 0:
+                    # an interrupted download keeps what it fetched and the next run continues after it; only
+                    # forward, where what is kept joins the file (a part before it would leave a hole)
+                    save()
+            if source.name == "kraken" and lo < reach:
+                what = f"got from {earliest:%Y-%m-%d %H:%M} UTC" if earliest else "got nothing"
+                notes.append(f"Kraken serves only its most recent {KRAKEN_LIMIT} candles: asked from "
+                             f"{lo:%Y-%m-%d %H:%M}, {what}. Older history is not available from Kraken's API; "
+                             "use --venue coinbase for it, and run this download regularly to keep the file growing.")
+    except BaseException:
+        if forward:  # the venue failed or the run was interrupted: keep every page fetched, as a checkpoint would
+            save()
+        raise
     merged = save()
     bad = {c.ts: why for c, why in refused if c.ts not in fetched and c.ts not in known}
     if bad:

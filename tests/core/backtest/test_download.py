@@ -80,14 +80,14 @@ async def test_an_interrupted_download_keeps_its_checkpoints_and_the_next_run_co
                 await download(source, tmp_path, "BTC/USD", "1h", since=T0, now=NOW, progress=stop_at_700,
                                checkpoint_pages=1)
             kept, _ = read_candles(tmp_path / "candles" / "coinbase" / "BTC-USD_1h.csv", "BTC/USD", 3600)
-            assert len(kept) == 350 and kept[-1].ts == T0 + HOUR * 349  # the first page, checkpointed
+            assert len(kept) == 700 and kept[-1].ts == T0 + HOUR * 699  # both pages: the one in hand is kept too
             fake.calls.clear()
             done = await download(source, tmp_path, "BTC/USD", "1h", until=T0 + HOUR * 800, now=NOW)
         finally:
             await source.close()
     starts = [int(q["query"]["start"]) for name, q in fake.calls if name.endswith("/candles")]
-    assert starts[0] == int((T0 + HOUR * 350).timestamp())
-    assert (done.added, done.stored.rows, done.stored.gaps.count) == (450, 800, 0)
+    assert starts[0] == int((T0 + HOUR * 700).timestamp())
+    assert (done.added, done.stored.rows, done.stored.gaps.count) == (100, 800, 0)
 
 
 async def test_kraken_gives_only_its_last_720_candles_and_says_so(tmp_path: Path) -> None:

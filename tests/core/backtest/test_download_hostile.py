@@ -13,6 +13,7 @@ from typer.testing import CliRunner
 from core.app.cli import app
 from core.backtest.candlefile import read_candles
 from core.backtest.download import CoinbaseSource, download
+from exchanges.errors import ExchangeError
 from tests.core.backtest.test_download import T0, coinbase_rows
 from tests.exchanges.fakes.coinbase import FakeCoinbase
 
@@ -165,3 +166,29 @@ async def test_two_downloads_of_one_file_keep_each_others_candles(tmp_path: Path
     candles, _ = read_candles(done.stored.path, "BTC/USD", 3600)
     assert [c.ts for c in candles] == [T0 + HOUR * i for i in range(1000)]
     assert (done.added, done.stored.rows, done.stored.last) == (700, 1000, T0 + HOUR * 999)
+
+
+async def test_a_venue_failing_mid_download_keeps_the_pages_fetched_before(tmp_path: Path) -> None:
+    async with FakeCoinbase() as fake:
+        fake.add_candles("BTC/USD", 3600, coinbase_rows(range(1200)))
+
+        def fail_after_two_pages(count: int, _newest: datetime) -> None:
+            if count == 700:
+                fake.inject(CANDLES, "error", times=5, error="INTERNAL")
+
+        source = CoinbaseSource(fake.rest_url)
+        try:
+            try:
+                await download(source, tmp_path, "BTC/USD", "1h", since=T0, until=T0 + HOUR * 1200, now=NOW,
+                               progress=fail_after_two_pages)
+            except ExchangeError as exc:
+                assert "INTERNAL" in str(exc)
+            else:
+                raise AssertionError("the venue's refusal did not reach the caller")
+            kept, _ = read_candles(tmp_path / "candles" / "coinbase" / "BTC-USD_1h.csv", "BTC/USD", 3600)
+            assert [c.ts for c in kept] == [T0 + HOUR * i for i in range(700)]
+            fake.faults.clear()
+            done = await download(source, tmp_path, "BTC/USD", "1h", until=T0 + HOUR * 1200, now=NOW)
+        finally:
+            await source.close()
+    assert (done.added, done.stored.rows, done.stored.gaps.count) == (500, 1200, 0)
