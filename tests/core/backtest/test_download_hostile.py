@@ -192,3 +192,29 @@ async def test_a_venue_failing_mid_download_keeps_the_pages_fetched_before(tmp_p
         finally:
             await source.close()
     assert (done.added, done.stored.rows, done.stored.gaps.count) == (500, 1200, 0)
+
+
+async def test_an_interrupted_download_of_what_lies_before_the_file_leaves_no_hole(tmp_path: Path) -> None:
+    class Interrupted(Exception):
+        pass
+
+    def stop_at_700(count: int, _newest: datetime) -> None:
+        if count >= 700:
+            raise Interrupted
+
+    async with FakeCoinbase() as fake:
+        fake.add_candles("BTC/USD", 3600, coinbase_rows(range(1200)))
+        source = CoinbaseSource(fake.rest_url)
+        try:
+            await download(source, tmp_path, "BTC/USD", "1h", since=T0 + HOUR * 1000, until=T0 + HOUR * 1200, now=NOW)
+            try:  # the part before the file, up to its first candle, interrupted on its second of three pages
+                await download(source, tmp_path, "BTC/USD", "1h", since=T0, until=T0 + HOUR * 1000, now=NOW,
+                               progress=stop_at_700, checkpoint_pages=1)
+            except Interrupted:
+                pass
+            again = await download(source, tmp_path, "BTC/USD", "1h", since=T0, until=T0 + HOUR * 1200, now=NOW)
+        finally:
+            await source.close()
+    candles, _ = read_candles(again.stored.path, "BTC/USD", 3600)
+    assert [c.ts for c in candles] == [T0 + HOUR * i for i in range(1200)]
+    assert again.stored.gaps.count == 0
