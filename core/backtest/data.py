@@ -148,24 +148,25 @@ def load_bars(pair: str, timeframe_s: int, *, csv: Path | None = None, start: da
     ``ValueError`` (:class:`~core.backtest.candlefile.DataError` for the file's own problems) when they
     do not fit.
     """
-    if csv is not None:
-        candles, report = read_candles(csv, pair, timeframe_s, lenient=lenient, start=start, end=end)
-    else:
-        if pair not in bundled_pairs():
-            raise DataError(f"no candles for {pair}: the bundled file holds {', '.join(bundled_pairs())} only, and "
-                            f"its prices are not {pair}'s; pass --csv FILE, or fetch them with "
-                            "`tradectl data download`")
-        ref = resources.files("exchanges").joinpath("data", BUNDLED_FILE)
-        with resources.as_file(ref) as path:
-            if timeframe_s != 3600:
-                raise ValueError(f"the bundled candles are hourly (3600s), not {timeframe_s}s; pass --csv")
-            candles, report = read_candles(path, pair, timeframe_s, lenient=lenient, start=start, end=end,
-                                           source=f"the bundled file {BUNDLED_FILE}")
-    if len(candles) < 2:
-        dropped = (f"; {sum(report.dropped.values())} rows were dropped (--lenient): "
-                   + ", ".join(f"{k} {v}" for k, v in sorted(report.dropped.items()))) if report.dropped else ""
-        raise ValueError(f"fewer than two candles between {start or 'the start'} and {end or 'the end'} "
-                         f"in {report.source}{dropped}")
+    if csv is None and pair not in bundled_pairs():
+        raise DataError(f"no candles for {pair}: the bundled file holds {', '.join(bundled_pairs())} only, and "
+                        f"its prices are not {pair}'s; pass --csv FILE, or fetch them with `tradectl data download`")
+    if csv is None and timeframe_s != 3600:
+        raise ValueError(f"the bundled candles are hourly (3600s), not {timeframe_s}s; pass --csv")
+    ref = resources.files("exchanges").joinpath("data", BUNDLED_FILE)
+    with resources.as_file(ref) as bundled:
+        path, source = (csv, None) if csv is not None else (bundled, f"the bundled file {BUNDLED_FILE}")
+        candles, report = read_candles(path, pair, timeframe_s, lenient=lenient, start=start, end=end, source=source)
+        if len(candles) < 2:
+            span = ""
+            if start is not None or end is not None:  # say where the file's candles are
+                every, _ = read_candles(path, pair, timeframe_s, lenient=lenient, source=source)
+                span = (f"; its candles run from {every[0].ts:%Y-%m-%d %H:%M} to {every[-1].ts:%Y-%m-%d %H:%M} UTC"
+                        if every else "")
+            dropped = (f"; {sum(report.dropped.values())} rows were dropped (--lenient): "
+                       + ", ".join(f"{k} {v}" for k, v in sorted(report.dropped.items()))) if report.dropped else ""
+            raise ValueError(f"fewer than two candles between {start or 'the start'} and {end or 'the end'} "
+                             f"in {report.source}{span}{dropped}")
     arrays = to_arrays(pair, timeframe_s, candles)
     _check_floats(arrays, candles, report.source)
     return Bars(arrays=arrays, candles=candles, source=report.source, report=report)

@@ -293,3 +293,11 @@ def test_fast_mode_matches_backtesting_py_on_prices_far_below_a_cent() -> None:
     assert closed == theirs[:len(closed)]
     assert [float(t.pnl) for t in ours.trades if t.closed] == pytest.approx(their_pnl[:len(closed)], abs=1e-6)
     assert all(k[3] < Decimal("0.000001") for k in closed)
+
+
+def test_a_window_without_candles_says_where_the_file_is(tmp_path: Path) -> None:
+    path = plain(tmp_path / "btc.csv")
+    run = tradectl(tmp_path, "--csv", str(path), *RUN, "--from", "2030-01-01", "--out", "out")
+    refused(run, 2, f"fewer than two candles between 2030-01-01 00:00:00+00:00 and the end in {path}; its candles "
+                    "run from 2024-01-01 00:00 to 2024-01-04 07:00 UTC")
+    assert nothing_written(tmp_path / "out")
