@@ -238,9 +238,14 @@ async def download(source: CandleSource, data_dir: Path, pair: str, timeframe: s
     else:
         if start is not None and start < have[0].ts:
             ranges.append((start, have[0].ts))
-        ranges.append((max(have[-1].ts + timedelta(seconds=tf_s), start or have[0].ts), end))
+        # always from right after the file, even when --since is later: a file is one series, and a hole left
+        # between its end and --since could never be filled (a later run continues after the last candle)
+        ranges.append((have[-1].ts + timedelta(seconds=tf_s), end))
     fetched: dict[datetime, Candle] = {}
     notes: list[str] = []
+    if have and start is not None and start > have[-1].ts + timedelta(seconds=tf_s) and start < end:
+        notes.append(f"the stored file ends at {have[-1].ts:%Y-%m-%d %H:%M} UTC: continued from there rather than "
+                     f"from {start:%Y-%m-%d %H:%M}, so that it has no hole")
     reach = current - timedelta(seconds=tf_s) * KRAKEN_LIMIT
     known = {c.ts for c in have}
 

@@ -218,3 +218,19 @@ async def test_an_interrupted_download_of_what_lies_before_the_file_leaves_no_ho
     candles, _ = read_candles(again.stored.path, "BTC/USD", 3600)
     assert [c.ts for c in candles] == [T0 + HOUR * i for i in range(1200)]
     assert again.stored.gaps.count == 0
+
+
+async def test_a_since_after_the_stored_file_continues_from_its_end_without_a_hole(tmp_path: Path) -> None:
+    async with FakeCoinbase() as fake:
+        fake.add_candles("BTC/USD", 3600, coinbase_rows(range(1200)))
+        source = CoinbaseSource(fake.rest_url)
+        try:
+            await download(source, tmp_path, "BTC/USD", "1h", since=T0, until=T0 + HOUR * 300, now=NOW)
+            later = await download(source, tmp_path, "BTC/USD", "1h", since=T0 + HOUR * 900, until=T0 + HOUR * 1200,
+                                   now=NOW)
+        finally:
+            await source.close()
+    candles, _ = read_candles(later.stored.path, "BTC/USD", 3600)
+    assert [c.ts for c in candles] == [T0 + HOUR * i for i in range(1200)]  # the 600 between are there too
+    assert later.added == 900 and later.stored.gaps.count == 0
+    assert any("continued from there rather than from 2024-02-07 12:00" in n for n in later.notes), later.notes
