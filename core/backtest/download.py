@@ -195,11 +195,14 @@ def _signature(path: Path) -> tuple[int, int, int] | None:
 @contextlib.contextmanager
 def _locked(path: Path) -> Iterator[None]:
     """One writer of a candle file at a time: two downloads of the same file (a scheduled one and one by
-    hand) each merge their candles into what the other stored, instead of the later rename dropping them."""
+    hand) each merge their candles into what the other stored, instead of the later rename dropping them.
+    Holding it, any temporary file of a write to this file is one a killed process left: it goes."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(path.parent / f".{path.name}.lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o600)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
+        for stale in path.parent.glob(f".{path.name}.*.tmp"):  # a whole-file write a killed download left
+            stale.unlink(missing_ok=True)
         yield
     finally:
         os.close(fd)

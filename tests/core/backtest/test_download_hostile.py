@@ -234,3 +234,20 @@ async def test_a_since_after_the_stored_file_continues_from_its_end_without_a_ho
     assert [c.ts for c in candles] == [T0 + HOUR * i for i in range(1200)]  # the 600 between are there too
     assert later.added == 900 and later.stored.gaps.count == 0
     assert any("continued from there rather than from 2024-02-07 12:00" in n for n in later.notes), later.notes
+
+
+async def test_a_download_killed_while_writing_leaves_no_copy_behind_after_the_next_run(tmp_path: Path) -> None:
+    folder = tmp_path / "candles" / "coinbase"
+    folder.mkdir(parents=True)
+    stale = folder / ".BTC-USD_1h.csv.0123456789ab.tmp"  # what atomic_write leaves when killed mid-write
+    stale.write_text("timestamp,open,high,low,close,volume\n2024-01-01T00:00:00Z,1,1,1,1,1\n2024-01-")
+    other = folder / ".ETH-USD_1h.csv.0123456789ab.tmp"  # another file's: not this run's business
+    other.write_text("x")
+    async with FakeCoinbase() as fake:
+        fake.add_candles("BTC/USD", 3600, coinbase_rows(range(100)))
+        source = CoinbaseSource(fake.rest_url)
+        try:
+            got = await download(source, tmp_path, "BTC/USD", "1h", since=T0, until=T0 + HOUR * 100, now=NOW)
+        finally:
+            await source.close()
+    assert got.added == 100 and not stale.exists() and other.exists()
