@@ -20,6 +20,7 @@ import asyncio
 import importlib.util
 import json
 import threading
+import time
 from collections.abc import Callable, Coroutine, Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -33,6 +34,7 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 JOURNAL_TABLE = "tradectl_optuna_journal"
 CONNECT_TIMEOUT_S = 10
+SQLITE_CREATE_TRIES = 5
 SYNC_DRIVERS = (("psycopg2", "psycopg2"), ("psycopg", "psycopg"), ("pg8000", "pg8000"))  # (module, dialect)
 
 
@@ -107,8 +109,7 @@ def open_storage(url: str) -> tuple[BaseStorage, Callable[[], None]]:
 
 def _open(optuna: Any, url: str) -> tuple[BaseStorage, Callable[[], None]]:
     if _scheme(url) == "sqlite":
-        rdb = optuna.storages.RDBStorage(url, engine_kwargs={"connect_args": {"timeout": 30}})
-        return rdb, rdb.engine.dispose
+        return _open_sqlite(optuna, url)
     rest = url.split("://", 1)[1]
     dialect = sync_driver()
     if dialect is not None:
@@ -116,6 +117,24 @@ def _open(optuna: Any, url: str) -> tuple[BaseStorage, Callable[[], None]]:
         return rdb, rdb.engine.dispose
     journal = PostgresJournal(f"postgresql://{rest}")
     return optuna.storages.JournalStorage(journal), journal.close
+
+
+def _open_sqlite(optuna: Any, url: str) -> tuple[BaseStorage, Callable[[], None]]:
+    """Optuna creates its tables in a new file without a lock: runs started together on a new file race it
+    (one fails on its version table's unique key, or a table another just made). The loser opens again and
+    finds the tables made."""
+    from sqlalchemy.exc import IntegrityError, OperationalError
+
+    for attempt in range(SQLITE_CREATE_TRIES):
+        try:
+            rdb = optuna.storages.RDBStorage(url, engine_kwargs={"connect_args": {"timeout": 30}})
+            return rdb, rdb.engine.dispose
+        except (IntegrityError, OperationalError) as exc:
+            racing = isinstance(exc, IntegrityError) or "already exists" in str(exc) or "locked" in str(exc)
+            if not racing or attempt == SQLITE_CREATE_TRIES - 1:
+                raise
+            time.sleep(0.05 * (attempt + 1))
+    raise AssertionError("unreachable")
 
 
 class PostgresJournal:

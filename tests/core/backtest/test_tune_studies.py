@@ -181,3 +181,31 @@ def test_study_names_blank_unprintable_or_too_long_are_refused_and_hostile_ones_
         assert run.returncode == 0, run.stderr
     trials = _trials(f"sqlite:///{tmp_path / 'data' / 'tradectl-optuna.db'}", name)
     assert len({t.user_attrs["worker"] for t in trials}) == 2  # both runs added to the one study
+
+
+def _open_storage_at(start: float, url: str) -> None:
+    """A tune run's first step, begun at an agreed instant (a forked child: nothing shared but the time)."""
+    from core.backtest.studies import open_storage
+
+    time.sleep(max(0.0, start - time.time()))
+    open_storage(url)[1]()
+
+
+def test_runs_that_start_together_on_a_new_sqlite_storage_all_open_it(tmp_path: Path) -> None:
+    """Two runs started at once on a new study file (two terminals, a script) raced Optuna's creation of its
+    tables: one failed with 'UNIQUE constraint failed: alembic_version.version_num'."""
+    import multiprocessing
+
+    from core.backtest.studies import require_optuna
+
+    require_optuna()  # imported once, before the children fork
+    context = multiprocessing.get_context("fork")
+    for round_ in range(3):
+        url = f"sqlite:///{tmp_path / f'studies-{round_}.db'}"
+        start = time.time() + 0.5
+        procs = [context.Process(target=_open_storage_at, args=(start, url)) for _ in range(6)]
+        for proc in procs:
+            proc.start()
+        for proc in procs:
+            proc.join(timeout=60)
+        assert [proc.exitcode for proc in procs] == [0] * 6
