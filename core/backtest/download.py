@@ -117,6 +117,10 @@ def timeframe_seconds(timeframe: str) -> int:
 
 
 def _pair_file(pair: str) -> str:
+    # ASCII letters and digits only: str.upper() turns some other letters into different ones ('ß' into
+    # 'SS'), which would download another pair than the one typed
+    if not pair.isascii():
+        raise ValueError(f"pair {pair!r}: write BASE/QUOTE in ASCII letters and digits, e.g. BTC/USD")
     base, sep, quote = pair.upper().partition("/")
     if not (sep and base.isalnum() and quote.isalnum()):
         raise ValueError(f"pair {pair!r}: write BASE/QUOTE, e.g. BTC/USD")
@@ -225,6 +229,7 @@ async def download(source: CandleSource, data_dir: Path, pair: str, timeframe: s
     if tf_s not in source.timeframes_s:
         served = ", ".join(n for n, s in TIMEFRAMES.items() if s in source.timeframes_s)
         raise ValueError(f"timeframe {timeframe!r}: {source.name} has no such candles; it serves {served}")
+    _pair_file(pair)  # refuses a spelling before it is upper-cased into another pair
     pair = pair.upper()
     path = candle_path(data_dir, source.name, pair, timeframe)
     have = _read(path, pair, tf_s)

@@ -251,3 +251,18 @@ async def test_a_download_killed_while_writing_leaves_no_copy_behind_after_the_n
         finally:
             await source.close()
     assert got.added == 100 and not stale.exists() and other.exists()
+
+
+async def test_pair_names_that_are_not_plain_ascii_are_refused_before_the_venue(tmp_path: Path) -> None:
+    runner = CliRunner()
+    config = tmp_path / "c.toml"
+    async with FakeCoinbase() as fake:
+        fake.add_candles("SS/USD", 3600, coinbase_rows(range(48)))  # what 'ß/USD'.upper() would ask for
+        config.write_text(f'[service]\ndata_dir = "{tmp_path}"\n[coinbase]\nrest_url = "{fake.rest_url}"\n')
+        for pair in ("ß/USD", "\uff22\uff34\uff23/USD", "BTC/\u00dcSD", "../../etc/passwd", "BTC/USD/EUR"):
+            got = await asyncio.to_thread(runner.invoke, app, [
+                "data", "download", "--venue", "coinbase", "--pair", pair, "--since", "2024-01-01", "--until",
+                "2024-01-03", "--config", str(config), "--quiet"])
+            assert got.exit_code == 2 and got.output.startswith(f"pair {pair!r}: write BASE/QUOTE"), (pair, got.output)
+            assert len(got.output.strip().splitlines()) == 1
+    assert fake.count(CANDLES) == 0 and not (tmp_path / "candles").exists()
