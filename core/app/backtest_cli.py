@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
@@ -220,6 +221,16 @@ def _utc(ts: int) -> datetime:
     return datetime.fromtimestamp(ts, UTC)
 
 
+def strategy_names(settings: Settings) -> tuple[str, ...]:
+    """The strategies a run uses, built-in then external, as the output and its file names show them.
+
+    An external strategy's name is free text: in a file name, anything but letters, digits, ``.``, ``_``
+    and ``-`` becomes ``-`` (a ``/`` would write elsewhere than ``--out``).
+    """
+    names = (*settings.strategies.enabled, *(e.name for e in settings.strategies.external))
+    return tuple(re.sub(r"[^A-Za-z0-9_.-]+", "-", n) for n in names)
+
+
 def check_size(settings: Settings, series: tuple[Any, ...]) -> None:
     """Refuse starting equity so large that what it buys at the lowest price is past the digits counted."""
     from core.backtest.runner import pair_rules, start_equity
@@ -230,7 +241,7 @@ def check_size(settings: Settings, series: tuple[Any, ...]) -> None:
             rules = pair_rules(settings, bars).rules
         except ValueError as exc:
             raise _fail(str(exc)) from None
-        low = min(bars.price(i, "low") for i in range(len(bars)))
+        low = bars.price(int(bars.arrays.low.argmin()), "low")
         base, quote = bars.pair.split("/")
         if equity / low / rules.qty_step > MAX_STEPS:
             raise _fail(f"starting equity {equity:,f} {quote} buys {equity / low:.3e} {base} at the lowest price "
@@ -308,7 +319,7 @@ def backtest(config: ConfigOpt = None, pair: PairsOpt = None, timeframe: Timefra
         series = tuple(_bars(settings, files[i] if files else None, _when(start, "--from"), _when(end, "--to"),
                              lenient, pair=p) for i, p in enumerate(pairs))
         check_size(settings, series)
-        run_portfolio(settings, series, spec, directory, quiet)
+        run_portfolio(settings, series, spec, directory, quiet, strategy_names(settings))
         return
     bars, warm, warm_note = _warm_bars(settings, files[0] if files else None, _when(start, "--from"),
                                        _when(end, "--to"), lenient, warmup)
@@ -319,7 +330,7 @@ def backtest(config: ConfigOpt = None, pair: PairsOpt = None, timeframe: Timefra
     except ValueError as exc:
         raise _fail(str(exc)) from None
     result, quote_ccy = outcome.result, bars.pair.split("/")[1]
-    typer.echo(f"{bars.pair} {settings.trading.timeframe}, strategies: {', '.join(settings.strategies.enabled)}; "
+    typer.echo(f"{bars.pair} {settings.trading.timeframe}, strategies: {', '.join(strategy_names(settings))}; "
                f"sizing {spec.sizing}, fill on {spec.fill_on}")
     for line in bars.report.lines() if bars.report is not None else ():
         typer.echo(line)
@@ -336,7 +347,7 @@ def backtest(config: ConfigOpt = None, pair: PairsOpt = None, timeframe: Timefra
     for pause in result.pauses:
         resumed = f", resumed {pause.resumed_at:%Y-%m-%d %H:%M}" if pause.resumed_at else ", never resumed"
         typer.echo(f"  paused {pause.at:%Y-%m-%d %H:%M}: {pause.reason}{resumed}")
-    names = settings.strategies.enabled
+    names = strategy_names(settings)
     stem = output_stem(bars, names)
     paths = (directory / f"{stem}_trades.csv", directory / f"{stem}_equity.png")
 

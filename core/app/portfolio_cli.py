@@ -27,8 +27,10 @@ def stem(series: tuple[Bars, ...], timeframe: str, strategies: tuple[str, ...]) 
     return f"{pairs}_{timeframe}_{first:%Y%m%d}-{end:%Y%m%d}_{'+'.join(strategies)}"
 
 
-def run(settings: Settings, series: tuple[Bars, ...], spec: RunSpec, directory: Path, quiet: bool) -> None:
-    """Run the portfolio and print it; ``directory`` (``--out``) was checked by the caller."""
+def run(settings: Settings, series: tuple[Bars, ...], spec: RunSpec, directory: Path, quiet: bool,
+        names: tuple[str, ...]) -> None:
+    """Run the portfolio and print it; ``directory`` (``--out``) was checked by the caller, ``names`` are the
+    strategies as file names may hold them."""
     from core.backtest.api import run_portfolio
     from core.backtest.report import write_all, write_equity_png, write_trades_csv
     from core.backtest.runner import pair_rules
@@ -39,7 +41,6 @@ def run(settings: Settings, series: tuple[Bars, ...], spec: RunSpec, directory: 
         typer.echo(str(exc), err=True)
         raise typer.Exit(EXIT_USAGE) from None
     result, quote = outcome.result, series[0].pair.split("/")[1]
-    names = settings.strategies.enabled
     typer.echo(f"portfolio {', '.join(b.pair for b in series)} {settings.trading.timeframe}, strategies: "
                f"{', '.join(names)}; sizing {spec.sizing}, fill on {spec.fill_on}; one cash balance in {quote}, "
                f"at most {settings.risk.max_open_positions} open positions")

@@ -301,3 +301,23 @@ def test_a_window_without_candles_says_where_the_file_is(tmp_path: Path) -> None
     refused(run, 2, f"fewer than two candles between 2030-01-01 00:00:00+00:00 and the end in {path}; its candles "
                     "run from 2024-01-01 00:00 to 2024-01-04 07:00 UTC")
     assert nothing_written(tmp_path / "out")
+
+
+def test_an_external_strategy_is_named_in_the_output_and_its_file_names(tmp_path: Path) -> None:
+    """Run alone it left the names empty (``strategies: ;``, ``..._20240104__trades.csv``); its free-text
+    name goes into the file name with anything but letters, digits, ``.``, ``_``, ``-`` made ``-``."""
+    example = (ROOT / "strategies" / "examples" / "dip_buyer.py").read_text()
+    (tmp_path / "dip.py").write_text(example.replace('NAME = "dip_buyer"', 'NAME = "desk/dip buyer"'))
+    pin = subprocess.run([sys.executable, "-c", "import sys; from core.app.cli import main; main()", "strategy",
+                          "hash", "dip.py"], cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(ROOT)},
+                         capture_output=True, text=True, check=True).stdout
+    (tmp_path / "tradectl.toml").write_text("[strategies]\nenabled = []\n\n"
+                                            + pin.replace('name = "dip_buyer"', 'name = "desk/dip buyer"'))
+    path = plain(tmp_path / "btc.csv")
+    run = tradectl(tmp_path, "--csv", str(path), "--pair", "BTC/USD", "--sizing", "fixed", "--qty", "0.1",
+                   "--out", "out", "-q")
+    assert run.returncode == 0, run.stderr
+    assert "BTC/USD 1h, strategies: desk-dip-buyer; sizing fixed" in run.stdout
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [
+        "BTC-USD_1h_20240101-20240104_desk-dip-buyer_equity.png",
+        "BTC-USD_1h_20240101-20240104_desk-dip-buyer_trades.csv"]
