@@ -217,6 +217,11 @@ def _floor(moment: datetime, timeframe_s: int) -> datetime:
     return datetime.fromtimestamp(seconds - seconds % timeframe_s, UTC)
 
 
+def _ceil(moment: datetime, timeframe_s: int) -> datetime:
+    floor = _floor(moment, timeframe_s)
+    return floor if floor == moment else floor + timedelta(seconds=timeframe_s)
+
+
 async def download(source: CandleSource, data_dir: Path, pair: str, timeframe: str, *,
                    since: datetime | None = None, until: datetime | None = None, now: datetime | None = None,
                    progress: Progress | None = None, checkpoint_pages: int = CHECKPOINT_PAGES) -> Downloaded:
@@ -238,7 +243,8 @@ async def download(source: CandleSource, data_dir: Path, pair: str, timeframe: s
     if since is not None and since >= current:
         raise ValueError(f"since {since:%Y-%m-%d %H:%M} UTC: no closed candle starts there yet (the running "
                          f"{timeframe} candle opened at {current:%Y-%m-%d %H:%M} UTC)")
-    end = min(until, current) if until is not None else current
+    # every candle that opens before --until: up to the grid line at or after it (the venues page by open time)
+    end = min(_ceil(until, tf_s), current) if until is not None else current
     start = _floor(since, tf_s) if since is not None else None
     ranges: list[tuple[datetime, datetime]] = []
     if not have:

@@ -12,10 +12,11 @@ from typer.testing import CliRunner
 
 from core.app.cli import app
 from core.backtest.candlefile import read_candles
-from core.backtest.download import CoinbaseSource, download
+from core.backtest.download import CoinbaseSource, KrakenSource, download
 from exchanges.errors import ExchangeError
-from tests.core.backtest.test_download import T0, coinbase_rows
+from tests.core.backtest.test_download import T0, coinbase_rows, kraken_rows
 from tests.exchanges.fakes.coinbase import FakeCoinbase
+from tests.exchanges.fakes.kraken import FakeKraken
 
 HOUR = timedelta(hours=1)
 NOW = T0 + HOUR * 2000
@@ -266,3 +267,19 @@ async def test_pair_names_that_are_not_plain_ascii_are_refused_before_the_venue(
             assert got.exit_code == 2 and got.output.startswith(f"pair {pair!r}: write BASE/QUOTE"), (pair, got.output)
             assert len(got.output.strip().splitlines()) == 1
     assert fake.count(CANDLES) == 0 and not (tmp_path / "candles").exists()
+
+
+async def test_an_until_between_two_candles_takes_the_candle_that_opens_before_it_from_either_venue(
+        tmp_path: Path) -> None:
+    until = T0 + HOUR * 300 + timedelta(minutes=30)  # --until 2024-01-13T12:30: the 12:00 candle opens before it
+    async with FakeCoinbase() as coinbase, FakeKraken() as kraken:
+        coinbase.add_candles("BTC/USD", 3600, coinbase_rows(range(400)))
+        kraken.add_candles("BTC/USD", 60, kraken_rows(range(400)))
+        sources = (CoinbaseSource(coinbase.rest_url), KrakenSource(kraken.rest_url))
+        try:
+            got = [await download(s, tmp_path, "BTC/USD", "1h", since=T0, until=until, now=T0 + HOUR * 400)
+                   for s in sources]
+        finally:
+            for s in sources:
+                await s.close()
+    assert [(d.stored.rows, d.stored.last) for d in got] == [(301, T0 + HOUR * 300)] * 2
