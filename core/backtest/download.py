@@ -64,6 +64,10 @@ class CandleSource(Protocol):
         """The candles page by page, as the venue serves them."""
         ...
 
+    async def venue_now(self) -> datetime:
+        """The venue's clock less its close grace: a candle counts as closed only by it, not by this host's."""
+        ...
+
     async def close(self) -> None: ...
 
 
@@ -239,7 +243,9 @@ async def download(source: CandleSource, data_dir: Path, pair: str, timeframe: s
     path = candle_path(data_dir, source.name, pair, timeframe)
     have = _read(path, pair, tf_s)
     _check_writable(path)
-    current = _floor(now or datetime.now(UTC), tf_s)  # the running candle's open: only closed ones before it
+    if now is None:  # a host clock running ahead (a Raspberry Pi has no battery clock) must not store a running candle
+        now = min(datetime.now(UTC), await source.venue_now())
+    current = _floor(now, tf_s)  # the running candle's open: only closed ones before it
     if since is not None and since >= current:
         raise ValueError(f"since {since:%Y-%m-%d %H:%M} UTC: no closed candle starts there yet (the running "
                          f"{timeframe} candle opened at {current:%Y-%m-%d %H:%M} UTC)")
@@ -403,6 +409,12 @@ class KrakenSource:
         rows = await self.venue.candles(pair, timeframe_s, since=start, limit=KRAKEN_LIMIT)  # one page is all
         yield [c for c in rows if start <= c.ts < end]
 
+    async def venue_now(self) -> datetime:
+        from exchanges.kraken.preflight import venue_time
+
+        await self.venue.rest.open()
+        return await venue_time(self.venue.rest) - timedelta(seconds=self.venue.close_grace_s)
+
     async def close(self) -> None:
         await self.venue.stop()
 
@@ -433,6 +445,12 @@ class CoinbaseSource:
                                          retry=True, auth=False, not_found=UnknownPair)
             yield [c for c in parse.parse_candles(payload, pair, timeframe_s) if lo <= c.ts < hi]
             lo = hi
+
+    async def venue_now(self) -> datetime:
+        from exchanges.coinbase.preflight import venue_time
+
+        await self.venue.rest.open()
+        return await venue_time(self.venue.rest) - timedelta(seconds=self.venue.close_grace_s)
 
     async def close(self) -> None:
         await self.venue.rest.close()

@@ -283,3 +283,27 @@ async def test_an_until_between_two_candles_takes_the_candle_that_opens_before_i
             for s in sources:
                 await s.close()
     assert [(d.stored.rows, d.stored.last) for d in got] == [(301, T0 + HOUR * 300)] * 2
+
+
+async def test_a_host_clock_running_ahead_of_the_venue_stores_no_running_candle(tmp_path: Path) -> None:
+    # this host's clock is two hours ahead of the venue's: by the venue, the candle that opened an hour
+    # before the host's "now" is still running, and the venue serves it as it is so far
+    host = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
+    since = host - HOUR * 10
+    rows = [{"start": str(int((since + HOUR * i).timestamp())), "low": "99.00", "high": "106.00", "open": "100.00",
+             "close": "101.00", "volume": "1.5"} for i in range(10)]
+    async with FakeCoinbase() as coinbase, FakeKraken() as kraken:
+        coinbase.server_time_offset_s = kraken.server_time_offset_s = -2 * 3600
+        coinbase.add_candles("BTC/USD", 3600, rows)
+        kraken.add_candles("BTC/USD", 60, [[int(r["start"]), "100.00", "106.00", "99.00", "101.00", "100.0", "1.5", 3]
+                                           for r in rows])
+        sources = (CoinbaseSource(coinbase.rest_url), KrakenSource(kraken.rest_url))
+        try:
+            got = [await download(s, tmp_path, "BTC/USD", "1h", since=since) for s in sources]
+        finally:
+            for s in sources:
+                await s.close()
+    venue_now = datetime.now(UTC) - HOUR * 2
+    for d in got:
+        assert d.stored.last is not None and d.stored.last + HOUR <= venue_now, (d.stored.path, d.stored.last)
+    assert got[0].stored.last == got[1].stored.last
