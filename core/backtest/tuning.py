@@ -307,7 +307,6 @@ def make_objective(settings: Settings, bars: Bars, spec: RunSpec, plan: Plan,
     def objective(trial: Trial) -> float:
         params = {a.name: a.suggest(trial) for a in plan.space.axes}
         trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")
-        trial.set_user_attr("process", f"{_machine()}:{os.getpid()}")  # judged by fail_lost_trials
         for done in trial.study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)):
             if done.params == trial.params and done.value is not None:
                 for key in STAT_ATTRS:
@@ -402,6 +401,7 @@ def _tpe_per_trial(seed: int) -> Any:
             return self._of(trial).sample_independent(study, trial, param_name, distribution)
 
         def before_trial(self, study: Study, trial: FrozenTrial) -> None:
+            _stamp(study, trial)
             self._of(trial).before_trial(study, trial)
 
         def after_trial(self, study: Study, trial: FrozenTrial, state: Any, values: Any) -> None:
@@ -412,6 +412,13 @@ def _tpe_per_trial(seed: int) -> Any:
     return PerTrialTPE()
 
 
+def _stamp(study: Study, trial: FrozenTrial) -> None:
+    """Write which process runs the trial the moment it exists (the sampler's first hook, before anything
+    is drawn), so that a trial killed at any point is judged by :func:`fail_lost_trials`. Through the
+    storage, as Optuna's own samplers write a new trial's attributes."""
+    study._storage.set_trial_user_attr(trial._trial_id, "process", f"{_machine()}:{os.getpid()}")
+
+
 def _sampler(plan: Plan, grid_seed: int) -> tuple[Any, str]:
     """The grid's order comes from the seed the study was created with (``grid_seed``): Optuna gives trial
     n the n-th combination of that order, so every process of the study must share it, or two processes
@@ -419,8 +426,14 @@ def _sampler(plan: Plan, grid_seed: int) -> tuple[Any, str]:
     optuna = require_optuna()
     size = plan.space.grid_size
     if size is not None and plan.trials >= size:
-        return (optuna.samplers.GridSampler(plan.space.grid(), seed=grid_seed),
-                f"every combination of the grid ({size})")
+        grid: Any = optuna.samplers.GridSampler
+
+        class StampedGrid(grid):  # type: ignore[misc]  # a subclass of Any: the class comes from the lazy import
+            def before_trial(self, study: Study, trial: FrozenTrial) -> None:
+                _stamp(study, trial)
+                super().before_trial(study, trial)
+
+        return StampedGrid(plan.space.grid(), seed=grid_seed), f"every combination of the grid ({size})"
     return _tpe_per_trial(plan.seed), f"TPE, seed {plan.seed}"
 
 
@@ -514,6 +527,9 @@ def fail_lost_trials(plan: Plan, say: Say) -> None:
                 storage.set_trial_state_values(t._trial_id, optuna.trial.TrialState.FAIL)
             except optuna.exceptions.UpdateFinishedTrialError:
                 continue  # another process got there first
+            if set(t.params) != {a.name for a in plan.space.axes}:  # killed before its set was drawn
+                say(f"trial {t.number}: lost, its process ({pid}) stopped before it finished; not counted")
+                continue
             study.enqueue_trial(dict(t.params), user_attrs={"again_for": t.number})
             say(f"trial {t.number}: lost, its process ({pid}) stopped before it finished; not counted, its set "
                 f"runs again: {', '.join(f'{k}={v}' for k, v in t.params.items())}")

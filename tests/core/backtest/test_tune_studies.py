@@ -209,3 +209,33 @@ def test_runs_that_start_together_on_a_new_sqlite_storage_all_open_it(tmp_path: 
         for proc in procs:
             proc.join(timeout=60)
         assert [proc.exitcode for proc in procs] == [0] * 6
+
+
+def _ask_and_die(url: str) -> None:
+    """A worker killed the instant its trial exists, before the trial's set is drawn."""
+    from core.backtest.tuning import Plan, open_study, parse_space
+
+    plan = Plan(space=parse_space([WIDE[1], WIDE[3]]), metric="return", study="early", storage=url, trials=5)
+    study, _, _ = open_study(plan, {})
+    study.ask()
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+def test_a_worker_killed_before_its_trial_drew_a_set_is_lost_too(tmp_path: Path) -> None:
+    """Which process runs a trial was written once its set was drawn: a worker killed before (while the
+    sampler worked) left a trial shown as 'still running' for ever."""
+    import multiprocessing
+
+    url = f"sqlite:///{tmp_path / 'studies.db'}"
+    args = [*DATA, *WIDE, "--study", "early", "--storage", url, "--dry-run", "--chunks", "1"]
+    assert _tune(tmp_path, *args, "--trials", "1").returncode == 0
+    child = multiprocessing.get_context("fork").Process(target=_ask_and_die, args=(url,))
+    child.start()
+    child.join(timeout=60)
+    assert child.exitcode == -signal.SIGKILL
+    run = _tune(tmp_path, *args, "--trials", "1")
+    assert run.returncode == 0, run.stderr
+    assert f"trial 1: lost, its process ({child.pid}) stopped before it finished; not counted\n" in run.stdout
+    trials = _trials(url, "early")
+    assert [t.state.name for t in trials] == ["COMPLETE", "FAIL", "COMPLETE"] and trials[1].params == {}
+    assert "still running" not in run.stdout and "1 trial failed or lost (not counted)" in run.stdout
