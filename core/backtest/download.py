@@ -41,7 +41,7 @@ from typing import Protocol
 from core.backtest.candlefile import HEADER, DataError, read_candles
 from core.settings.settings_models import TIMEFRAMES
 from exchanges.base import Candle
-from exchanges.errors import ExchangeError, UnknownPair
+from exchanges.errors import ExchangeError, MalformedResponse, UnknownPair
 from persistence.files import atomic_write
 
 VENUES = ("kraken", "coinbase")
@@ -413,7 +413,11 @@ class KrakenSource:
         from exchanges.kraken.preflight import venue_time
 
         await self.venue.rest.open()
-        return await venue_time(self.venue.rest) - timedelta(seconds=self.venue.close_grace_s)
+        try:
+            venue_now = await venue_time(self.venue.rest)
+        except (KeyError, TypeError, ValueError, OverflowError) as exc:
+            raise MalformedResponse(f"{self.name} time: the reply has no time in it ({exc!r})") from exc
+        return venue_now - timedelta(seconds=self.venue.close_grace_s)
 
     async def close(self) -> None:
         await self.venue.stop()
@@ -450,7 +454,11 @@ class CoinbaseSource:
         from exchanges.coinbase.preflight import venue_time
 
         await self.venue.rest.open()
-        return await venue_time(self.venue.rest) - timedelta(seconds=self.venue.close_grace_s)
+        try:
+            venue_now = await venue_time(self.venue.rest)
+        except (KeyError, TypeError, ValueError, OverflowError) as exc:
+            raise MalformedResponse(f"{self.name} time: the reply has no time in it ({exc!r})") from exc
+        return venue_now - timedelta(seconds=self.venue.close_grace_s)
 
     async def close(self) -> None:
         await self.venue.rest.close()

@@ -307,3 +307,22 @@ async def test_a_host_clock_running_ahead_of_the_venue_stores_no_running_candle(
     for d in got:
         assert d.stored.last is not None and d.stored.last + HOUR <= venue_now, (d.stored.path, d.stored.last)
     assert got[0].stored.last == got[1].stored.last
+
+
+class TimelessCoinbase(FakeCoinbase):
+    async def _time(self, request: Any, body: Any) -> Any:
+        return {"now": "soon"}
+
+
+async def test_a_venue_time_without_a_time_in_it_is_a_clear_venue_error(tmp_path: Path) -> None:
+    runner = CliRunner()
+    config = tmp_path / "c.toml"
+    async with TimelessCoinbase() as fake:
+        fake.add_candles("BTC/USD", 3600, coinbase_rows(range(48)))
+        config.write_text(f'[service]\ndata_dir = "{tmp_path}"\n[coinbase]\nrest_url = "{fake.rest_url}"\n')
+        got = await asyncio.to_thread(runner.invoke, app, [
+            "data", "download", "--venue", "coinbase", "--pair", "BTC/USD", "--since", "2024-01-01", "--config",
+            str(config), "--quiet"])
+    assert got.exit_code == 1, got.output
+    assert got.output.startswith("coinbase: coinbase time: the reply has no time in it"), got.output
+    assert fake.count(CANDLES) == 0 and not (tmp_path / "candles").exists()
