@@ -556,6 +556,8 @@ def _child(plan: Plan, attrs: dict[str, str], objective: Callable[[Trial], float
     except (ValueError, TradectlError) as exc:
         print(f"[job {index}] {exc}", file=sys.stderr, flush=True)
         sys.exit(1)
+    except KeyboardInterrupt:  # Ctrl-C reaches every worker: the run stops as one, without a traceback each
+        sys.exit(130)
 
 
 def _ended(proc: Any) -> str:

@@ -239,3 +239,29 @@ def test_a_worker_killed_before_its_trial_drew_a_set_is_lost_too(tmp_path: Path)
     trials = _trials(url, "early")
     assert [t.state.name for t in trials] == ["COMPLETE", "FAIL", "COMPLETE"] and trials[1].params == {}
     assert "still running" not in run.stdout and "1 trial failed or lost (not counted)" in run.stdout
+
+
+def test_ctrl_c_stops_a_run_of_several_jobs_without_tracebacks(tmp_path: Path) -> None:
+    """Ctrl-C reaches every process of the terminal's group: each worker printed its KeyboardInterrupt
+    traceback."""
+    url = f"sqlite:///{tmp_path / 'studies.db'}"
+    args = ["--from", "2019-01-01", "--to", "2019-02-01", "--sizing", "risk", "--metric", "return", "--min-trades",
+            "1", *WIDE, "--study", "k", "--storage", url, "--trials", "20", "--jobs", "2", "--dry-run"]
+    proc = subprocess.Popen([sys.executable, "-m", "core.app.cli", "tune", *args], cwd=tmp_path, env=_env(),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and proc.poll() is None:
+            try:
+                running = [t for t in _trials(url, "k") if t.state.name == "RUNNING" and "worker" in t.user_attrs]
+            except Exception:  # noqa: BLE001 - the study may not exist yet
+                running = []
+            if len(running) == 2:
+                break
+            time.sleep(0.05)
+        os.killpg(proc.pid, signal.SIGINT)  # what the terminal does on Ctrl-C
+        _, err = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert proc.returncode in (1, 130) and "Traceback" not in err and "ERROR" not in err, err
+    assert not any(t.state.name == "RUNNING" for t in _trials(url, "k"))
