@@ -107,6 +107,8 @@ def _row(lineno: int, line: str, formats: set[str]) -> _Row | Problem:
                        f"{parts[0][:40]!r} (ISO 8601, epoch seconds or epoch milliseconds)")
     formats.add(when[1])
     try:
+        if any("_" in p for p in parts[1:]):  # Decimal("1_000") is 1000: a typo or another format, not a number here
+            raise InvalidOperation
         o, h, lo, c, v = (Decimal(p) for p in parts[1:])
     except InvalidOperation:
         return Problem(lineno, "malformed row", "a price or volume is not a number")
@@ -189,7 +191,7 @@ def read_candles(path: Path, pair: str, timeframe_s: int, *, lenient: bool = Fal
     """
     name = source or str(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        text = path.read_text(encoding="utf-8-sig")  # spreadsheets' "CSV UTF-8" starts with a byte-order mark
     except (OSError, UnicodeDecodeError) as exc:
         raise DataError(f"cannot read candles from {name}: {exc}") from exc
     rows: list[_Row] = []

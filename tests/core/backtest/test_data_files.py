@@ -89,6 +89,22 @@ def test_epoch_milliseconds_and_seconds_are_read_as_such(tmp_path: Path) -> None
         assert "period  2024-01-01 00:00 -> 2024-01-04 08:00 UTC, 80 candles" in out, out
 
 
+def test_a_byte_order_mark_before_the_header_is_read_as_the_header(tmp_path: Path) -> None:
+    """What a spreadsheet saves as "CSV UTF-8"."""
+    path = write(tmp_path, rows())
+    path.write_bytes(b"\xef\xbb\xbf" + path.read_bytes())
+    code, out = backtest(path)
+    assert code == 0, out
+    assert "period  2024-01-01 00:00 -> 2024-01-04 08:00 UTC, 80 candles" in out, out
+
+
+def test_a_number_with_an_underscore_is_not_a_number(tmp_path: Path) -> None:
+    lines = rows()
+    lines[6] = lines[6].rpartition(",")[0] + ",1_000"  # Python reads 1_000 as 1000; a candle file does not
+    code, out = backtest(write(tmp_path, lines))
+    assert code != 0 and "line 8: malformed row: a price or volume is not a number" in out, out
+
+
 def test_unknown_timestamp_format_is_refused(tmp_path: Path) -> None:
     lines = rows()
     lines[4] = "20240101," + lines[4].partition(",")[2]
