@@ -151,10 +151,12 @@ def parse_rows(lines: Iterable[str], pair: str, *, timeframe_s: int | None = Non
 def load_csv(path: str | os.PathLike[str], pair: str, *, timeframe_s: int | None = None) -> CandleSeries:
     """Read a normalized CSV file. A missing or unreadable file raises :class:`ReplayError`."""
     try:
-        with open(path, encoding="utf-8", newline="") as fh:
+        with open(path, encoding="utf-8-sig", newline="") as fh:  # a spreadsheet's "CSV UTF-8" starts with a BOM
             return parse_rows(fh, pair, timeframe_s=timeframe_s, source=str(path))
     except OSError as exc:
         raise ReplayError(f"cannot read candles from {path}: {exc}") from exc
+    except UnicodeDecodeError as exc:
+        raise ReplayError(f"cannot read candles from {path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from exc
 
 
 def load_bundled(pair: str = "BTC/USD") -> CandleSeries:

@@ -77,6 +77,17 @@ def test_unusable_files_raise_a_clear_error(tmp_path: Path) -> None:
     assert inferred.timeframe_s == 3600 and inferred.report.gaps == 2
 
 
+def test_a_file_that_is_not_utf8_is_named_and_a_byte_order_mark_is_read(tmp_path: Path) -> None:
+    rows = "\n".join([HEADER, *(f"{hour(h)},1,1,1,1,1" for h in range(3))]) + "\n"
+    latin = tmp_path / "latin.csv"
+    latin.write_bytes(rows.replace(",1,1,1,1,1\n", ",1,1,1,1,1 caf\xe9\n", 1).encode("latin-1"))
+    with pytest.raises(ReplayError, match=r"cannot read candles from .*latin\.csv: not UTF-8 text"):
+        load_csv(latin, "BTC/USD")  # a UnicodeDecodeError naming no file, before
+    marked = tmp_path / "marked.csv"
+    marked.write_bytes(b"\xef\xbb\xbf" + rows.encode())  # what a spreadsheet saves as "CSV UTF-8"
+    assert len(load_csv(marked, "BTC/USD", timeframe_s=3600).candles) == 3
+
+
 def test_bundled_coinbase_candles() -> None:
     s = load_bundled()
     assert (s.pair, s.timeframe_s, len(s.candles)) == ("BTC/USD", 3600, 20111)
