@@ -156,7 +156,8 @@ def load_csv(path: str | os.PathLike[str], pair: str, *, timeframe_s: int | None
     except OSError as exc:
         raise ReplayError(f"cannot read candles from {path}: {exc}") from exc
     except UnicodeDecodeError as exc:
-        raise ReplayError(f"cannot read candles from {path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from exc
+        why = f"not UTF-8 text ({exc.reason} at byte {exc.start})"
+        raise ReplayError(f"cannot read candles from {path}: {why}") from exc
 
 
 def load_bundled(pair: str = "BTC/USD") -> CandleSeries:
