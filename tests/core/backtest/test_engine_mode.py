@@ -60,3 +60,19 @@ def test_progress_line_only_when_asked() -> None:
     bar.close()
     assert shown.getvalue().startswith("\rbacktest [") and "100/100 bars" in shown.getvalue()
     assert shown.getvalue().endswith("\n")
+
+
+def test_the_progress_line_fits_a_narrow_terminal() -> None:
+    """A line wider than the terminal wraps, and each redraw then lands below the last one."""
+    for columns in (20, 32, 60, 200):
+        out = io.StringIO()
+        bar = Progress(20_083, "backtest", enabled=True, stream=out, columns=columns)
+        for done in (0, 5_000, 20_083):
+            bar._last_draw = 0.0  # draw every update, not ten a second
+            bar.update(done)
+        bar.close()
+        lines = [part for part in out.getvalue().replace("\n", "").split("\r") if part]
+        assert lines and all(len(line) < columns for line in lines), (columns, lines)
+        assert all("eta" in line for line in lines)
+    wide = Progress(10, "backtest", enabled=True, stream=io.StringIO(), columns=200)._line(0.5, 5, 100.0, 0.05)
+    assert "5/10 bars" in wide and "[" + "#" * 15 + "-" * 15 + "]" in wide
