@@ -165,8 +165,9 @@ def tune(grid: Annotated[list[str], typer.Option("--grid", help=(
         if not quiet:
             typer.echo(line)
 
+    runner = default_runner(engine)
     try:
-        outcome = tuning.run_study(settings, windows, spec, plan, default_runner(engine), attrs, say, top)
+        outcome = tuning.run_study(settings, windows, spec, plan, runner, attrs, say, top)
     except ValueError as exc:
         raise _fail(str(exc)) from None
     except RuntimeError as exc:
@@ -177,6 +178,15 @@ def tune(grid: Annotated[list[str], typer.Option("--grid", help=(
         raise _fail("no parameter set produced enough trades to rank; widen the grid or lower --min-trades", EXIT_FAIL)
     if dry_run:
         return
+    for _ in range(3):  # the overlay holds the study's best when it is written, not the one ranked earlier
+        latest = tuning.best_value(plan)
+        if latest is None or latest <= best.score:
+            break
+        typer.echo("a better set finished in another process while this run ranked; ranking the study again")
+        outcome = tuning.rank_study(settings, windows, spec, plan, runner, outcome.sampler, top)
+        _print_ranking(outcome, chosen_metric, top, outs is not None)
+        best = outcome.best
+        assert best is not None  # a better complete trial exists
     oos_text = (f"; out-of-sample {_num(best.out_score)} ({best.out.trades} trades, {best.out.return_pct:.2f}%)"
                 if best.out is not None else "")
     header = [f"strategy {space.strategy}, study {plan.study!r}: {chosen_metric} in-sample {best.score:.4g}{oos_text}",

@@ -36,6 +36,7 @@ import json
 import math
 import multiprocessing
 import os
+import signal
 import socket
 import sys
 from collections.abc import Callable, Sequence
@@ -551,13 +552,14 @@ def _work(plan: Plan, attrs: dict[str, str], objective: Callable[[Trial], float]
 def _child(plan: Plan, attrs: dict[str, str], objective: Callable[[Trial], float], trials: int, index: int) -> None:
     def say(line: str) -> None:
         print(f"[job {index}] {line}", flush=True)
+    # Ctrl-C reaches every process of the terminal's group: the parent stops the workers (run_study), so
+    # that none prints its own KeyboardInterrupt from the middle of a backtest
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:
         _work(plan, attrs, objective, trials, say)
     except (ValueError, TradectlError) as exc:
         print(f"[job {index}] {exc}", file=sys.stderr, flush=True)
         sys.exit(1)
-    except KeyboardInterrupt:  # Ctrl-C reaches every worker: the run stops as one, without a traceback each
-        sys.exit(130)
 
 
 def _ended(proc: Any) -> str:
@@ -570,9 +572,8 @@ def run_study(settings: Settings, windows: Windows, spec: RunSpec, plan: Plan, r
     """Run ``plan.trials`` more trials (in ``plan.jobs`` processes) and rank the whole study."""
     if plan.metric not in METRICS:
         raise ValueError(f"metric must be one of {', '.join(METRICS)}, not {plan.metric!r}")
-    optuna = require_optuna()
     objective = make_objective(settings, windows.in_sample, spec, plan, runner)
-    study, close, label = open_study(plan, attrs)
+    _, close, label = open_study(plan, attrs)
     close()  # each worker opens its own connection (none may cross a fork)
     fail_lost_trials(plan, say)
     if plan.jobs <= 1:
@@ -585,19 +586,46 @@ def run_study(settings: Settings, windows: Windows, spec: RunSpec, plan: Plan, r
                  for i, share in enumerate(shares) if share]
         for p in procs:
             p.start()
-        for p in procs:
-            p.join()
+        try:
+            for p in procs:
+                p.join()
+        except KeyboardInterrupt:  # stop the workers; their trials are lost, and run again next time
+            for p in procs:
+                p.terminate()
+            for p in procs:
+                p.join()
+            fail_lost_trials(plan, say)
+            raise
         failed = [_ended(p) for p in procs if p.exitcode != 0]
         if failed:
             fail_lost_trials(plan, say)
             raise RuntimeError(f"{', '.join(failed)}; run the same command again to continue the study")
+    return rank_study(settings, windows, spec, plan, runner, label, top)
+
+
+def rank_study(settings: Settings, windows: Windows, spec: RunSpec, plan: Plan, runner: Runner, label: str,
+               top: int = 10) -> Outcome:
+    """Rank every trial of the study as it stands, the best ones backtested out of sample."""
+    optuna = require_optuna()
     storage, close = open_storage(plan.storage)
     try:
-        study = optuna.load_study(study_name=plan.study, storage=storage)
-        trials = study.get_trials(deepcopy=False)
+        trials = optuna.load_study(study_name=plan.study, storage=storage).get_trials(deepcopy=False)
     finally:
         close()
     return _rank(settings, windows, spec, plan, runner, trials, label, top)
+
+
+def best_value(plan: Plan) -> float | None:
+    """The best in-sample value of the study's complete trials now (None without any): a process that
+    ranked before another finished a better trial must not write its older best over the newer."""
+    optuna = require_optuna()
+    storage, close = open_storage(plan.storage)
+    try:
+        done = optuna.load_study(study_name=plan.study, storage=storage).get_trials(
+            deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
+    finally:
+        close()
+    return max((t.value for t in done if t.value is not None), default=None)
 
 
 def _rank(settings: Settings, windows: Windows, spec: RunSpec, plan: Plan, runner: Runner,

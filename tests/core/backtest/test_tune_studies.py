@@ -265,3 +265,40 @@ def test_ctrl_c_stops_a_run_of_several_jobs_without_tracebacks(tmp_path: Path) -
         proc.kill()
     assert proc.returncode in (1, 130) and "Traceback" not in err and "ERROR" not in err, err
     assert not any(t.state.name == "RUNNING" for t in _trials(url, "k"))
+
+
+@pytest.mark.slow
+def test_a_run_that_ranked_before_another_finished_a_better_set_does_not_write_its_older_best(tmp_path: Path) -> None:
+    """Two runs of one study: the first ranks its one trial, is held there (SIGSTOP, as a slow machine
+    would be), the second tries the whole grid and writes the best; when the first went on, it wrote its
+    older, worse set over it."""
+    url = f"sqlite:///{tmp_path / 'studies.db'}"
+    overlay = tmp_path / "tuned.toml"
+    # engine mode, most candles held out: the out-of-sample backtest of the ranking takes a while
+    args = ["--from", "2019-01-01", "--to", "2019-03-01", "--oos", "0.8", "--sizing", "risk", "--metric", "return",
+            "--min-trades", "1", "--grid", "sma_cross.fast=5,10", "--grid", "sma_cross.slow=20,40", "--study", "race",
+            "--storage", url, "--output", str(overlay), "--quiet", "--seed", "4"]
+    first = subprocess.Popen([sys.executable, "-m", "core.app.cli", "tune", *args, "--trials", "1"], cwd=tmp_path,
+                             env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and first.poll() is None:
+            try:
+                if any(t.state.name == "COMPLETE" for t in _trials(url, "race")):
+                    break
+            except Exception:  # noqa: BLE001 - the study may not exist yet
+                pass
+            time.sleep(0.02)
+        time.sleep(0.2)  # it has read the study and backtests its best out of sample
+        os.kill(first.pid, signal.SIGSTOP)
+        second = _tune(tmp_path, *args, "--trials", "4")
+        assert second.returncode == 0, second.stderr
+        os.kill(first.pid, signal.SIGCONT)
+        out, err = first.communicate(timeout=120)
+    finally:
+        first.kill()
+    assert first.returncode == 0, out + err
+    complete = [t for t in _trials(url, "race") if t.state.name == "COMPLETE"]
+    best = max(complete, key=lambda t: (t.value, -t.number))
+    assert tomllib.loads(overlay.read_text())["strategies"]["params"]["sma_cross"] == best.params
+    assert "a better set finished in another process while this run ranked; ranking the study again" in out, out
