@@ -32,11 +32,11 @@ import contextlib
 import fcntl
 import itertools
 import os
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from core.backtest.candlefile import HEADER, DataError, read_candles
 from core.settings.settings_models import TIMEFRAMES
@@ -412,12 +412,7 @@ class KrakenSource:
     async def venue_now(self) -> datetime:
         from exchanges.kraken.preflight import venue_time
 
-        await self.venue.rest.open()
-        try:
-            venue_now = await venue_time(self.venue.rest)
-        except (KeyError, TypeError, ValueError, OverflowError) as exc:
-            raise MalformedResponse(f"{self.name} time: the reply has no time in it ({exc!r})") from exc
-        return venue_now - timedelta(seconds=self.venue.close_grace_s)
+        return await _closed_by(self.name, self.venue.rest, venue_time, self.venue.close_grace_s)
 
     async def close(self) -> None:
         await self.venue.stop()
@@ -453,15 +448,22 @@ class CoinbaseSource:
     async def venue_now(self) -> datetime:
         from exchanges.coinbase.preflight import venue_time
 
-        await self.venue.rest.open()
-        try:
-            venue_now = await venue_time(self.venue.rest)
-        except (KeyError, TypeError, ValueError, OverflowError) as exc:
-            raise MalformedResponse(f"{self.name} time: the reply has no time in it ({exc!r})") from exc
-        return venue_now - timedelta(seconds=self.venue.close_grace_s)
+        return await _closed_by(self.name, self.venue.rest, venue_time, self.venue.close_grace_s)
 
     async def close(self) -> None:
         await self.venue.rest.close()
+
+
+async def _closed_by(name: str, rest: Any, venue_time: Callable[[Any], Awaitable[datetime]],
+                     grace_s: float) -> datetime:
+    """The venue's clock (its public time endpoint) less the adapter's close grace: candles opening before
+    this minus a timeframe are closed."""
+    await rest.open()
+    try:
+        now = await venue_time(rest)
+    except (KeyError, TypeError, ValueError, OverflowError) as exc:
+        raise MalformedResponse(f"{name} time: the reply has no time in it ({exc!r})") from exc
+    return now - timedelta(seconds=grace_s)
 
 
 def make_source(venue: str, rest_url: str | None = None) -> CandleSource:
