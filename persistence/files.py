@@ -6,12 +6,18 @@ exclusively, never through a symlink, with ``mode``), written, flushed to disk, 
 and the directory flushed so the rename itself survives a power cut. When root rewrites a file owned by
 another user (``sudo tradectl vault set``), the new file keeps the old owner so the service can still
 read it.
+
+:func:`locked` serialises the read-modify-write of such a file between processes (two downloads of one
+candle file, two tuning runs writing the overlay): each merges into what the other wrote instead of the
+later rename dropping it.
 """
 
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 
@@ -41,6 +47,22 @@ def atomic_write(path: Path, data: bytes, *, mode: int = 0o600) -> None:
             os.unlink(tmp)
         raise
     _fsync_directory(path.parent)
+
+
+@contextlib.contextmanager
+def locked(path: Path) -> Iterator[None]:
+    """Hold the exclusive lock of ``path`` (a ``.<name>.lock`` file beside it; released when the process
+    dies) while reading and rewriting it. Holding it, any temporary file of an :func:`atomic_write` to
+    ``path`` is one a killed process left: it goes."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path.parent / f".{path.name}.lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        for stale in path.parent.glob(f".{path.name}.*.tmp"):
+            stale.unlink(missing_ok=True)
+        yield
+    finally:
+        os.close(fd)
 
 
 def _fsync_directory(directory: Path) -> None:

@@ -28,11 +28,9 @@ venue recorded it.
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import itertools
 import os
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -42,7 +40,7 @@ from core.backtest.candlefile import HEADER, DataError, read_candles
 from core.settings.settings_models import TIMEFRAMES
 from exchanges.base import Candle
 from exchanges.errors import ExchangeError, MalformedResponse, UnknownPair
-from persistence.files import atomic_write
+from persistence.files import atomic_write, locked
 
 VENUES = ("kraken", "coinbase")
 KRAKEN_LIMIT = 720  # candles Kraken's OHLC endpoint returns, newest; older ones are out of reach
@@ -200,22 +198,6 @@ def _signature(path: Path) -> tuple[int, int, int] | None:
     return st.st_ino, st.st_size, st.st_mtime_ns
 
 
-@contextlib.contextmanager
-def _locked(path: Path) -> Iterator[None]:
-    """One writer of a candle file at a time: two downloads of the same file (a scheduled one and one by
-    hand) each merge their candles into what the other stored, instead of the later rename dropping them.
-    Holding it, any temporary file of a write to this file is one a killed process left: it goes."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path.parent / f".{path.name}.lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o600)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        for stale in path.parent.glob(f".{path.name}.*.tmp"):  # a whole-file write a killed download left
-            stale.unlink(missing_ok=True)
-        yield
-    finally:
-        os.close(fd)
-
-
 def _floor(moment: datetime, timeframe_s: int) -> datetime:
     seconds = int(moment.timestamp())
     return datetime.fromtimestamp(seconds - seconds % timeframe_s, UTC)
@@ -279,7 +261,7 @@ async def download(source: CandleSource, data_dir: Path, pair: str, timeframe: s
                 base, seen = _read(path, pair, tf_s), _signature(path)
             return base
         try:
-            with _locked(path):
+            with locked(path):  # two downloads of one file (a scheduled one and one by hand) merge in turn
                 if _signature(path) != seen:  # another download wrote the file since: keep its rows
                     base = _read(path, pair, tf_s)
                     known.update(c.ts for c in base)

@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from exchanges.errors import TradectlError
-from persistence.files import atomic_write
+from persistence.files import atomic_write, locked
 
 DEFAULT_OVERLAY = Path("data/tuned.toml")
 ENV_VAR = "TRADECTL_BACKTEST__OVERLAY"
@@ -131,16 +131,18 @@ def render_overlay(params: Mapping[str, Mapping[str, Scalar]], header: list[str]
 def write_overlay(path: Path, strategy: str, values: Mapping[str, Scalar], header: list[str]) -> None:
     """Set one strategy's tuned parameters in the overlay, keeping the other strategies' entries.
 
-    The file is replaced atomically; it is machine-written, so nothing a person wrote is lost.
+    The file is replaced atomically; it is machine-written, so nothing a person wrote is lost. Runs tuning
+    other strategies at the same time write it in turn, each keeping what the other wrote.
     """
-    existing = read_overlay(path)
-    existing[strategy] = dict(values)
-    stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
-    text = render_overlay(existing, [f"Tuned strategy parameters, written by `tradectl tune` on {stamp}.",
-                                     "Merged over the config file at start-up (environment variables still win).",
-                                     "Delete this file to go back to your own settings. Do not edit by hand:",
-                                     "the next tuning run replaces it.", "", *header])
-    atomic_write(path, text.encode("utf-8"))
+    with locked(path):
+        existing = read_overlay(path)
+        existing[strategy] = dict(values)
+        stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+        text = render_overlay(existing, [f"Tuned strategy parameters, written by `tradectl tune` on {stamp}.",
+                                         "Merged over the config file at start-up (environment variables still win).",
+                                         "Delete this file to go back to your own settings. Do not edit by hand:",
+                                         "the next tuning run replaces it.", "", *header])
+        atomic_write(path, text.encode("utf-8"))
 
 
 # -- the traded pairs changed from chat ---------------------------------------------------------

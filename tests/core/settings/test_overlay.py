@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import threading
 import tomllib
 from pathlib import Path
 
@@ -11,7 +12,15 @@ import pytest
 
 from core.backtest.tune import parse_value
 from core.settings.config import Settings
-from core.settings.overlay import OverlayError, apply_overlay, overlay_path, read_overlay, write_overlay
+from core.settings.overlay import (
+    OverlayError,
+    apply_overlay,
+    overlay_path,
+    read_overlay,
+    render_overlay,
+    write_overlay,
+)
+from persistence.files import atomic_write, locked
 
 USER = {"strategies": {"enabled": ["sma_cross", "trend"], "params": {"sma_cross": {"fast": 10, "slow": 30},
                                                                     "trend": {"fast": 12}}}}
@@ -71,3 +80,20 @@ def test_reading_the_overlay_is_light_enough_for_settings_loading() -> None:
     done = subprocess.run([sys.executable, "-c", code], cwd=Path(__file__).resolve().parents[3],
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
+
+
+def test_two_runs_writing_the_overlay_at_once_keep_each_others_strategy(tmp_path: Path) -> None:
+    """A tuning run of one strategy read the overlay, another run wrote its strategy meanwhile, then the
+    first wrote what it had read plus its own: the other strategy's entry was gone."""
+    path = tmp_path / "tuned.toml"
+    write_overlay(path, "sma_cross", {"fast": 5}, [])
+    with locked(path):  # the first run, between its read and its write
+        seen = read_overlay(path)
+        other = threading.Thread(target=write_overlay, args=(path, "momentum", {"rsi_period": 9}, []))
+        other.start()
+        other.join(0.3)
+        assert other.is_alive()  # the second run waits for the first ...
+        seen["mean_reversion"] = {"bb_period": 30}
+        atomic_write(path, render_overlay(seen, []).encode())
+    other.join(5)
+    assert set(read_overlay(path)) == {"sma_cross", "mean_reversion", "momentum"}  # ... and keeps what it wrote
