@@ -149,10 +149,14 @@ async def test_button_presses_and_home_tab_carry_the_name(start_slack: StartSlac
     await fake_slack.press(ask, "Close BTC/USD", user=ADMIN)  # another user's prompt: refused, but looked up
     # a Confirm press is in the kill lane: it does not wait for the name, which the next command carries
     await eventually(lambda: ADMIN in fake_slack.users_info_calls, what="the presser's lookup")
+    names = adapter.dispatcher.access.names
+    for _ in range(100):  # the press stores the handle it carried; whoami's name must land after it, not before
+        if ("slack", ADMIN) in await names.lookup():
+            break
+        await asyncio.sleep(0.05)
     await reply_to(fake_slack, "whoami", user=ADMIN)
     await fake_slack.open_home(user=VIEWER, channel=DM)
     await eventually(lambda: fake_slack.home_views(VIEWER), what="the home view")
-    names = adapter.dispatcher.access.names
 
     async def both_named() -> bool:
         known = await names.lookup()
