@@ -1,4 +1,5 @@
-"""Where ``tradectl tune`` keeps its Optuna studies: beside or inside the project's database.
+"""Where ``tradectl tune`` keeps its Optuna studies (beside or inside the project's database), and which
+process runs each trial, so that a trial whose process died is told from a running one.
 
 - **Embedded** (``database.url = sqlite:///data/tradectl.db``): an Optuna RDB storage in its own SQLite
   file beside the database (``data/tradectl-optuna.db``), so the service's schema and migrations never
@@ -19,6 +20,8 @@ from __future__ import annotations
 import asyncio
 import importlib.util
 import json
+import os
+import socket
 import threading
 import time
 from collections.abc import Callable, Coroutine, Iterable
@@ -29,7 +32,9 @@ from urllib.parse import urlsplit, urlunsplit
 from exchanges.errors import TradectlError
 
 if TYPE_CHECKING:
+    from optuna import Study
     from optuna.storages import BaseStorage
+    from optuna.trial import FrozenTrial
 
 T = TypeVar("T")
 JOURNAL_TABLE = "tradectl_optuna_journal"
@@ -198,3 +203,65 @@ class PostgresJournal:
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(timeout=5)
         self._loop.close()
+
+
+# -- trials whose process died ------------------------------------------------------------------------
+
+
+def _machine() -> str | None:
+    """This machine and process namespace, or None where that cannot be told (not Linux): the process id of
+    a trial is only judged by a process that sees the same ones."""
+    try:
+        boot = Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+        pids = os.readlink("/proc/self/ns/pid")
+    except OSError:
+        return None
+    return f"{socket.gethostname()}/{boot}/{pids}"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # another user's process
+    return True
+
+
+def fail_lost_trials(url: str, name: str, params: set[str], say: Callable[[str], None]) -> None:
+    """Mark FAIL the running trials of study ``name`` whose process on this machine is gone (killed,
+    crashed, the machine stopped), saying so, and queue their sets to be run again (``params``: the names a
+    complete set has); a trial of another machine is left as it is (its process may well be running) and
+    counted as running."""
+    optuna = require_optuna()
+    me = _machine()
+    if me is None:
+        return
+    storage, close = open_storage(url)
+    try:
+        study = optuna.load_study(study_name=name, storage=storage, sampler=optuna.samplers.RandomSampler())
+        for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
+            machine, _, pid = str(t.user_attrs.get("process", "")).rpartition(":")
+            if machine != me or not pid.isdigit() or _alive(int(pid)):
+                continue
+            try:
+                storage.set_trial_user_attr(t._trial_id, "lost", f"its process ({pid}) stopped before it finished")
+                storage.set_trial_state_values(t._trial_id, optuna.trial.TrialState.FAIL)
+            except optuna.exceptions.UpdateFinishedTrialError:
+                continue  # another process got there first
+            if set(t.params) != params:  # killed before its set was drawn
+                say(f"trial {t.number}: lost, its process ({pid}) stopped before it finished; not counted")
+                continue
+            study.enqueue_trial(dict(t.params), user_attrs={"again_for": t.number})
+            say(f"trial {t.number}: lost, its process ({pid}) stopped before it finished; not counted, its set "
+                f"runs again: {', '.join(f'{k}={v}' for k, v in t.params.items())}")
+    finally:
+        close()
+
+
+def stamp_process(study: Study, trial: FrozenTrial) -> None:
+    """Write which process runs the trial the moment it exists (the sampler's first hook, before anything
+    is drawn), so that a trial killed at any point is judged by :func:`fail_lost_trials`. Through the
+    storage, as Optuna's own samplers write a new trial's attributes."""
+    study._storage.set_trial_user_attr(trial._trial_id, "process", f"{_machine()}:{os.getpid()}")

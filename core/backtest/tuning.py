@@ -24,7 +24,7 @@ seed and its trial number. A study run by one process is reproducible from its s
 continues a study draws new sets; several processes (``--jobs``, or other machines joining with
 ``--study``) share what they learn and are not reproducible. A repeated parameter set reuses the
 earlier trial's value instead of running again. A trial whose process died on this machine is marked
-failed ("lost") by the next run, which runs its set again (:func:`fail_lost_trials`).
+failed ("lost") by the next run, which runs its set again (:func:`~core.backtest.studies.fail_lost_trials`).
 
 Optuna is imported only here and in :mod:`core.backtest.studies`, and only when a study runs.
 """
@@ -41,7 +41,6 @@ import socket
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
@@ -49,7 +48,7 @@ import numpy as np
 from core.backtest.data import Bars, to_arrays
 from core.backtest.model import RunSpec
 from core.backtest.stats import METRICS, BacktestStats, compute
-from core.backtest.studies import open_storage, require_optuna
+from core.backtest.studies import fail_lost_trials, open_storage, require_optuna, stamp_process
 from core.backtest.tune import Runner, Value, parse_value, with_params
 from core.settings.config import Settings
 from exchanges.errors import TradectlError
@@ -402,7 +401,7 @@ def _tpe_per_trial(seed: int) -> Any:
             return self._of(trial).sample_independent(study, trial, param_name, distribution)
 
         def before_trial(self, study: Study, trial: FrozenTrial) -> None:
-            _stamp(study, trial)
+            stamp_process(study, trial)
             self._of(trial).before_trial(study, trial)
 
         def after_trial(self, study: Study, trial: FrozenTrial, state: Any, values: Any) -> None:
@@ -411,13 +410,6 @@ def _tpe_per_trial(seed: int) -> Any:
                 sampler.after_trial(study, trial, state, values)
 
     return PerTrialTPE()
-
-
-def _stamp(study: Study, trial: FrozenTrial) -> None:
-    """Write which process runs the trial the moment it exists (the sampler's first hook, before anything
-    is drawn), so that a trial killed at any point is judged by :func:`fail_lost_trials`. Through the
-    storage, as Optuna's own samplers write a new trial's attributes."""
-    study._storage.set_trial_user_attr(trial._trial_id, "process", f"{_machine()}:{os.getpid()}")
 
 
 def _sampler(plan: Plan, grid_seed: int) -> tuple[Any, str]:
@@ -431,7 +423,7 @@ def _sampler(plan: Plan, grid_seed: int) -> tuple[Any, str]:
 
         class StampedGrid(grid):  # type: ignore[misc]  # a subclass of Any: the class comes from the lazy import
             def before_trial(self, study: Study, trial: FrozenTrial) -> None:
-                _stamp(study, trial)
+                stamp_process(study, trial)
                 super().before_trial(study, trial)
 
         return StampedGrid(plan.space.grid(), seed=grid_seed), f"every combination of the grid ({size})"
@@ -484,60 +476,6 @@ def open_study(plan: Plan, attrs: dict[str, str]) -> tuple[Study, Callable[[], N
     return study, close, label
 
 
-# -- trials whose process died ------------------------------------------------------------------------
-
-
-def _machine() -> str | None:
-    """This machine and process namespace, or None where that cannot be told (not Linux): the process id of
-    a trial is only judged by a process that sees the same ones."""
-    try:
-        boot = Path("/proc/sys/kernel/random/boot_id").read_text().strip()
-        pids = os.readlink("/proc/self/ns/pid")
-    except OSError:
-        return None
-    return f"{socket.gethostname()}/{boot}/{pids}"
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True  # another user's process
-    return True
-
-
-def fail_lost_trials(plan: Plan, say: Say) -> None:
-    """Mark FAIL the running trials whose process on this machine is gone (killed, crashed, the machine
-    stopped), saying so, and queue their sets to be run again; a trial of another machine is left as it
-    is (its process may well be running) and counted as running."""
-    optuna = require_optuna()
-    me = _machine()
-    if me is None:
-        return
-    storage, close = open_storage(plan.storage)
-    try:
-        study = optuna.load_study(study_name=plan.study, storage=storage, sampler=optuna.samplers.RandomSampler())
-        for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
-            machine, _, pid = str(t.user_attrs.get("process", "")).rpartition(":")
-            if machine != me or not pid.isdigit() or _alive(int(pid)):
-                continue
-            try:
-                storage.set_trial_user_attr(t._trial_id, "lost", f"its process ({pid}) stopped before it finished")
-                storage.set_trial_state_values(t._trial_id, optuna.trial.TrialState.FAIL)
-            except optuna.exceptions.UpdateFinishedTrialError:
-                continue  # another process got there first
-            if set(t.params) != {a.name for a in plan.space.axes}:  # killed before its set was drawn
-                say(f"trial {t.number}: lost, its process ({pid}) stopped before it finished; not counted")
-                continue
-            study.enqueue_trial(dict(t.params), user_attrs={"again_for": t.number})
-            say(f"trial {t.number}: lost, its process ({pid}) stopped before it finished; not counted, its set "
-                f"runs again: {', '.join(f'{k}={v}' for k, v in t.params.items())}")
-    finally:
-        close()
-
-
 # -- running the study --------------------------------------------------------------------------------
 
 
@@ -575,7 +513,7 @@ def run_study(settings: Settings, windows: Windows, spec: RunSpec, plan: Plan, r
     objective = make_objective(settings, windows.in_sample, spec, plan, runner)
     _, close, label = open_study(plan, attrs)
     close()  # each worker opens its own connection (none may cross a fork)
-    fail_lost_trials(plan, say)
+    fail_lost_trials(plan.storage, plan.study, {a.name for a in plan.space.axes}, say)
     if plan.jobs <= 1:
         _work(plan, attrs, objective, plan.trials, say)
     else:
@@ -594,11 +532,11 @@ def run_study(settings: Settings, windows: Windows, spec: RunSpec, plan: Plan, r
                 p.terminate()
             for p in procs:
                 p.join()
-            fail_lost_trials(plan, say)
+            fail_lost_trials(plan.storage, plan.study, {a.name for a in plan.space.axes}, say)
             raise
         failed = [_ended(p) for p in procs if p.exitcode != 0]
         if failed:
-            fail_lost_trials(plan, say)
+            fail_lost_trials(plan.storage, plan.study, {a.name for a in plan.space.axes}, say)
             raise RuntimeError(f"{', '.join(failed)}; run the same command again to continue the study")
     return rank_study(settings, windows, spec, plan, runner, label, top)
 
