@@ -18,18 +18,20 @@ Optuna is imported here only when a storage is opened (``tradectl tune`` alone n
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import importlib.util
 import json
 import os
 import socket
 import threading
 import time
-from collections.abc import Callable, Coroutine, Iterable
+from collections.abc import Callable, Coroutine, Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
 from exchanges.errors import TradectlError
+from persistence.files import locked
 
 if TYPE_CHECKING:
     from optuna import Study
@@ -142,60 +144,31 @@ def _open_sqlite(optuna: Any, url: str) -> tuple[BaseStorage, Callable[[], None]
     raise AssertionError("unreachable")
 
 
-class PostgresJournal:
-    """Optuna's journal (append-only log records) in one PostgreSQL table, through asyncpg.
+class _PgSession:
+    """One asyncpg connection to ``dsn`` for synchronous callers: asyncpg is asynchronous and Optuna calls
+    synchronously, so the connection lives on a private event loop in a daemon thread and each call waits
+    for its result. Calls are serialised (one connection)."""
 
-    asyncpg is asynchronous and Optuna calls synchronously, so the connection lives on a private event
-    loop in a daemon thread and each call waits for its result. Calls are serialised (one connection).
-    It has the two methods of Optuna's ``BaseJournalBackend`` (which only calls them); it does not
-    subclass it so that this module imports without Optuna.
-    """
-
-    def __init__(self, dsn: str) -> None:
+    def __init__(self, dsn: str, name: str) -> None:
         import asyncpg  # type: ignore[import-untyped]  # asyncpg ships no type information
 
         self._lock = threading.Lock()
         self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self._loop.run_forever, name="optuna-journal", daemon=True)
+        self._thread = threading.Thread(target=self._loop.run_forever, name=name, daemon=True)
         self._thread.start()
         try:
-            self._conn = self._call(asyncpg.connect(dsn, timeout=CONNECT_TIMEOUT_S))
-            self._call(self._create_table())
+            self.conn = self.call(asyncpg.connect(dsn, timeout=CONNECT_TIMEOUT_S))
         except BaseException:
             self._stop()
             raise
 
-    async def _create_table(self) -> None:
-        """Create the table once, however many workers start together: PostgreSQL's ``CREATE TABLE IF NOT
-        EXISTS`` is not safe against itself (two at once fail on its catalogue's unique index), so the
-        creators queue on an advisory lock held until their transaction ends."""
-        async with self._conn.transaction():
-            await self._conn.execute("SELECT pg_advisory_xact_lock(hashtext($1))", f"tradectl:{JOURNAL_TABLE}")
-            await self._conn.execute(
-                f"CREATE TABLE IF NOT EXISTS {JOURNAL_TABLE} (seq BIGINT PRIMARY KEY, log TEXT NOT NULL)")
-
-    def _call(self, coro: Coroutine[Any, Any, T]) -> T:
+    def call(self, coro: Coroutine[Any, Any, T]) -> T:
         with self._lock:
             return asyncio.run_coroutine_threadsafe(coro, self._loop).result()
 
-    def read_logs(self, log_number_from: int) -> Iterable[dict[str, Any]]:
-        rows = self._call(self._conn.fetch(f"SELECT log FROM {JOURNAL_TABLE} WHERE seq >= $1 ORDER BY seq",
-                                           log_number_from))
-        return [json.loads(row["log"]) for row in rows]
-
-    def append_logs(self, logs: list[dict[str, Any]]) -> None:
-        async def append() -> None:
-            async with self._conn.transaction():
-                # one writer at a time: numbers are handed out without holes and become visible in order
-                await self._conn.execute(f"LOCK TABLE {JOURNAL_TABLE} IN EXCLUSIVE MODE")
-                start = await self._conn.fetchval(f"SELECT COALESCE(MAX(seq) + 1, 0) FROM {JOURNAL_TABLE}")
-                await self._conn.executemany(f"INSERT INTO {JOURNAL_TABLE} (seq, log) VALUES ($1, $2)",
-                                             [(start + i, json.dumps(log)) for i, log in enumerate(logs)])
-        self._call(append())
-
     def close(self) -> None:
         try:
-            self._call(self._conn.close())
+            self.call(self.conn.close())
         finally:
             self._stop()
 
@@ -203,6 +176,80 @@ class PostgresJournal:
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(timeout=5)
         self._loop.close()
+
+
+class PostgresJournal:
+    """Optuna's journal (append-only log records) in one PostgreSQL table, through asyncpg.
+
+    It has the two methods of Optuna's ``BaseJournalBackend`` (which only calls them); it does not
+    subclass it so that this module imports without Optuna.
+    """
+
+    def __init__(self, dsn: str) -> None:
+        self._pg = _PgSession(dsn, "optuna-journal")
+        try:
+            self._pg.call(self._create_table())
+        except BaseException:
+            self._pg.close()
+            raise
+
+    async def _create_table(self) -> None:
+        """Create the table once, however many workers start together: PostgreSQL's ``CREATE TABLE IF NOT
+        EXISTS`` is not safe against itself (two at once fail on its catalogue's unique index), so the
+        creators queue on an advisory lock held until their transaction ends."""
+        conn = self._pg.conn
+        async with conn.transaction():
+            await conn.execute("SELECT pg_advisory_xact_lock(hashtext($1))", f"tradectl:{JOURNAL_TABLE}")
+            await conn.execute(
+                f"CREATE TABLE IF NOT EXISTS {JOURNAL_TABLE} (seq BIGINT PRIMARY KEY, log TEXT NOT NULL)")
+
+    def read_logs(self, log_number_from: int) -> Iterable[dict[str, Any]]:
+        rows = self._pg.call(self._pg.conn.fetch(f"SELECT log FROM {JOURNAL_TABLE} WHERE seq >= $1 ORDER BY seq",
+                                                 log_number_from))
+        return [json.loads(row["log"]) for row in rows]
+
+    def append_logs(self, logs: list[dict[str, Any]]) -> None:
+        conn = self._pg.conn
+
+        async def append() -> None:
+            async with conn.transaction():
+                # one writer at a time: numbers are handed out without holes and become visible in order
+                await conn.execute(f"LOCK TABLE {JOURNAL_TABLE} IN EXCLUSIVE MODE")
+                start = await conn.fetchval(f"SELECT COALESCE(MAX(seq) + 1, 0) FROM {JOURNAL_TABLE}")
+                await conn.executemany(f"INSERT INTO {JOURNAL_TABLE} (seq, log) VALUES ($1, $2)",
+                                       [(start + i, json.dumps(log)) for i, log in enumerate(logs)])
+        self._pg.call(append())
+
+    def close(self) -> None:
+        self._pg.close()
+
+
+@contextlib.contextmanager
+def study_lock(url: str, name: str) -> Iterator[None]:
+    """Held while one process creates or joins study ``name`` and reads and writes the terms it is run on
+    (the parameters, data and settings its trials are comparable under). Optuna writes a study's
+    attributes one by one, last writer winning: two runs creating one new study with other settings at
+    the same instant could each read it bare, each write its own terms, each read back its own and both
+    run. Under the lock the second reads what the first wrote and is refused.
+
+    SQLite: a lock file beside the study file (the processes of one machine share it). PostgreSQL (the
+    relational storage and the journal alike): an advisory lock of the database, on a connection of its
+    own, which every machine reaching the database sees and which ends with the connection if its
+    process dies."""
+    if _scheme(url) == "sqlite":
+        path = url.split("///", 1)[1].split("?", 1)[0] if "///" in url else ""
+        if path in ("", ":memory:"):  # a storage of this process alone
+            yield
+            return
+        with locked(Path(path)):
+            yield
+        return
+    session = _PgSession(f"postgresql://{url.split('://', 1)[1]}", "study-lock")
+    try:
+        session.call(session.conn.execute("SELECT pg_advisory_lock(hashtext($1))", f"tradectl:study:{name}"))
+        yield
+    finally:
+        session.close()  # the lock is the connection's: it ends with it
 
 
 # -- trials whose process died ------------------------------------------------------------------------

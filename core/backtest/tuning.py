@@ -48,7 +48,7 @@ import numpy as np
 from core.backtest.data import Bars, to_arrays
 from core.backtest.model import RunSpec
 from core.backtest.stats import METRICS, BacktestStats, compute
-from core.backtest.studies import fail_lost_trials, open_storage, require_optuna, stamp_process
+from core.backtest.studies import fail_lost_trials, open_storage, require_optuna, stamp_process, study_lock
 from core.backtest.tune import Runner, Value, parse_value, with_params
 from core.settings.config import Settings
 from exchanges.errors import TradectlError
@@ -57,6 +57,7 @@ from strategies.errors import StrategyConfigError
 
 if TYPE_CHECKING:
     from optuna import Study, Trial
+    from optuna.storages import BaseStorage
     from optuna.trial import FrozenTrial
 
 Say = Callable[[str], None]
@@ -450,18 +451,22 @@ def _differences(known: str, ours: str) -> str:
     return "; ".join(f"{k} {a.get(k)!r}, not {b.get(k)!r}" for k in keys)
 
 
-def open_study(plan: Plan, attrs: dict[str, str]) -> tuple[Study, Callable[[], None], str]:
-    """Create or join the study; ValueError when an existing one tunes something else."""
+def open_study(plan: Plan, attrs: dict[str, str],
+               opener: Callable[[str], tuple[BaseStorage, Callable[[], None]]] = open_storage,
+               ) -> tuple[Study, Callable[[], None], str]:
+    """Create or join the study; ValueError when an existing one tunes something else. ``opener`` opens the
+    storage of ``plan.storage`` (a test wraps the real one to hold two processes at chosen points)."""
     optuna = require_optuna()
-    storage, close = open_storage(plan.storage)
+    storage, close = opener(plan.storage)
     try:
-        optuna.create_study(study_name=plan.study, storage=storage, direction="maximize", load_if_exists=True)
-        study_id = storage.get_study_id_from_name(plan.study)
-        known = storage.get_study_user_attrs(study_id)
-        for key, value in {**attrs, "grid_seed": str(plan.seed)}.items():
-            if key not in known:
-                storage.set_study_user_attr(study_id, key, value)
-        known = storage.get_study_user_attrs(study_id)  # read again: whoever wrote first is the study
+        with study_lock(plan.storage, plan.study):  # whoever writes its terms first is the study
+            optuna.create_study(study_name=plan.study, storage=storage, direction="maximize", load_if_exists=True)
+            study_id = storage.get_study_id_from_name(plan.study)
+            known = storage.get_study_user_attrs(study_id)
+            for key, value in {**attrs, "grid_seed": str(plan.seed)}.items():
+                if key not in known:
+                    storage.set_study_user_attr(study_id, key, value)
+            known = storage.get_study_user_attrs(study_id)
         for key, label in CHECKED.items():
             if key in attrs and known.get(key) != attrs[key]:
                 what = _differences(known[key], attrs[key]) if key == "settings" else \
