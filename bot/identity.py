@@ -18,11 +18,11 @@ import re
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime
-from enum import IntEnum
+from datetime import datetime, timedelta
+from enum import IntEnum, StrEnum
 from typing import Literal
 
-from sqlmodel import col, delete, select
+from sqlmodel import col, delete, or_, select
 
 from bot.errors import CommandError
 from bot.inbound import clean_text
@@ -30,7 +30,7 @@ from core.settings import CHAT_PLATFORMS, ChatSettings
 from exchanges.clock import Clock
 from persistence.db import Database
 from persistence.models import DisplayNameRow, RoleGrantRow
-from persistence.upsert import upsert
+from persistence.upsert import dialect_insert, table_of, upsert
 
 log = logging.getLogger("tradectl.bot.identity")
 
@@ -70,11 +70,24 @@ class Role(IntEnum):
         return role
 
 
+class NameSource(StrEnum):
+    """Where a display name came from, which decides whether it may replace the one on record."""
+
+    # The name the platform shows for the user: what Telegram (first and last name) and Discord (server
+    # nickname, else global name, else username) send with every update, and what Slack's users.info answers.
+    PROFILE = "profile"
+    # The legacy handle a Slack command (user_name) or button press (user.username) carries: shown and
+    # stored while no profile name is known (no users:read scope, a lookup not answered yet), never
+    # replacing a profile name that is still fresh.
+    HANDLE = "handle"
+
+
 @dataclass(frozen=True, slots=True)
 class Actor:
     platform: str
     user_id: str
     display: str = ""
+    display_source: NameSource = NameSource.PROFILE
 
     @property
     def key(self) -> str:
@@ -128,7 +141,16 @@ def parse_user_ref(text: str, default_platform: str) -> tuple[str, str]:
 
 
 MAX_NAME_CHARS = 64
+FRESH_NAME_S = 24 * 3600.0  # a profile name younger than this is current: no handle replaces it
 _MAX_REMEMBERED = 10_000
+_KEYS = ("platform", "user_id")
+
+
+@dataclass(frozen=True, slots=True)
+class StoredName:
+    name: str
+    source: NameSource
+    seen_at: datetime
 
 
 class DisplayNames:
@@ -137,44 +159,65 @@ class DisplayNames:
     Names are what the platform says about the user and change at will, so they decide nothing; the
     stable id stays the identity. A name is written when it is first seen or changed (compared with what
     this process last wrote, so a steady user costs no write), and only for people with a role: a
-    stranger's flood never reaches the database."""
+    stranger's flood never reaches the database.
 
-    def __init__(self, db: Database, clock: Clock) -> None:
+    A profile name always replaces what is on record. A handle (:attr:`NameSource.HANDLE`, Slack's
+    stand-in while the name is being looked up or cannot be) replaces only a handle or a profile name
+    older than ``fresh_s``: a kill-lane press that did not wait for the lookup never undoes the name
+    another command of the same user stored meanwhile, whichever write lands last. The rule is one
+    conditional statement, so it holds between replicas too."""
+
+    def __init__(self, db: Database, clock: Clock, *, fresh_s: float = FRESH_NAME_S) -> None:
         self.db = db
         self.clock = clock
-        self._written: dict[tuple[str, str], str] = {}
+        self.fresh = timedelta(seconds=fresh_s)
+        self._written: dict[tuple[str, str], tuple[str, NameSource]] = {}
 
     async def remember(self, actor: Actor) -> None:
         name = clean_text(actor.display).strip()[:MAX_NAME_CHARS]
         key = (actor.platform, actor.user_id)
-        if not name or actor.platform == CONSOLE or self._written.get(key) == name:
+        written = (name, actor.display_source)
+        if not name or actor.platform == CONSOLE or self._written.get(key) == written:
             return
-        values = {"platform": actor.platform, "user_id": actor.user_id, "name": name, "seen_at": self.clock.now()}
+        now = self.clock.now()
+        values = {"platform": actor.platform, "user_id": actor.user_id, "name": name,
+                  "source": actor.display_source.value, "seen_at": now}
+        if actor.display_source is NameSource.PROFILE:
+            stmt = upsert(self.db.dialect, DisplayNameRow, values, _KEYS)
+        else:
+            table = table_of(DisplayNameRow)
+            ins = dialect_insert(self.db.dialect, DisplayNameRow).values(**values)
+            stmt = ins.on_conflict_do_update(
+                index_elements=list(_KEYS), set_={c: ins.excluded[c] for c in ("name", "source", "seen_at")},
+                where=or_(table.c.source != NameSource.PROFILE.value, table.c.seen_at <= now - self.fresh))
         try:
             async with self.db.session() as s:
-                await s.exec(upsert(self.db.dialect, DisplayNameRow, values, ("platform", "user_id")))
+                result = await s.exec(stmt)
         except Exception:
             log.warning("could not store the display name of %s:%s", *key, exc_info=True)
             return
-        self._note_written(key, name)
+        if result.rowcount != 0:  # 0: a handle that left a fresh profile name alone; not written
+            self._note_written(key, written)
 
-    def _note_written(self, key: tuple[str, str], name: str) -> None:
+    def _note_written(self, key: tuple[str, str], written: tuple[str, NameSource]) -> None:
         if len(self._written) >= _MAX_REMEMBERED:
             self._written.clear()
-        self._written[key] = name
+        self._written[key] = written
 
-    async def stored(self, platform: str, user_id: str) -> tuple[str, datetime] | None:
-        """The name on record for one user and when it was written, or None.
+    async def stored(self, platform: str, user_id: str) -> StoredName | None:
+        """The name on record for one user, where it came from and when it was written, or None.
 
-        For platforms where a name costs an API call (Slack's ``users.info``): a name written less than a
-        while ago need not be asked for again. The name read counts as written, so :meth:`remember` with
-        that same name writes nothing and its ``seen_at`` keeps saying when it was last learnt."""
+        For platforms where a name costs an API call (Slack's ``users.info``): a profile name written less
+        than a while ago need not be asked for again; a handle is no name. The name read counts as
+        written, so :meth:`remember` with that same name and source writes nothing and its ``seen_at``
+        keeps saying when it was last learnt. A source this version does not know counts as a handle."""
         async with self.db.session() as s:
             row = await s.get(DisplayNameRow, (platform, user_id))
         if row is None or not row.name:
             return None
-        self._note_written((platform, user_id), row.name)
-        return row.name, row.seen_at
+        source = NameSource.PROFILE if row.source == NameSource.PROFILE.value else NameSource.HANDLE
+        self._note_written((platform, user_id), (row.name, source))
+        return StoredName(row.name, source, row.seen_at)
 
     async def lookup(self, keys: Iterable[tuple[str, str]] | None = None) -> dict[tuple[str, str], str]:
         """``(platform, user_id) -> name`` for ``keys`` (every known name when None)."""

@@ -82,10 +82,17 @@ class ProcessedUpdateRow(SQLModel, table=True):
 class DisplayNameRow(SQLModel, table=True):
     """The latest display name seen for a platform user: shown beside the id in /roles, /audit and
     alerts. Never used to decide anything (the stable id is the identity); a name a user changes is
-    simply overwritten the next time they write."""
+    simply overwritten the next time they write.
+
+    ``source`` says where the name came from: ``profile`` (the name the platform shows for the user:
+    sent with every Telegram and Discord update, looked up with Slack's ``users.info``) or ``handle``
+    (the legacy handle a Slack command or button press carries, a stand-in while no profile name is
+    known). A handle never replaces a profile name less than a day old; a profile name always replaces
+    a handle (``bot.identity.DisplayNames``)."""
 
     __tablename__ = "display_names"
     platform: str = Field(primary_key=True, max_length=16)
     user_id: str = Field(primary_key=True, max_length=64)
     name: str = Field(default="", max_length=100)
+    source: str = Field(default="profile", max_length=16)
     seen_at: datetime = ts()

@@ -47,7 +47,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from bot.confirmations import Pending
 from bot.dispatcher import Dispatcher
 from bot.expiry import SWEEP_INTERVAL_S, ExpiredPrompts, prompt_nonce
-from bot.identity import Actor, ChatRef, Role
+from bot.identity import Actor, ChatRef, NameSource, Role
 from bot.lanes import is_urgent
 from bot.platforms.slack.mentions import SlashCommands, registry_names
 from bot.platforms.slack.names import SlackNames
@@ -218,12 +218,14 @@ class SlackAdapter:
                      payload: str | None = None) -> Actor:
         """The actor, named as well as is known: for someone with a role the display name from ``users.info``
         (:mod:`bot.platforms.slack.names`: cached, waited for briefly -- never for a kill-lane command or
-        press, which goes on with the handle while the name is looked up), else the ``handle`` Slack sent."""
-        actor = Actor("slack", user, handle)
+        press, which goes on with the handle while the name is looked up), else the ``handle`` Slack sent,
+        marked as one so that storing it never undoes a looked-up name (:class:`~bot.identity.DisplayNames`)."""
+        actor = Actor("slack", user, handle, NameSource.HANDLE)
         if self.dispatcher.access.cached_role(actor, place) is Role.NONE:
             return actor  # from memory: a stranger costs no lookup (and their name is never stored)
         urgent = is_urgent(self.dispatcher, actor, place, text, payload)
-        return Actor("slack", user, await self.names.name(user, handle, wait=not urgent))
+        name, source = await self.names.name(user, handle, wait=not urgent)
+        return Actor("slack", user, name, source)
 
     def _track(self) -> None:
         task = asyncio.current_task()

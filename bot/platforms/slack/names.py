@@ -10,8 +10,10 @@ What a name may cost:
 - **At most one ``users.info`` call per user per TTL** (24 h): a bounded memory cache sits in front of
   :class:`~bot.identity.DisplayNames`, a name stored less than a TTL ago (by this replica or another)
   is used without asking Slack, and the commands of one user share one lookup however many arrive.
-- **A command waits at most** :data:`WAIT_S` for it. A slower lookup finishes in the background and the
-  command goes on with the name known so far, or the handle; the next one carries the new name.
+- **A command waits at most** :data:`WAIT_S` for it (the kill lane not at all). A slower lookup finishes
+  in the background and the command goes on with the name known so far, or the handle; the next one
+  carries the new name. The handle is marked as one (:attr:`~bot.identity.NameSource.HANDLE`): stored
+  while no name is on record, it never replaces a looked-up name still fresh, whichever write lands last.
 - **A failure never fails the command** and leaves the handle (or the name known before). Each cause is
   logged once at warning, then at debug. ``missing_scope`` stops lookups for every user for a TTL, a
   429 for its ``Retry-After`` (this client does not wait and retry: a name is not worth it); another
@@ -37,14 +39,14 @@ import aiohttp
 from slack_sdk.errors import SlackApiError, SlackClientError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.identity import MAX_NAME_CHARS, DisplayNames
+from bot.identity import FRESH_NAME_S, MAX_NAME_CHARS, DisplayNames, NameSource
 from bot.neutral import clean
 from bot.notify.senders import retry_after
 from core.runtime import Supervisor
 from exchanges.clock import Clock
 
 log = logging.getLogger("tradectl.slack.names")
-NAME_TTL_S = 24 * 3600.0
+NAME_TTL_S = FRESH_NAME_S
 WAIT_S = 0.5  # the longest a command waits for a lookup
 RETRY_FAILED_S = 600.0  # after a network error or a 5xx, for that user
 MAX_USERS = 5_000  # names kept in memory (least recently learnt go first)
@@ -97,23 +99,25 @@ class SlackNames:
         # a lookup handles its own errors; one that still raises is logged and stops nothing else
         self._lookups = Supervisor("slack:names")
 
-    async def name(self, user_id: str, fallback: str, *, wait: bool = True) -> str:
-        """The user's display name, or ``fallback`` (the handle Slack sent) while none is known. ``wait``
-        False (the kill lane): a lookup still starts, but the answer is not waited for at all."""
+    async def name(self, user_id: str, fallback: str, *, wait: bool = True) -> tuple[str, NameSource]:
+        """The user's display name (a profile name), or ``fallback`` (the handle Slack sent, a
+        :attr:`~bot.identity.NameSource.HANDLE`) while none is known. ``wait`` False (the kill lane): a
+        lookup still starts, but the answer is not waited for at all."""
         known = self._known.get(user_id)
-        if known is not None and self._clock.now() < known.until:
-            return known.name or fallback
-        task_name = f"slack:name:{user_id}"
-        task = self._lookups.task(task_name) or self._lookups.spawn(task_name, self._lookup(user_id, fallback))
-        if wait:
-            await asyncio.wait({task}, timeout=self._wait_s)  # never cancels it: a late answer still counts
-        known = self._known.get(user_id)
-        return (known.name if known is not None else "") or fallback
+        if known is None or self._clock.now() >= known.until:
+            task_name = f"slack:name:{user_id}"
+            task = self._lookups.task(task_name) or self._lookups.spawn(task_name, self._lookup(user_id))
+            if wait:
+                await asyncio.wait({task}, timeout=self._wait_s)  # never cancels it: a late answer still counts
+            known = self._known.get(user_id)
+        if known is not None and known.name:
+            return known.name, NameSource.PROFILE
+        return fallback, NameSource.HANDLE
 
     async def stop(self) -> None:
         await self._lookups.stop()
 
-    async def _lookup(self, user_id: str, handle: str) -> None:
+    async def _lookup(self, user_id: str) -> None:
         before = self._known.get(user_id)
         name = before.name if before is not None else ""
         try:
@@ -122,10 +126,10 @@ class SlackNames:
             log.debug("slack: stored name of %s unreadable: %s", user_id, exc)
             stored = None
         now = self._clock.now()
-        if stored is not None and stored[0] != handle:  # the handle, stored while no name was known, is no name
-            name, seen_at = stored
-            if now - seen_at < self._ttl:
-                self._keep(user_id, name, seen_at + self._ttl)
+        if stored is not None and stored.source is NameSource.PROFILE:  # a handle, stored meanwhile, is no name
+            name = stored.name
+            if now - stored.seen_at < self._ttl:
+                self._keep(user_id, name, stored.seen_at + self._ttl)
                 return
         if self._quiet_until is not None and now < self._quiet_until:
             self._keep(user_id, name, self._quiet_until)

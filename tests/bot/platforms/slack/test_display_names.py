@@ -11,12 +11,14 @@ import logging
 import pytest
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.identity import Actor, DisplayNames
+from bot.identity import Actor, DisplayNames, NameSource
 from bot.neutral import ZWSP
 from bot.platforms.slack.names import SlackNames
 from persistence.db import Database
+from tests.bot.fake_trading import FakeTrading
 from tests.bot.platforms.slack.conftest import (
     ADMIN,
+    ADMIN2,
     DM,
     OPS,
     STRANGER,
@@ -29,6 +31,7 @@ from tests.fakes.clock import ManualClock
 from tests.fakes.slack import FakeSlack, Posted
 
 DAY_S = 24 * 3600
+PROFILE, HANDLE = NameSource.PROFILE, NameSource.HANDLE
 
 
 async def reply_to(fake: FakeSlack, text: str, *, user: str = ADMIN, channel: str = OPS) -> Posted:
@@ -140,6 +143,31 @@ async def test_hostile_display_names_are_neutral(start_slack: StartSlack, fake_s
     assert names[("slack", ADMIN)] == "@channel <!channel> livE"  # stored as neutral text, escaped when shown
 
 
+async def test_a_confirm_press_never_replaces_a_looked_up_name_with_its_handle(
+        start_slack: StartSlack, fake_slack: FakeSlack, trading: FakeTrading) -> None:
+    """A Confirm press is in the kill lane: it goes on with the handle Slack sends rather than wait for
+    ``users.info``, and stores it while no name is on record. Its write landing after the looked-up name
+    (another command of the same user, answered meanwhile) must leave that name. The order is forced with
+    two replicas, as Slack spreads events over them: the name is stored through one before the press
+    reaches the other, whose memory knows no name yet."""
+    fake_slack.add_user(ADMIN, name="alice.h", display_name="Alice")
+    first = await start_slack()
+    await start_slack()
+    prompt = await reply_to(fake_slack, "kill")
+    for _ in range(20):  # the first answer may beat the lookup (it waits at most 0.5 s); a later one carries it
+        if "Alice" in (await reply_to(fake_slack, "whoami")).readable():
+            break
+    names = first.dispatcher.access.names
+    assert (await names.lookup())[("slack", ADMIN)] == "Alice"
+    before = len(fake_slack.posted)
+    await fake_slack.press(prompt, "🛑 Kill now", user=ADMIN, via=1)
+    await eventually(lambda: len(fake_slack.posted) > before, what="the kill's result")
+    assert [type(i).__name__ for i in trading.intents] == ["Kill"]
+    assert (await names.lookup())[("slack", ADMIN)] == "Alice"  # not the handle u0alice001 the press carried
+    roles = (await reply_to(fake_slack, "roles", user=ADMIN2)).readable()
+    assert "Alice (slack:U0ALICE001)" in roles and "u0alice001" not in roles
+
+
 async def test_button_presses_and_home_tab_carry_the_name(start_slack: StartSlack, fake_slack: FakeSlack) -> None:
     fake_slack.add_user(ADMIN, name="alice.h", display_name="Alice")
     fake_slack.add_user(VIEWER, name="carol", display_name="Carol")
@@ -147,16 +175,13 @@ async def test_button_presses_and_home_tab_carry_the_name(start_slack: StartSlac
     ask = await reply_to(fake_slack, "close BTC/USD", user=TRADER)
     assert ask.buttons()
     await fake_slack.press(ask, "Close BTC/USD", user=ADMIN)  # another user's prompt: refused, but looked up
-    # a Confirm press is in the kill lane: it does not wait for the name, which the next command carries
+    # a Confirm press is in the kill lane: it does not wait for the name, which the next command carries;
+    # whichever of the press's handle and whoami's name is stored last, the name stays
     await eventually(lambda: ADMIN in fake_slack.users_info_calls, what="the presser's lookup")
-    names = adapter.dispatcher.access.names
-    for _ in range(100):  # the press stores the handle it carried; whoami's name must land after it, not before
-        if ("slack", ADMIN) in await names.lookup():
-            break
-        await asyncio.sleep(0.05)
     await reply_to(fake_slack, "whoami", user=ADMIN)
     await fake_slack.open_home(user=VIEWER, channel=DM)
     await eventually(lambda: fake_slack.home_views(VIEWER), what="the home view")
+    names = adapter.dispatcher.access.names
 
     async def both_named() -> bool:
         known = await names.lookup()
@@ -181,13 +206,13 @@ async def test_a_name_is_asked_for_again_only_after_a_day(sqlite_db: Database, f
     clock = ManualClock()
     fake_slack.add_user(ADMIN, name="alice.h", display_name="Alice")
     names = lookups(fake_slack, sqlite_db, clock)
-    assert await names.name(ADMIN, "alice.h") == "Alice"
+    assert await names.name(ADMIN, "alice.h") == ("Alice", PROFILE)
     fake_slack.add_user(ADMIN, name="alice.h", display_name="Alice B.")
     clock.advance(DAY_S - 60)
-    assert await names.name(ADMIN, "alice.h") == "Alice"
+    assert await names.name(ADMIN, "alice.h") == ("Alice", PROFILE)
     assert fake_slack.users_info_calls == [ADMIN]
     clock.advance(120)
-    assert await names.name(ADMIN, "alice.h") == "Alice B."
+    assert await names.name(ADMIN, "alice.h") == ("Alice B.", PROFILE)
     assert fake_slack.users_info_calls == [ADMIN, ADMIN]
     await names.stop()
 
@@ -198,10 +223,10 @@ async def test_a_stored_name_younger_than_a_day_needs_no_call(sqlite_db: Databas
     await DisplayNames(sqlite_db, clock).remember(Actor("slack", ADMIN, "Alice"))  # stored by an earlier run
     clock.advance(3600)
     restarted = lookups(fake_slack, sqlite_db, clock)
-    assert await restarted.name(ADMIN, "alice.h") == "Alice"
+    assert await restarted.name(ADMIN, "alice.h") == ("Alice", PROFILE)
     assert fake_slack.users_info_calls == []
     clock.advance(DAY_S)
-    assert await restarted.name(ADMIN, "alice.h") == "Alice"
+    assert await restarted.name(ADMIN, "alice.h") == ("Alice", PROFILE)
     assert fake_slack.users_info_calls == [ADMIN]  # a day old: asked again
     await restarted.stop()
 
@@ -214,12 +239,12 @@ async def test_rate_limited_lookups_wait_for_retry_after(sqlite_db: Database, fa
     fake_slack.users_info_429 = 1  # answered with Retry-After: 30
     names = lookups(fake_slack, sqlite_db, clock)
     with caplog.at_level(logging.WARNING, logger="tradectl.slack.names"):
-        assert await names.name(ADMIN, "alice.h") == "alice.h"
-        assert await names.name(TRADER, "bob") == "bob"  # nobody is asked about within the 30 s
+        assert await names.name(ADMIN, "alice.h") == ("alice.h", HANDLE)
+        assert await names.name(TRADER, "bob") == ("bob", HANDLE)  # nobody is asked about within the 30 s
         assert fake_slack.users_info_calls == [ADMIN]
         clock.advance(31)
-        assert await names.name(TRADER, "bob") == "Bob"
-        assert await names.name(ADMIN, "alice.h") == "Alice"
+        assert await names.name(TRADER, "bob") == ("Bob", PROFILE)
+        assert await names.name(ADMIN, "alice.h") == ("Alice", PROFILE)
     assert fake_slack.users_info_calls == [ADMIN, TRADER, ADMIN]
     assert [r.getMessage() for r in caplog.records if r.name == "tradectl.slack.names"] == [
         "slack users.info rate limited: no name lookups for 0:00:30"]
@@ -233,11 +258,11 @@ async def test_a_network_failure_leaves_the_handle_and_is_tried_again_later(sqli
     fake_slack.users_info_delay_s = 3.0  # longer than the client waits: a timeout
     client = AsyncWebClient(token=fake_slack.bot_token, base_url=fake_slack.api_base, timeout=1)
     names = SlackNames(client, DisplayNames(sqlite_db, clock), clock, wait_s=5.0)
-    assert await names.name(ADMIN, "alice.h") == "alice.h"
+    assert await names.name(ADMIN, "alice.h") == ("alice.h", HANDLE)
     fake_slack.users_info_delay_s = 0.0
-    assert await names.name(ADMIN, "alice.h") == "alice.h"  # not asked again at once
+    assert await names.name(ADMIN, "alice.h") == ("alice.h", HANDLE)  # not asked again at once
     assert fake_slack.users_info_calls == [ADMIN]
     clock.advance(601)
-    assert await names.name(ADMIN, "alice.h") == "Alice"
+    assert await names.name(ADMIN, "alice.h") == ("Alice", PROFILE)
     assert fake_slack.users_info_calls == [ADMIN, ADMIN]
     await names.stop()
