@@ -41,6 +41,7 @@ from core.backtest.model import BacktestResult, RunSpec, Trade, TradeTable
 from core.backtest.runner import market_rules, run_settings, start_equity
 from core.backtest.stats import first_breach
 from core.settings.config import Settings
+from core.trading.accounting import price_q
 from exchanges.base import Side
 from exchanges.errors import TradectlError
 from exchanges.paper.model import quote_fee, slipped_price
@@ -228,7 +229,7 @@ def _trades(bars: Bars, venue: Venue, qty: Decimal, entries: list[int], exits: l
         last_close = bars.price(len(bars) - 1, "close")
         pnl = qty * last_close - cost
         still_open = Trade(pair=bars.pair, entry_bar=f, exit_bar=None, entry_time=_at(bars, f, 0), exit_time=None,
-                           qty=qty, entry_price=buy.price.quantize(Q), exit_price=last_close, fees=buy.fee,
+                           qty=qty, entry_price=price_q(buy.price), exit_price=last_close, fees=buy.fee,
                            pnl=pnl.quantize(Q), pnl_pct=(pnl / cost * 100).quantize(CENTS), exit_reason="open")
     return FastTrades(pair=bars.pair, qty=qty, tick=m.price_tick, ts=bars.arrays.ts, buys=buys, sells=sells,
                       still_open=still_open)
@@ -253,7 +254,7 @@ def _trade(pos: Position, bars: Bars, spec: RunSpec, last_close: Decimal) -> Tra
     closed = pos.qty <= 0
     if closed:
         pnl = value - exit_fees - cost - entry_fees
-        exit_price = (value / out_qty).quantize(Q)
+        exit_price = price_q(value / out_qty)
     else:
         basis = (cost + entry_fees) / qty
         pnl = value - exit_fees - out_qty * basis + pos.qty * (last_close - basis)
@@ -262,7 +263,7 @@ def _trade(pos: Position, bars: Bars, spec: RunSpec, last_close: Decimal) -> Tra
     exit_bar = pos.exits[-1].bar if closed else None
     return Trade(pair=bars.pair, entry_bar=entry_bar, exit_bar=exit_bar, entry_time=_at(bars, entry_bar, shift),
                  exit_time=_at(bars, exit_bar, shift) if exit_bar is not None else None, qty=qty,
-                 entry_price=(cost / qty).quantize(Q), exit_price=exit_price, fees=entry_fees + exit_fees,
+                 entry_price=price_q(cost / qty), exit_price=exit_price, fees=entry_fees + exit_fees,
                  pnl=pnl.quantize(Q), pnl_pct=(pnl / (cost + entry_fees) * 100).quantize(CENTS),
                  exit_reason=pos.reason if closed else "open")
 

@@ -31,6 +31,7 @@ import numpy.typing as npt
 
 from core.backtest.fastloop import Fill
 from core.backtest.model import Trade
+from core.trading.accounting import price_q
 
 Q = Decimal("0.00000001")
 CENTS = Decimal("0.01")
@@ -184,5 +185,5 @@ class FastTrades(Sequence[Trade]):
         return Trade(pair=self._pair, entry_bar=f, exit_bar=g,
                      entry_time=datetime.fromtimestamp(buy_ts, UTC), exit_time=datetime.fromtimestamp(sell_ts, UTC),
                      qty=qty,
-                     entry_price=buy_price.quantize(Q), exit_price=sell_price.quantize(Q), fees=buy_fee + sell_fee,
+                     entry_price=price_q(buy_price), exit_price=price_q(sell_price), fees=buy_fee + sell_fee,
                      pnl=pnl.quantize(Q), pnl_pct=(pnl / cost * 100).quantize(CENTS), exit_reason="exit")

@@ -25,7 +25,19 @@ from persistence.models import EquitySnapshot, FillRow, LedgerEntry, OrderRow, P
 from persistence.upsert import table_of
 
 ZERO = Decimal(0)
-Q = Decimal("0.00000001")
+Q = Decimal("0.00000001")  # money: amounts, fees and PnL are kept to 1e-8 of their currency
+PRICE_DIGITS = 8
+
+
+def price_q(price: Decimal) -> Decimal:
+    """An average price kept to 1e-8, or to ``PRICE_DIGITS`` significant digits where that is finer.
+
+    A fixed 1e-8 would leave a pair priced in millionths of its quote (PEPE/USDT at 0.0000007679) two
+    significant digits (0.00000077): its entry and exit prices would be shown and stored off by a few
+    tenths of a percent. Prices of 0.1 and above keep exactly 1e-8."""
+    if not price:
+        return price.quantize(Q)
+    return price.quantize(Q.min(Decimal(1).scaleb(price.adjusted() - PRICE_DIGITS + 1)))
 # a fill's ledger legs in one statement: nothing reads them back as objects, and the ORM would insert
 # them one by one, each returning its id
 _LEDGER_LEGS = insert(table_of(LedgerEntry))
@@ -82,7 +94,7 @@ async def apply_fill(session: AsyncSession, venue: str, fill: Fill, order: Order
     # order bookkeeping: cumulative quantity, average price, fees
     prev_cost = (order.avg_price or ZERO) * order.filled_qty
     order.filled_qty += fill.qty
-    order.avg_price = ((prev_cost + notional) / order.filled_qty).quantize(Q) if order.filled_qty else None
+    order.avg_price = price_q((prev_cost + notional) / order.filled_qty) if order.filled_qty else None
     order.fee += fee_quote
     order.fee_currency = quote
     order.updated_at = fill.ts
@@ -125,11 +137,11 @@ async def apply_fill(session: AsyncSession, venue: str, fill: Fill, order: Order
 
 
 def entry_price(pos: PositionRow) -> Decimal:
-    return (pos.entry_cost / pos.entry_qty).quantize(Q) if pos.entry_qty else ZERO
+    return price_q(pos.entry_cost / pos.entry_qty) if pos.entry_qty else ZERO
 
 
 def exit_price(pos: PositionRow) -> Decimal | None:
-    return (pos.exit_value / pos.exit_qty).quantize(Q) if pos.exit_qty else None
+    return price_q(pos.exit_value / pos.exit_qty) if pos.exit_qty else None
 
 
 def pnl_pct(pos: PositionRow) -> Decimal:

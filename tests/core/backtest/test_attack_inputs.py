@@ -26,6 +26,7 @@ from core.backtest.fast import run_fast
 from core.backtest.markets import price_decimals
 from core.backtest.model import RunSpec
 from core.backtest.runner import pair_rules, run_engine
+from core.trading.accounting import price_q
 from exchanges.base import Candle
 from tests.core.backtest.conftest import make_settings
 from tests.core.backtest.test_equivalence import assert_equivalent
@@ -278,10 +279,9 @@ def test_fast_mode_matches_backtesting_py_on_prices_far_below_a_cent() -> None:
         warnings.simplefilter("ignore")
         stats = Backtest(frame, Cross, cash=1_000_000, commission=0.001, exclusive_orders=True,
                          trade_on_close=False, finalize_trades=True).run()
-    # a trade's average prices are kept to 1e-8 (core.trading.accounting.Q); its PnL and fees are exact
-    q = Decimal("1e-8")
-    theirs = [(int(r.EntryBar), int(r.ExitBar), Decimal(int(r.Size)), Decimal(repr(float(r.EntryPrice))).quantize(q),
-               Decimal(repr(float(r.ExitPrice))).quantize(q)) for r in stats._trades.itertuples()]
+    # a trade's average prices keep 8 significant digits (core.trading.accounting.price_q); PnL and fees are exact
+    theirs = [(int(r.EntryBar), int(r.ExitBar), Decimal(int(r.Size)), price_q(Decimal(repr(float(r.EntryPrice)))),
+               price_q(Decimal(repr(float(r.ExitPrice))))) for r in stats._trades.itertuples()]
     their_pnl = [float(r.PnL) for r in stats._trades.itertuples()]
     settings = make_settings("sma_cross", {"fast": 5, "slow": 12},
                              paper={"slippage_bps": "0", "impact_bps": "0", "taker_fee": "0.001", "maker_fee": "0.001",

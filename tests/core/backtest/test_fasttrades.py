@@ -21,6 +21,7 @@ from core.backtest.fasttrades import FastTrades
 from core.backtest.model import BacktestResult, RunSpec, Trade
 from core.backtest.runner import market_rules, run_settings
 from core.settings.config import Settings
+from core.trading.accounting import price_q
 from exchanges.base import Side
 from tests.core.backtest.conftest import make_settings, reference_settings
 from tests.core.backtest.test_markets import eth_btc
@@ -42,10 +43,10 @@ def per_fill(settings: Settings, bars: Bars, qty: Decimal, f: int, g: int | None
         pnl, exit_price, exit_time, fees = qty * last_close - cost, last_close, None, buy.fee
     else:
         sell = price_fill(bars, g, Side.SELL, qty, venue)
-        pnl, exit_price, fees = qty * sell.price - sell.fee - cost, sell.price.quantize(Q), buy.fee + sell.fee
+        pnl, exit_price, fees = qty * sell.price - sell.fee - cost, price_q(sell.price), buy.fee + sell.fee
         exit_time = datetime.fromtimestamp(ts[g], UTC)
     return Trade(pair=bars.pair, entry_bar=f, exit_bar=g, entry_time=datetime.fromtimestamp(ts[f], UTC),
-                 exit_time=exit_time, qty=qty, entry_price=buy.price.quantize(Q), exit_price=exit_price, fees=fees,
+                 exit_time=exit_time, qty=qty, entry_price=price_q(buy.price), exit_price=exit_price, fees=fees,
                  pnl=pnl.quantize(Q), pnl_pct=(pnl / cost * 100).quantize(CENTS),
                  exit_reason="exit" if g is not None else "open")
 

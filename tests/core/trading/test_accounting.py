@@ -81,6 +81,37 @@ async def test_fee_in_base_currency_reduces_quantity(db: Database) -> None:
     assert eff.fee_quote == Decimal("0.200")
 
 
+async def test_prices_far_below_a_cent_keep_their_digits(db: Database) -> None:
+    """PEPE/USDT trades near 0.0000007: to 1e-8 its prices would keep two significant digits."""
+    async with db.session() as s:
+        pos = PositionRow(pair="BTC/USD", status="pending")
+        s.add(pos)
+        await s.flush()
+        entry = OrderRow(client_order_id="e3", venue="paper", pair="BTC/USD", side="buy", order_type="market",
+                         qty=Decimal("3000000"), status="submitted", purpose="entry", position_id=pos.id)
+        exit_ = OrderRow(client_order_id="x3", venue="paper", pair="BTC/USD", side="sell", order_type="market",
+                         qty=Decimal("3000000"), status="submitted", purpose="exit", position_id=pos.id)
+        s.add(entry)
+        s.add(exit_)
+        await s.flush()
+        await accounting.apply_fill(s, "paper", fill("p1", "e3", Side.BUY, "1000000", "0.0000007679", "0"), entry)
+        await accounting.apply_fill(s, "paper", fill("p2", "e3", Side.BUY, "2000000", "0.0000007682", "0"), entry)
+        done = await accounting.apply_fill(s, "paper", fill("p3", "x3", Side.SELL, "3000000", "0.0000007653", "0"),
+                                           exit_)
+        assert done is not None and done.closed
+        pos_id, order_id = pos.id, entry.id
+    async with db.read() as s:
+        stored_pos = await s.get(PositionRow, pos_id)
+        stored_order = await s.get(OrderRow, order_id)
+    assert stored_pos is not None and stored_order is not None
+    assert stored_order.avg_price == Decimal("0.00000076810000")  # 8 significant digits of the exact average
+    assert accounting.entry_price(stored_pos) == Decimal("0.00000076810000")
+    assert accounting.exit_price(stored_pos) == Decimal("0.00000076530000")
+    # prices of 0.1 and above keep exactly 1e-8, as before
+    assert accounting.price_q(Decimal("64000.123456789")) == Decimal("64000.12345679")
+    assert accounting.price_q(Decimal("0.5")) == Decimal("0.50000000")
+
+
 def test_trade_stats_and_drawdown() -> None:
     rows = [PositionRow(pair=p, status="closed", realized_pnl=Decimal(v)) for p, v in
             [("BTC/USD", "10"), ("BTC/USD", "-5"), ("ETH/USD", "20"), ("ETH/USD", "-10")]]
