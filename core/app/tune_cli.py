@@ -154,7 +154,8 @@ def tune(grid: Annotated[list[str], typer.Option("--grid", help=(
         open_storage(url)[1]()  # an unreachable storage is one line before anything runs
     except StudyStorageError as exc:
         raise _fail(str(exc), EXIT_FAIL) from None
-    typer.echo(f"study {plan.study!r} in {describe(url)}: {plan.trials} trials"
+    few = f" (the grid has {size} combinations: no more are run)" if size is not None and plan.trials > size else ""
+    typer.echo(f"study {plan.study!r} in {describe(url)}: {plan.trials} trials{few}"
                f"{f' in {jobs} processes' if jobs > 1 else ''}; ranked by {chosen_metric}")
     warm = windows.warmup(settings.trading.history_bars)
     typer.echo(f"in-sample: {_span(ins)}, {len(ins)} candles; out-of-sample: "
@@ -172,6 +173,10 @@ def tune(grid: Annotated[list[str], typer.Option("--grid", help=(
         raise _fail(str(exc)) from None
     except RuntimeError as exc:
         raise _fail(str(exc), EXIT_FAIL) from None
+    if outcome.exhausted:
+        typer.echo(f"the grid is exhausted: this run ran {outcome.ran} of the {plan.trials} trials asked; every one of "
+                   f"its {size} combinations has been tried or is running (list more values, or search a range "
+                   "LOW..HIGH)")
     _print_ranking(outcome, chosen_metric, top, outs is not None)
     best = outcome.best
     if best is None:

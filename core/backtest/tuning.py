@@ -18,13 +18,14 @@ a fraction of a full run. The trial's value is the metric over the whole in-samp
 it has fewer than ``min_trades`` closed trades).
 
 Sampler: a grid of listed values small enough for the trial budget is tried exhaustively (Optuna's
-``GridSampler``, in the order of the seed the study was created with, shared by every process that
-joins it); otherwise, or with ranges (``fast=5..50``), Optuna's TPE sampler, each trial seeded by the
-seed and its trial number. A study run by one process is reproducible from its seed, and a run that
-continues a study draws new sets; several processes (``--jobs``, or other machines joining with
-``--study``) share what they learn and are not reproducible. A repeated parameter set reuses the
-earlier trial's value instead of running again. A trial whose process died on this machine is marked
-failed ("lost") by the next run, which runs its set again (:func:`~core.backtest.studies.fail_lost_trials`).
+``GridSampler``, in the order of the seed the study was created with, shared by every process that joins
+it), no more trials than it has combinations left; otherwise, or with ranges (``fast=5..50``), Optuna's
+TPE sampler, each trial seeded by the seed and its trial number. A study run by one process is
+reproducible from its seed, and a run that continues a study draws new sets; several processes
+(``--jobs``, or other machines joining with ``--study``) share what they learn and are not reproducible.
+A repeated parameter set reuses the earlier trial's value instead of running again. A trial whose
+process died on this machine is marked failed ("lost") by the next run, which runs its set again
+(:func:`~core.backtest.studies.fail_lost_trials`).
 
 Optuna is imported only here and in :mod:`core.backtest.studies`, and only when a study runs.
 """
@@ -278,6 +279,8 @@ class Outcome:
     failed: int = 0  # lost (their process stopped) or failed
     running: int = 0  # still running, or lost on another machine: not counted
     skipped: list[tuple[dict[str, Value], str]] = field(default_factory=list)
+    ran: int = 0  # trials this run ran
+    exhausted: bool = False  # the grid had fewer untried combinations than the run was asked for
 
     @property
     def best(self) -> Row | None:
@@ -413,19 +416,29 @@ def _tpe_per_trial(seed: int) -> Any:
     return PerTrialTPE()
 
 
+def exhaustive(plan: Plan) -> int | None:
+    """The grid's size when the plan tries every combination of it (a grid of listed values no larger than
+    the trials asked), else None (TPE)."""
+    size = plan.space.grid_size
+    return size if size is not None and plan.trials >= size else None
+
+
 def _sampler(plan: Plan, grid_seed: int) -> tuple[Any, str]:
     """The grid's order comes from the seed the study was created with (``grid_seed``): Optuna gives trial
     n the n-th combination of that order, so every process of the study must share it, or two processes
     run one combination twice and skip another."""
     optuna = require_optuna()
-    size = plan.space.grid_size
-    if size is not None and plan.trials >= size:
+    size = exhaustive(plan)
+    if size is not None:
         grid: Any = optuna.samplers.GridSampler
 
         class StampedGrid(grid):  # type: ignore[misc]  # a subclass of Any: the class comes from the lazy import
             def before_trial(self, study: Study, trial: FrozenTrial) -> None:
                 stamp_process(study, trial)
-                super().before_trial(study, trial)
+                # the sampler picks among the combinations no trial has taken, then writes its pick: two
+                # processes picking at once could take the same one and leave another for later
+                with study_lock(plan.storage, plan.study):
+                    super().before_trial(study, trial)
 
         return StampedGrid(plan.space.grid(), seed=grid_seed), f"every combination of the grid ({size})"
     return _tpe_per_trial(plan.seed), f"TPE, seed {plan.seed}"
@@ -484,25 +497,73 @@ def open_study(plan: Plan, attrs: dict[str, str],
 # -- running the study --------------------------------------------------------------------------------
 
 
-def _work(plan: Plan, attrs: dict[str, str], objective: Callable[[Trial], float], trials: int, say: Say) -> None:
-    study, close, _ = open_study(plan, attrs)
+def _untried(study: Study, size: int) -> int:
+    """How many trials a grid study can still give: combinations no trial has taken (finished or running),
+    and sets queued to run again (a lost trial's)."""
+    optuna = require_optuna()
+    state = optuna.trial.TrialState
+    trials = study.get_trials(deepcopy=False)
+    taken = {t.system_attrs["grid_id"] for t in trials
+             if "grid_id" in t.system_attrs and (t.state.is_finished() or t.state == state.RUNNING)}
+    return size - len(taken) + sum(1 for t in trials if t.state == state.WAITING)
+
+
+def _trials_left(plan: Plan) -> int:
+    """The trials this run adds: ``plan.trials``, or fewer when a grid has fewer left (shared among the
+    workers so that none asks for a combination another has taken)."""
+    size = exhaustive(plan)
+    if size is None:
+        return plan.trials
+    optuna = require_optuna()
+    storage, close = open_storage(plan.storage)
     try:
-        study.optimize(objective, n_trials=trials, callbacks=[progress_callback(plan, say)])
+        return min(plan.trials, _untried(optuna.load_study(study_name=plan.study, storage=storage), size))
     finally:
         close()
 
 
-def _child(plan: Plan, attrs: dict[str, str], objective: Callable[[Trial], float], trials: int, index: int) -> None:
+def _work(plan: Plan, attrs: dict[str, str], objective: Callable[[Trial], float], trials: int, say: Say) -> int:
+    """Run up to ``trials`` trials in this process; how many ran. A grid gives no more than it has left: once
+    every combination is taken, Optuna's grid sampler would run a taken one again (or one still running in
+    another process), so the run stops instead."""
+    study, close, _ = open_study(plan, attrs)
+    size = exhaustive(plan)
+    ran = 0
+
+    def counted(_: Study, __: FrozenTrial) -> None:
+        nonlocal ran
+        ran += 1
+
+    def stop_when_taken(study: Study, _: FrozenTrial) -> None:
+        if size is not None and _untried(study, size) <= 0:
+            study.stop()
+
+    try:
+        callbacks = [progress_callback(plan, say), counted]
+        if size is not None:
+            trials = min(trials, _untried(study, size))
+            callbacks.append(stop_when_taken)
+        if trials > 0:
+            study.optimize(objective, n_trials=trials, callbacks=callbacks)
+    finally:
+        close()
+    return ran
+
+
+def _child(plan: Plan, attrs: dict[str, str], objective: Callable[[Trial], float], trials: int, index: int,
+           ran: Any) -> None:
     def say(line: str) -> None:
         print(f"[job {index}] {line}", flush=True)
     # Ctrl-C reaches every process of the terminal's group: the parent stops the workers (run_study), so
     # that none prints its own KeyboardInterrupt from the middle of a backtest
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:
-        _work(plan, attrs, objective, trials, say)
+        done = _work(plan, attrs, objective, trials, say)
     except (ValueError, TradectlError) as exc:
         print(f"[job {index}] {exc}", file=sys.stderr, flush=True)
         sys.exit(1)
+    with ran.get_lock():
+        ran.value += done
 
 
 def _ended(proc: Any) -> str:
@@ -519,14 +580,16 @@ def run_study(settings: Settings, windows: Windows, spec: RunSpec, plan: Plan, r
     _, close, label = open_study(plan, attrs)
     close()  # each worker opens its own connection (none may cross a fork)
     fail_lost_trials(plan.storage, plan.study, {a.name for a in plan.space.axes}, say)
+    trials = _trials_left(plan)
     if plan.jobs <= 1:
-        _work(plan, attrs, objective, plan.trials, say)
+        ran = _work(plan, attrs, objective, trials, say)
     else:
         sys.stdout.flush()
         context = multiprocessing.get_context("fork")
-        shares = [plan.trials // plan.jobs + (1 if i < plan.trials % plan.jobs else 0) for i in range(plan.jobs)]
-        procs = [context.Process(target=_child, args=(plan, attrs, objective, share, i), name=f"tune-job-{i}")
-                 for i, share in enumerate(shares) if share]
+        shares = [trials // plan.jobs + (1 if i < trials % plan.jobs else 0) for i in range(plan.jobs)]
+        counter = context.Value("i", 0)
+        procs = [context.Process(target=_child, args=(plan, attrs, objective, share, i, counter),
+                                 name=f"tune-job-{i}") for i, share in enumerate(shares) if share]
         for p in procs:
             p.start()
         try:
@@ -543,7 +606,11 @@ def run_study(settings: Settings, windows: Windows, spec: RunSpec, plan: Plan, r
         if failed:
             fail_lost_trials(plan.storage, plan.study, {a.name for a in plan.space.axes}, say)
             raise RuntimeError(f"{', '.join(failed)}; run the same command again to continue the study")
-    return rank_study(settings, windows, spec, plan, runner, label, top)
+        ran = int(counter.value)
+    outcome = rank_study(settings, windows, spec, plan, runner, label, top)
+    outcome.ran = ran
+    outcome.exhausted = exhaustive(plan) is not None and ran < plan.trials
+    return outcome
 
 
 def rank_study(settings: Settings, windows: Windows, spec: RunSpec, plan: Plan, runner: Runner, label: str,

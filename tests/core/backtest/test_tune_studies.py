@@ -61,6 +61,24 @@ def test_several_jobs_fill_a_grid_with_every_combination_once(tmp_path: Path) ->
     assert "12 sets tried, 0 skipped, 0 pruned (sampler: every combination of the grid (12))" in run.stdout
 
 
+def test_a_grid_smaller_than_the_trials_asked_says_it_is_exhausted_and_adds_no_repeats(tmp_path: Path) -> None:
+    """A grid with fewer untried sets than --trials ran fewer trials without a word, and a run on a grid
+    already tried added one more trial of a set already done (one per --jobs worker)."""
+    args = [*DATA, *GRID, "--study", "x", "--seed", "1", "--dry-run", "--chunks", "1"]
+    first = _tune(tmp_path, *args, "--trials", "20", "--jobs", "2")
+    assert first.returncode == 0, first.stdout + first.stderr
+    assert "20 trials (the grid has 12 combinations: no more are run) in 2 processes" in first.stdout
+    assert ("the grid is exhausted: this run ran 12 of the 20 trials asked; every one of its 12 combinations has "
+            "been tried or is running") in first.stdout
+    for jobs in ("1", "3"):
+        again = _tune(tmp_path, *args, "--trials", "12", "--jobs", jobs)
+        assert again.returncode == 0, again.stdout + again.stderr
+        assert "the grid is exhausted: this run ran 0 of the 12 trials asked" in again.stdout
+        assert "12 sets tried, 0 skipped, 0 pruned (sampler" in again.stdout  # no repeats added
+    trials = _trials(f"sqlite:///{tmp_path / 'data' / 'tradectl-optuna.db'}", "x")
+    assert len(trials) == 12 and len({(t.params["fast"], t.params["slow"]) for t in trials}) == 12
+
+
 def test_a_run_resuming_a_study_with_the_same_seed_draws_new_sets(tmp_path: Path) -> None:
     """A second run with the same seed (the default backtest.seed, or a machine joining with it) drew the
     sets the first run had drawn, so its trials were all repeats and searched nothing."""
@@ -176,8 +194,9 @@ def test_study_names_blank_unprintable_or_too_long_are_refused_and_hostile_ones_
         assert run.returncode == 2 and "--study" in run.stderr, (bad, run.stderr)
     assert not (tmp_path / "data").exists()
     name = "a'b\"c; DROP TABLE studies; -- ünï 💥 " + "y" * 400
-    for _ in range(2):  # created, then joined
-        run = _tune(tmp_path, *DATA, "--grid", "sma_cross.fast=5,10", "--study", name, "--dry-run", "--quiet")
+    for _ in range(2):  # created, then joined (one trial each: TPE, a grid once tried adds none)
+        run = _tune(tmp_path, *DATA, "--grid", "sma_cross.fast=5,10", "--trials", "1", "--study", name, "--dry-run",
+                    "--quiet")
         assert run.returncode == 0, run.stderr
     trials = _trials(f"sqlite:///{tmp_path / 'data' / 'tradectl-optuna.db'}", name)
     assert len({t.user_attrs["worker"] for t in trials}) == 2  # both runs added to the one study
