@@ -158,9 +158,8 @@ class DisplayNames:
 
     Names are what the platform says about the user and change at will, so they decide nothing; the
     stable id stays the identity. A name is written when it is first seen or changed (compared with what
-    this process last wrote or read), again when the one on record is half of ``fresh_s`` old (so a name
-    confirmed by a new lookup stays fresh: a steady user costs one write in that time), and only for
-    people with a role: a stranger's flood never reaches the database.
+    this process last wrote, so a steady user costs no write), and only for people with a role: a
+    stranger's flood never reaches the database.
 
     A profile name always replaces what is on record. A handle (:attr:`NameSource.HANDLE`, Slack's
     stand-in while the name is being looked up or cannot be) replaces only a handle or a profile name
@@ -172,17 +171,15 @@ class DisplayNames:
         self.db = db
         self.clock = clock
         self.fresh = timedelta(seconds=fresh_s)
-        self._written: dict[tuple[str, str], tuple[str, NameSource, datetime]] = {}
+        self._written: dict[tuple[str, str], tuple[str, NameSource]] = {}
 
     async def remember(self, actor: Actor) -> None:
         name = clean_text(actor.display).strip()[:MAX_NAME_CHARS]
         key = (actor.platform, actor.user_id)
-        if not name or actor.platform == CONSOLE:
+        written = (name, actor.display_source)
+        if not name or actor.platform == CONSOLE or self._written.get(key) == written:
             return
         now = self.clock.now()
-        last = self._written.get(key)
-        if last is not None and last[:2] == (name, actor.display_source) and now - last[2] < self.fresh / 2:
-            return
         values = {"platform": actor.platform, "user_id": actor.user_id, "name": name,
                   "source": actor.display_source.value, "seen_at": now}
         if actor.display_source is NameSource.PROFILE:
@@ -200,9 +197,27 @@ class DisplayNames:
             log.warning("could not store the display name of %s:%s", *key, exc_info=True)
             return
         if result.rowcount != 0:  # 0: a handle that left a fresh profile name alone; not written
-            self._note_written(key, (name, actor.display_source, now))
+            self._note_written(key, written)
 
-    def _note_written(self, key: tuple[str, str], written: tuple[str, NameSource, datetime]) -> None:
+    async def confirm(self, platform: str, user_id: str, name: str) -> None:
+        """Store a name the platform has just answered for (Slack's ``users.info``), renewing its
+        ``seen_at`` even when it is the name on record: the record then says when the name was last
+        confirmed, so a name confirmed again never ages into one a handle may replace. Only for people
+        with a role (the lookup is made only for them); a database failure is logged and ignored."""
+        name = clean_text(name).strip()[:MAX_NAME_CHARS]
+        if not name:
+            return
+        values = {"platform": platform, "user_id": user_id, "name": name, "source": NameSource.PROFILE.value,
+                  "seen_at": self.clock.now()}
+        try:
+            async with self.db.session() as s:
+                await s.exec(upsert(self.db.dialect, DisplayNameRow, values, _KEYS))
+        except Exception:
+            log.warning("could not store the display name of %s:%s", platform, user_id, exc_info=True)
+            return
+        self._note_written((platform, user_id), (name, NameSource.PROFILE))
+
+    def _note_written(self, key: tuple[str, str], written: tuple[str, NameSource]) -> None:
         if len(self._written) >= _MAX_REMEMBERED:
             self._written.clear()
         self._written[key] = written
@@ -212,15 +227,14 @@ class DisplayNames:
 
         For platforms where a name costs an API call (Slack's ``users.info``): a profile name written less
         than a while ago need not be asked for again; a handle is no name. The name read counts as
-        written when it was: :meth:`remember` with that same name and source writes nothing until it is
-        half of ``fresh_s`` old, and then renews its ``seen_at``. A source this version does not know
-        counts as a handle."""
+        written, so :meth:`remember` with that same name and source writes nothing and its ``seen_at``
+        keeps saying when it was last learnt. A source this version does not know counts as a handle."""
         async with self.db.session() as s:
             row = await s.get(DisplayNameRow, (platform, user_id))
         if row is None or not row.name:
             return None
         source = NameSource.PROFILE if row.source == NameSource.PROFILE.value else NameSource.HANDLE
-        self._note_written((platform, user_id), (row.name, source, row.seen_at))
+        self._note_written((platform, user_id), (row.name, source))
         return StoredName(row.name, source, row.seen_at)
 
     async def lookup(self, keys: Iterable[tuple[str, str]] | None = None) -> dict[tuple[str, str], str]:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 from sqlalchemy import bindparam, text
 from sqlmodel import select
@@ -73,30 +73,6 @@ async def test_a_handle_never_replaces_a_fresh_profile_name_and_a_profile_name_a
     assert await write("alice", HANDLE) == StoredName("alice", HANDLE, clock.now())  # handle over handle
     assert await write("Alice B.", PROFILE) == StoredName("Alice B.", PROFILE, clock.now())
     assert await write("Alice C.", PROFILE) == StoredName("Alice C.", PROFILE, clock.now())  # name over name
-
-
-async def test_a_name_confirmed_again_stays_fresh_and_a_handle_still_cannot_replace_it(db: Database) -> None:
-    """A replica reads a name 20 hours old (Slack's lookup: ``stored``), users.info answers the same name,
-    and the command carrying it renews the record: a kill-lane press's handle five hours later, landing
-    after it, leaves the name. A steady user costs one write per half day, not one per command."""
-    clock = ManualClock()
-    await DisplayNames(db, clock).remember(Actor("slack", "U0ALICE001", "Alice", PROFILE))
-    clock.advance(20 * 3600)
-    replica = DisplayNames(db, clock)
-    assert await replica.stored("slack", "U0ALICE001") == StoredName("Alice", PROFILE, clock.now() - _h(20))
-    await replica.remember(Actor("slack", "U0ALICE001", "Alice", PROFILE))  # the lookup's answer, unchanged
-    renewed = StoredName("Alice", PROFILE, clock.now())
-    assert await DisplayNames(db, clock).stored("slack", "U0ALICE001") == renewed
-    clock.advance(5 * 3600)
-    await DisplayNames(db, clock).remember(Actor("slack", "U0ALICE001", "alice.h", HANDLE))
-    assert await DisplayNames(db, clock).stored("slack", "U0ALICE001") == renewed
-    clock.advance(3600)
-    await replica.remember(Actor("slack", "U0ALICE001", "Alice", PROFILE))  # renewed 6 h ago: no write
-    assert await DisplayNames(db, clock).stored("slack", "U0ALICE001") == renewed
-
-
-def _h(hours: int) -> timedelta:
-    return timedelta(hours=hours)
 
 
 async def test_a_profile_name_equal_to_the_handle_is_stored_as_a_name(db: Database) -> None:

@@ -14,6 +14,8 @@ What a name may cost:
   in the background and the command goes on with the name known so far, or the handle; the next one
   carries the new name. The handle is marked as one (:attr:`~bot.identity.NameSource.HANDLE`): stored
   while no name is on record, it never replaces a looked-up name still fresh, whichever write lands last.
+  Each answer is stored at once, the same name too (:meth:`~bot.identity.DisplayNames.confirm`), so the
+  record says when Slack last confirmed the name.
 - **A failure never fails the command** and leaves the handle (or the name known before). Each cause is
   logged once at warning, then at debug. ``missing_scope`` stops lookups for every user for a TTL, a
   429 for its ``Retry-After`` (this client does not wait and retry: a name is not worth it); another
@@ -139,7 +141,10 @@ class SlackNames:
         except Exception as exc:  # noqa: BLE001 - whatever went wrong, the command keeps the handle
             self._keep(user_id, name, now + self._failed(exc, now))
             return
-        self._keep(user_id, profile_name(response.data) or name, now + self._ttl)
+        looked_up = profile_name(response.data)
+        if looked_up:
+            await self._names.confirm(PLATFORM, user_id, looked_up)
+        self._keep(user_id, looked_up or name, now + self._ttl)
 
     def _keep(self, user_id: str, name: str, until: datetime) -> None:
         self._known[user_id] = _Known(name, until)

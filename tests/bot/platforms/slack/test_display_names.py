@@ -231,6 +231,25 @@ async def test_a_stored_name_younger_than_a_day_needs_no_call(sqlite_db: Databas
     await restarted.stop()
 
 
+async def test_a_name_slack_confirms_again_is_renewed_and_a_handle_cannot_replace_it(
+        sqlite_db: Database, fake_slack: FakeSlack) -> None:
+    """The name on record is a day old; users.info answers the same name; the record is renewed at once, so a
+    kill-lane press's handle stored an hour later (another replica, which had not seen the name) leaves it."""
+    clock = ManualClock()
+    fake_slack.add_user(ADMIN, name="alice.h", display_name="Alice")
+    await DisplayNames(sqlite_db, clock).remember(Actor("slack", ADMIN, "Alice"))
+    clock.advance(DAY_S + 60)
+    restarted = lookups(fake_slack, sqlite_db, clock)
+    assert await restarted.name(ADMIN, "alice.h") == ("Alice", PROFILE)
+    assert fake_slack.users_info_calls == [ADMIN]  # a day old: asked again, and the answer is the same
+    stored = await DisplayNames(sqlite_db, clock).stored("slack", ADMIN)
+    assert stored is not None and stored.seen_at == clock.now()
+    clock.advance(3600)
+    await DisplayNames(sqlite_db, clock).remember(Actor("slack", ADMIN, "alice.h", HANDLE))
+    assert await DisplayNames(sqlite_db, clock).lookup() == {("slack", ADMIN): "Alice"}
+    await restarted.stop()
+
+
 async def test_rate_limited_lookups_wait_for_retry_after(sqlite_db: Database, fake_slack: FakeSlack,
                                                          caplog: pytest.LogCaptureFixture) -> None:
     clock = ManualClock()
