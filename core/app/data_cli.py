@@ -62,14 +62,16 @@ def download(venue: Annotated[str, typer.Option("--venue", help="kraken | coinba
              pair: Annotated[str, typer.Option("--pair", help="Pair, BASE/QUOTE, e.g. BTC/USD.")],
              timeframe: Annotated[str, typer.Option("--timeframe", help="1m 5m 15m 30m 1h 4h 1d")] = "1h",
              since: Annotated[str | None, typer.Option("--since", help=(
-                 "First candle wanted, UTC (default: continue after the stored file, else one year back)."))] = None,
+                 "First candle wanted, UTC (default: continue after the stored file, else one year back); the "
+                 "stored file's gaps from it on are asked for again, at most twice each."))] = None,
              until: Annotated[str | None, typer.Option("--until", help=(
                  "End, exclusive, UTC (default: the last closed candle)."))] = None,
              config: ConfigOpt = None,
              quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress lines.")] = False) -> None:
     """Download candles from the venue's public REST endpoint (no API key) into the data directory.
 
-    Resumable: a second run continues after the last stored candle. Kraken serves only its most
+    Resumable: a second run continues after the last stored candle; with --since, the stored file's
+    gaps in the range are asked for again (each at most twice). Kraken serves only its most
     recent 720 candles per timeframe; Coinbase serves any range (see docs/backtesting.md).
     """
     from core.backtest.download import VENUES, Downloaded, make_source, timeframe_seconds
@@ -114,6 +116,8 @@ def download(venue: Annotated[str, typer.Option("--venue", help="kraken | coinba
     typer.echo(f"{venue} {stored.pair} {timeframe}: {result.added} new candles -> {stored.path}")
     typer.echo(f"stored: {stored.rows} candles, {_span(stored.first, stored.last)}")
     typer.echo(f"gaps: {stored.gaps.describe(timeframe_seconds(timeframe))}")
+    for line in result.refill.lines() if result.refill is not None else ():
+        typer.echo(line)
     for note in result.notes:
         typer.echo(f"note: {note}")
 

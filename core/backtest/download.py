@@ -22,13 +22,17 @@ download. The file is replaced in one rename every :data:`CHECKPOINT_PAGES` page
 the run stops early (interrupted, or the venue failing), so it is never half-written and keeps every page
 fetched after the stored file (a killed process, what the last rename held). Two
 downloads of one file take turns writing it, each merging its candles into what the other stored.
-Gaps are counted over the whole file and reported, never filled: the backtest sees the market as the
-venue recorded it.
+A run reads the file's summary (:mod:`core.backtest.candlestore`), not its candles, and writes candles
+that only extend it after its bytes as they are.
+
+Gaps are counted over the whole file and reported. A run given ``since`` asks the venue again for the
+holes inside its range, at most :data:`~core.backtest.refill.REFILL_TRIES` times each
+(:mod:`core.backtest.refill`); what the venue still has no candles for stays a gap: the backtest sees
+the market as the venue recorded it.
 """
 
 from __future__ import annotations
 
-import itertools
 import os
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
@@ -36,11 +40,14 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Protocol
 
-from core.backtest.candlefile import HEADER, DataError, read_candles
+from core.backtest import candlestore, refill
+from core.backtest.candlefile import DataError
+from core.backtest.candlestore import Gaps, Summary
+from core.backtest.refill import Refill
 from core.settings.settings_models import TIMEFRAMES
 from exchanges.base import Candle
 from exchanges.errors import ExchangeError, MalformedResponse, UnknownPair
-from persistence.files import atomic_write, locked
+from persistence.files import locked
 
 VENUES = ("kraken", "coinbase")
 KRAKEN_LIMIT = 720  # candles Kraken's OHLC endpoint returns, newest; older ones are out of reach
@@ -70,27 +77,6 @@ class CandleSource(Protocol):
 
 
 @dataclass(frozen=True, slots=True)
-class Gaps:
-    """Holes in a series: ``count`` gaps, ``missing`` candles in all; the first and the last hole's
-    (last candle before it, candles missing)."""
-
-    count: int = 0
-    missing: int = 0
-    first: tuple[datetime, int] | None = None
-    last: tuple[datetime, int] | None = None
-
-    def describe(self, timeframe_s: int) -> str:
-        if not self.count or self.first is None or self.last is None:
-            return "none"
-        span = timedelta(seconds=timeframe_s)
-
-        def hole(at: tuple[datetime, int]) -> str:
-            return f"{at[1]} missing from {at[0] + span:%Y-%m-%d %H:%M}"
-        text = f"{self.count} ({self.missing} candles missing); first: {hole(self.first)}"
-        return text + (f"; last: {hole(self.last)}" if self.count > 1 else "")
-
-
-@dataclass(frozen=True, slots=True)
 class Stored:
     """A candle file on disk and what it holds."""
 
@@ -110,6 +96,7 @@ class Downloaded:
     added: int
     requested: tuple[datetime, datetime]
     notes: tuple[str, ...] = ()
+    refill: Refill | None = None  # the holes in the range asked for again, when --since was given
 
 
 def timeframe_seconds(timeframe: str) -> int:
@@ -133,32 +120,12 @@ def candle_path(data_dir: Path, venue: str, pair: str, timeframe: str) -> Path:
     return data_dir / "candles" / venue / f"{_pair_file(pair)}_{timeframe}.csv"
 
 
-def find_gaps(candles: list[Candle] | tuple[Candle, ...], timeframe_s: int) -> Gaps:
-    holes = [(a.ts, int((b.ts - a.ts).total_seconds()) // timeframe_s - 1) for a, b in itertools.pairwise(candles)]
-    holes = [h for h in holes if h[1] > 0]
-    if not holes:
-        return Gaps()
-    return Gaps(count=len(holes), missing=sum(n for _, n in holes), first=holes[0], last=holes[-1])
-
-
-def render(candles: list[Candle]) -> str:
-    """The file's text: the strict header, one row per candle, exact decimals as the venue sent them."""
-    lines = [",".join(HEADER)]
-    lines += [f"{c.ts:%Y-%m-%dT%H:%M:%SZ},{c.open:f},{c.high:f},{c.low:f},{c.close:f},{c.volume:f}" for c in candles]
-    return "\n".join(lines) + "\n"
-
-
-def _read(path: Path, pair: str, timeframe_s: int) -> list[Candle]:
-    if not path.exists():
-        return []
-    candles, _report = read_candles(path, pair, timeframe_s)  # DataError names the line if it was edited badly
-    return list(candles)
-
-
-def _describe(path: Path, venue: str, pair: str, timeframe: str, candles: list[Candle]) -> Stored:
-    return Stored(path=path, venue=venue, pair=pair, timeframe=timeframe, rows=len(candles),
-                  first=candles[0].ts if candles else None, last=candles[-1].ts if candles else None,
-                  gaps=find_gaps(candles, TIMEFRAMES[timeframe]))
+def _describe(path: Path, venue: str, pair: str, timeframe: str, summary: Summary | None) -> Stored:
+    if summary is None:
+        return Stored(path=path, venue=venue, pair=pair, timeframe=timeframe, rows=0, first=None, last=None,
+                      gaps=Gaps())
+    return Stored(path=path, venue=venue, pair=pair, timeframe=timeframe, rows=summary.rows, first=summary.first,
+                  last=summary.last, gaps=summary.gaps)
 
 
 def _invalid(candle: Candle, timeframe_s: int) -> str | None:
@@ -214,7 +181,8 @@ async def download(source: CandleSource, data_dir: Path, pair: str, timeframe: s
     """Fetch what the file lacks in ``[since, until)`` and store the merged series.
 
     Without ``since`` a new file starts :data:`DEFAULT_SPAN` back and an existing one continues after its
-    last candle. ``until`` defaults to the running candle's open (only closed candles are stored).
+    last candle. With it, the holes the file has inside the range are asked for again (:mod:`.refill`).
+    ``until`` defaults to the running candle's open (only closed candles are stored).
     """
     tf_s = timeframe_seconds(timeframe)
     if tf_s not in source.timeframes_s:
@@ -223,7 +191,7 @@ async def download(source: CandleSource, data_dir: Path, pair: str, timeframe: s
     _pair_file(pair)  # refuses a spelling before it is upper-cased into another pair
     pair = pair.upper()
     path = candle_path(data_dir, source.name, pair, timeframe)
-    have = _read(path, pair, tf_s)
+    summary = candlestore.load(path, pair, tf_s)  # DataError names the line if it was edited badly
     _check_writable(path)
     if now is None:  # a host clock running ahead (a Raspberry Pi has no battery clock) must not store a running candle
         now = min(datetime.now(UTC), await source.venue_now())
@@ -234,52 +202,66 @@ async def download(source: CandleSource, data_dir: Path, pair: str, timeframe: s
     # every candle that opens before --until: up to the grid line at or after it (the venues page by open time)
     end = min(_ceil(until, tf_s), current) if until is not None else current
     start = _floor(since, tf_s) if since is not None else None
+    span = timedelta(seconds=tf_s)
+    reach = current - span * KRAKEN_LIMIT
     ranges: list[tuple[datetime, datetime]] = []
-    if not have:
+    refills = refill.Plan()
+    record: refill.Record = {}
+    notes: list[str] = []
+    if summary is None or summary.first is None or summary.last is None:
         ranges.append((start or _floor(end - DEFAULT_SPAN, tf_s), end))
     else:
-        if start is not None and start < have[0].ts:
-            ranges.append((start, have[0].ts))
+        if start is not None and start < summary.first:
+            ranges.append((start, summary.first))
+        if start is not None:  # the holes inside the asked range, a bounded number of times each
+            record = refill.load_record(path)
+            refills = refill.plan(summary, start, end, record, reach if source.name == "kraken" else None)
+            per_call = KRAKEN_LIMIT if source.name == "kraken" else COINBASE_PAGE
+            ranges += refill.windows(refills.ask, tf_s, per_call)
         # always from right after the file, even when --since is later: a file is one series, and a hole left
         # between its end and --since could never be filled (a later run continues after the last candle)
-        ranges.append((have[-1].ts + timedelta(seconds=tf_s), end))
-    fetched: dict[datetime, Candle] = {}
-    notes: list[str] = []
-    if have and start is not None and start > have[-1].ts + timedelta(seconds=tf_s) and start < end:
-        notes.append(f"the stored file ends at {have[-1].ts:%Y-%m-%d %H:%M} UTC: continued from there rather than "
-                     f"from {start:%Y-%m-%d %H:%M}, so that it has no hole")
-    reach = current - timedelta(seconds=tf_s) * KRAKEN_LIMIT
-    known = {c.ts for c in have}
+        ranges.append((summary.last + span, end))
+        if start is not None and start > summary.last + span and start < end:
+            notes.append(f"the stored file ends at {summary.last:%Y-%m-%d %H:%M} UTC: continued from there rather "
+                         f"than from {start:%Y-%m-%d %H:%M}, so that it has no hole")
+    before = summary is not None and summary.first is not None and start is not None and start < summary.first
 
+    pending: dict[datetime, Candle] = {}  # fetched, not yet stored
+    fetched: set[datetime] = set()
     refused: list[tuple[Candle, str]] = []
-    base, seen, added = have, _signature(path), 0  # the file as this run last saw or wrote it
+    seen, added = _signature(path), 0  # the file as this run last saw or wrote it
 
-    def save() -> list[Candle]:
-        nonlocal base, seen, added
-        if all(ts in known for ts in fetched):
-            if _signature(path) != seen:  # nothing to add, but describe the file as another download left it
-                base, seen = _read(path, pair, tf_s), _signature(path)
-            return base
+    def stored(ts: datetime) -> bool:
+        return summary is not None and summary.has(ts)
+
+    def save() -> None:
+        nonlocal summary, seen, added
+        if _signature(path) != seen:  # another download wrote the file since: describe it as it is now
+            summary, seen = candlestore.load(path, pair, tf_s), _signature(path)
+        for ts in [ts for ts in pending if stored(ts)]:
+            del pending[ts]
+        if not pending:
+            return
         try:
             with locked(path):  # two downloads of one file (a scheduled one and one by hand) merge in turn
                 if _signature(path) != seen:  # another download wrote the file since: keep its rows
-                    base = _read(path, pair, tf_s)
-                    known.update(c.ts for c in base)
-                merged = sorted([*base, *(c for ts, c in fetched.items() if ts not in known)], key=lambda c: c.ts)
-                if len(merged) > len(base):
-                    atomic_write(path, render(merged).encode("utf-8"))
-                    added += len(merged) - len(base)
-                    known.update(fetched)
-                base, seen = merged, _signature(path)
+                    summary = candlestore.load(path, pair, tf_s)
+                new = sorted((c for ts, c in pending.items() if not stored(ts)), key=lambda c: c.ts)
+                if new:
+                    summary, n = candlestore.write(path, summary, new, pair, tf_s)
+                    added += n
+                pending.clear()
+                seen = _signature(path)
         except OSError as exc:
             raise DataError(f"cannot write {path}: {exc.strerror or exc}; the file was left as it was") from exc
-        return base
 
     count = pages = 0
-    forward = False  # in the last range, after the stored file (or the only one): what is kept joins the file
+    keep = False  # the range fetched may be stored as it is: after the file, or in its holes, not before it
     try:
         for index, (lo, hi) in enumerate(ranges):
+            keep = not (before and index == 0)
             forward = index == len(ranges) - 1
+            refilling = keep and not forward  # a window over holes inside the file
             if lo >= hi:
                 continue
             earliest: datetime | None = None
@@ -294,7 +276,8 @@ async def download(source: CandleSource, data_dir: Path, pair: str, timeframe: s
                     else:
                         refused.append((c, why))
                 got.sort(key=lambda c: c.ts)
-                fetched.update((c.ts, c) for c in got)
+                fetched.update(c.ts for c in got)
+                pending.update((c.ts, c) for c in got if not stored(c.ts))
                 if got:
                     earliest = min(earliest or got[0].ts, got[0].ts)
                     count += len(got)
@@ -305,26 +288,30 @@ async def download(source: CandleSource, data_dir: Path, pair: str, timeframe: s
                     # an interrupted download keeps what it fetched and the next run continues after it; only
                     # forward, where what is kept joins the file (a part before it would leave a hole)
                     save()
-            if source.name == "kraken" and lo < reach:
+            if source.name == "kraken" and lo < reach and not refilling:
                 what = f"got from {earliest:%Y-%m-%d %H:%M} UTC" if earliest else "got nothing"
                 notes.append(f"Kraken serves only its most recent {KRAKEN_LIMIT} candles: asked from "
                              f"{lo:%Y-%m-%d %H:%M}, {what}. Older history is not available from Kraken's API; "
                              "use --venue coinbase for it, and run this download regularly to keep the file growing.")
     except BaseException:
-        if forward:  # the venue failed or the run was interrupted: keep every page fetched, as a checkpoint would
+        if keep:  # the venue failed or the run was interrupted: keep every page fetched, as a checkpoint would
             save()
         raise
-    merged = save()
-    bad = {c.ts: why for c, why in refused if c.ts not in fetched and c.ts not in known}
+    save()
+    done = None
+    if start is not None and summary is not None and (refills.ask or refills.settled or refills.out_of_reach):
+        done, record = refill.conclude(refills, summary, record, source.name)
+        refill.save_record(path, record)
+    bad = {c.ts: why for c, why in refused if c.ts not in fetched and not stored(c.ts)}
     if bad:
         at, why = min(bad.items())
         notes.append(f"{source.name} sent {len(bad)} candle(s) that cannot be stored, left out (a hole they leave "
                      f"is counted in the gaps); the first at {at:%Y-%m-%d %H:%M:%S} UTC: {why}")
     requested = (ranges[0][0], end)
-    if not merged:
+    if summary is None or not summary.rows:
         notes.append("the venue returned no candles in that range; nothing stored")
-    return Downloaded(stored=_describe(path, source.name, pair, timeframe, merged), added=added,
-                      requested=requested, notes=tuple(notes))
+    return Downloaded(stored=_describe(path, source.name, pair, timeframe, summary), added=added,
+                      requested=requested, notes=tuple(notes), refill=done)
 
 
 def _parse_name(path: Path) -> tuple[str, str] | None:
@@ -346,7 +333,7 @@ def describe_file(path: Path) -> Stored:
     if parsed is None:
         raise ValueError(f"{path}: not a downloaded candle file name (BASE-QUOTE_tf.csv)")
     pair, timeframe = parsed
-    return _describe(path, path.parent.name, pair, timeframe, _read(path, pair, TIMEFRAMES[timeframe]))
+    return _describe(path, path.parent.name, pair, timeframe, candlestore.load(path, pair, TIMEFRAMES[timeframe]))
 
 
 @dataclass(frozen=True, slots=True)
