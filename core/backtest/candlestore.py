@@ -231,8 +231,9 @@ def write(path: Path, summary: Summary | None, new: Sequence[Candle], pair: str,
         old, summary = b"", None
     if summary is not None and hashlib.sha256(old).hexdigest() != summary.digest:
         summary = summarize(parse(old, path, pair, timeframe_s), timeframe_s, old)
-    if summary is not None and summary.last is not None and new[0].ts > summary.last and old.endswith(b"\n"):
-        data = old + rows(new).encode("utf-8")
+    if summary is not None and summary.last is not None and new[0].ts > summary.last:
+        # the last row read whole (the digest matches), so a file edited without a final newline gets one
+        data = old + (b"" if old.endswith((b"\n", b"\r")) else b"\n") + rows(new).encode("utf-8")
         holes, gridded = _holes([summary.last, *(c.ts for c in new)], timeframe_s)
         after = replace(summary, rows=summary.rows + len(new), last=new[-1].ts, holes=(*summary.holes, *holes),
                         gridded=summary.gridded and gridded, digest=hashlib.sha256(data).hexdigest(),

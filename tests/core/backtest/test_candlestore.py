@@ -89,3 +89,20 @@ async def test_a_resume_keeps_the_stored_bytes_and_writes_only_the_new_rows_afte
     assert candlestore.load(path, "BTC/USD", 3600) == candlestore.Summary(
         timeframe_s=3600, rows=kept["rows"], first=T0, last=T0 + HOUR * 299, holes=((T0 + HOUR * 49, 1),),
         gridded=True, digest=kept["sha256"], size=kept["size"])
+
+
+async def test_a_file_saved_without_a_final_newline_is_extended_on_a_line_of_its_own(tmp_path: Path) -> None:
+    path = tmp_path / "candles" / "coinbase" / "BTC-USD_1h.csv"
+    path.parent.mkdir(parents=True)
+    old = "timestamp,open,high,low,close,volume\r\n" + "".join(_row(i) for i in range(10)).rstrip("\n")
+    path.write_bytes(old.encode())
+    async with FakeCoinbase() as fake:
+        fake.add_candles("BTC/USD", 3600, coinbase_rows(range(20)))
+        source = CoinbaseSource(fake.rest_url)
+        try:
+            got = await download(source, tmp_path, "BTC/USD", "1h", until=T0 + HOUR * 20, now=NOW)
+        finally:
+            await source.close()
+    assert path.read_bytes().startswith(old.encode() + b"\n2024-01-01T10:00:00Z,")
+    candles, _ = read_candles(path, "BTC/USD", 3600)
+    assert [c.ts for c in candles] == [T0 + HOUR * i for i in range(20)] and got.added == 10
