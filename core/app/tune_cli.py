@@ -45,6 +45,7 @@ from core.app.backtest_cli import (
 from core.settings.config import DEFAULT_CONFIG, Settings
 
 if TYPE_CHECKING:
+    from core.backtest.studies import Away
     from core.backtest.tuning import Outcome
 
 
@@ -261,6 +262,32 @@ def _print_ranking(outcome: Outcome, metric: str, top: int, with_oos: bool) -> N
         typer.echo(line)
     for combo, why in outcome.skipped[:5]:
         typer.echo(f"  skipped {_fmt(combo)}: {why}")
+    for away in outcome.away:
+        typer.echo(f"  {_away(away, datetime.now(UTC))}")
+
+
+def _away(away: Away, now: datetime) -> str:
+    """What is known of a running trial whose process is on another machine: when it was last heard from."""
+    from core.backtest.studies import BEAT_S
+
+    where = f"trial {away.number} runs on {away.host}"
+    if away.heard is None:
+        return f"{where}; it cannot be checked from here and wrote no sign of life (an older version); not counted"
+    silent = max(timedelta(0), now - away.heard)
+    ago = _duration(silent)
+    if silent.total_seconds() <= 3 * BEAT_S:
+        return f"{where}, last heard from {ago} ago; not counted until it finishes"
+    return (f"{where}, not heard from for {ago} (a running trial is heard from every {BEAT_S:g} s): its process has "
+            "most likely stopped, which cannot be checked from here, so it is left as it is; not counted")
+
+
+def _duration(span: timedelta) -> str:
+    seconds = int(span.total_seconds())
+    if seconds < 120:
+        return f"{seconds} s"
+    if seconds < 7200:
+        return f"{seconds // 60} min"
+    return f"{seconds // 3600} h {seconds % 3600 // 60} min"
 
 
 def register(app: typer.Typer) -> None:

@@ -26,6 +26,8 @@ import socket
 import threading
 import time
 from collections.abc import Callable, Coroutine, Iterable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urlsplit, urlunsplit
@@ -40,6 +42,8 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 JOURNAL_TABLE = "tradectl_optuna_journal"
+ALIVE = "alive_at"  # a running trial's last sign of life, written every BEAT_S seconds
+BEAT_S = 30.0
 CONNECT_TIMEOUT_S = 10
 SQLITE_CREATE_TRIES = 5
 SYNC_DRIVERS = (("psycopg2", "psycopg2"), ("psycopg", "psycopg"), ("pg8000", "pg8000"))  # (module, dialect)
@@ -280,7 +284,7 @@ def fail_lost_trials(url: str, name: str, params: set[str], say: Callable[[str],
     """Mark FAIL the running trials of study ``name`` whose process on this machine is gone (killed,
     crashed, the machine stopped), saying so, and queue their sets to be run again (``params``: the names a
     complete set has); a trial of another machine is left as it is (its process may well be running) and
-    counted as running."""
+    counted as running (see :func:`away`)."""
     optuna = require_optuna()
     me = _machine()
     if me is None:
@@ -305,6 +309,59 @@ def fail_lost_trials(url: str, name: str, params: set[str], say: Callable[[str],
                 f"runs again: {', '.join(f'{k}={v}' for k, v in t.params.items())}")
     finally:
         close()
+
+
+@dataclass(frozen=True, slots=True)
+class Away:
+    """A running trial whose process is on another machine (or another boot or container of this one): it
+    cannot be checked from here, so it is never marked lost from here. ``heard``: when its process last
+    wrote that it was alive (by its own clock; None for a trial of a version that did not)."""
+
+    number: int
+    host: str
+    heard: datetime | None
+
+
+def away(trial: FrozenTrial) -> Away | None:
+    """``trial`` (running) as :class:`Away` when its process cannot be checked from this process, else None."""
+    machine, _, _ = str(trial.user_attrs.get("process", "")).rpartition(":")
+    me = _machine()
+    if machine and machine == me:
+        return None
+    host = machine.split("/", 1)[0] or str(trial.user_attrs.get("worker", "")).rpartition(":")[0]
+    try:
+        heard: datetime | None = datetime.fromisoformat(str(trial.user_attrs[ALIVE]))
+    except (KeyError, ValueError):
+        heard = None
+    return Away(trial.number, host or "an unknown machine", heard)
+
+
+@contextlib.contextmanager
+def beating(study: Study, trial_id: int, every: float = BEAT_S) -> Iterator[None]:
+    """While a trial runs, write the time (UTC) to it every ``every`` seconds: a run on another machine
+    cannot check the trial's process, but can say how long it has not been heard from. Optuna's own
+    heartbeat is not used: its relational storage alone has one (not the journal), and it marks a trial
+    failed once silent for a grace period, which would fail the trial of a machine that was only
+    suspended, and stop that machine's run when it resumes."""
+    storage = study._storage
+    stop = threading.Event()
+
+    def beat() -> None:
+        while True:
+            try:
+                storage.set_trial_user_attr(trial_id, ALIVE, datetime.now(UTC).isoformat(timespec="seconds"))
+            except Exception:  # noqa: BLE001 - finished meanwhile, or the storage failed: the trial's own writes say so
+                return
+            if stop.wait(every):
+                return
+
+    thread = threading.Thread(target=beat, name="trial-beat", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join(timeout=every)
 
 
 def stamp_process(study: Study, trial: FrozenTrial) -> None:

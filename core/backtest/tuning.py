@@ -49,7 +49,16 @@ import numpy as np
 from core.backtest.data import Bars, to_arrays
 from core.backtest.model import RunSpec
 from core.backtest.stats import METRICS, BacktestStats, compute
-from core.backtest.studies import fail_lost_trials, open_storage, require_optuna, stamp_process, study_lock
+from core.backtest.studies import (
+    Away,
+    away,
+    beating,
+    fail_lost_trials,
+    open_storage,
+    require_optuna,
+    stamp_process,
+    study_lock,
+)
 from core.backtest.tune import Runner, Value, parse_value, with_params
 from core.settings.config import Settings
 from exchanges.errors import TradectlError
@@ -278,6 +287,7 @@ class Outcome:
     repeats: int = 0  # complete trials of a set already complete in another trial
     failed: int = 0  # lost (their process stopped) or failed
     running: int = 0  # still running, or lost on another machine: not counted
+    away: list[Away] = field(default_factory=list)  # the running ones whose process cannot be checked from here
     skipped: list[tuple[dict[str, Value], str]] = field(default_factory=list)
     ran: int = 0  # trials this run ran
     exhausted: bool = False  # the grid had fewer untried combinations than the run was asked for
@@ -318,21 +328,27 @@ def make_objective(settings: Settings, bars: Bars, spec: RunSpec, plan: Plan,
                 trial.set_user_attr("repeat_of", done.number)
                 return done.value
         try:
-            run_settings = settings_for(settings, plan.space.strategy, params)
-            for step, end in enumerate(ends):
-                score, stats = _score(bars if end == n else cut(bars, 0, end), run_settings, spec, runner, plan.metric)
-                if end == n:
-                    break
-                trial.report(score, step)
-                if trial.should_prune():
-                    trial.set_user_attr("pruned_at", f"{step + 1}/{len(ends)}")
-                    raise optuna.TrialPruned()
+            with beating(trial.study, trial._trial_id):
+                score, stats = run(trial, params)
         except StrategyConfigError as exc:
             trial.set_user_attr("skipped", str(exc))
             raise optuna.TrialPruned() from None
         for key, value in _stat_attrs(stats).items():
             trial.set_user_attr(key, value)
         return score if stats.trades >= plan.min_trades else -math.inf
+
+    def run(trial: Trial, params: dict[str, Value]) -> tuple[float, BacktestStats]:
+        """The metric and statistics over the whole in-sample window; TrialPruned when a part is hopeless."""
+        run_settings = settings_for(settings, plan.space.strategy, params)
+        for step, end in enumerate(ends):
+            score, stats = _score(bars if end == n else cut(bars, 0, end), run_settings, spec, runner, plan.metric)
+            if end == n:
+                break
+            trial.report(score, step)
+            if trial.should_prune():
+                trial.set_user_attr("pruned_at", f"{step + 1}/{len(ends)}")
+                raise optuna.TrialPruned()
+        return score, stats
 
     return objective
 
@@ -660,6 +676,9 @@ def _rank(settings: Settings, windows: Windows, spec: RunSpec, plan: Plan, runne
             out.failed += 1
         elif t.state == state.RUNNING:
             out.running += 1
+            elsewhere = away(t)
+            if elsewhere is not None:
+                out.away.append(elsewhere)
     out.repeats = out.complete - len(finished)
     finished.sort(key=lambda t: (-(t.value if t.value is not None else -math.inf), t.number))
     if windows.out_of_sample is not None:

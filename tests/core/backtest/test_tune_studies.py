@@ -5,12 +5,14 @@ cannot be reached, and hostile names and grids."""
 from __future__ import annotations
 
 import os
+import re
 import signal
 import socket
 import subprocess
 import sys
 import time
 import tomllib
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -258,6 +260,69 @@ def test_a_worker_killed_before_its_trial_drew_a_set_is_lost_too(tmp_path: Path)
     trials = _trials(url, "early")
     assert [t.state.name for t in trials] == ["COMPLETE", "FAIL", "COMPLETE"] and trials[1].params == {}
     assert "still running" not in run.stdout and "1 trial failed or lost (not counted)" in run.stdout
+
+
+def test_a_trial_running_on_another_machine_says_when_it_was_last_heard_from(tmp_path: Path) -> None:
+    """A trial of another machine cannot be checked from here: it was shown as 'still running' alike whether
+    its process wrote a second ago or died hours ago. Each running trial now writes the time every 30 s; a
+    run elsewhere says how long it has not been heard from, and still leaves the trial as it is."""
+    from datetime import UTC, datetime, timedelta
+
+    from core.backtest.tuning import Plan, open_study, parse_space
+
+    url = f"sqlite:///{tmp_path / 'studies.db'}"
+    args = [*DATA, *WIDE, "--study", "far", "--storage", url, "--dry-run", "--chunks", "1", "--trials", "1"]
+    assert _tune(tmp_path, *args).returncode == 0
+    plan = Plan(space=parse_space([WIDE[1], WIDE[3]]), metric="return", study="far", storage=url, trials=1)
+    study, close, _ = open_study(plan, {})
+    try:  # two trials as a worker on another machine leaves them: running, its process not this machine's
+        for silent in (timedelta(hours=2, seconds=30), timedelta(0)):
+            trial = study.ask()
+            trial.set_user_attr("process", "far-host/8c0f1ad2-boot/pid:[4026531836]:4242")
+            trial.set_user_attr("alive_at", (datetime.now(UTC) - silent).isoformat(timespec="seconds"))
+    finally:
+        close()
+    run = _tune(tmp_path, *args)
+    assert run.returncode == 0, run.stderr
+    assert "2 trials still running (not counted)" in run.stdout
+    assert ("  trial 1 runs on far-host, not heard from for 2 h 0 min (a running trial is heard from every 30 s): "
+            "its process has most likely stopped, which cannot be checked from here, so it is left as it is; "
+            "not counted\n") in run.stdout
+    assert re.search(r"^  trial 2 runs on far-host, last heard from \d+ s ago; not counted until it finishes$",
+                     run.stdout, re.MULTILINE), run.stdout
+    trials = _trials(url, "far")
+    assert [t.state.name for t in trials] == ["COMPLETE", "RUNNING", "RUNNING", "COMPLETE"]
+    assert all("alive_at" in trials[n].user_attrs for n in (0, 3))  # this version's trials are heard from
+
+
+def test_a_trial_is_heard_from_while_it_runs_and_no_longer_once_it_ends(tmp_path: Path) -> None:
+    import optuna
+
+    from core.backtest.studies import beating, open_storage
+
+    storage, close = open_storage(f"sqlite:///{tmp_path / 'studies.db'}")
+    try:
+        study = optuna.create_study(study_name="beat", storage=storage)
+        trial = study.ask()
+
+        def heard() -> str | None:
+            return storage.get_trial(trial._trial_id).user_attrs.get("alive_at")
+
+        def wait_for(pred: Callable[[], bool]) -> None:
+            deadline = time.monotonic() + 10
+            while not pred():
+                assert time.monotonic() < deadline, "not heard from"
+                time.sleep(0.02)
+
+        with beating(study, trial._trial_id, every=0.05):
+            wait_for(lambda: heard() is not None)
+            first = heard()
+            wait_for(lambda: heard() != first)  # written again (the time has a resolution of a second)
+        last = heard()
+        time.sleep(1.1)
+        assert heard() == last
+    finally:
+        close()
 
 
 def test_ctrl_c_stops_a_run_of_several_jobs_without_tracebacks(tmp_path: Path) -> None:
