@@ -107,7 +107,11 @@ class Summary:
         """The holes' missing open times within ``[lo, hi)``, as ``[from, to)`` ranges."""
         span = timedelta(seconds=self.timeframe_s)
         out = []
-        for after, n in self.holes:
+        # from the last hole starting before lo (holes do not overlap, so none before it reaches lo)
+        for at in range(max(bisect.bisect_left(self.holes, (lo,)) - 1, 0), len(self.holes)):
+            after, n = self.holes[at]
+            if after >= hi:
+                break
             a, b = max(after + span, lo), min(after + span * (n + 1), hi)
             if a < b:
                 out.append((a, b))

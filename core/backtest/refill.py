@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import bisect
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -62,12 +63,21 @@ def _epoch(ts: datetime) -> int:
     return int(ts.timestamp())
 
 
-def _tries(record: Record, lo: datetime, hi: datetime) -> int:
-    keys = sorted(record)
+def _tries(record: Record, keys: list[tuple[int, int]], lo: datetime, hi: datetime) -> int:
     at = bisect.bisect_right(keys, (_epoch(lo), 2**62)) - 1  # the last entry starting at or before lo
     if at >= 0 and keys[at][1] >= _epoch(hi):
         return record[keys[at]]
     return 0
+
+
+def _overlaps(ranges: list[tuple[int, int]]) -> Callable[[tuple[int, int]], bool]:
+    """Whether a range overlaps one of ``ranges`` (sorted, not overlapping each other)."""
+    starts = [a for a, _ in ranges]
+
+    def test(key: tuple[int, int]) -> bool:
+        at = bisect.bisect_left(starts, key[1]) - 1  # the last range starting before key ends
+        return at >= 0 and ranges[at][1] > key[0]
+    return test
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,8 +90,9 @@ class Plan:
 def plan(summary: Summary, lo: datetime, hi: datetime, record: Record, reach: datetime | None) -> Plan:
     """The holes inside ``[lo, hi)``: to ask again, settled, or out of the venue's reach."""
     ask, settled, far = [], [], []
+    keys = sorted(record)
     for a, b in summary.missing(lo, hi):
-        hole = Hole(a, b, _tries(record, a, b))
+        hole = Hole(a, b, _tries(record, keys, a, b))
         if reach is not None and b <= reach:
             far.append(hole)
         elif hole.tries >= REFILL_TRIES:
@@ -149,8 +160,8 @@ def conclude(the_plan: Plan, after: Summary, record: Record, venue: str) -> tupl
     tf = after.timeframe_s
     still: list[Hole] = []
     refilled = 0
-    kept = {k: t for k, t in record.items()
-            if not any(_epoch(h.lo) < k[1] and k[0] < _epoch(h.hi) for h in the_plan.ask)}
+    asked = _overlaps([(_epoch(h.lo), _epoch(h.hi)) for h in the_plan.ask])
+    kept = {k: t for k, t in record.items() if not asked(k)}  # the asked holes' entries are made anew
     for hole in the_plan.ask:
         left = [Hole(a, b, hole.tries + 1) for a, b in after.missing(hole.lo, hole.hi)]
         refilled += hole.candles(tf) - sum(h.candles(tf) for h in left)
@@ -158,13 +169,7 @@ def conclude(the_plan: Plan, after: Summary, record: Record, venue: str) -> tupl
         kept.update(((_epoch(h.lo), _epoch(h.hi)), h.tries) for h in left)
     # an entry no hole of the file overlaps any more (filled by a later download) goes
     everything = after.missing(datetime.fromtimestamp(0, UTC), datetime.max.replace(tzinfo=UTC))
-    starts = [_epoch(a) for a, _ in everything]
-    ends = [_epoch(b) for _, b in everything]
-
-    def open_hole(key: tuple[int, int]) -> bool:
-        at = bisect.bisect_left(starts, key[1]) - 1
-        return at >= 0 and ends[at] > key[0]
-
+    open_hole = _overlaps([(_epoch(a), _epoch(b)) for a, b in everything])
     kept = {k: t for k, t in kept.items() if open_hole(k)}
     return Refill(timeframe_s=tf, venue=venue, asked=the_plan.ask, refilled=refilled, still=tuple(still),
                   settled=the_plan.settled, out_of_reach=the_plan.out_of_reach), kept
