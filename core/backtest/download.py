@@ -160,7 +160,7 @@ def _check_writable(path: Path) -> None:
 def _signature(path: Path) -> tuple[int, int, int] | None:
     try:
         st = path.stat()
-    except FileNotFoundError:
+    except (FileNotFoundError, NotADirectoryError):
         return None
     return st.st_ino, st.st_size, st.st_mtime_ns
 
@@ -191,6 +191,7 @@ async def download(source: CandleSource, data_dir: Path, pair: str, timeframe: s
     _pair_file(pair)  # refuses a spelling before it is upper-cased into another pair
     pair = pair.upper()
     path = candle_path(data_dir, source.name, pair, timeframe)
+    seen = _signature(path)  # the file as this run last saw or wrote it (taken first: a change after it shows)
     summary = candlestore.load(path, pair, tf_s)  # DataError names the line if it was edited badly
     _check_writable(path)
     if now is None:  # a host clock running ahead (a Raspberry Pi has no battery clock) must not store a running candle
@@ -229,7 +230,7 @@ async def download(source: CandleSource, data_dir: Path, pair: str, timeframe: s
     pending: dict[datetime, Candle] = {}  # fetched, not yet stored
     fetched: set[datetime] = set()
     refused: list[tuple[Candle, str]] = []
-    seen, added = _signature(path), 0  # the file as this run last saw or wrote it
+    added = 0
 
     def stored(ts: datetime) -> bool:
         return summary is not None and summary.has(ts)
@@ -237,7 +238,8 @@ async def download(source: CandleSource, data_dir: Path, pair: str, timeframe: s
     def save() -> None:
         nonlocal summary, seen, added
         if _signature(path) != seen:  # another download wrote the file since: describe it as it is now
-            summary, seen = candlestore.load(path, pair, tf_s), _signature(path)
+            seen = _signature(path)
+            summary = candlestore.load(path, pair, tf_s)
         for ts in [ts for ts in pending if stored(ts)]:
             del pending[ts]
         if not pending:
@@ -245,7 +247,7 @@ async def download(source: CandleSource, data_dir: Path, pair: str, timeframe: s
         try:
             with locked(path):  # two downloads of one file (a scheduled one and one by hand) merge in turn
                 if _signature(path) != seen:  # another download wrote the file since: keep its rows
-                    summary = candlestore.load(path, pair, tf_s)
+                    summary = candlestore.load(path, pair, tf_s)  # (write() checks its digest again)
                 new = sorted((c for ts, c in pending.items() if not stored(ts)), key=lambda c: c.ts)
                 if new:
                     summary, n = candlestore.write(path, summary, new, pair, tf_s)
