@@ -78,7 +78,7 @@ async def collect(engine: Engine, db: Database, series: tuple[Bars, ...], spec: 
     async with db.session() as s:
         rows = (await s.exec(select(PositionRow).where(col(PositionRow.status).in_(("open", "closed")))
                              .order_by(col(PositionRow.id)))).all()
-        points = await accounting.equity_points(s)
+    points = engine.books.kept_marks()
     start = start_equity(settings, series)
     end = points[-1][1] if points else start
     snap_ts = np.fromiter((int(t.timestamp()) for t, _ in points), dtype=np.int64, count=len(points))

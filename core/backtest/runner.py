@@ -6,6 +6,8 @@ model, fees, slippage, volume-share partial fills) and a :class:`~exchanges.repl
 full speed advancing a :class:`~exchanges.clock.SimClock`. Each run gets a fresh SQLite database in
 a temporary directory, deleted afterwards; results are read back from that database through the
 engine's own accounting, so what the backtest reports is what the service would have recorded. The
+equity curve is the engine's own marks, one per candle, kept in memory
+(:meth:`~core.trading.books.Books.keep_marks`) rather than written as snapshots and read back. The
 paper venue keeps its own state in memory (:class:`~exchanges.paper.store.MemoryPaperStore`): it
 lives as long as the run.
 
@@ -210,7 +212,7 @@ async def _drive(settings: Settings, db: Database, series: tuple[Bars, ...], spe
                           inline_scan=True)
     await engine.start()  # loads state and markets, recovers (nothing, in a new database)
     await engine.stop()   # ... and the run drives on_candle itself (see the module docstring)
-    engine.books.buffer_marks()
+    engine.books.keep_marks()
     pauses: list[Pause] = []
     tz = ZoneInfo(settings.service.timezone)
     done = 0
@@ -232,7 +234,6 @@ async def _drive(settings: Settings, db: Database, series: tuple[Bars, ...], spe
         done += 1
         if progress is not None and not done % 256:
             progress.update(done)
-    await engine.books.flush_marks()
     if progress is not None:
         progress.update(done)
         progress.close()

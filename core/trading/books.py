@@ -9,7 +9,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 
-from sqlalchemy import insert
 from sqlmodel import select
 
 from core.settings.settings_models import TradingSettings
@@ -22,10 +21,8 @@ from exchanges.base import Balance, Candle, Exchange
 from exchanges.clock import Clock
 from persistence.db import Database
 from persistence.models import EquitySnapshot, PositionRow, RuntimeValue
-from persistence.upsert import table_of, upsert
 
 ZERO = Decimal(0)
-FLUSH_EVERY = 10_000  # buffered marks written at once (see Books.buffer_marks)
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,32 +87,28 @@ class Books:
         self.counters = counters
         self._tally: _Tally | None = None
         self._day_start: tuple[datetime, Decimal] | None = None
+        self._day_span: tuple[datetime, datetime] | None = None  # the current day's start and the next's
         self._peak_equity = ZERO
-        self._buffer: list[dict[str, object]] | None = None  # marks not yet written (buffer_marks)
-        self._cursors: dict[str, datetime] = {}  # the replay cursor per pair while buffering
+        self._kept: list[tuple[datetime, Decimal]] | None = None  # the marks, when kept in memory (keep_marks)
+        self._cursors: dict[str, datetime] = {}  # the last candle marked per pair, while keeping marks
 
-    def buffer_marks(self) -> None:
-        """Keep each candle's equity snapshot and replay cursor in memory, written every
-        :data:`FLUSH_EVERY` candles and by :meth:`flush_marks`.
+    def keep_marks(self) -> None:
+        """Keep each candle's equity mark in memory (:meth:`kept_marks`) instead of writing a snapshot and the
+        replay cursor to the database.
 
-        For backtests only: their database is thrown away when the run dies, so a commit per candle
-        buys nothing. The service never buffers: a restart resumes the replay after the last stored
-        cursor, which must be the last candle whose effects were stored (fills, orders and positions
-        are written as they happen either way)."""
-        if self._buffer is None:
-            self._buffer = []
+        For backtests only: their database is thrown away after the run, which reads its equity curve
+        from here, so writing 20,000 snapshots to read them back buys nothing. The service never does
+        this: a restart resumes the replay after the last stored cursor, which must be the last candle
+        whose effects were stored (fills, orders and positions are written as they happen either way),
+        and /pnl, the reports and the charts read the stored snapshots."""
+        if self._kept is None:
+            self._kept = []
 
-    async def flush_marks(self) -> None:
-        """Write the buffered snapshots and the cursors in one transaction (nothing when not buffering)."""
-        if not self._buffer:
-            return
-        rows, self._buffer = self._buffer, []
-        now = self.clock.now()
-        async with self.db.begin() as conn:
-            await conn.execute(insert(table_of(EquitySnapshot)), rows)
-            for pair, ts in self._cursors.items():
-                await conn.execute(upsert(self.db.dialect, RuntimeValue, {
-                    "key": f"last_candle:{pair}", "value": ts.isoformat(), "updated_at": now}, ("key",)))
+    def kept_marks(self) -> list[tuple[datetime, Decimal]]:
+        """The marks kept since :meth:`keep_marks`, oldest first: (time of the mark, equity)."""
+        if self._kept is None:
+            raise RuntimeError("marks are stored in the database, not kept: see keep_marks")
+        return self._kept
 
     async def equity(self, balances: Mapping[str, Balance] | None = None) -> Decimal:
         balances = balances if balances is not None else await self.venue.balances()
@@ -168,27 +161,33 @@ class Books:
         quote = self.trading.quote
         cash = balances[quote].total if quote in balances else ZERO
         now = self.clock.now()
-        if self._buffer is not None:
-            self._buffered_mark(candle, now, equity, cash)
-            if len(self._buffer) >= FLUSH_EVERY:
-                await self.flush_marks()
+        if self._kept is not None:
+            self._kept_mark(candle, now, equity)
         else:
             await self._stored_mark(candle, now, equity, cash)
         self._peak_equity = max(self._peak_equity, equity)
-        day = accounting.period_start(now, "day", self.tz)
+        day = self._day_of(now)
         if self._day_start is None or self._day_start[0] != day:
             self._day_start = (day, equity)
         return Mark(equity, self._day_start[1], self._peak_equity)
 
-    def _buffered_mark(self, candle: Candle | None, now: datetime, equity: Decimal, cash: Decimal) -> None:
-        assert self._buffer is not None
+    def _day_of(self, now: datetime) -> datetime:
+        """The start of the service's day holding ``now`` (computed once a day, not once a candle)."""
+        span = self._day_span
+        if span is None or not span[0] <= now < span[1]:
+            span = self._day_span = (accounting.period_start(now, "day", self.tz),
+                                     accounting.period_start(now, "day", self.tz, back=-1))
+        return span[0]
+
+    def _kept_mark(self, candle: Candle | None, now: datetime, equity: Decimal) -> None:
+        assert self._kept is not None
         if candle is not None:
             last = self._cursors.get(candle.pair)
             if last is not None and last >= candle.ts:
                 self.counters["candle_marks_repeated"] += 1
                 return
             self._cursors[candle.pair] = candle.ts
-        self._buffer.append({"ts": now, "equity": equity, "cash": cash, "positions_value": equity - cash})
+        self._kept.append((now, equity))
 
     async def _stored_mark(self, candle: Candle | None, now: datetime, equity: Decimal, cash: Decimal) -> None:
         async with self.db.session() as s:

@@ -71,6 +71,9 @@ class _Bucket:
     complete_from_start: bool
 
 
+_ACCEPTED = Ingest(True)  # a candle taken that closed no higher-timeframe candle (frozen: shared)
+
+
 class MarketData:
     def __init__(
         self,
@@ -103,11 +106,10 @@ class MarketData:
 
     def add_candle(self, c: Candle) -> Ingest:
         """Validate and store one closed base-timeframe candle; returns any higher-tf candles it closed."""
-        reason = self._validate(c)
+        reason, ts = self._check(c)
         if reason:
             self.rejected[reason] += 1
             return Ingest(False, reason)
-        ts = int(c.ts.timestamp())
         buf = self._buf(c.pair, self.base_tf)
         buf.append(ts, (float(c.open), float(c.high), float(c.low), float(c.close), float(c.volume)))
         self._last_close[c.pair] = c.close
@@ -115,38 +117,41 @@ class MarketData:
         prev = self._last_update.get(c.pair)
         self._last_update[c.pair] = close_time if prev is None or close_time > prev else prev
         self.accepted += 1
+        if not self.higher:
+            return _ACCEPTED
         closed = tuple(x for tf in self.higher if (x := self._roll(c, ts, tf)) is not None)
         return Ingest(True, "", closed)
 
-    def _validate(self, c: Candle) -> str:
-        prices = (c.open, c.high, c.low, c.close)
+    def _check(self, c: Candle) -> tuple[str, int]:
+        """Why ``c`` is refused ("" when it is not), and its open time in epoch seconds."""
+        o, h, lo, cl, v = c.open, c.high, c.low, c.close, c.volume
         if c.timeframe_s != self.base_tf:
-            return "wrong timeframe"
-        if any(not p.is_finite() for p in prices) or not c.volume.is_finite():
-            return "non-finite value"
-        if any(p <= 0 for p in prices):
-            return "non-positive price"
-        if c.volume < 0:
-            return "negative volume"
-        if c.high < c.low or not (c.low <= c.open <= c.high and c.low <= c.close <= c.high):
-            return "inconsistent high/low"
+            return "wrong timeframe", 0
+        if not (o.is_finite() and h.is_finite() and lo.is_finite() and cl.is_finite() and v.is_finite()):
+            return "non-finite value", 0
+        if o <= 0 or h <= 0 or lo <= 0 or cl <= 0:
+            return "non-positive price", 0
+        if v < 0:
+            return "negative volume", 0
+        if h < lo or not (lo <= o <= h and lo <= cl <= h):
+            return "inconsistent high/low", 0
         if c.ts.tzinfo is None:
-            return "naive timestamp"
+            return "naive timestamp", 0
         ts = int(c.ts.timestamp())
         if ts % self.base_tf:
-            return "misaligned timestamp"
+            return "misaligned timestamp", ts
         last = self._buf(c.pair, self.base_tf).last_ts()
         if last is not None:
             if ts == last:
-                return "duplicate candle"
+                return "duplicate candle", ts
             if ts < last:
-                return "out-of-order candle"
+                return "out-of-order candle", ts
         prev = self._last_close.get(c.pair)
         if prev is not None and self.outlier_max_move is not None:
-            move = abs(c.close / prev - 1)
+            move = abs(cl / prev - 1)
             if move > self.outlier_max_move:
-                return "outlier move"
-        return ""
+                return "outlier move", ts
+        return "", ts
 
     def _roll(self, c: Candle, ts: int, tf: int) -> Candle | None:
         start = ts - ts % tf
