@@ -27,7 +27,8 @@ A repeated parameter set reuses the earlier trial's value instead of running aga
 process died on this machine is marked failed ("lost") by the next run, which runs its set again
 (:func:`~core.backtest.studies.fail_lost_trials`).
 
-Optuna is imported only here and in :mod:`core.backtest.studies`, and only when a study runs.
+Optuna is imported only here, in :mod:`core.backtest.samplers` and in :mod:`core.backtest.studies`, and
+only when a study runs.
 """
 
 from __future__ import annotations
@@ -48,17 +49,9 @@ import numpy as np
 
 from core.backtest.data import Bars, to_arrays
 from core.backtest.model import RunSpec
+from core.backtest.samplers import median_pruner, per_trial_tpe, stamped_grid, untried
 from core.backtest.stats import METRICS, BacktestStats, compute
-from core.backtest.studies import (
-    Away,
-    away,
-    beating,
-    fail_lost_trials,
-    open_storage,
-    require_optuna,
-    stamp_process,
-    study_lock,
-)
+from core.backtest.studies import Away, away, beating, fail_lost_trials, open_storage, require_optuna, study_lock
 from core.backtest.tune import Runner, Value, parse_value, with_params
 from core.settings.config import Settings
 from exchanges.errors import TradectlError
@@ -387,51 +380,6 @@ def progress_callback(plan: Plan, say: Say) -> Callable[[Study, FrozenTrial], No
     return done
 
 
-def trial_seed(seed: int, number: int) -> int:
-    """The sampler seed of trial ``number``: from the run's seed and the trial's place in the study."""
-    return int(np.random.SeedSequence([seed, number]).generate_state(1)[0])
-
-
-def _tpe_per_trial(seed: int) -> Any:
-    """TPE whose randomness for trial n comes from ``trial_seed(seed, n)``.
-
-    One seeded sampler per process would draw the same sets again in every process given the seed: a run
-    resuming a study, or a second machine joining it with the default seed, repeats the sets already
-    drawn instead of searching. Trial numbers are unique in a study, so each trial draws its own; a new
-    study run by one process is still repeated exactly from its seed."""
-    optuna = require_optuna()
-    base: Any = optuna.samplers.BaseSampler  # imported here only: Optuna is loaded by tune alone
-
-    class PerTrialTPE(base):  # type: ignore[misc]  # a subclass of Any: the class comes from the lazy import
-        def __init__(self) -> None:
-            self._samplers: dict[int, Any] = {}
-
-        def _of(self, trial: FrozenTrial) -> Any:
-            if trial.number not in self._samplers:
-                self._samplers[trial.number] = optuna.samplers.TPESampler(seed=trial_seed(seed, trial.number))
-            return self._samplers[trial.number]
-
-        def infer_relative_search_space(self, study: Study, trial: FrozenTrial) -> Any:
-            return self._of(trial).infer_relative_search_space(study, trial)
-
-        def sample_relative(self, study: Study, trial: FrozenTrial, search_space: Any) -> Any:
-            return self._of(trial).sample_relative(study, trial, search_space)
-
-        def sample_independent(self, study: Study, trial: FrozenTrial, param_name: str, distribution: Any) -> Any:
-            return self._of(trial).sample_independent(study, trial, param_name, distribution)
-
-        def before_trial(self, study: Study, trial: FrozenTrial) -> None:
-            stamp_process(study, trial)
-            self._of(trial).before_trial(study, trial)
-
-        def after_trial(self, study: Study, trial: FrozenTrial, state: Any, values: Any) -> None:
-            sampler = self._samplers.pop(trial.number, None)
-            if sampler is not None:
-                sampler.after_trial(study, trial, state, values)
-
-    return PerTrialTPE()
-
-
 def exhaustive(plan: Plan) -> int | None:
     """The grid's size when the plan tries every combination of it (a grid of listed values no larger than
     the trials asked), else None (TPE)."""
@@ -443,26 +391,11 @@ def _sampler(plan: Plan, grid_seed: int) -> tuple[Any, str]:
     """The grid's order comes from the seed the study was created with (``grid_seed``): Optuna gives trial
     n the n-th combination of that order, so every process of the study must share it, or two processes
     run one combination twice and skip another."""
-    optuna = require_optuna()
     size = exhaustive(plan)
     if size is not None:
-        grid: Any = optuna.samplers.GridSampler
-
-        class StampedGrid(grid):  # type: ignore[misc]  # a subclass of Any: the class comes from the lazy import
-            def before_trial(self, study: Study, trial: FrozenTrial) -> None:
-                stamp_process(study, trial)
-                # the sampler picks among the combinations no trial has taken, then writes its pick: two
-                # processes picking at once could take the same one and leave another for later
-                with study_lock(plan.storage, plan.study):
-                    super().before_trial(study, trial)
-
-        return StampedGrid(plan.space.grid(), seed=grid_seed), f"every combination of the grid ({size})"
-    return _tpe_per_trial(plan.seed), f"TPE, seed {plan.seed}"
-
-
-def _pruner() -> Any:
-    optuna = require_optuna()
-    return optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=0)
+        sampler = stamped_grid(plan.space.grid(), grid_seed, plan.storage, plan.study)
+        return sampler, f"every combination of the grid ({size})"
+    return per_trial_tpe(plan.seed), f"TPE, seed {plan.seed}"
 
 
 # what a study is joined with only when equal (the trials' results would not be comparable), as named
@@ -503,7 +436,7 @@ def open_study(plan: Plan, attrs: dict[str, str],
                 raise ValueError(f"study {plan.study!r} was made with other {label}: it has {what}; "
                                  "pick another --study name")
         sampler, label = _sampler(plan, int(known.get("grid_seed", plan.seed)))
-        study = optuna.load_study(study_name=plan.study, storage=storage, sampler=sampler, pruner=_pruner())
+        study = optuna.load_study(study_name=plan.study, storage=storage, sampler=sampler, pruner=median_pruner())
     except BaseException:
         close()
         raise
@@ -511,17 +444,6 @@ def open_study(plan: Plan, attrs: dict[str, str],
 
 
 # -- running the study --------------------------------------------------------------------------------
-
-
-def _untried(study: Study, size: int) -> int:
-    """How many trials a grid study can still give: combinations no trial has taken (finished or running),
-    and sets queued to run again (a lost trial's)."""
-    optuna = require_optuna()
-    state = optuna.trial.TrialState
-    trials = study.get_trials(deepcopy=False)
-    taken = {t.system_attrs["grid_id"] for t in trials
-             if "grid_id" in t.system_attrs and (t.state.is_finished() or t.state == state.RUNNING)}
-    return size - len(taken) + sum(1 for t in trials if t.state == state.WAITING)
 
 
 def _trials_left(plan: Plan) -> int:
@@ -533,7 +455,7 @@ def _trials_left(plan: Plan) -> int:
     optuna = require_optuna()
     storage, close = open_storage(plan.storage)
     try:
-        return min(plan.trials, _untried(optuna.load_study(study_name=plan.study, storage=storage), size))
+        return min(plan.trials, untried(optuna.load_study(study_name=plan.study, storage=storage), size))
     finally:
         close()
 
@@ -551,13 +473,13 @@ def _work(plan: Plan, attrs: dict[str, str], objective: Callable[[Trial], float]
         ran += 1
 
     def stop_when_taken(study: Study, _: FrozenTrial) -> None:
-        if size is not None and _untried(study, size) <= 0:
+        if size is not None and untried(study, size) <= 0:
             study.stop()
 
     try:
         callbacks = [progress_callback(plan, say), counted]
         if size is not None:
-            trials = min(trials, _untried(study, size))
+            trials = min(trials, untried(study, size))
             callbacks.append(stop_when_taken)
         if trials > 0:
             study.optimize(objective, n_trials=trials, callbacks=callbacks)

@@ -57,9 +57,12 @@ def _terms(fee: str) -> dict[str, str]:
             "settings": json.dumps({"paper.taker_fee": fee})}
 
 
-def _join(url: str, fee: str, first: bool, both_read: Any, first_read_back: Any, results: Any) -> None:
-    from core.backtest.studies import open_storage
+def _join(url: str, fee: str, first: bool, ready: Any, both_read: Any, first_read_back: Any, results: Any) -> None:
+    from core.backtest.studies import open_storage, require_optuna
     from core.backtest.tuning import Plan, open_study, parse_space
+
+    require_optuna()
+    ready.wait(60)  # both imported: they start together
 
     def opener(storage_url: str) -> tuple[Any, Callable[[], None]]:
         storage, close = open_storage(storage_url)
@@ -78,16 +81,19 @@ def _join(url: str, fee: str, first: bool, both_read: Any, first_read_back: Any,
 def _race(url: str) -> None:
     from core.backtest.studies import open_storage, require_optuna
 
-    optuna = require_optuna()  # imported once, before the processes fork
+    optuna = require_optuna()
     open_storage(url)[1]()  # the storage's tables exist: the race is over the study alone
-    context = multiprocessing.get_context("fork")
-    both_read, first_read_back, results = context.Barrier(2), context.Event(), context.Queue()
-    procs = [context.Process(target=_join, args=(url, fee, fee == "0.001", both_read, first_read_back, results))
-             for fee in ("0.001", "0.002")]
+    # spawned, not forked: a child forked after this process had connected to PostgreSQL once hung in
+    # asyncpg's connect, creating its SSL context; a spawned one starts clean
+    context = multiprocessing.get_context("spawn")
+    ready, both_read = context.Barrier(2), context.Barrier(2)
+    first_read_back, results = context.Event(), context.Queue()
+    procs = [context.Process(target=_join, args=(url, fee, fee == "0.001", ready, both_read, first_read_back,
+                                                 results)) for fee in ("0.001", "0.002")]
     for proc in procs:
         proc.start()
     for proc in procs:
-        proc.join(timeout=60)
+        proc.join(timeout=120)
     assert [proc.exitcode for proc in procs] == [0, 0]
     outcome = dict(results.get(timeout=5) for _ in procs)
     made = [fee for fee, result in outcome.items() if result == "made"]
