@@ -150,36 +150,33 @@ def _open_sqlite(optuna: Any, url: str) -> tuple[BaseStorage, Callable[[], None]
 
 class _PgSession:
     """One asyncpg connection to ``dsn`` for synchronous callers: asyncpg is asynchronous and Optuna calls
-    synchronously, so the connection lives on a private event loop in a daemon thread and each call waits
-    for its result. Calls are serialised (one connection)."""
+    synchronously, so each call runs the connection's private event loop until its result, in the calling
+    thread; calls are serialised (one connection). Not callable from a thread whose own event loop runs.
 
-    def __init__(self, dsn: str, name: str) -> None:
+    No thread of its own: ``tune --jobs`` forks its workers after the parent has used the storage, and a
+    worker forked after such a thread had run (and been stopped) could hang in its own connect, creating
+    its SSL context: 3 of 80 forked children in a probe, none of 80 without the thread."""
+
+    def __init__(self, dsn: str) -> None:
         import asyncpg  # type: ignore[import-untyped]  # asyncpg ships no type information
 
         self._lock = threading.Lock()
         self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self._loop.run_forever, name=name, daemon=True)
-        self._thread.start()
         try:
             self.conn = self.call(asyncpg.connect(dsn, timeout=CONNECT_TIMEOUT_S))
         except BaseException:
-            self._stop()
+            self._loop.close()
             raise
 
     def call(self, coro: Coroutine[Any, Any, T]) -> T:
         with self._lock:
-            return asyncio.run_coroutine_threadsafe(coro, self._loop).result()
+            return self._loop.run_until_complete(coro)
 
     def close(self) -> None:
         try:
             self.call(self.conn.close())
         finally:
-            self._stop()
-
-    def _stop(self) -> None:
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(timeout=5)
-        self._loop.close()
+            self._loop.close()
 
 
 class PostgresJournal:
@@ -190,7 +187,7 @@ class PostgresJournal:
     """
 
     def __init__(self, dsn: str) -> None:
-        self._pg = _PgSession(dsn, "optuna-journal")
+        self._pg = _PgSession(dsn)
         try:
             self._pg.call(self._create_table())
         except BaseException:
@@ -248,7 +245,7 @@ def study_lock(url: str, name: str) -> Iterator[None]:
         with locked(Path(path)):
             yield
         return
-    session = _PgSession(f"postgresql://{url.split('://', 1)[1]}", "study-lock")
+    session = _PgSession(f"postgresql://{url.split('://', 1)[1]}")
     try:
         session.call(session.conn.execute("SELECT pg_advisory_lock(hashtext($1))", f"tradectl:study:{name}"))
         yield

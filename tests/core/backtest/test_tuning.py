@@ -199,3 +199,24 @@ def test_optuna_is_imported_by_tune_alone(tmp_path: Path) -> None:
 def test_an_unknown_strategy_is_a_usage_error() -> None:
     run = runner.invoke(app, ["tune", *DATA, "--grid", "nosuch.fast=1,2", "--dry-run"])
     assert run.exit_code == 2 and "unknown strategy 'nosuch'" in run.output
+
+
+@pytest.mark.postgres
+def test_the_postgresql_study_storage_runs_no_thread_that_forked_workers_could_inherit(pg_database_url: str) -> None:
+    """The journal and the study lock ran their connection on a thread of their own; `tune --jobs` forks its
+    workers after the parent used them, and a worker forked so could hang in its own connect (in a probe,
+    3 of 80 children hung creating their SSL context). No thread is started now, open or closed."""
+    from core.backtest.studies import study_lock
+
+    def threads() -> int:
+        return len(os.listdir("/proc/self/task"))
+
+    before = threads()
+    _, close = open_storage(pg_database_url)
+    try:
+        assert threads() == before
+        with study_lock(pg_database_url, "s"):
+            assert threads() == before
+    finally:
+        close()
+    assert threads() == before
