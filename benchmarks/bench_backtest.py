@@ -43,6 +43,7 @@ import tempfile
 import time
 import tracemalloc
 import warnings
+from dataclasses import replace
 from decimal import Decimal
 from pathlib import Path
 
@@ -180,6 +181,13 @@ def engine_stage(candles: tuple, engine_bars: int) -> tuple[float, float, bool]:
     line(f"bundled real candles, 1 unit ({len(unit_run.trades)} trades)", n, t_engine_unit)
     same = [t.key() for t in unit_run.trades] == [t.key() for t in fast_run(part, True).trades]
     print(f"  identical trades (engine mode vs fast mode, 1 unit, real data): {'yes' if same else 'NO'}")
+    # the candle path alone: entries paused (the engine's warm-up) on all but the last 100 candles
+    quiet = replace(RISK, warmup=max(0, n - 100))
+    started, cpu = time.perf_counter(), time.process_time()
+    quiet_run = asyncio.run(run_engine(SETTINGS, part, quiet))
+    t_quiet, cpu_quiet = time.perf_counter() - started, time.process_time() - cpu
+    line(f"entries paused but the last 100 candles ({len(quiet_run.trades)} trades)", n, t_quiet,
+         f"({n / cpu_quiet:,.0f} per CPU second)")
     return t_engine, t_engine_unit, same
 
 
