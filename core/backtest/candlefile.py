@@ -24,6 +24,7 @@ import itertools
 import math
 import re
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
@@ -292,13 +293,20 @@ def outline(text: str, name: str, pair: str, timeframe_s: int) -> Outline:
     spacing = deltas.most_common(1)[0][0] if deltas else None
     if not fine or not header_seen or (spacing is not None and spacing != timeframe_s and step != timeframe_s):
         candles, report = parse_candles(text, name, pair, timeframe_s)  # raises DataError naming the lines
+        found, on_grid = holes_between((c.ts for c in candles), timeframe_s)
         return Outline(rows=report.rows, first=candles[0].ts if candles else None,
-                       last=candles[-1].ts if candles else None, holes=tuple(_holes_of(candles, timeframe_s)),
-                       gridded=all(int((b.ts - a.ts).total_seconds()) % timeframe_s == 0
-                                   for a, b in itertools.pairwise(candles)))
+                       last=candles[-1].ts if candles else None, holes=tuple(found), gridded=on_grid)
     return Outline(rows=count, first=first, last=last, holes=tuple(holes), gridded=gridded)
 
 
-def _holes_of(candles: tuple[Candle, ...], timeframe_s: int) -> list[tuple[datetime, int]]:
-    holes = [(a.ts, int((b.ts - a.ts).total_seconds()) // timeframe_s - 1) for a, b in itertools.pairwise(candles)]
-    return [h for h in holes if h[1] > 0]
+def holes_between(times: Iterable[datetime], timeframe_s: int) -> tuple[list[tuple[datetime, int]], bool]:
+    """The holes between consecutive open times (last candle before each, candles missing), and whether
+    every distance is a whole number of candles."""
+    holes: list[tuple[datetime, int]] = []
+    gridded = True
+    for a, b in itertools.pairwise(times):
+        seconds = int((b - a).total_seconds())
+        gridded = gridded and seconds % timeframe_s == 0
+        if (n := seconds // timeframe_s - 1) > 0:
+            holes.append((a, n))
+    return holes, gridded

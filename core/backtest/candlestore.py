@@ -19,14 +19,13 @@ from __future__ import annotations
 
 import bisect
 import hashlib
-import itertools
 import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from core.backtest.candlefile import HEADER, DataError, outline, parse_candles
+from core.backtest.candlefile import HEADER, DataError, holes_between, outline, parse_candles
 from exchanges.base import Candle
 from persistence.files import atomic_write
 
@@ -53,19 +52,6 @@ class Gaps:
             return f"{at[1]} missing from {at[0] + span:%Y-%m-%d %H:%M}"
         text = f"{self.count} ({self.missing} candles missing); first: {hole(self.first)}"
         return text + (f"; last: {hole(self.last)}" if self.count > 1 else "")
-
-
-def _holes(times: Iterable[datetime], timeframe_s: int) -> tuple[list[tuple[datetime, int]], bool]:
-    """The holes between consecutive open times, and whether every distance is a whole number of candles."""
-    holes: list[tuple[datetime, int]] = []
-    gridded = True
-    for a, b in itertools.pairwise(times):
-        seconds = int((b - a).total_seconds())
-        gridded = gridded and seconds % timeframe_s == 0
-        n = seconds // timeframe_s - 1
-        if n > 0:
-            holes.append((a, n))
-    return holes, gridded
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,7 +123,7 @@ def summary_path(path: Path) -> Path:
 
 
 def summarize(candles: Sequence[Candle], timeframe_s: int, data: bytes) -> Summary:
-    holes, gridded = _holes((c.ts for c in candles), timeframe_s)
+    holes, gridded = holes_between((c.ts for c in candles), timeframe_s)
     return Summary(timeframe_s=timeframe_s, rows=len(candles), first=candles[0].ts if candles else None,
                    last=candles[-1].ts if candles else None, holes=tuple(holes), gridded=gridded,
                    digest=hashlib.sha256(data).hexdigest(), size=len(data))
@@ -238,7 +224,7 @@ def write(path: Path, summary: Summary | None, new: Sequence[Candle], pair: str,
     if summary is not None and summary.last is not None and new[0].ts > summary.last:
         # the last row read whole (the digest matches), so a file edited without a final newline gets one
         data = old + (b"" if old.endswith((b"\n", b"\r")) else b"\n") + rows(new).encode("utf-8")
-        holes, gridded = _holes([summary.last, *(c.ts for c in new)], timeframe_s)
+        holes, gridded = holes_between([summary.last, *(c.ts for c in new)], timeframe_s)
         after = replace(summary, rows=summary.rows + len(new), last=new[-1].ts, holes=(*summary.holes, *holes),
                         gridded=summary.gridded and gridded, digest=hashlib.sha256(data).hexdigest(),
                         size=len(data))
