@@ -6,6 +6,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 from sqlmodel import select
+from sqlmodel.ext.asyncio.session import AsyncSession
 
 from core.trading import accounting
 from exchanges.base import Fill, Side
@@ -20,18 +21,24 @@ def fill(fid: str, coid: str, side: Side, qty: str, price: str, fee: str, cur: s
                 T + timedelta(minutes=minutes))
 
 
+async def round_trip(s: AsyncSession, entry_id: str, exit_id: str, qty: str) -> tuple[PositionRow, OrderRow, OrderRow]:
+    """A pending position with its entry and exit orders (market, submitted), flushed."""
+    pos = PositionRow(pair="BTC/USD", status="pending")
+    s.add(pos)
+    await s.flush()
+    entry = OrderRow(client_order_id=entry_id, venue="paper", pair="BTC/USD", side="buy", order_type="market",
+                     qty=Decimal(qty), status="submitted", purpose="entry", position_id=pos.id)
+    exit_ = OrderRow(client_order_id=exit_id, venue="paper", pair="BTC/USD", side="sell", order_type="market",
+                     qty=Decimal(qty), status="submitted", purpose="exit", position_id=pos.id)
+    s.add(entry)
+    s.add(exit_)
+    await s.flush()
+    return pos, entry, exit_
+
+
 async def test_partial_fills_and_both_fees_in_realized_pnl(db: Database) -> None:
     async with db.session() as s:
-        pos = PositionRow(pair="BTC/USD", status="pending")
-        s.add(pos)
-        await s.flush()
-        entry = OrderRow(client_order_id="e1", venue="paper", pair="BTC/USD", side="buy", order_type="market",
-                         qty=Decimal("1.0"), status="submitted", purpose="entry", position_id=pos.id)
-        exit_ = OrderRow(client_order_id="x1", venue="paper", pair="BTC/USD", side="sell", order_type="market",
-                         qty=Decimal("1.0"), status="submitted", purpose="exit", position_id=pos.id)
-        s.add(entry)
-        s.add(exit_)
-        await s.flush()
+        _, entry, exit_ = await round_trip(s, "e1", "x1", "1.0")
         # entry in two partial fills at different prices; one fill with cost 0 would be a bug source
         e1 = await accounting.apply_fill(s, "paper", fill("f1", "e1", Side.BUY, "0.4", "100", "0.104"), entry)
         e2 = await accounting.apply_fill(s, "paper", fill("f2", "e1", Side.BUY, "0.6", "101", "0.15756", minutes=1),
@@ -84,16 +91,7 @@ async def test_fee_in_base_currency_reduces_quantity(db: Database) -> None:
 async def test_prices_far_below_a_cent_keep_their_digits(db: Database) -> None:
     """PEPE/USDT trades near 0.0000007: to 1e-8 its prices would keep two significant digits."""
     async with db.session() as s:
-        pos = PositionRow(pair="BTC/USD", status="pending")
-        s.add(pos)
-        await s.flush()
-        entry = OrderRow(client_order_id="e3", venue="paper", pair="BTC/USD", side="buy", order_type="market",
-                         qty=Decimal("3000000"), status="submitted", purpose="entry", position_id=pos.id)
-        exit_ = OrderRow(client_order_id="x3", venue="paper", pair="BTC/USD", side="sell", order_type="market",
-                         qty=Decimal("3000000"), status="submitted", purpose="exit", position_id=pos.id)
-        s.add(entry)
-        s.add(exit_)
-        await s.flush()
+        pos, entry, exit_ = await round_trip(s, "e3", "x3", "3000000")
         await accounting.apply_fill(s, "paper", fill("p1", "e3", Side.BUY, "1000000", "0.0000007679", "0"), entry)
         await accounting.apply_fill(s, "paper", fill("p2", "e3", Side.BUY, "2000000", "0.0000007682", "0"), entry)
         done = await accounting.apply_fill(s, "paper", fill("p3", "x3", Side.SELL, "3000000", "0.0000007653", "0"),
